@@ -1,0 +1,400 @@
+//! Version chains: one per key, newest version first.
+//!
+//! A chain is created once, in the commit sequencer, and reached from both indexes (the
+//! ordered skiplist and the hash index, see `index.rs`); it never moves. Its nodes are
+//! linked by crossbeam-epoch atomics.
+//!
+//! # Protocol
+//!
+//! - **Install** (commit sequencer only, one thread at a time): the new node's `next` is set
+//!   to the current head while the node is still private, then `head` is stored with
+//!   `Release`. Readers load `head` and `next` with `Acquire`, so a reader that reaches a node
+//!   sees all of its fields. Only committed versions are ever linked.
+//! - **Read**: a reader at version `v` walks from the head and stops at the first node whose
+//!   version is `<= v`. It never waits and never writes.
+//! - **Prune** (garbage collector only, one at a time): given a horizon `h` that no
+//!   registered reader is below (see `watermark.rs`), the collector keeps every node down to
+//!   the newest one at or below `h` (and at least `keep_last` nodes), swaps the `next` of the
+//!   last kept node to null, and retires what hung below it with `defer_destroy`. A reader
+//!   at `v >= h` stops at or before the last kept node, so it never needs a cut node; a reader
+//!   already walking the cut part (a history walk) holds a guard pinned before the cut, so
+//!   the memory stays valid until it is done.
+//! - **Drop**: when the last `Arc` of a chain goes, nothing can reach it any more; its nodes
+//!   are freed directly.
+//!
+//! The committer writes only `head`; the collector writes only the `next` of linked nodes.
+//! Neither writes what the other writes, so install and prune need no synchronization with
+//! each other beyond the orderings above.
+//!
+//! # Unsafe code
+//!
+//! Three kinds of blocks, each argued where it stands: `Nodes::next` (dereferencing a node
+//! pointer loaded under a guard), `prune` (retiring nodes it made unreachable), and
+//! `Drop for VersionChain` (freeing nodes of an unreachable chain).
+
+#![allow(unsafe_code)]
+
+use crate::bytes::Bytes;
+use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::version::{Origin, VersionNode};
+
+/// The versions of one key, newest first.
+pub(crate) struct VersionChain {
+    key: Bytes,
+    head: Atomic<VersionNode>,
+    /// Set when the chain is queued for the garbage collector; see `gc.rs`.
+    gc_queued: AtomicBool,
+    /// Garbage-collector bookkeeping: whether the chain sits in the collector's blocked
+    /// heap, and how many of its bytes open snapshots keep alive. Only the collector (one
+    /// pass at a time) touches these, so `Relaxed` is enough.
+    gc_blocked: AtomicBool,
+    gc_pinned_bytes: AtomicU64,
+}
+
+/// What one call of [`VersionChain::prune`] unlinked.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    pub(crate) versions: u64,
+    pub(crate) bytes: u64,
+}
+
+/// Superseded versions a chain keeps only because a snapshot might still read them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pinned {
+    pub(crate) versions: u64,
+    pub(crate) bytes: u64,
+    /// The lowest horizon at which pruning frees at least one of them.
+    pub(crate) unblock_at: u64,
+}
+
+impl VersionChain {
+    pub(crate) fn new(key: Bytes) -> VersionChain {
+        VersionChain {
+            key,
+            head: Atomic::null(),
+            gc_queued: AtomicBool::new(false),
+            gc_blocked: AtomicBool::new(false),
+            gc_pinned_bytes: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn key(&self) -> &Bytes {
+        &self.key
+    }
+
+    /// The versions, newest first, as a reader pinned by `guard` finds them.
+    pub(crate) fn nodes<'a>(&'a self, guard: &'a Guard) -> Nodes<'a> {
+        // Acquire: pairs with the Release store of `head` in `install`.
+        Nodes { next: self.head.load(Ordering::Acquire, guard), guard }
+    }
+
+    /// The newest version.
+    pub(crate) fn head<'a>(&'a self, guard: &'a Guard) -> Option<&'a VersionNode> {
+        self.nodes(guard).next()
+    }
+
+    /// The newest version at or below `version`: what a snapshot at `version` reads.
+    pub(crate) fn read_at<'a>(&'a self, version: u64, guard: &'a Guard) -> Option<&'a VersionNode> {
+        self.nodes(guard).find(|node| node.version() <= version)
+    }
+
+    /// The version of the newest write by a user transaction, or 0. Validation compares this
+    /// with a transaction's read version; writes by the engine's maintenance never conflict.
+    pub(crate) fn newest_user_version(&self, guard: &Guard) -> u64 {
+        self.nodes(guard).find(|node| node.origin() == Origin::User).map_or(0, VersionNode::version)
+    }
+
+    /// Links a committed node as the newest version and returns whether the key had versions
+    /// before.
+    ///
+    /// Only the commit sequencer calls this, one thread at a time, with a node whose version
+    /// is above every version in the chain.
+    pub(crate) fn install(&self, node: Owned<VersionNode>, guard: &Guard) -> bool {
+        // Acquire: the sequencer's lock already orders us after the previous installer; the
+        // ordering keeps the chain-level loom models honest without that lock.
+        let head = self.head.load(Ordering::Acquire, guard);
+        let had_versions = !head.is_null();
+        if let Some(newest) = (Nodes { next: head, guard }).next() {
+            assert!(newest.version() < node.version(), "versions only grow along a chain");
+        }
+        // Relaxed: the node is still private; the Release store below publishes it whole.
+        node.next.store(head, Ordering::Relaxed);
+        let node = node.into_shared(guard);
+        // Release: pairs with the Acquire loads in `nodes`.
+        self.head.store(node, Ordering::Release);
+        had_versions
+    }
+
+    /// Unlinks the versions no reader at or above `horizon` can read, keeping at least
+    /// `keep_last` versions, and retires them through the epoch.
+    ///
+    /// Only the garbage collector calls this, one pass at a time, with a horizon no
+    /// registered reader is below.
+    pub(crate) fn prune(&self, horizon: u64, keep_last: usize, guard: &Guard) -> Pruned {
+        debug_assert!(keep_last >= 1, "the newest version is never pruned");
+        let Some(last_kept) = self.cut_point(horizon, keep_last, guard) else {
+            return Pruned::default();
+        };
+        // AcqRel: we dereference the detached nodes below. Readers racing with this swap see
+        // either the old pointer (the nodes stay valid until their guards drop) or null.
+        let detached = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        let mut pruned = Pruned::default();
+        let mut cursor = detached;
+        while let Some(node) = (Nodes { next: cursor, guard }).next() {
+            debug_assert!(node.version() < last_kept.version(), "the cut keeps the newer side");
+            pruned.versions += 1;
+            pruned.bytes += node.payload_bytes();
+            let next = node.next.load(Ordering::Acquire, guard);
+            // SAFETY: the swap above made `cursor` unreachable from the chain's head: the
+            // committer only ever writes `head`, and this collector is the only writer of a
+            // linked node's `next`, so no new reader can reach it; readers already on it
+            // pinned their guards before the swap. It is retired exactly once, since it was
+            // reachable from exactly one `next` (the one detached above, or its
+            // predecessor's, already detached), and `node` is not used after this point.
+            unsafe { guard.defer_destroy(cursor) };
+            cursor = next;
+        }
+        pruned
+    }
+
+    /// The superseded versions that a horizon of `horizon_free` would let `prune` free but
+    /// that remain because the actual horizon is lower (open snapshots hold it back).
+    /// Called by the collector right after `prune`.
+    pub(crate) fn pinned(&self, horizon_free: u64, keep_last: usize, guard: &Guard) -> Pinned {
+        let Some(last_kept) = self.cut_point(horizon_free, keep_last, guard) else {
+            return Pinned::default();
+        };
+        let mut pinned = Pinned { unblock_at: last_kept.version(), ..Pinned::default() };
+        let beyond = last_kept.next.load(Ordering::Acquire, guard);
+        for node in (Nodes { next: beyond, guard }) {
+            pinned.versions += 1;
+            pinned.bytes += node.payload_bytes();
+        }
+        pinned
+    }
+
+    /// The last node `prune` keeps: the first node, from the newest, that is at least the
+    /// `keep_last`-th and at or below `horizon`.
+    fn cut_point<'a>(
+        &'a self,
+        horizon: u64,
+        keep_last: usize,
+        guard: &'a Guard,
+    ) -> Option<&'a VersionNode> {
+        self.nodes(guard)
+            .enumerate()
+            .find(|(index, node)| index + 1 >= keep_last && node.version() <= horizon)
+            .map(|(_, node)| node)
+    }
+
+    /// Whether the key is deleted for every reader at or above `horizon`: its newest version
+    /// is a tombstone at or below `horizon` (or it has no version at all). Returns the head
+    /// pointer observed, for the sequencer to check that nothing was installed since.
+    pub(crate) fn dead_head(&self, horizon: u64, guard: &Guard) -> Option<*const VersionNode> {
+        match self.head(guard) {
+            None => Some(std::ptr::null()),
+            Some(head) if head.is_tombstone() && head.version() <= horizon => {
+                Some(head as *const VersionNode)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// The head pointer, for identity checks.
+    pub(crate) fn head_ptr(&self, guard: &Guard) -> *const VersionNode {
+        self.head(guard).map_or(std::ptr::null(), |head| head as *const VersionNode)
+    }
+
+    /// The number of versions and their payload bytes, for accounting.
+    pub(crate) fn footprint(&self, guard: &Guard) -> Pruned {
+        let mut total = Pruned::default();
+        for node in self.nodes(guard) {
+            total.versions += 1;
+            total.bytes += node.payload_bytes();
+        }
+        total
+    }
+
+    /// Marks the chain as queued for the collector; returns `true` if it was not already.
+    ///
+    /// AcqRel on both sides (here and in [`VersionChain::take_gc_queued`]): if this swap
+    /// reads `true`, it precedes the collector's clearing swap, which therefore synchronizes
+    /// with it, so the collector's later walk sees the version installed just before.
+    pub(crate) fn mark_gc_queued(&self) -> bool {
+        !self.gc_queued.swap(true, Ordering::AcqRel)
+    }
+
+    /// Clears the queued mark before the collector processes the chain.
+    pub(crate) fn take_gc_queued(&self) {
+        self.gc_queued.swap(false, Ordering::AcqRel);
+    }
+
+    /// Relaxed: collector-private bookkeeping, one pass at a time.
+    pub(crate) fn set_gc_blocked(&self, blocked: bool) -> bool {
+        self.gc_blocked.swap(blocked, Ordering::Relaxed)
+    }
+
+    /// Relaxed: collector-private bookkeeping, one pass at a time. Returns the old value.
+    pub(crate) fn swap_gc_pinned_bytes(&self, bytes: u64) -> u64 {
+        self.gc_pinned_bytes.swap(bytes, Ordering::Relaxed)
+    }
+}
+
+impl Drop for VersionChain {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no other reference to the chain exists, so no reader can
+        // be walking it; its nodes are reachable only from here (pruned ones were detached
+        // and handed to the epoch). Nothing else is protected by this guard.
+        let guard = unsafe { epoch::unprotected() };
+        let mut cursor = self.head.load(Ordering::Relaxed, guard);
+        while !cursor.is_null() {
+            // SAFETY: as above; each node is owned by exactly one link of this chain and
+            // freed once, after its `next` is read.
+            let node = unsafe { cursor.into_owned() };
+            cursor = node.next.load(Ordering::Relaxed, guard);
+            drop(node);
+        }
+    }
+}
+
+/// The versions of a chain, newest first; see [`VersionChain::nodes`].
+pub(crate) struct Nodes<'a> {
+    next: Shared<'a, VersionNode>,
+    guard: &'a Guard,
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = &'a VersionNode;
+
+    fn next(&mut self) -> Option<&'a VersionNode> {
+        // SAFETY: `self.next` was loaded under `self.guard` from a chain's head or from the
+        // `next` of a node reached the same way, and the chain is borrowed for 'a. A node is
+        // freed only (1) through `defer_destroy` after `prune` detached it, which
+        // crossbeam-epoch delays until every guard pinned before the detach is dropped; our
+        // guard was pinned before we loaded any pointer leading here, and a pointer loaded
+        // after the detach cannot lead into the detached part; or (2) by the chain's `Drop`,
+        // which cannot run while the chain is borrowed.
+        let node = unsafe { self.next.as_ref() }?;
+        // Acquire: pairs with the Release publication of the node this points to.
+        self.next = node.next.load(Ordering::Acquire, self.guard);
+        Some(node)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::version::NEVER_EXPIRES;
+
+    fn node(version: u64, value: &str) -> Owned<VersionNode> {
+        let mut node = VersionNode::put(Bytes::from(value), NEVER_EXPIRES);
+        node.set_version(version);
+        Owned::new(node)
+    }
+
+    fn tombstone(version: u64) -> Owned<VersionNode> {
+        let mut node = VersionNode::tombstone(Origin::User);
+        node.set_version(version);
+        Owned::new(node)
+    }
+
+    fn versions(chain: &VersionChain) -> Vec<u64> {
+        let guard = epoch::pin();
+        chain.nodes(&guard).map(VersionNode::version).collect()
+    }
+
+    fn chain_of(versions: &[u64]) -> VersionChain {
+        let chain = VersionChain::new(Bytes::from("k"));
+        let guard = epoch::pin();
+        for &v in versions {
+            chain.install(node(v, &format!("v{v}")), &guard);
+        }
+        chain
+    }
+
+    #[test]
+    fn a_reader_sees_the_newest_version_at_or_below_its_own() {
+        let chain = chain_of(&[2, 5, 9]);
+        let guard = epoch::pin();
+        let read = |at| chain.read_at(at, &guard).map(VersionNode::version);
+        assert_eq!(read(1), None);
+        assert_eq!(read(2), Some(2));
+        assert_eq!(read(4), Some(2));
+        assert_eq!(read(5), Some(5));
+        assert_eq!(read(100), Some(9));
+    }
+
+    #[test]
+    fn install_reports_whether_the_key_had_versions() {
+        let chain = VersionChain::new(Bytes::from("k"));
+        let guard = epoch::pin();
+        assert!(!chain.install(node(1, "a"), &guard));
+        assert!(chain.install(node(2, "b"), &guard));
+    }
+
+    #[test]
+    #[should_panic(expected = "versions only grow")]
+    fn install_refuses_a_version_that_does_not_grow() {
+        let chain = chain_of(&[5]);
+        let guard = epoch::pin();
+        chain.install(node(5, "again"), &guard);
+    }
+
+    #[test]
+    fn prune_keeps_everything_a_reader_at_the_horizon_can_read() {
+        let chain = chain_of(&[1, 2, 3, 4, 5]);
+        let guard = epoch::pin();
+        let pruned = chain.prune(3, 1, &guard);
+        assert_eq!(pruned, Pruned { versions: 2, bytes: 4 });
+        assert_eq!(versions(&chain), vec![5, 4, 3]);
+        assert_eq!(chain.read_at(3, &guard).map(VersionNode::version), Some(3));
+    }
+
+    #[test]
+    fn prune_keeps_the_last_n_versions_when_asked() {
+        let chain = chain_of(&[1, 2, 3, 4, 5]);
+        let guard = epoch::pin();
+        chain.prune(5, 3, &guard);
+        assert_eq!(versions(&chain), vec![5, 4, 3]);
+        chain.prune(5, 1, &guard);
+        assert_eq!(versions(&chain), vec![5]);
+    }
+
+    #[test]
+    fn prune_below_every_version_frees_nothing() {
+        let chain = chain_of(&[4, 5]);
+        let guard = epoch::pin();
+        assert_eq!(chain.prune(3, 1, &guard), Pruned::default());
+        assert_eq!(versions(&chain), vec![5, 4]);
+    }
+
+    #[test]
+    fn pinned_counts_what_a_higher_horizon_would_free() {
+        let chain = chain_of(&[1, 2, 3, 4]);
+        let guard = epoch::pin();
+        chain.prune(2, 1, &guard);
+        let pinned = chain.pinned(4, 1, &guard);
+        assert_eq!(pinned, Pinned { versions: 2, bytes: 4, unblock_at: 4 });
+        assert_eq!(chain.pinned(2, 1, &guard), Pinned { unblock_at: 2, ..Pinned::default() });
+    }
+
+    #[test]
+    fn a_chain_is_dead_once_a_tombstone_at_or_below_the_horizon_heads_it() {
+        let chain = chain_of(&[1]);
+        let guard = epoch::pin();
+        chain.install(tombstone(2), &guard);
+        assert!(chain.dead_head(1, &guard).is_none());
+        assert_eq!(chain.dead_head(2, &guard), Some(chain.head_ptr(&guard)));
+    }
+
+    #[test]
+    fn writes_by_the_reaper_are_not_user_writes() {
+        let chain = chain_of(&[3]);
+        let guard = epoch::pin();
+        let mut reaped = VersionNode::tombstone(Origin::Reaper);
+        reaped.set_version(7);
+        chain.install(Owned::new(reaped), &guard);
+        assert_eq!(chain.newest_user_version(&guard), 3);
+    }
+}

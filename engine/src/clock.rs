@@ -1,0 +1,13 @@
+//! Wall-clock time in milliseconds, the unit of expiry times.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch. A clock set before 1970 reads as 0.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| saturating_ms(since))
+}
+
+/// A duration in whole milliseconds, saturating at `u64::MAX`.
+pub(crate) fn saturating_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

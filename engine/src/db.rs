@@ -1,0 +1,488 @@
+//! The database: the shared state every snapshot and transaction works on, its public
+//! handle, and the background maintenance thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bytes::Bytes;
+use crate::clock;
+use crate::error::{Error, Limit, Result};
+use crate::gc::GarbageCollector;
+use crate::index::KeyIndex;
+use crate::options::{Isolation, Options, Retention, RetryPolicy};
+use crate::snapshot::{Clock, Snapshot, VersionRecord};
+use crate::stats::{Counters, GcReport, GcStats, OldestSnapshot, Stats};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::ttl::Reaper;
+use crate::txn::commit::Sequencer;
+use crate::txn::Transaction;
+use crate::version::CommitVersion;
+use crate::visible::VisibleVersion;
+use crate::watermark::SnapshotRegistry;
+
+/// State shared by the database handle, its snapshots and transactions, and the
+/// maintenance thread.
+pub(crate) struct Shared {
+    pub(crate) options: Options,
+    pub(crate) index: KeyIndex,
+    pub(crate) visible: VisibleVersion,
+    pub(crate) registry: SnapshotRegistry,
+    pub(crate) sequencer: Sequencer,
+    pub(crate) gc: GarbageCollector,
+    pub(crate) reaper: Reaper,
+    pub(crate) counters: Counters,
+    /// Wall-clock milliseconds, refreshed by snapshots and maintenance: the creation time
+    /// one-shot reads register with, so that they need not read the clock.
+    coarse_now_ms: AtomicU64,
+    poisoned: AtomicBool,
+}
+
+impl Shared {
+    fn new(options: Options) -> Shared {
+        Shared {
+            options,
+            index: KeyIndex::new(),
+            visible: VisibleVersion::new(0),
+            registry: SnapshotRegistry::new(),
+            sequencer: Sequencer::new(0),
+            gc: GarbageCollector::new(),
+            reaper: Reaper::new(),
+            counters: Counters::default(),
+            coarse_now_ms: AtomicU64::new(clock::now_ms()),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
+        check_limit(Limit::KeyBytes, key.len(), self.options.limits.key_bytes_max)
+    }
+
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        check_limit(Limit::ValueBytes, value.len(), self.options.limits.value_bytes_max)
+    }
+
+    pub(crate) fn check_not_poisoned(&self) -> Result<()> {
+        // Relaxed: a flag checked on its own; a commit racing with the poisoning may pass.
+        if self.poisoned.load(Ordering::Relaxed) {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// A snapshot at the visible version, with its clock fixed now.
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
+        let now_ms = self.refresh_clock();
+        self.snapshot_registered(None, Clock::Fixed(now_ms)).unwrap_or_else(|_| {
+            unreachable!("a snapshot of the visible version is never below the horizon")
+        })
+    }
+
+    pub(crate) fn snapshot_registered(
+        &self,
+        at: Option<u64>,
+        clock: Clock,
+    ) -> Result<Snapshot<'_>> {
+        let created_ms = match clock {
+            Clock::Fixed(now_ms) => now_ms,
+            Clock::Live => self.coarse_now_ms.load(Ordering::Relaxed),
+        };
+        match self.registry.register(&self.visible, at, created_ms) {
+            Ok(registration) => Ok(Snapshot::new(self, registration, clock)),
+            Err(too_old) => Err(Error::SnapshotTooOld {
+                requested: CommitVersion::new(at.unwrap_or_default()),
+                oldest_available: CommitVersion::new(too_old.horizon),
+            }),
+        }
+    }
+
+    /// Reads the clock and publishes it for one-shot reads. Relaxed: a statistic.
+    pub(crate) fn refresh_clock(&self) -> u64 {
+        let now_ms = clock::now_ms();
+        self.coarse_now_ms.store(now_ms, Ordering::Relaxed);
+        now_ms
+    }
+
+    #[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
+    fn poison(&self) {
+        self.poisoned.store(true, Ordering::Relaxed);
+    }
+
+    /// One maintenance round: collect garbage, then reap expired keys.
+    #[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
+    fn maintain(&self) {
+        self.refresh_clock();
+        self.collect_garbage();
+        self.reap_expired();
+    }
+}
+
+fn check_limit(limit: Limit, actual: usize, max: usize) -> Result<()> {
+    if actual > max {
+        return Err(Error::LimitExceeded { limit, actual: actual as u64, max: max as u64 });
+    }
+    Ok(())
+}
+
+/// Per-transaction choices; the defaults come from the database's [`Options`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionOptions {
+    /// The isolation of this transaction, instead of [`Options::isolation`].
+    pub isolation: Option<Isolation>,
+    /// The retry policy of [`Database::transaction_with`], instead of [`Options::retry`].
+    pub retry: Option<RetryPolicy>,
+}
+
+impl TransactionOptions {
+    /// Runs the transaction with `isolation`.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
+    }
+
+    /// Retries the transaction's closure by `retry`.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+}
+
+/// The result of a committed transaction closure, with the commit's version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<T> {
+    /// What the closure returned.
+    pub value: T,
+    /// The commit version; for a transaction that wrote nothing, the version it read at.
+    pub version: CommitVersion,
+}
+
+/// An embedded MVCC key-value database.
+///
+/// Keys and values are byte strings; keys are ordered as bytes. Reads go through
+/// [`Snapshot`]s and never block or wait for writers; writes go through optimistic
+/// [`Transaction`]s. Share a `Database` between threads by reference or in an `Arc`.
+///
+/// ```
+/// use inmem_engine::Database;
+///
+/// let db = Database::in_memory();
+/// let v1 = db.put(b"user/1", b"ada")?;
+/// let old = db.snapshot();
+/// db.put(b"user/1", b"grace")?;
+///
+/// assert_eq!(db.get(b"user/1")?.as_deref(), Some(&b"grace"[..]));
+/// assert_eq!(old.get(b"user/1")?.as_deref(), Some(&b"ada"[..]), "snapshots are stable");
+/// assert_eq!(old.version(), v1);
+/// # Ok::<(), inmem_engine::Error>(())
+/// ```
+pub struct Database {
+    shared: Arc<Shared>,
+    maintenance: Option<Maintenance>,
+}
+
+impl Database {
+    /// An empty in-memory database with default [`Options`].
+    pub fn in_memory() -> Database {
+        match Database::with_options(Options::default()) {
+            Ok(db) => db,
+            Err(error) => unreachable!("default options are valid: {error}"),
+        }
+    }
+
+    /// An empty in-memory database.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] if an option is out of range.
+    pub fn with_options(options: Options) -> Result<Database> {
+        options.validate()?;
+        let interval = options.maintenance_interval;
+        let shared = Arc::new(Shared::new(options));
+        let maintenance = Maintenance::start(&shared, interval);
+        Ok(Database { shared, maintenance })
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    /// The newest version a new snapshot reads.
+    pub fn visible_version(&self) -> CommitVersion {
+        CommitVersion::new(self.shared.visible.load())
+    }
+
+    /// A snapshot of the newest visible state. Cheap: one atomic load and a registration.
+    ///
+    /// While it is open, the versions it reads are kept; see [`Stats::oldest_snapshot`].
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        self.shared.snapshot()
+    }
+
+    /// A snapshot of the state exactly as it was at `version` (time travel).
+    ///
+    /// # Errors
+    /// [`Error::VersionNotVisible`] for a version above the visible one;
+    /// [`Error::SnapshotTooOld`] for one older than the retention policy keeps whole.
+    pub fn snapshot_at(&self, version: CommitVersion) -> Result<Snapshot<'_>> {
+        let visible = self.shared.visible.load();
+        if version.get() > visible {
+            return Err(Error::VersionNotVisible {
+                requested: version,
+                visible: CommitVersion::new(visible),
+            });
+        }
+        let now_ms = self.shared.refresh_clock();
+        self.shared.snapshot_registered(Some(version.get()), Clock::Fixed(now_ms))
+    }
+
+    /// The newest value of `key`, or `None` if it is absent, deleted or expired.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for a key longer than the key limit.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        self.shared.check_key(key)?;
+        let snapshot = self.shared.snapshot_registered(None, Clock::Live)?;
+        Ok(snapshot.read(key))
+    }
+
+    /// The versions of `key`, newest first: at most `limit`, each older than `before` if
+    /// given. Deletions appear as versions without a value.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for a key longer than the key limit.
+    pub fn history(
+        &self,
+        key: impl AsRef<[u8]>,
+        limit: usize,
+        before: Option<CommitVersion>,
+    ) -> Result<Vec<VersionRecord>> {
+        self.snapshot().history(key, limit, before)
+    }
+
+    /// Writes `key` = `value` in a transaction of its own and returns its commit version.
+    ///
+    /// A blind write (it reads nothing), so it never conflicts.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for an oversized key or value; [`Error::Poisoned`].
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<CommitVersion> {
+        self.blind_write(key.as_ref(), Some(value.as_ref()), None)
+    }
+
+    /// As [`Database::put`], with the value expiring `ttl` from now.
+    ///
+    /// # Errors
+    /// As [`Database::put`].
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<CommitVersion> {
+        self.blind_write(key.as_ref(), Some(value.as_ref()), Some(ttl))
+    }
+
+    /// Deletes `key` in a transaction of its own and returns its commit version.
+    ///
+    /// # Errors
+    /// As [`Database::put`].
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<CommitVersion> {
+        self.blind_write(key.as_ref(), None, None)
+    }
+
+    fn blind_write(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<CommitVersion> {
+        self.shared.write_blind(key, value, ttl)
+    }
+
+    /// Begins a transaction with the database's default isolation.
+    pub fn begin(&self) -> Transaction<'_> {
+        self.begin_with(TransactionOptions::default())
+    }
+
+    /// Begins a transaction with per-transaction options.
+    pub fn begin_with(&self, options: TransactionOptions) -> Transaction<'_> {
+        let isolation = options.isolation.unwrap_or(self.shared.options.isolation);
+        Transaction::new(self.shared.snapshot(), isolation)
+    }
+
+    /// Runs `f` in a transaction and commits it, running it again (with jittered backoff,
+    /// at most [`RetryPolicy::attempts_max`] times) when the commit conflicts. `f` must
+    /// have no effects besides its transaction.
+    ///
+    /// # Errors
+    /// The error `f` returns, or the last [`Error::Conflict`] when attempts run out.
+    pub fn transaction<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.transaction_with(TransactionOptions::default(), f).map(|committed| committed.value)
+    }
+
+    /// As [`Database::transaction`], with per-transaction options, also returning the commit
+    /// version.
+    ///
+    /// # Errors
+    /// As [`Database::transaction`].
+    pub fn transaction_with<T>(
+        &self,
+        options: TransactionOptions,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<Committed<T>> {
+        let retry = options.retry.unwrap_or(self.shared.options.retry);
+        let mut attempt = 0;
+        loop {
+            let mut txn = self.begin_with(options);
+            let outcome = f(&mut txn)
+                .and_then(|value| txn.commit().map(|version| Committed { value, version }));
+            match outcome {
+                Err(error) if error.is_conflict() && attempt + 1 < retry.attempts_max => {
+                    attempt += 1;
+                    backoff(&retry, attempt);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Size and activity counters; cheap enough to poll.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.shared;
+        let counters = &shared.counters;
+        let now_ms = clock::now_ms();
+        let oldest_snapshot = shared.registry.oldest_reader().map(|oldest| OldestSnapshot {
+            version: CommitVersion::new(oldest.version),
+            age: Duration::from_millis(now_ms.saturating_sub(oldest.created_ms)),
+            pinned_bytes: Counters::get(&counters.pinned_bytes),
+        });
+        Stats {
+            visible_version: self.visible_version(),
+            keys: Counters::get(&counters.keys),
+            live_versions: Counters::get(&counters.versions),
+            live_bytes: Counters::get(&counters.bytes),
+            commits: Counters::get(&counters.commits),
+            conflicts: Counters::get(&counters.conflicts),
+            open_snapshots: shared.registry.open_readers(),
+            oldest_snapshot,
+            oldest_available: CommitVersion::new(shared.registry.published_horizon()),
+            gc: GcStats {
+                passes: Counters::get(&counters.gc_passes),
+                versions_pruned: Counters::get(&counters.versions_pruned),
+                bytes_pruned: Counters::get(&counters.bytes_pruned),
+                keys_removed: Counters::get(&counters.keys_removed),
+            },
+            expirations_reaped: Counters::get(&counters.expirations_reaped),
+        }
+    }
+
+    /// Runs a garbage-collection pass now (the maintenance thread runs them every
+    /// [`Options::maintenance_interval`]). Never blocks a reader.
+    pub fn collect_garbage(&self) -> GcReport {
+        self.shared.collect_garbage()
+    }
+
+    /// Replaces every version that has expired by a tombstone now (the maintenance thread
+    /// does this every [`Options::maintenance_interval`]) and returns how many it replaced.
+    pub fn reap_expired(&self) -> u64 {
+        self.shared.reap_expired()
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("visible_version", &self.visible_version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Waits before retry `attempt`: a uniformly random time up to the policy's cap.
+#[cold]
+#[cfg(not(loom))]
+fn backoff(retry: &RetryPolicy, attempt: u32) {
+    let cap = retry.backoff_cap(attempt);
+    let wait = Duration::from_nanos(fastrand::u64(0..=cap.as_nanos().min(u64::MAX as u128) as u64));
+    if wait < Duration::from_micros(50) {
+        // Shorter than the scheduler's sleep granularity: yield instead of oversleeping.
+        let start = std::time::Instant::now();
+        while start.elapsed() < wait {
+            std::thread::yield_now();
+        }
+    } else {
+        std::thread::sleep(wait);
+    }
+}
+
+/// Under loom, a retry only yields: the model explores every interleaving anyway, and
+/// random sleeps would make executions unrepeatable.
+#[cold]
+#[cfg(loom)]
+fn backoff(_retry: &RetryPolicy, _attempt: u32) {
+    loom::thread::yield_now();
+}
+
+/// The background thread that collects garbage and reaps expired keys.
+struct Maintenance {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Maintenance {
+    #[cfg(not(loom))]
+    fn start(shared: &Arc<Shared>, interval: Duration) -> Option<Maintenance> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let shared = Arc::clone(shared);
+        let thread = std::thread::Builder::new()
+            .name("inmem-maintenance".into())
+            .spawn(move || {
+                let _dart = PoisonOnPanic(&shared);
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
+                    shared.maintain();
+                }
+            })
+            .ok()?;
+        Some(Maintenance { stop, thread: Some(thread) })
+    }
+
+    /// Loom models drive maintenance by hand: a free-running thread cannot be modelled.
+    #[cfg(loom)]
+    fn start(_shared: &Arc<Shared>, _interval: Duration) -> Option<Maintenance> {
+        None
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some(mut maintenance) = self.maintenance.take() {
+            drop(maintenance.stop);
+            if let Some(thread) = maintenance.thread.take() {
+                // A panicked maintenance thread already poisoned the database; nothing to add.
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Poisons the database if the maintenance thread unwinds.
+#[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
+struct PoisonOnPanic<'a>(&'a Shared);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison();
+        }
+    }
+}
+
+/// Retention in the shape the collector uses: the newest version whose predecessors the
+/// policy lets go, and how many versions of each key to keep regardless.
+pub(crate) fn retention_keep_last(retention: Retention) -> usize {
+    match retention {
+        Retention::KeepLast(n) => n.get(),
+        Retention::KeepAll | Retention::KeepFor(_) => 1,
+    }
+}

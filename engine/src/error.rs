@@ -1,0 +1,111 @@
+//! The engine's errors: typed, cheap to build, and saying what went wrong and where.
+
+use crate::bytes::Bytes;
+use crate::version::CommitVersion;
+
+/// A limit the engine enforces at its API edge; see [`crate::Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Bytes in one key.
+    KeyBytes,
+    /// Bytes in one value.
+    ValueBytes,
+    /// Distinct keys written by one transaction.
+    TransactionWrites,
+    /// Keys and ranges read by one serializable transaction (its read set).
+    TransactionReads,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::KeyBytes => "key bytes",
+            Limit::ValueBytes => "value bytes",
+            Limit::TransactionWrites => "writes per transaction",
+            Limit::TransactionReads => "reads per serializable transaction",
+        })
+    }
+}
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A concurrent transaction committed a write this transaction conflicts with; nothing of
+    /// this transaction is visible. [`crate::Database::transaction`] retries on it.
+    #[error("conflict on key {key:?}: another transaction committed it after this one's snapshot")]
+    Conflict {
+        /// The first key found in conflict.
+        key: Bytes,
+    },
+
+    /// An input is larger than the configured limit allows.
+    #[error("{limit} limit exceeded: {actual} > {max}")]
+    LimitExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// The size that was asked for.
+        actual: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+
+    /// A snapshot at a version older than what the engine retains was asked for.
+    #[error("snapshot at version {requested} is too old: versions below {oldest_available} may be collected")]
+    SnapshotTooOld {
+        /// The version asked for.
+        requested: CommitVersion,
+        /// The oldest version a snapshot can still be taken at.
+        oldest_available: CommitVersion,
+    },
+
+    /// A snapshot at a version that is not visible yet was asked for.
+    #[error("snapshot at version {requested} is in the future: the visible version is {visible}")]
+    VersionNotVisible {
+        /// The version asked for.
+        requested: CommitVersion,
+        /// The newest visible version.
+        visible: CommitVersion,
+    },
+
+    /// An option has a value the engine cannot work with.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The option's name, as in [`crate::Options`].
+        name: &'static str,
+        /// Why the value is refused.
+        reason: &'static str,
+    },
+
+    /// A background maintenance thread panicked; the database refuses further commits.
+    #[error("the database is poisoned: a maintenance thread panicked")]
+    Poisoned,
+}
+
+impl Error {
+    /// Whether this is a [`Error::Conflict`]: the transaction may succeed if run again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let conflict = Error::Conflict { key: Bytes::from("acct/7") };
+        assert_eq!(
+            conflict.to_string(),
+            "conflict on key b\"acct/7\": another transaction committed it after this one's snapshot"
+        );
+        assert!(conflict.is_conflict());
+        let limit = Error::LimitExceeded { limit: Limit::KeyBytes, actual: 5000, max: 4096 };
+        assert_eq!(limit.to_string(), "key bytes limit exceeded: 5000 > 4096");
+    }
+}

@@ -1,0 +1,229 @@
+//! Garbage collection: unlinking versions no reader can read and the retention policy lets
+//! go, and forgetting keys that are deleted for every reader.
+//!
+//! # How a pass works
+//!
+//! 1. **Horizon.** The candidate is `min(visible version, retention horizon)`; the snapshot
+//!    registry publishes it and lowers it to the oldest registered reader (`watermark.rs`).
+//!    No reader at or above the horizon can need a version superseded at or below it.
+//! 2. **Which chains.** The collector does not scan the keyspace. The sequencer queues a
+//!    chain when it gains a version over an older one (once, until the collector takes it),
+//!    and chains whose superseded versions were held back by snapshots wait in a heap keyed
+//!    by the horizon that frees them. A pass takes the queue and every heap entry the
+//!    horizon has reached.
+//! 3. **Prune.** Each chain keeps its versions down to the newest one at or below the
+//!    horizon (and at least `keep_last`), and retires the rest through the epoch. Readers
+//!    never wait: they either stop before the cut or hold a guard that keeps the memory.
+//! 4. **Forget.** A chain whose newest version is a tombstone at or below the horizon is
+//!    deleted for every reader; under the sequencer's lock (so no commit installs into it
+//!    meanwhile), the collector checks that its head is unchanged and removes it from both
+//!    indexes.
+//!
+//! The collector also measures what open snapshots cost: the bytes of superseded versions
+//! that the retention policy would let go but the horizon keeps (see
+//! [`crate::OldestSnapshot::pinned_bytes`]).
+//!
+//! Passes run one at a time (the collector's own lock) on the maintenance thread, or when
+//! [`crate::Database::collect_garbage`] is called.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use crate::chain::VersionChain;
+use crate::clock;
+use crate::db::{retention_keep_last, Shared};
+use crate::options::Retention;
+use crate::stats::{Counters, GcReport};
+use crate::sync::epoch::{self, Guard};
+use crate::sync::Mutex;
+use crate::version::CommitVersion;
+
+/// Dead chains removed per hold of the sequencer's lock, so commits wait at most that long.
+const REMOVALS_PER_LOCK_MAX: usize = 256;
+/// Samples of (visible version, time) kept for `Retention::KeepFor`, at most.
+const RETENTION_SAMPLES_MAX: usize = 1 << 16;
+
+/// The collector's state, one pass at a time.
+pub(crate) struct GarbageCollector {
+    state: Mutex<GcState>,
+}
+
+#[derive(Default)]
+struct GcState {
+    /// Chains holding versions only snapshots need, by the horizon that frees them.
+    blocked: BinaryHeap<Reverse<Blocked>>,
+    /// (visible version, wall-clock ms) at past passes, oldest first: the version that was
+    /// newest some time ago, for `Retention::KeepFor`.
+    samples: VecDeque<(u64, u64)>,
+    /// Sum of every chain's pinned bytes.
+    pinned_bytes: u64,
+    /// Tie-breaker that keeps the heap's order total.
+    sequence: u64,
+}
+
+struct Blocked {
+    unblock_at: u64,
+    sequence: u64,
+    chain: Arc<VersionChain>,
+}
+
+impl PartialEq for Blocked {
+    fn eq(&self, other: &Self) -> bool {
+        (self.unblock_at, self.sequence) == (other.unblock_at, other.sequence)
+    }
+}
+
+impl Eq for Blocked {}
+
+impl PartialOrd for Blocked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Blocked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.unblock_at, self.sequence).cmp(&(other.unblock_at, other.sequence))
+    }
+}
+
+impl GarbageCollector {
+    pub(crate) fn new() -> GarbageCollector {
+        GarbageCollector { state: Mutex::new(GcState::default()) }
+    }
+}
+
+/// The horizons of one pass.
+#[derive(Clone, Copy)]
+struct Horizons {
+    /// What the pass prunes with.
+    effective: u64,
+    /// What it would prune with if no snapshot were open.
+    unpinned: u64,
+    keep_last: usize,
+}
+
+impl GcState {
+    /// The newest version whose predecessors the retention policy lets go.
+    fn retention_horizon(&mut self, retention: Retention, visible: u64, now_ms: u64) -> u64 {
+        match retention {
+            Retention::KeepAll => 0,
+            Retention::KeepLast(_) => visible,
+            Retention::KeepFor(duration) => {
+                let cutoff_ms = now_ms.saturating_sub(clock::saturating_ms(duration));
+                if self.samples.back().is_none_or(|&(version, _)| version < visible) {
+                    self.samples.push_back((visible, now_ms));
+                }
+                // Keep the newest sample at or before the cutoff at the front.
+                while self.samples.get(1).is_some_and(|&(_, at_ms)| at_ms <= cutoff_ms)
+                    || self.samples.len() > RETENTION_SAMPLES_MAX
+                {
+                    self.samples.pop_front();
+                }
+                match self.samples.front() {
+                    Some(&(version, at_ms)) if at_ms <= cutoff_ms => version,
+                    _ => 0,
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Runs one collection pass.
+    pub(crate) fn collect_garbage(&self) -> GcReport {
+        let mut gc = self.gc.state.lock();
+        let visible = self.visible.load();
+        let retention = gc.retention_horizon(self.options.retention, visible, clock::now_ms());
+        let unpinned = retention.min(visible);
+        let effective = self.registry.publish_horizon(unpinned);
+        debug_assert!(effective <= unpinned && unpinned <= visible);
+        let horizons = Horizons {
+            effective,
+            unpinned,
+            keep_last: retention_keep_last(self.options.retention),
+        };
+
+        let queued = std::mem::take(&mut self.sequencer.lock().gc_queue);
+        let guard = epoch::pin();
+        let mut report = GcReport { horizon: CommitVersion::new(effective), ..GcReport::default() };
+        let mut dead = Vec::new();
+        for chain in queued {
+            chain.take_gc_queued();
+            self.collect_chain(&mut gc, chain, horizons, &guard, &mut report, &mut dead);
+        }
+        while gc.blocked.peek().is_some_and(|Reverse(top)| top.unblock_at <= effective) {
+            let Some(Reverse(entry)) = gc.blocked.pop() else { break };
+            entry.chain.set_gc_blocked(false);
+            self.collect_chain(&mut gc, entry.chain, horizons, &guard, &mut report, &mut dead);
+        }
+        for batch in dead.chunks(REMOVALS_PER_LOCK_MAX) {
+            report.keys_removed += self.forget_dead(&mut gc, batch, &guard);
+        }
+
+        Counters::add(&self.counters.gc_passes, 1);
+        Counters::add(&self.counters.versions_pruned, report.versions_pruned);
+        Counters::add(&self.counters.bytes_pruned, report.bytes_pruned);
+        Counters::add(&self.counters.keys_removed, report.keys_removed);
+        self.counters.pinned_bytes.store(gc.pinned_bytes, crate::sync::Ordering::Relaxed);
+        report.pinned_bytes = gc.pinned_bytes;
+        report
+    }
+
+    fn collect_chain(
+        &self,
+        gc: &mut GcState,
+        chain: Arc<VersionChain>,
+        horizons: Horizons,
+        guard: &Guard,
+        report: &mut GcReport,
+        dead: &mut Vec<(Arc<VersionChain>, *const crate::version::VersionNode)>,
+    ) {
+        let pruned = chain.prune(horizons.effective, horizons.keep_last, guard);
+        if pruned.versions > 0 {
+            Counters::sub(&self.counters.versions, pruned.versions);
+            Counters::sub(&self.counters.bytes, pruned.bytes);
+            report.versions_pruned += pruned.versions;
+            report.bytes_pruned += pruned.bytes;
+        }
+        let pinned = chain.pinned(horizons.unpinned, horizons.keep_last, guard);
+        gc.pinned_bytes = gc.pinned_bytes - chain.swap_gc_pinned_bytes(pinned.bytes) + pinned.bytes;
+        if pinned.versions > 0 && !chain.set_gc_blocked(true) {
+            gc.sequence += 1;
+            let sequence = gc.sequence;
+            gc.blocked.push(Reverse(Blocked {
+                unblock_at: pinned.unblock_at,
+                sequence,
+                chain: Arc::clone(&chain),
+            }));
+        }
+        if let Some(head) = chain.dead_head(horizons.effective, guard) {
+            dead.push((chain, head));
+        }
+    }
+
+    /// Removes dead chains from the index, under the sequencer's lock so that no commit
+    /// installs into one meanwhile. Returns how many it removed.
+    fn forget_dead(
+        &self,
+        gc: &mut GcState,
+        dead: &[(Arc<VersionChain>, *const crate::version::VersionNode)],
+        guard: &Guard,
+    ) -> u64 {
+        let _sequencer = self.sequencer.lock();
+        let mut removed = 0;
+        for (chain, head) in dead {
+            if chain.head_ptr(guard) != *head || !self.index.remove(chain, guard) {
+                continue;
+            }
+            let footprint = chain.footprint(guard);
+            Counters::sub(&self.counters.keys, 1);
+            Counters::sub(&self.counters.versions, footprint.versions);
+            Counters::sub(&self.counters.bytes, footprint.bytes + chain.key().len() as u64);
+            gc.pinned_bytes -= chain.swap_gc_pinned_bytes(0);
+            removed += 1;
+        }
+        removed
+    }
+}

@@ -1,0 +1,201 @@
+//! The key index: from key bytes to the key's version chain.
+//!
+//! Two structures reach the same chains:
+//! - an ordered, lock-free skiplist (`crossbeam_skiplist::base::SkipList`) for range and
+//!   prefix scans, walked under the caller's epoch guard, so a scan pays no reference-count
+//!   traffic per key;
+//! - a lock-free hash index (papaya) for point reads, so a `get` costs a hash and one or two
+//!   cache misses instead of a walk down ~20 skiplist levels.
+//!
+//! Both are written only by the commit sequencer (insert of a new key, removal of a dead one)
+//! and read by everyone without locks. A chain is inserted into both before the commit that
+//! creates it becomes visible, and removed from both only when no reader can see any of its
+//! versions (see `gc.rs`), so the two never disagree about anything a reader can observe.
+//!
+//! Under `cfg(loom)` the index is a `Mutex<BTreeMap>` with the same interface: neither
+//! crossbeam-skiplist nor papaya is loom-instrumented, and the protocols the models check
+//! (chains, the visible version, the horizon) do not depend on the index's internals.
+
+use std::ops::{Bound, ControlFlow};
+use std::sync::Arc;
+
+use crate::chain::VersionChain;
+use crate::sync::epoch::Guard;
+
+/// Which way a scan walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Forward,
+    Reverse,
+}
+
+/// Key bounds of a scan.
+pub(crate) type KeyBounds<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
+
+#[cfg(not(loom))]
+pub(crate) use lock_free::KeyIndex;
+
+#[cfg(loom)]
+pub(crate) use model::KeyIndex;
+
+#[cfg(not(loom))]
+mod lock_free {
+    use super::*;
+    use crate::bytes::Bytes;
+    use crossbeam_skiplist::base::SkipList;
+
+    type Hasher = foldhash::fast::RandomState;
+
+    /// The ordered index and the hash index over the same chains.
+    pub(crate) struct KeyIndex {
+        hashed: papaya::HashMap<Bytes, Arc<VersionChain>, Hasher>,
+        ordered: SkipList<Bytes, Arc<VersionChain>>,
+    }
+
+    /// Pins the hash index for point reads: the chains it returns stay valid while it lives.
+    pub(crate) struct IndexGuard<'i>(papaya::LocalGuard<'i>);
+
+    impl KeyIndex {
+        pub(crate) fn new() -> KeyIndex {
+            KeyIndex {
+                hashed: papaya::HashMap::builder().hasher(Hasher::default()).build(),
+                ordered: SkipList::new(crossbeam_epoch::default_collector().clone()),
+            }
+        }
+
+        pub(crate) fn guard(&self) -> IndexGuard<'_> {
+            IndexGuard(self.hashed.guard())
+        }
+
+        /// The chain of `key`, through the hash index.
+        pub(crate) fn get<'g>(
+            &'g self,
+            key: &[u8],
+            guard: &'g IndexGuard<'_>,
+        ) -> Option<&'g Arc<VersionChain>> {
+            self.hashed.get(key, &guard.0)
+        }
+
+        /// Adds the chain of a key the index does not hold. Commit sequencer only.
+        pub(crate) fn insert(&self, chain: Arc<VersionChain>, guard: &Guard) {
+            let key = chain.key().clone();
+            self.ordered.insert(key.clone(), Arc::clone(&chain), guard).release(guard);
+            let hashed = self.hashed.guard();
+            let previous = self.hashed.insert(key, chain, &hashed);
+            debug_assert!(previous.is_none(), "a key's chain is created once");
+        }
+
+        /// Removes `chain` if the index still maps its key to it. Commit sequencer only.
+        ///
+        /// The hash index forgets it first, then the skiplist, whose epoch-deferred release of
+        /// its `Arc` keeps the chain alive for every reader pinned before the removal.
+        pub(crate) fn remove(&self, chain: &VersionChain, guard: &Guard) -> bool {
+            let hashed = self.hashed.guard();
+            let removed = self.hashed.remove_if(
+                chain.key().as_slice(),
+                |_, held| std::ptr::eq(Arc::as_ptr(held), chain),
+                &hashed,
+            );
+            if !matches!(removed, Ok(Some(_))) {
+                return false;
+            }
+            if let Some(entry) = self.ordered.get(chain.key().as_slice(), guard) {
+                debug_assert!(
+                    std::ptr::eq(Arc::as_ptr(entry.value()), chain),
+                    "both indexes hold one chain"
+                );
+                entry.remove();
+            }
+            true
+        }
+
+        /// Visits the chains whose keys fall in `bounds`, in key order, until `visit` breaks.
+        pub(crate) fn scan(
+            &self,
+            bounds: KeyBounds<'_>,
+            direction: Direction,
+            guard: &Guard,
+            mut visit: impl FnMut(&VersionChain) -> ControlFlow<()>,
+        ) {
+            let range = self.ordered.range::<[u8], _>(bounds, guard);
+            let mut walk =
+                |entry: crossbeam_skiplist::base::Entry<'_, '_, Bytes, Arc<VersionChain>>| {
+                    visit(entry.value())
+                };
+            let _ = match direction {
+                Direction::Forward => range.map(&mut walk).find(ControlFlow::is_break),
+                Direction::Reverse => range.rev().map(&mut walk).find(ControlFlow::is_break),
+            };
+        }
+    }
+}
+
+#[cfg(loom)]
+mod model {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::bytes::Bytes;
+    use crate::sync::Mutex;
+
+    /// A `Mutex<BTreeMap>` standing in for both indexes under loom.
+    pub(crate) struct KeyIndex {
+        chains: Mutex<BTreeMap<Bytes, Arc<VersionChain>>>,
+    }
+
+    /// Nothing to pin: the map hands out owned `Arc`s.
+    pub(crate) struct IndexGuard<'i>(std::marker::PhantomData<&'i ()>);
+
+    impl KeyIndex {
+        pub(crate) fn new() -> KeyIndex {
+            KeyIndex { chains: Mutex::new(BTreeMap::new()) }
+        }
+
+        pub(crate) fn guard(&self) -> IndexGuard<'_> {
+            IndexGuard(std::marker::PhantomData)
+        }
+
+        pub(crate) fn get(&self, key: &[u8], _guard: &IndexGuard<'_>) -> Option<Arc<VersionChain>> {
+            self.chains.lock().get(key).cloned()
+        }
+
+        pub(crate) fn insert(&self, chain: Arc<VersionChain>, _guard: &Guard) {
+            let previous = self.chains.lock().insert(chain.key().clone(), chain);
+            debug_assert!(previous.is_none(), "a key's chain is created once");
+        }
+
+        pub(crate) fn remove(&self, chain: &VersionChain, _guard: &Guard) -> bool {
+            let mut chains = self.chains.lock();
+            match chains.get(chain.key().as_slice()) {
+                Some(held) if std::ptr::eq(Arc::as_ptr(held), chain) => {
+                    chains.remove(chain.key().as_slice());
+                    true
+                }
+                _ => false,
+            }
+        }
+
+        pub(crate) fn scan(
+            &self,
+            bounds: KeyBounds<'_>,
+            direction: Direction,
+            _guard: &Guard,
+            mut visit: impl FnMut(&VersionChain) -> ControlFlow<()>,
+        ) {
+            let mut chains: Vec<Arc<VersionChain>> = self
+                .chains
+                .lock()
+                .range::<[u8], _>(bounds)
+                .map(|(_, chain)| Arc::clone(chain))
+                .collect();
+            if direction == Direction::Reverse {
+                chains.reverse();
+            }
+            for chain in chains {
+                if visit(&chain).is_break() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Database options: isolation, retention of old versions, limits, retry and maintenance.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// How a transaction is validated at commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Snapshot isolation: reads see the snapshot taken at `begin`; the commit fails if
+    /// another transaction committed a write to a key this one writes after that snapshot
+    /// (first committer wins). Allows write skew.
+    #[default]
+    Snapshot,
+    /// Serializable: as `Snapshot`, and the commit also fails if another transaction
+    /// committed a write to a key this one read, or into a range it scanned, after its
+    /// snapshot. Rejects write skew and phantoms.
+    Serializable,
+}
+
+/// Which superseded versions the engine keeps beyond what open snapshots need.
+///
+/// Whatever the policy, a version an open snapshot can read is kept while that snapshot is
+/// open. [`crate::Snapshot`]s at old versions (`snapshot_at`) can be taken as far back as the
+/// policy keeps whole states: always with `KeepAll`, for the duration with `KeepFor`, and
+/// not below the oldest open snapshot with `KeepLast`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep every version forever (memory grows with every write).
+    KeepAll,
+    /// Keep the newest `n` versions of each key, for `history`. Deleting a key ends its
+    /// history: once no snapshot can read the versions before its tombstone, the key is
+    /// forgotten.
+    KeepLast(NonZeroUsize),
+    /// Keep every version superseded less than this long ago, so `snapshot_at` and
+    /// `history` reach back at least this far in time.
+    KeepFor(Duration),
+}
+
+impl Default for Retention {
+    /// Keep only the newest version of each key (plus what open snapshots read).
+    fn default() -> Self {
+        Retention::KeepLast(NonZeroUsize::MIN)
+    }
+}
+
+/// Limits checked at the API edge, each failing with [`Error::LimitExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes in one key. Default 4 KiB.
+    pub key_bytes_max: usize,
+    /// Bytes in one value. Default 16 MiB.
+    pub value_bytes_max: usize,
+    /// Distinct keys one transaction may write. Default 100,000.
+    pub transaction_writes_max: usize,
+    /// Keys and ranges one serializable transaction may read. Default 100,000.
+    pub transaction_reads_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            key_bytes_max: 4 * 1024,
+            value_bytes_max: 16 * 1024 * 1024,
+            transaction_writes_max: 100_000,
+            transaction_reads_max: 100_000,
+        }
+    }
+}
+
+/// How [`crate::Database::transaction`] retries a closure whose commit conflicts.
+///
+/// Attempt `n` (from 1) waits a random time in `[0, min(backoff_max, backoff_base * 2^n)]`
+/// ("full jitter") before running again, so colliding transactions spread out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Runs in total, the first included. Default 16.
+    pub attempts_max: u32,
+    /// Default 20 µs.
+    pub backoff_base: Duration,
+    /// Default 10 ms.
+    pub backoff_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts_max: 16,
+            backoff_base: Duration::from_micros(20),
+            backoff_max: Duration::from_millis(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The longest wait before attempt `attempt` (the first retry is attempt 1).
+    pub(crate) fn backoff_cap(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
+        self.backoff_base.saturating_mul(factor).min(self.backoff_max)
+    }
+}
+
+/// Options of a [`crate::Database`].
+///
+/// ```
+/// use std::time::Duration;
+/// use inmem_engine::{Isolation, Options, Retention};
+///
+/// let options = Options::default()
+///     .isolation(Isolation::Serializable)
+///     .retention(Retention::KeepFor(Duration::from_secs(60)));
+/// assert_eq!(options.isolation, Isolation::Serializable);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// The isolation of transactions that do not ask for another. Default `Snapshot`.
+    pub isolation: Isolation,
+    /// Which old versions are kept. Default: the newest of each key.
+    pub retention: Retention,
+    /// Size limits.
+    pub limits: Limits,
+    /// Retry of conflicting transactions in [`crate::Database::transaction`].
+    pub retry: RetryPolicy,
+    /// How often the background thread collects garbage and reaps expired keys. Default
+    /// 50 ms.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            isolation: Isolation::default(),
+            retention: Retention::default(),
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            maintenance_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Options {
+    /// Sets the default isolation.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Sets the retention policy.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the maintenance interval.
+    pub fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.maintenance_interval = interval;
+        self
+    }
+
+    /// Refuses values the engine cannot work with.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |name, reason| Err(Error::InvalidOption { name, reason });
+        if self.limits.key_bytes_max == 0 {
+            return invalid("limits.key_bytes_max", "must be at least 1");
+        }
+        if self.limits.transaction_writes_max == 0 {
+            return invalid("limits.transaction_writes_max", "must be at least 1");
+        }
+        if self.retry.attempts_max == 0 {
+            return invalid("retry.attempts_max", "must be at least 1");
+        }
+        if self.retry.backoff_base > self.retry.backoff_max {
+            return invalid("retry.backoff_base", "must not exceed retry.backoff_max");
+        }
+        if self.maintenance_interval.is_zero() {
+            return invalid("maintenance_interval", "must be above zero");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Options::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_attempt_retry_policy_is_refused() {
+        let options =
+            Options::default().retry(RetryPolicy { attempts_max: 0, ..RetryPolicy::default() });
+        assert!(matches!(
+            options.validate(),
+            Err(Error::InvalidOption { name: "retry.attempts_max", .. })
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.backoff_cap(1), Duration::from_micros(40));
+        assert_eq!(policy.backoff_cap(3), Duration::from_micros(160));
+        assert_eq!(policy.backoff_cap(60), policy.backoff_max);
+    }
+}

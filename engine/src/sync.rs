@@ -1,0 +1,254 @@
+//! The one place the engine takes its synchronization primitives from.
+//!
+//! Under `cfg(loom)` every atomic, fence, lock and epoch type below is swapped for a
+//! loom-instrumented twin, so the lock-free protocols of `chain.rs`, `visible.rs` and
+//! `watermark.rs` are model-checked exactly as they are written, not as a copy of them.
+//!
+//! The epoch twin (`epoch` under loom) keeps crossbeam-epoch's API for the subset the engine
+//! uses. It does not model reclamation: retired nodes are freed when the model's execution
+//! ends, after every thread is joined. What the models check is the protocol: orderings,
+//! what a reader can observe, and that no reader ever needs a node that was unlinked. That
+//! memory is only freed once no guard can reach it is crossbeam-epoch's own guarantee.
+
+#![allow(clippy::disallowed_types, reason = "this module is where the allowed types come from")]
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+
+/// The mutex of the commit sequencer and of the engine's few other short critical sections.
+#[cfg(not(loom))]
+pub(crate) use parking_lot::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom_mutex::{Mutex, MutexGuard};
+
+/// Waits politely in a loop that expects another thread to make progress soon.
+#[cfg(not(loom))]
+pub(crate) fn spin_wait(round: u32) {
+    if round < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Waits politely in a loop that expects another thread to make progress soon.
+#[cfg(loom)]
+pub(crate) fn spin_wait(_round: u32) {
+    loom::thread::yield_now();
+}
+
+#[cfg(not(loom))]
+pub(crate) mod epoch {
+    //! crossbeam-epoch, re-exported.
+    pub(crate) use crossbeam_epoch::{pin, unprotected, Atomic, Guard, Owned, Shared};
+}
+
+#[cfg(loom)]
+mod loom_mutex {
+    //! `parking_lot`'s mutex API over loom's mutex (which cannot be poisoned in a model that
+    //! passes, since a panic fails the model).
+
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        #[expect(clippy::unwrap_used, reason = "a poisoned lock means the model already failed")]
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap()
+        }
+    }
+}
+
+#[cfg(loom)]
+#[allow(unsafe_code)]
+pub(crate) mod epoch {
+    //! A loom twin of the crossbeam-epoch API subset the engine uses.
+    //!
+    //! Unsafe blocks here (all in this module):
+    //! - `Shared::as_ref`: dereferences a pointer that, by the caller's contract (the same as
+    //!   crossbeam's), points to a live node; in a model nothing is freed before the end.
+    //! - `Guard::defer_destroy` / `Shared::into_owned`: take back a `Box` leaked by
+    //!   `Owned::into_shared`; called at most once per node, after it is unreachable.
+    //! - `Retired::drop`: frees the boxes retired during one execution, once all its threads
+    //!   are joined.
+
+    use std::marker::PhantomData;
+    use std::ops::{Deref, DerefMut};
+
+    use loom::sync::atomic::AtomicPtr;
+
+    use super::Ordering;
+
+    /// A node retired during the current execution, freed when the execution ends.
+    struct RetiredNode {
+        ptr: *mut (),
+        drop_fn: unsafe fn(*mut ()),
+    }
+
+    // SAFETY: a retired node is unreachable by construction; only the list's drop touches it.
+    unsafe impl Send for RetiredNode {}
+
+    struct Retired(std::sync::Mutex<Vec<RetiredNode>>);
+
+    impl Drop for Retired {
+        fn drop(&mut self) {
+            let nodes = std::mem::take(self.0.get_mut().unwrap_or_else(|e| e.into_inner()));
+            for node in nodes {
+                // SAFETY: each pointer came from `Box::into_raw` of the type `drop_fn` was
+                // instantiated with, was retired exactly once, and the execution is over.
+                unsafe { (node.drop_fn)(node.ptr) };
+            }
+        }
+    }
+
+    loom::lazy_static! {
+        static ref RETIRED: Retired = Retired(std::sync::Mutex::new(Vec::new()));
+    }
+
+    unsafe fn drop_box<T>(ptr: *mut ()) {
+        // SAFETY: see `Retired::drop`.
+        drop(unsafe { Box::from_raw(ptr.cast::<T>()) });
+    }
+
+    /// The twin of `crossbeam_epoch::Guard`.
+    pub(crate) struct Guard {
+        _not_send: PhantomData<*mut ()>,
+    }
+
+    impl Guard {
+        /// Retires `shared`; it is freed when the execution ends.
+        ///
+        /// # Safety
+        /// As crossbeam's: `shared` is unreachable for new readers and retired only once.
+        pub(crate) unsafe fn defer_destroy<T>(&self, shared: Shared<'_, T>) {
+            if shared.ptr.is_null() {
+                return;
+            }
+            let node = RetiredNode { ptr: shared.ptr.cast::<()>(), drop_fn: drop_box::<T> };
+            RETIRED.0.lock().unwrap_or_else(|e| e.into_inner()).push(node);
+        }
+    }
+
+    /// The twin of `crossbeam_epoch::pin`.
+    pub(crate) fn pin() -> Guard {
+        Guard { _not_send: PhantomData }
+    }
+
+    struct UnprotectedGuard(Guard);
+    // SAFETY: the unprotected guard carries no state; crossbeam's is shared the same way.
+    unsafe impl Sync for UnprotectedGuard {}
+
+    static UNPROTECTED: UnprotectedGuard = UnprotectedGuard(Guard { _not_send: PhantomData });
+
+    /// The twin of `crossbeam_epoch::unprotected`.
+    ///
+    /// # Safety
+    /// As crossbeam's: only for data no other thread can reach.
+    pub(crate) unsafe fn unprotected() -> &'static Guard {
+        &UNPROTECTED.0
+    }
+
+    /// The twin of `crossbeam_epoch::Owned`.
+    pub(crate) struct Owned<T>(Box<T>);
+
+    impl<T> Owned<T> {
+        pub(crate) fn new(value: T) -> Owned<T> {
+            Owned(Box::new(value))
+        }
+
+        pub(crate) fn into_shared<'g>(self, _guard: &'g Guard) -> Shared<'g, T> {
+            Shared { ptr: Box::into_raw(self.0), _marker: PhantomData }
+        }
+    }
+
+    impl<T> Deref for Owned<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.0
+        }
+    }
+
+    impl<T> DerefMut for Owned<T> {
+        fn deref_mut(&mut self) -> &mut T {
+            &mut self.0
+        }
+    }
+
+    /// The twin of `crossbeam_epoch::Shared`.
+    pub(crate) struct Shared<'g, T> {
+        ptr: *mut T,
+        _marker: PhantomData<(&'g (), *const T)>,
+    }
+
+    impl<T> Clone for Shared<'_, T> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+
+    impl<T> Copy for Shared<'_, T> {}
+
+    impl<T> PartialEq for Shared<'_, T> {
+        fn eq(&self, other: &Self) -> bool {
+            self.ptr == other.ptr
+        }
+    }
+
+    impl<'g, T> Shared<'g, T> {
+        pub(crate) fn null() -> Shared<'g, T> {
+            Shared { ptr: std::ptr::null_mut(), _marker: PhantomData }
+        }
+
+        pub(crate) fn is_null(&self) -> bool {
+            self.ptr.is_null()
+        }
+
+        /// # Safety
+        /// As crossbeam's: the pointer is null or points to a live `T`.
+        pub(crate) unsafe fn as_ref(&self) -> Option<&'g T> {
+            // SAFETY: the caller's contract.
+            unsafe { self.ptr.as_ref() }
+        }
+
+        /// # Safety
+        /// As crossbeam's: no other thread can reach the node any more.
+        pub(crate) unsafe fn into_owned(self) -> Owned<T> {
+            // SAFETY: the caller's contract; the pointer came from `Box::into_raw`.
+            Owned(unsafe { Box::from_raw(self.ptr) })
+        }
+    }
+
+    /// The twin of `crossbeam_epoch::Atomic`.
+    pub(crate) struct Atomic<T>(AtomicPtr<T>);
+
+    impl<T> Atomic<T> {
+        pub(crate) fn null() -> Atomic<T> {
+            Atomic(AtomicPtr::new(std::ptr::null_mut()))
+        }
+
+        pub(crate) fn load<'g>(&self, order: Ordering, _guard: &'g Guard) -> Shared<'g, T> {
+            Shared { ptr: self.0.load(order), _marker: PhantomData }
+        }
+
+        pub(crate) fn store(&self, new: Shared<'_, T>, order: Ordering) {
+            self.0.store(new.ptr, order);
+        }
+
+        pub(crate) fn swap<'g>(
+            &self,
+            new: Shared<'_, T>,
+            order: Ordering,
+            _guard: &'g Guard,
+        ) -> Shared<'g, T> {
+            Shared { ptr: self.0.swap(new.ptr, order), _marker: PhantomData }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The commit sequencer: the engine's one serialized step.
+//!
+//! A commit arrives with its version nodes already built (allocation happens before, never
+//! inside, the critical section). Under the sequencer's lock it is validated, takes the next
+//! commit version, and its nodes are linked into their chains (new keys get a chain, in both
+//! indexes). The lock covers memory work only, bounded by the write set (and, for
+//! serializable transactions, the read set): never I/O, encoding, or waiting for durability.
+//!
+//! After the lock is released the commit finishes: the write-ahead log takes its record
+//! (when the database is durable; the log joins in the durable-database work, right here),
+//! then the visible version advances over it (see `visible.rs`), and `commit` returns once it
+//! is visible, so every snapshot taken afterwards sees it.
+
+use std::sync::Arc;
+
+use crate::bytes::Bytes;
+use crate::chain::VersionChain;
+use crate::db::Shared;
+use crate::error::Result;
+use crate::options::Retention;
+use crate::stats::Counters;
+use crate::sync::epoch::{self, Guard, Owned};
+use crate::sync::{spin_wait, Mutex, MutexGuard};
+use crate::ttl::Expiry;
+use crate::txn::validate::Validation;
+use crate::version::{CommitVersion, VersionNode};
+
+/// The sequencer's lock and what it guards.
+pub(crate) struct Sequencer {
+    state: Mutex<SequencerState>,
+}
+
+/// What only the sequencer's lock holder may touch.
+pub(crate) struct SequencerState {
+    /// The last commit version handed out.
+    last_version: u64,
+    /// Chains that gained a version over an older one since the collector last looked.
+    pub(crate) gc_queue: Vec<Arc<VersionChain>>,
+    /// Versions with an expiry, linked since the reaper last looked.
+    pub(crate) expiries: Vec<Expiry>,
+}
+
+impl Sequencer {
+    pub(crate) fn new(last_version: u64) -> Sequencer {
+        Sequencer {
+            state: Mutex::new(SequencerState {
+                last_version,
+                gc_queue: Vec::new(),
+                expiries: Vec::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SequencerState> {
+        self.state.lock()
+    }
+}
+
+impl Shared {
+    /// Validates, versions, links and publishes a commit of `writes` (in key order).
+    pub(crate) fn commit(
+        &self,
+        writes: Vec<(Bytes, Owned<VersionNode>)>,
+        validation: Validation<'_>,
+    ) -> Result<CommitVersion> {
+        self.check_not_poisoned()?;
+        debug_assert!(!writes.is_empty(), "a commit that writes nothing takes no version");
+        debug_assert!(
+            writes.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "one write per key, in key order"
+        );
+        let guard = epoch::pin();
+        let version = {
+            let mut state = self.sequencer.lock();
+            self.validate(&writes, &validation, &guard)?;
+            let version = self.take_version(&mut state);
+            for (key, mut node) in writes {
+                node.set_version(version);
+                self.link(&mut state, key, node, &guard);
+            }
+            version
+        };
+        // The write-ahead log takes the commit's record here, outside the sequencer.
+        self.publish(version);
+        Ok(CommitVersion::new(version))
+    }
+
+    /// Hands out the next commit version, waiting (rarely, and only while commits are in
+    /// flight) for room in the visible-version ring.
+    pub(crate) fn take_version(&self, state: &mut SequencerState) -> u64 {
+        let version = state.last_version + 1;
+        let mut round = 0;
+        while !self.visible.has_room_for(version) {
+            spin_wait(round);
+            round = round.saturating_add(1);
+        }
+        state.last_version = version;
+        Counters::add(&self.counters.commits, 1);
+        version
+    }
+
+    /// Makes commit `version` visible and waits until it is.
+    pub(crate) fn publish(&self, version: u64) {
+        self.visible.finish(version);
+        self.visible.wait_visible(version);
+        debug_assert!(self.visible.load() >= version);
+    }
+
+    /// Links a versioned node as the newest version of `key`, creating the key's chain if
+    /// it is new. A delete of a key that has no chain links nothing: there is nothing to
+    /// hide, and no chain is created only to hold a tombstone.
+    pub(crate) fn link(
+        &self,
+        state: &mut SequencerState,
+        key: Bytes,
+        node: Owned<VersionNode>,
+        guard: &Guard,
+    ) {
+        debug_assert!(node.version() > 0, "only committed versions are linked");
+        let index_guard = self.index.guard();
+        let existing = self.index.get(&key, &index_guard).map(|chain| Arc::clone(&chain));
+        let chain = match existing {
+            Some(chain) => chain,
+            None if node.is_tombstone() => return,
+            None => {
+                let chain = Arc::new(VersionChain::new(key));
+                Counters::add(&self.counters.keys, 1);
+                Counters::add(&self.counters.bytes, chain.key().len() as u64);
+                self.index.insert(Arc::clone(&chain), guard);
+                chain
+            }
+        };
+        Counters::add(&self.counters.versions, 1);
+        Counters::add(&self.counters.bytes, node.payload_bytes());
+        let expiry = node.has_expiry().then(|| (node.expires_at_ms(), node.version()));
+        let had_versions = chain.install(node, guard);
+        if let Some((at_ms, version)) = expiry {
+            state.expiries.push(Expiry { at_ms, version, chain: Arc::clone(&chain) });
+        }
+        if had_versions && self.options.retention != Retention::KeepAll && chain.mark_gc_queued() {
+            state.gc_queue.push(chain);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The `inmem` command-line tool.
+
+fn main() {}
