@@ -17,6 +17,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use inmem_engine as engine;
 pub use inmem_primitives as primitives;
 pub use inmem_wal as wal;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 ///
 /// Cloning is one atomic increment; the bytes themselves are shared, never copied.
 /// Ordering, equality and hashing are those of the underlying `[u8]`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bytes(Arc<[u8]>);
 
 impl Bytes {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch. A clock set before 1970 reads as 0.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| saturating_ms(since))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, saturating_ms)
 }
 
 /// A duration in whole milliseconds, saturating at `u64::MAX`.

@@ -41,15 +41,81 @@ pub(crate) use model::KeyIndex;
 #[cfg(not(loom))]
 mod lock_free {
     use super::*;
-    use crate::bytes::Bytes;
     use crossbeam_skiplist::base::SkipList;
+
+    /// Keys up to this many bytes are stored inside the index entries.
+    const INLINE_KEY_BYTES_MAX: usize = 30;
+
+    /// A key as the indexes store it: short keys inline, so that comparing one during a
+    /// skiplist descent or a hash probe reads the entry itself instead of chasing a pointer to
+    /// the key's bytes (one cache miss per skiplist level saved); longer keys share the chain's
+    /// buffer. Ordered, compared and hashed exactly as the key's bytes.
+    #[derive(Clone)]
+    pub(crate) enum IndexKey {
+        Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES_MAX] },
+        Shared(crate::bytes::Bytes),
+    }
+
+    const _: () = assert!(INLINE_KEY_BYTES_MAX <= u8::MAX as usize, "the inline length is a u8");
+
+    impl IndexKey {
+        pub(crate) fn new(key: &crate::bytes::Bytes) -> IndexKey {
+            let mut bytes = [0; INLINE_KEY_BYTES_MAX];
+            match bytes.get_mut(..key.len()) {
+                Some(prefix) => {
+                    prefix.copy_from_slice(key);
+                    IndexKey::Inline { len: key.len() as u8, bytes }
+                }
+                None => IndexKey::Shared(key.clone()),
+            }
+        }
+
+        pub(crate) fn as_slice(&self) -> &[u8] {
+            match self {
+                IndexKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+                IndexKey::Shared(bytes) => bytes,
+            }
+        }
+    }
+
+    impl std::borrow::Borrow<[u8]> for IndexKey {
+        fn borrow(&self) -> &[u8] {
+            self.as_slice()
+        }
+    }
+
+    impl PartialEq for IndexKey {
+        fn eq(&self, other: &Self) -> bool {
+            self.as_slice() == other.as_slice()
+        }
+    }
+
+    impl Eq for IndexKey {}
+
+    impl PartialOrd for IndexKey {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+
+    impl Ord for IndexKey {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.as_slice().cmp(other.as_slice())
+        }
+    }
+
+    impl std::hash::Hash for IndexKey {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.as_slice().hash(state);
+        }
+    }
 
     type Hasher = foldhash::fast::RandomState;
 
     /// The ordered index and the hash index over the same chains.
     pub(crate) struct KeyIndex {
-        hashed: papaya::HashMap<Bytes, Arc<VersionChain>, Hasher>,
-        ordered: SkipList<Bytes, Arc<VersionChain>>,
+        hashed: papaya::HashMap<IndexKey, Arc<VersionChain>, Hasher>,
+        ordered: SkipList<IndexKey, Arc<VersionChain>>,
     }
 
     /// Pins the hash index for point reads: the chains it returns stay valid while it lives.
@@ -59,7 +125,7 @@ mod lock_free {
         pub(crate) fn new() -> KeyIndex {
             KeyIndex {
                 hashed: papaya::HashMap::builder().hasher(Hasher::default()).build(),
-                ordered: SkipList::new(crossbeam_epoch::default_collector().clone()),
+                ordered: SkipList::new(crate::sync::epoch::default_collector().clone()),
             }
         }
 
@@ -76,9 +142,18 @@ mod lock_free {
             self.hashed.get(key, &guard.0)
         }
 
+        /// The chain of `key`, as an owned handle.
+        pub(crate) fn get_arc(
+            &self,
+            key: &[u8],
+            guard: &IndexGuard<'_>,
+        ) -> Option<Arc<VersionChain>> {
+            self.get(key, guard).cloned()
+        }
+
         /// Adds the chain of a key the index does not hold. Commit sequencer only.
         pub(crate) fn insert(&self, chain: Arc<VersionChain>, guard: &Guard) {
-            let key = chain.key().clone();
+            let key = IndexKey::new(chain.key());
             self.ordered.insert(key.clone(), Arc::clone(&chain), guard).release(guard);
             let hashed = self.hashed.guard();
             let previous = self.hashed.insert(key, chain, &hashed);
@@ -119,13 +194,38 @@ mod lock_free {
         ) {
             let range = self.ordered.range::<[u8], _>(bounds, guard);
             let mut walk =
-                |entry: crossbeam_skiplist::base::Entry<'_, '_, Bytes, Arc<VersionChain>>| {
+                |entry: crossbeam_skiplist::base::Entry<'_, '_, IndexKey, Arc<VersionChain>>| {
                     visit(entry.value())
                 };
             let _ = match direction {
                 Direction::Forward => range.map(&mut walk).find(ControlFlow::is_break),
                 Direction::Reverse => range.rev().map(&mut walk).find(ControlFlow::is_break),
             };
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::bytes::Bytes;
+
+        #[test]
+        fn index_keys_order_and_hash_as_their_bytes_inline_or_not() {
+            let keys: Vec<Bytes> = [&b""[..], b"a", b"ab", &[0xFF; 30], &[0xFF; 31], &[0x00; 40]]
+                .into_iter()
+                .map(Bytes::copy_from)
+                .collect();
+            for a in &keys {
+                let index_a = IndexKey::new(a);
+                assert_eq!(index_a.as_slice(), a.as_slice());
+                assert_eq!(
+                    matches!(index_a, IndexKey::Inline { .. }),
+                    a.len() <= INLINE_KEY_BYTES_MAX
+                );
+                for b in &keys {
+                    assert_eq!(index_a.cmp(&IndexKey::new(b)), a.cmp(b));
+                }
+            }
         }
     }
 }
@@ -157,6 +257,14 @@ mod model {
 
         pub(crate) fn get(&self, key: &[u8], _guard: &IndexGuard<'_>) -> Option<Arc<VersionChain>> {
             self.chains.lock().get(key).cloned()
+        }
+
+        pub(crate) fn get_arc(
+            &self,
+            key: &[u8],
+            guard: &IndexGuard<'_>,
+        ) -> Option<Arc<VersionChain>> {
+            self.get(key, guard)
         }
 
         pub(crate) fn insert(&self, chain: Arc<VersionChain>, _guard: &Guard) {

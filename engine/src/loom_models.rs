@@ -6,6 +6,8 @@
 //! types are loom's (`sync.rs`) and the key index is a `Mutex<BTreeMap>` (`index.rs`), so
 //! the whole-database models run the real commit and read paths.
 
+#![allow(clippy::expect_used, reason = "a failed expectation fails the model, as it should")]
+
 use std::sync::Arc;
 
 use loom::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +98,7 @@ fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
         let writer = {
             let (visible, chain) = (Arc::clone(&visible), Arc::clone(&chain));
             thread::spawn(move || {
-                let guard = epoch::pin();
-                chain.install(node(2, "b"), &guard);
-                drop(guard);
+                chain.install(node(2, "b"), &epoch::pin());
                 visible.finish(2);
             })
         };

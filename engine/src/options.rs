@@ -95,6 +95,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The longest wait before attempt `attempt` (the first retry is attempt 1).
+    #[cfg_attr(loom, allow(dead_code, reason = "loom models retry without waiting"))]
     pub(crate) fn backoff_cap(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
         self.backoff_base.saturating_mul(factor).min(self.backoff_max)

@@ -10,8 +10,6 @@
 //! what a reader can observe, and that no reader ever needs a node that was unlinked. That
 //! memory is only freed once no guard can reach it is crossbeam-epoch's own guarantee.
 
-#![allow(clippy::disallowed_types, reason = "this module is where the allowed types come from")]
-
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
@@ -44,7 +42,9 @@ pub(crate) fn spin_wait(_round: u32) {
 #[cfg(not(loom))]
 pub(crate) mod epoch {
     //! crossbeam-epoch, re-exported.
-    pub(crate) use crossbeam_epoch::{pin, unprotected, Atomic, Guard, Owned, Shared};
+    pub(crate) use crossbeam_epoch::{
+        default_collector, pin, unprotected, Atomic, Guard, Owned, Shared,
+    };
 }
 
 #[cfg(loom)]

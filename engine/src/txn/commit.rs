@@ -118,7 +118,7 @@ impl Shared {
     ) {
         debug_assert!(node.version() > 0, "only committed versions are linked");
         let index_guard = self.index.guard();
-        let existing = self.index.get(&key, &index_guard).map(|chain| Arc::clone(&chain));
+        let existing = self.index.get_arc(&key, &index_guard);
         let chain = match existing {
             Some(chain) => chain,
             None if node.is_tombstone() => return,
