@@ -95,10 +95,13 @@ impl Shared {
         }
     }
 
-    /// Reads the clock and publishes it for one-shot reads. Relaxed: a statistic.
+    /// Reads the clock and publishes it for one-shot reads (at most once a millisecond, so
+    /// readers of the shared value rarely see its cache line move). Relaxed: a statistic.
     pub(crate) fn refresh_clock(&self) -> u64 {
         let now_ms = clock::now_ms();
-        self.coarse_now_ms.store(now_ms, Ordering::Relaxed);
+        if self.coarse_now_ms.load(Ordering::Relaxed) != now_ms {
+            self.coarse_now_ms.store(now_ms, Ordering::Relaxed);
+        }
         now_ms
     }
 
@@ -196,7 +199,7 @@ impl Database {
         options.validate()?;
         let interval = options.maintenance_interval;
         let shared = Arc::new(Shared::new(options));
-        let maintenance = Maintenance::start(&shared, interval);
+        let maintenance = Maintenance::start(&shared, interval)?;
         Ok(Database { shared, maintenance })
     }
 
@@ -430,7 +433,7 @@ struct Maintenance {
 
 impl Maintenance {
     #[cfg(not(loom))]
-    fn start(shared: &Arc<Shared>, interval: Duration) -> Option<Maintenance> {
+    fn start(shared: &Arc<Shared>, interval: Duration) -> Result<Option<Maintenance>> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let shared = Arc::clone(shared);
         let thread = std::thread::Builder::new()
@@ -443,14 +446,14 @@ impl Maintenance {
                     shared.maintain();
                 }
             })
-            .ok()?;
-        Some(Maintenance { stop, thread: Some(thread) })
+            .map_err(|error| Error::io("starting the maintenance thread", &error))?;
+        Ok(Some(Maintenance { stop, thread: Some(thread) }))
     }
 
     /// Loom models drive maintenance by hand: a free-running thread cannot be modelled.
     #[cfg(loom)]
-    fn start(_shared: &Arc<Shared>, _interval: Duration) -> Option<Maintenance> {
-        None
+    fn start(_shared: &Arc<Shared>, _interval: Duration) -> Result<Option<Maintenance>> {
+        Ok(None)
     }
 }
 

@@ -81,9 +81,24 @@ pub enum Error {
     /// A background maintenance thread panicked; the database refuses further commits.
     #[error("the database is poisoned: a maintenance thread panicked")]
     Poisoned,
+
+    /// The operating system refused something the engine needs.
+    #[error("{context}: {message} ({kind:?})")]
+    Io {
+        /// What the engine was doing.
+        context: &'static str,
+        /// The kind of the underlying error, to act on.
+        kind: std::io::ErrorKind,
+        /// The underlying error's message.
+        message: String,
+    },
 }
 
 impl Error {
+    pub(crate) fn io(context: &'static str, error: &std::io::Error) -> Error {
+        Error::Io { context, kind: error.kind(), message: error.to_string() }
+    }
+
     /// Whether this is a [`Error::Conflict`]: the transaction may succeed if run again.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::Conflict { .. })

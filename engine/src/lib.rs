@@ -81,3 +81,15 @@ pub use crate::snapshot::{Iter, Snapshot, VersionRecord};
 pub use crate::stats::{GcReport, GcStats, OldestSnapshot, Stats};
 pub use crate::txn::{Transaction, TxnIter};
 pub use crate::version::CommitVersion;
+
+/// The public types can be shared and moved between threads as documented.
+const _: () = {
+    const fn shared_between_threads<T: Send + Sync>() {}
+    const fn moved_between_threads<T: Send>() {}
+    shared_between_threads::<Database>();
+    shared_between_threads::<Snapshot<'static>>();
+    shared_between_threads::<Bytes>();
+    moved_between_threads::<Transaction<'static>>();
+    moved_between_threads::<Iter<'static>>();
+    shared_between_threads::<Error>();
+};
