@@ -95,6 +95,7 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg_attr(loom, allow(dead_code, reason = "loom models start no thread"))]
     pub(crate) fn io(context: &'static str, error: &std::io::Error) -> Error {
         Error::Io { context, kind: error.kind(), message: error.to_string() }
     }
