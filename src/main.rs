@@ -1,3 +1,43 @@
 //! The `inmem` command-line tool.
+//!
+//! `inmem bench` runs macro workloads on an in-memory database (see `src/bench/`). Errors
+//! are printed to stderr as one `error: ...` line with a nonzero exit; malformed flags are
+//! reported by clap (exit 2). A reader that closes the pipe early (`| head`) just stops it.
 
-fn main() {}
+#![deny(unsafe_code)]
+
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// inmem: an embeddable, lock-free, MVCC storage engine.
+#[derive(Debug, Parser)]
+#[command(name = "inmem", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Benchmark the engine: throughput, latency percentiles and peak memory per workload.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Bench(args) => bench::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

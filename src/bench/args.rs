@@ -1,0 +1,277 @@
+//! The flags of `inmem bench` and their validation into a [`Config`].
+//!
+//! clap refuses what is malformed (a non-number, an unknown workload); [`Config::from_args`]
+//! refuses what is well-formed but unusable (zero keys, keys too short for the key count, a
+//! value larger than the engine accepts), each with a [`BenchError`] that names the flag.
+
+use clap::{Args, ValueEnum};
+
+use super::dataset::KeyLayout;
+use super::error::BenchError;
+
+/// The default number of keys.
+pub(crate) const KEYS_DEFAULT: u64 = 1_000_000;
+/// At most this many keys: fill orders them through a permutation of `u32` indices.
+pub(crate) const KEYS_MAX: u64 = u32::MAX as u64;
+/// At most this many worker threads per run.
+pub(crate) const THREADS_MAX: usize = 1024;
+/// A prefix scan returns this many keys (one key group of the layout).
+pub(crate) const SCAN_KEYS: usize = 100;
+
+/// Runs macro workloads on an in-memory database and prints throughput, latency
+/// percentiles and peak memory, one row (or one JSON line) per workload run.
+///
+/// Each thread count starts from a fresh database; the workloads run in the order given on
+/// it. Workloads other than fill first load --keys keys (unmeasured) if the database is
+/// empty.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct BenchArgs {
+    /// Workloads to run, in order: repeat the flag or give a comma list.
+    #[arg(long = "workload", value_enum, value_delimiter = ',',
+          default_values_t = Workload::ALL)]
+    pub workloads: Vec<Workload>,
+
+    /// Number of keys loaded by fill (and by the unmeasured prefill of other workloads).
+    #[arg(long, default_value_t = KEYS_DEFAULT)]
+    pub keys: u64,
+
+    /// Bytes per value; contents are pseudo-random from --seed.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+
+    /// Bytes per key (at least 2; the first key-size - 1 bytes are the scan prefix).
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+
+    /// Worker threads; a comma list such as 1,2 runs every workload at each count.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize])]
+    pub threads: Vec<usize>,
+
+    /// Seed of the key order, the random choices and the value contents.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Operations per measured workload, split evenly over the threads
+    /// [default: --keys for get, mixed and txn; --keys / 100 (at least 1) for scan;
+    /// fill always inserts --keys keys].
+    #[arg(long)]
+    pub ops: Option<u64>,
+
+    /// One JSON object per line and per workload run instead of a table; no progress bar.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also run every workload on a bare data structure in the same process and report the
+    /// ratio of the engine's ops/s to it.
+    #[arg(long, value_enum)]
+    pub baseline: Option<BaselineKind>,
+}
+
+const AFTER_HELP: &str = "\
+Workloads:
+  fill   insert --keys keys in a seeded random order, one commit each
+  get    uniform random point reads of existing keys
+  mixed  50% reads, 50% updates of existing keys (YCSB-A-like)
+  scan   prefix scans returning 100 keys each
+  txn    transactions of 4 reads and 4 writes on random keys; reports conflicts and
+         retries (Database::transaction retries a conflicting commit)
+
+Key i is (i / 100) big-endian in key-size - 1 bytes, then the byte i % 100, so each
+prefix of key-size - 1 bytes holds 100 keys.
+
+Latency is measured around each operation (a txn operation is one whole transaction,
+retries included); threads start together at a barrier and the run is timed from the
+barrier's release to the end of the last thread. Peak RSS is per run on Linux (VmHWM
+after resetting it through /proc/self/clear_refs; it includes what the process held when
+the run began, reported as rss_start_bytes); where that fails it is the process's peak
+so far, and the JSON field peak_rss_scope says which.
+
+With --baseline skipmap, each thread count runs on the engine and then on a crossbeam
+SkipMap<Vec<u8>, Vec<u8>> (same keys, values, operations and seeds; a txn there is 4 gets
+and 4 inserts without isolation), each store dropped before the next one is made. The
+rows of a thread count are printed once both ran, inmem first, each inmem row with the
+ratio inmem ops/s / skipmap ops/s: the column 'vs base' in the table, the field
+ratio_vs_baseline (and baseline: \"skipmap\") in JSON. A store that runs after another
+starts with the memory the allocator kept of the first (rss_start_bytes).
+
+JSON fields: workload, engine, threads, ops, seconds, ops_per_sec, p50_ns, p99_ns,
+p999_ns, max_ns, peak_rss_bytes (null if unknown), peak_rss_scope (run, process or
+unavailable), rss_start_bytes, keys, key_size, value_size, seed; txn lines add conflicts,
+retries and aborts; inmem lines under --baseline add ratio_vs_baseline; skipmap lines
+add missed_reads when a multi-threaded mixed or txn read missed a key that a concurrent
+insert was replacing (SkipMap::insert removes the old entry before linking the new one;
+the engine must never miss, and a miss there fails the run).";
+
+/// A named workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Workload {
+    /// Inserts every key once, in a seeded random order.
+    Fill,
+    /// Uniform random point reads of existing keys.
+    Get,
+    /// 50% point reads, 50% updates of existing keys.
+    Mixed,
+    /// Prefix scans of one 100-key group each.
+    Scan,
+    /// Transactions of 4 reads and 4 writes on random keys.
+    Txn,
+}
+
+impl Workload {
+    /// Every workload, in the default order.
+    pub const ALL: [Workload; 5] =
+        [Workload::Fill, Workload::Get, Workload::Mixed, Workload::Scan, Workload::Txn];
+
+    /// The workload's name, as on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Fill => "fill",
+            Workload::Get => "get",
+            Workload::Mixed => "mixed",
+            Workload::Scan => "scan",
+            Workload::Txn => "txn",
+        }
+    }
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A data structure to compare the engine with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BaselineKind {
+    /// A bare `crossbeam_skiplist::SkipMap<Vec<u8>, Vec<u8>>`.
+    Skipmap,
+}
+
+/// Validated settings of one `inmem bench` invocation.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) workloads: Vec<Workload>,
+    pub(crate) keys: u64,
+    pub(crate) layout: KeyLayout,
+    pub(crate) value_size: usize,
+    pub(crate) threads: Vec<usize>,
+    pub(crate) seed: u64,
+    pub(crate) ops: Option<u64>,
+    pub(crate) json: bool,
+    pub(crate) baseline: Option<BaselineKind>,
+}
+
+impl Config {
+    /// Checks the flags against each other and against the engine's limits.
+    ///
+    /// # Errors
+    /// A [`BenchError`] naming the first flag that cannot be used.
+    pub(crate) fn from_args(args: &BenchArgs) -> Result<Config, BenchError> {
+        if args.keys == 0 || args.keys > KEYS_MAX {
+            return Err(BenchError::KeysOutOfRange { keys: args.keys, max: KEYS_MAX });
+        }
+        let limits = inmem::Limits::default();
+        if args.value_size > limits.value_bytes_max {
+            return Err(BenchError::ValueSizeTooLarge {
+                value_size: args.value_size,
+                max: limits.value_bytes_max,
+            });
+        }
+        let layout = KeyLayout::new(args.key_size, args.keys, limits.key_bytes_max)?;
+        if args.threads.is_empty() {
+            return Err(BenchError::ThreadsOutOfRange { threads: 0, max: THREADS_MAX });
+        }
+        if let Some(&threads) = args.threads.iter().find(|&&t| t == 0 || t > THREADS_MAX) {
+            return Err(BenchError::ThreadsOutOfRange { threads, max: THREADS_MAX });
+        }
+        if args.ops == Some(0) {
+            return Err(BenchError::ZeroOps);
+        }
+        if args.workloads.is_empty() {
+            return Err(BenchError::NoWorkload);
+        }
+        Ok(Config {
+            workloads: args.workloads.clone(),
+            keys: args.keys,
+            layout,
+            value_size: args.value_size,
+            threads: args.threads.clone(),
+            seed: args.seed,
+            ops: args.ops,
+            json: args.json,
+            baseline: args.baseline,
+        })
+    }
+
+    /// How many operations a measured run of `workload` performs.
+    pub(crate) fn ops_for(&self, workload: Workload) -> u64 {
+        match (workload, self.ops) {
+            (Workload::Fill, _) => self.keys,
+            (_, Some(ops)) => ops,
+            (Workload::Scan, None) => (self.keys / SCAN_KEYS as u64).max(1),
+            (Workload::Get | Workload::Mixed | Workload::Txn, None) => self.keys,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn config(flags: &[&str]) -> Result<Config, BenchError> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(flags.iter().copied()))
+            .map_err(|error| BenchError::Output(std::io::Error::other(error.to_string())))?;
+        Config::from_args(&cli.bench)
+    }
+
+    #[test]
+    fn defaults_run_every_workload_on_a_million_keys() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.workloads, Workload::ALL);
+        assert_eq!(config.keys, KEYS_DEFAULT);
+        assert_eq!(config.threads, [1]);
+        assert_eq!(config.ops_for(Workload::Fill), KEYS_DEFAULT);
+        assert_eq!(config.ops_for(Workload::Get), KEYS_DEFAULT);
+        assert_eq!(config.ops_for(Workload::Scan), KEYS_DEFAULT / 100);
+    }
+
+    #[test]
+    fn workloads_and_threads_take_lists_and_repeats() {
+        let config =
+            config(&["--workload", "get,scan", "--workload", "txn", "--threads", "1,2"]).unwrap();
+        assert_eq!(config.workloads, [Workload::Get, Workload::Scan, Workload::Txn]);
+        assert_eq!(config.threads, [1, 2]);
+    }
+
+    #[test]
+    fn ops_override_every_workload_but_fill() {
+        let config = config(&["--ops", "7", "--keys", "500"]).unwrap();
+        assert_eq!(config.ops_for(Workload::Scan), 7);
+        assert_eq!(config.ops_for(Workload::Txn), 7);
+        assert_eq!(config.ops_for(Workload::Fill), 500);
+    }
+
+    #[test]
+    fn unusable_flags_are_refused_with_the_flag_named() {
+        assert!(matches!(config(&["--keys", "0"]), Err(BenchError::KeysOutOfRange { .. })));
+        assert!(matches!(config(&["--threads", "1,0"]), Err(BenchError::ThreadsOutOfRange { .. })));
+        assert!(matches!(config(&["--ops", "0"]), Err(BenchError::ZeroOps)));
+        assert!(matches!(
+            config(&["--value-size", "999999999"]),
+            Err(BenchError::ValueSizeTooLarge { .. })
+        ));
+        assert!(matches!(
+            config(&["--key-size", "2", "--keys", "25601"]),
+            Err(BenchError::KeySizeTooSmall { .. })
+        ));
+    }
+}

@@ -1,0 +1,146 @@
+//! Everything that stops `inmem bench`, as one enum the command prints and exits on.
+
+use std::fmt;
+
+/// Why `inmem bench` stopped.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// `--keys` is zero or above the supported maximum.
+    KeysOutOfRange {
+        /// What was asked for.
+        keys: u64,
+        /// The largest key count supported.
+        max: u64,
+    },
+    /// `--key-size` cannot number `keys` keys in 100-key groups.
+    KeySizeTooSmall {
+        /// What was asked for.
+        key_size: usize,
+        /// The key count.
+        keys: u64,
+        /// The smallest key size that works for this key count.
+        key_size_min: usize,
+    },
+    /// `--key-size` is above the engine's key limit.
+    KeySizeTooLarge {
+        /// What was asked for.
+        key_size: usize,
+        /// The engine's limit.
+        max: usize,
+    },
+    /// `--value-size` is above the engine's value limit.
+    ValueSizeTooLarge {
+        /// What was asked for.
+        value_size: usize,
+        /// The engine's limit.
+        max: usize,
+    },
+    /// A `--threads` entry is zero or above the supported maximum.
+    ThreadsOutOfRange {
+        /// The offending entry.
+        threads: usize,
+        /// The largest thread count supported.
+        max: usize,
+    },
+    /// `--ops 0`.
+    ZeroOps,
+    /// No workload to run.
+    NoWorkload,
+    /// An allocation the benchmark needs failed.
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+    },
+    /// The engine returned an error.
+    Engine {
+        /// The engine under test.
+        engine: &'static str,
+        /// The workload that was running.
+        workload: &'static str,
+        /// The engine's error.
+        source: inmem::Error,
+    },
+    /// Reads of keys that must exist found nothing, or a scan found the wrong number of
+    /// keys: the store lost or invented data.
+    WrongResults {
+        /// The engine under test.
+        engine: &'static str,
+        /// The workload that was running.
+        workload: &'static str,
+        /// How many operations saw a wrong result.
+        wrong_ops: u64,
+    },
+    /// A worker thread could not be started.
+    Spawn(std::io::Error),
+    /// A worker thread panicked.
+    WorkerPanicked {
+        /// The workload that was running.
+        workload: &'static str,
+    },
+    /// Latency histograms could not be created or merged.
+    Histogram(String),
+    /// Writing the report failed.
+    Output(std::io::Error),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::KeysOutOfRange { keys, max } => {
+                write!(f, "--keys {keys} is out of range: give 1 to {max}")
+            }
+            BenchError::KeySizeTooSmall { key_size, keys, key_size_min } => write!(
+                f,
+                "--key-size {key_size} is too small for {keys} keys: they need at least \
+                 {key_size_min} bytes (key-size - 1 bytes number the 100-key groups, one byte \
+                 the key within its group)"
+            ),
+            BenchError::KeySizeTooLarge { key_size, max } => {
+                write!(f, "--key-size {key_size} is above the engine's key limit of {max} bytes")
+            }
+            BenchError::ValueSizeTooLarge { value_size, max } => write!(
+                f,
+                "--value-size {value_size} is above the engine's value limit of {max} bytes"
+            ),
+            BenchError::ThreadsOutOfRange { threads, max } => {
+                write!(f, "--threads {threads} is out of range: give 1 to {max}")
+            }
+            BenchError::ZeroOps => f.write_str("--ops must be at least 1"),
+            BenchError::NoWorkload => f.write_str("no workload given"),
+            BenchError::OutOfMemory { what } => write!(f, "out of memory allocating the {what}"),
+            BenchError::Engine { engine, workload, source } => {
+                write!(f, "{engine} failed during {workload}: {source}")
+            }
+            BenchError::WrongResults { engine, workload, wrong_ops } => write!(
+                f,
+                "{engine} returned wrong results during {workload}: {wrong_ops} operations \
+                 missed keys that were loaded (or a scan found the wrong number of keys)"
+            ),
+            BenchError::Spawn(error) => write!(f, "cannot start a worker thread: {error}"),
+            BenchError::WorkerPanicked { workload } => {
+                write!(f, "a worker thread panicked during {workload}")
+            }
+            BenchError::Histogram(reason) => write!(f, "latency histogram: {reason}"),
+            BenchError::Output(error) => write!(f, "cannot write the report: {error}"),
+        }
+    }
+}
+
+impl BenchError {
+    /// Whether the report's reader went away (`inmem bench | head`): a reason to stop, not a
+    /// failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, BenchError::Output(error) if error.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl std::error::Error for BenchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BenchError::Engine { source, .. } => Some(source),
+            BenchError::Spawn(error) | BenchError::Output(error) => Some(error),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `inmem bench`: macro workloads on an in-memory [`inmem::Database`], optionally against a
+//! bare `crossbeam_skiplist::SkipMap` baseline, reporting throughput, latency percentiles
+//! and peak memory per workload run.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `args.rs` | the flags, their validation, the default operation counts |
+//! | `dataset.rs` | the key layout, the values, the fill order, the random streams' seeds |
+//! | `store.rs` | the engine and the baseline behind one trait, with identical per-op work |
+//! | `workloads.rs` | what one operation of each workload does and checks |
+//! | `runner.rs` | threads, the start barrier, timing and histograms |
+//! | `rss.rs` | the peak resident memory of one run |
+//! | `report.rs` | the record of a run (the JSON schema), the table |
+//!
+//! Order of a session: for each thread count, the engine runs every workload on a fresh
+//! database, which is then dropped; then the baseline (if asked for) does the same on a
+//! fresh skiplist. So at most one store is alive at a time. The engine goes first so that
+//! its memory figures are not inflated by what the allocator kept of the baseline's (glibc
+//! does not give freed memory back to the system at once; a later store starts with it, see
+//! `rss_start_bytes`). Without a baseline each row is written as soon as it is measured;
+//! with one, the thread count's rows are written once both stores ran, the engine's with
+//! its ratio. Within one store, workloads run in the order given; a workload other than
+//! fill on an empty store first loads every key (unmeasured), and fill on a loaded store
+//! starts a fresh one.
+
+mod args;
+mod dataset;
+mod error;
+mod progress;
+mod report;
+mod rss;
+mod runner;
+mod store;
+mod workloads;
+
+use std::io::StdoutLock;
+
+pub use args::BenchArgs;
+pub use error::BenchError;
+
+use args::{BaselineKind, Config, Workload};
+use report::{Report, RunRecord};
+use rss::PeakRss;
+use runner::RunPlan;
+use store::{EngineStore, SkipMapStore, Store};
+use workloads::{run_workload, Dataset};
+
+/// Runs `inmem bench` with `args`, writing the report to stdout.
+///
+/// # Errors
+/// A [`BenchError`] for unusable flags, a failing store or an unwritable report.
+pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
+    let config = Config::from_args(args)?;
+    let data = Dataset::new(config.layout, config.value_size, config.seed)?;
+    let session = Session { config: &config, data: &data, progress: progress::wanted(config.json) };
+    let mut report = Report::new(std::io::stdout().lock(), config.json, config.baseline.is_some());
+    for &threads in &config.threads {
+        match config.baseline {
+            None => {
+                session.run_store::<EngineStore>(threads, Some(&mut report))?;
+            }
+            Some(BaselineKind::Skipmap) => {
+                let mut engine = session.run_store::<EngineStore>(threads, None)?;
+                let baseline = session.run_store::<SkipMapStore>(threads, None)?;
+                for (record, base) in engine.iter_mut().zip(&baseline) {
+                    record.compare_with(base);
+                }
+                for record in engine.into_iter().chain(baseline) {
+                    report.write(record).map_err(BenchError::Output)?;
+                }
+            }
+        }
+    }
+    report.finish().map_err(BenchError::Output)
+}
+
+/// The report, written to stdout.
+type StdoutReport = Report<StdoutLock<'static>>;
+
+/// What every run of one invocation shares.
+struct Session<'a> {
+    config: &'a Config,
+    data: &'a Dataset,
+    progress: bool,
+}
+
+impl Session<'_> {
+    /// Runs every workload at `threads` threads on fresh stores of type `S`; writes each
+    /// run's record to `report` at once if given, else returns them in workload order.
+    fn run_store<S: Store>(
+        &self,
+        threads: usize,
+        mut report: Option<&mut StdoutReport>,
+    ) -> Result<Vec<RunRecord>, BenchError> {
+        let mut store: Option<S> = None;
+        let mut loaded = false;
+        let mut records = Vec::with_capacity(self.config.workloads.len());
+        for &workload in &self.config.workloads {
+            if workload == Workload::Fill && loaded {
+                // Fill inserts into an empty store; drop the old one before making the next.
+                drop(store.take());
+                loaded = false;
+            }
+            let current = match store.take() {
+                Some(current) => current,
+                None => S::create().map_err(|source| BenchError::Engine {
+                    engine: S::NAME,
+                    workload: "setup",
+                    source,
+                })?,
+            };
+            let current = store.insert(current);
+            if !loaded && workload != Workload::Fill {
+                self.prefill(current, threads)?;
+            }
+            let record = self.measure(current, workload, threads)?;
+            loaded = true;
+            match report.as_deref_mut() {
+                Some(report) => report.write(record).map_err(BenchError::Output)?,
+                None => records.push(record),
+            }
+        }
+        Ok(records)
+    }
+
+    /// A run of `workload` on `S` at `threads` threads, as configured.
+    fn plan<S: Store>(&self, workload: Workload, threads: usize) -> RunPlan {
+        RunPlan {
+            engine: S::NAME,
+            workload,
+            threads,
+            ops: self.config.ops_for(workload),
+            seed: self.config.seed,
+            layout: self.config.layout,
+        }
+    }
+
+    /// Loads every key, unmeasured.
+    fn prefill<S: Store>(&self, store: &S, threads: usize) -> Result<(), BenchError> {
+        let plan = self.plan::<S>(Workload::Fill, threads);
+        let label = format!("{} prefill x{threads}", S::NAME);
+        let bar = progress::bar(self.progress, plan.ops, label);
+        let loaded = run_workload(store, self.data, &plan, &bar);
+        bar.finish_and_clear();
+        loaded.map(drop)
+    }
+
+    /// One measured run of `workload`.
+    fn measure<S: Store>(
+        &self,
+        store: &S,
+        workload: Workload,
+        threads: usize,
+    ) -> Result<RunRecord, BenchError> {
+        let plan = self.plan::<S>(workload, threads);
+        let label = format!("{} {workload} x{threads}", S::NAME);
+        let bar = progress::bar(self.progress, plan.ops, label);
+        let peak = PeakRss::start();
+        let measured = run_workload(store, self.data, &plan, &bar);
+        let rss = peak.finish();
+        bar.finish_and_clear();
+        Ok(RunRecord::new(self.config, S::NAME, workload, threads, &measured?, rss))
+    }
+}
