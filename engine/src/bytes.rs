@@ -1,40 +1,73 @@
-//! `Bytes`: the refcounted, immutable byte strings the engine stores and hands out.
+//! `Bytes`: the immutable byte strings the engine stores and hands out.
 //!
-//! A key or value is copied once, when it enters the engine, into one allocation that holds
-//! the reference count and the bytes together. From then on it is shared, never copied: a
-//! read clones the handle (one atomic increment) and the caller reads the stored bytes.
+//! A key or value is copied once, when it enters the engine. Up to
+//! [`Bytes::INLINE_CAPACITY`] bytes it lives inside the handle itself (no allocation, and a
+//! clone is a 24-byte copy with no shared cache line); longer, it lives in one allocation
+//! that holds the reference count and the bytes together, and from then on it is shared,
+//! never copied: a clone is one atomic increment and every reader reads the stored bytes.
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
 /// An immutable, cheaply cloneable byte string: a key or a value as the engine stores it.
 ///
-/// Cloning is one atomic increment; the bytes themselves are shared, never copied.
-/// Ordering, equality and hashing are those of the underlying `[u8]`.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Bytes(Arc<[u8]>);
+/// Short strings (up to [`Bytes::INLINE_CAPACITY`] bytes) are stored inline; longer ones are
+/// shared, so cloning never copies more than the handle. Ordering, equality and hashing are
+/// those of the underlying `[u8]`.
+#[derive(Clone)]
+pub struct Bytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, data: [u8; Bytes::INLINE_CAPACITY] },
+    Shared(Arc<[u8]>),
+}
+
+const _: () = assert!(std::mem::size_of::<Bytes>() == 24, "a handle is three words");
+const _: () =
+    assert!(std::mem::size_of::<Option<Bytes>>() == 24, "a tombstone costs nothing extra");
 
 impl Bytes {
-    /// Copies `bytes` into a new shared buffer.
+    /// The longest byte string stored inside the handle, without an allocation.
+    pub const INLINE_CAPACITY: usize = 22;
+
+    /// Copies `bytes` into a new byte string.
     pub fn copy_from(bytes: &[u8]) -> Bytes {
-        Bytes(Arc::from(bytes))
+        let mut data = [0; Bytes::INLINE_CAPACITY];
+        match data.get_mut(..bytes.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(bytes);
+                Bytes(Repr::Inline { len: bytes.len() as u8, data })
+            }
+            None => Bytes(Repr::Shared(Arc::from(bytes))),
+        }
     }
 
     /// The number of bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_slice().len()
     }
 
     /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
     }
 
     /// The bytes as a slice.
     pub fn as_slice(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, data } => &data[..usize::from(*len)],
+            Repr::Shared(shared) => shared,
+        }
+    }
+}
+
+impl Default for Bytes {
+    fn default() -> Bytes {
+        Bytes(Repr::Inline { len: 0, data: [0; Bytes::INLINE_CAPACITY] })
     }
 }
 
@@ -42,19 +75,45 @@ impl Deref for Bytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
     }
 }
 
 impl AsRef<[u8]> for Bytes {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
     }
 }
 
 impl Borrow<[u8]> for Bytes {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Bytes {}
+
+impl PartialOrd for Bytes {
+    fn partial_cmp(&self, other: &Bytes) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Bytes {
+    fn cmp(&self, other: &Bytes) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for Bytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
     }
 }
 
@@ -72,7 +131,10 @@ impl<const N: usize> From<&[u8; N]> for Bytes {
 
 impl From<Vec<u8>> for Bytes {
     fn from(bytes: Vec<u8>) -> Bytes {
-        Bytes(Arc::from(bytes))
+        if bytes.len() <= Bytes::INLINE_CAPACITY {
+            return Bytes::copy_from(&bytes);
+        }
+        Bytes(Repr::Shared(Arc::from(bytes)))
     }
 }
 
@@ -84,25 +146,25 @@ impl From<&str> for Bytes {
 
 impl PartialEq<[u8]> for Bytes {
     fn eq(&self, other: &[u8]) -> bool {
-        *self.0 == *other
+        self.as_slice() == other
     }
 }
 
 impl PartialEq<&[u8]> for Bytes {
     fn eq(&self, other: &&[u8]) -> bool {
-        *self.0 == **other
+        self.as_slice() == *other
     }
 }
 
 impl<const N: usize> PartialEq<&[u8; N]> for Bytes {
     fn eq(&self, other: &&[u8; N]) -> bool {
-        *self.0 == other[..]
+        self.as_slice() == &other[..]
     }
 }
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "b\"{}\"", self.0.escape_ascii())
+        write!(f, "b\"{}\"", self.as_slice().escape_ascii())
     }
 }
 
@@ -111,19 +173,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn order_and_equality_are_those_of_the_bytes() {
-        let a = Bytes::from(b"abc");
-        let b = Bytes::from(&b"abd"[..]);
-        assert!(a < b);
-        assert_eq!(a, Bytes::from(vec![b'a', b'b', b'c']));
-        assert_eq!(a, b"abc");
-        assert_eq!(format!("{a:?}"), "b\"abc\"");
+    fn order_and_equality_are_those_of_the_bytes_inline_or_shared() {
+        let samples: Vec<Vec<u8>> = vec![
+            vec![],
+            b"abc".to_vec(),
+            b"abd".to_vec(),
+            vec![0xFF; Bytes::INLINE_CAPACITY],
+            vec![0xFF; Bytes::INLINE_CAPACITY + 1],
+            vec![0x00; 100],
+        ];
+        for a in &samples {
+            let bytes_a = Bytes::from(a.clone());
+            assert_eq!(bytes_a.as_slice(), a.as_slice());
+            assert_eq!(bytes_a, Bytes::copy_from(a), "both constructors agree");
+            for b in &samples {
+                assert_eq!(bytes_a.cmp(&Bytes::from(b.clone())), a.cmp(b));
+            }
+        }
+        assert_eq!(format!("{:?}", Bytes::from("abc")), "b\"abc\"");
     }
 
     #[test]
-    fn clones_share_one_buffer() {
-        let a = Bytes::from("shared");
-        let b = a.clone();
-        assert_eq!(a.as_ptr(), b.as_ptr());
+    fn long_byte_strings_are_shared_by_clones_and_short_ones_inline() {
+        let long = Bytes::from(vec![7; 100]);
+        assert_eq!(long.as_ptr(), long.clone().as_ptr(), "a clone shares the stored bytes");
+        let short = Bytes::from("short");
+        assert!(matches!(short.0, Repr::Inline { .. }));
+        assert!(matches!(long.0, Repr::Shared(_)));
     }
 }

@@ -5,14 +5,13 @@
 //! the versions it can read alive but never blocks the reclamation of anything else.
 //! Range scans re-pin between chunks for the same reason.
 
-use std::collections::VecDeque;
-use std::ops::{Bound, ControlFlow, RangeBounds};
+use std::ops::{Bound, RangeBounds};
 
 use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
 use crate::error::Result;
-use crate::index::Direction;
+use crate::index::{Cursor, Direction};
 use crate::sync::epoch;
 use crate::version::{CommitVersion, Origin, VersionNode};
 use crate::watermark::Registration;
@@ -204,86 +203,44 @@ pub(crate) fn bounds_are_empty(start: &Bound<Bytes>, end: &Bound<Bytes>) -> bool
     }
 }
 
-/// Chunks start small, for scans that stop early, and double up to this.
-const SCAN_CHUNK_MAX: usize = 256;
-const SCAN_CHUNK_MIN: usize = 16;
+/// Entries stepped over (deleted or expired) before a scan re-pins the epoch, so that a long
+/// run of them never holds up reclamation for long.
+const SKIPPED_PER_PIN_MAX: usize = 64;
 
-/// An iterator over a snapshot's entries in a key range, as `(key, value)` pairs.
+/// An iterator over a snapshot's entries in a key range, as `(key, value)` pairs; a
+/// [`DoubleEndedIterator`], so `.rev()` walks the range backwards.
 ///
-/// It reads ahead in chunks, pinning the epoch for one chunk at a time, and works from both
-/// ends (it is a [`DoubleEndedIterator`]).
+/// It keeps its place in the index between steps (without pinning the epoch in between),
+/// so each step costs one move along the skiplist's bottom level.
 pub struct Iter<'s> {
     snapshot: &'s Snapshot<'s>,
-    /// What has not been read from either end yet.
-    start: Bound<Bytes>,
-    end: Bound<Bytes>,
-    /// Set once a chunk reached the other end: everything left is in the buffers.
-    exhausted: bool,
-    front: VecDeque<(Bytes, Bytes)>,
-    back: VecDeque<(Bytes, Bytes)>,
-    front_chunk: usize,
-    back_chunk: usize,
+    cursor: Cursor<'s>,
 }
 
 impl<'s> Iter<'s> {
     fn new(snapshot: &'s Snapshot<'s>, start: Bound<Bytes>, end: Bound<Bytes>) -> Iter<'s> {
-        let exhausted = bounds_are_empty(&start, &end);
-        Iter {
-            snapshot,
-            start,
-            end,
-            exhausted,
-            front: VecDeque::new(),
-            back: VecDeque::new(),
-            front_chunk: SCAN_CHUNK_MIN,
-            back_chunk: SCAN_CHUNK_MIN,
-        }
+        Iter { snapshot, cursor: snapshot.shared.index.cursor(start, end) }
     }
 
-    /// Reads the next chunk from one end into that end's buffer.
-    fn refill(&mut self, direction: Direction) {
-        let chunk = match direction {
-            Direction::Forward => &mut self.front_chunk,
-            Direction::Reverse => &mut self.back_chunk,
-        };
-        let limit = *chunk;
-        *chunk = (limit * 2).min(SCAN_CHUNK_MAX);
-
+    fn step(&mut self, direction: Direction) -> Option<(Bytes, Bytes)> {
         let version = self.snapshot.registration.version();
-        let now_ms = self.snapshot.now_ms();
-        let shared = self.snapshot.shared;
-        let buffer = match direction {
-            Direction::Forward => &mut self.front,
-            Direction::Reverse => &mut self.back,
-        };
-        let mut examined = 0;
-        let mut last_key = None;
-        let guard = epoch::pin();
-        let bounds =
-            (self.start.as_ref().map(Bytes::as_slice), self.end.as_ref().map(Bytes::as_slice));
-        shared.index.scan(bounds, direction, &guard, |chain| {
-            examined += 1;
-            if let Some(value) =
-                chain.read_at(version, &guard).and_then(|node| node.live_value(now_ms))
-            {
-                let entry = (chain.key().clone(), value.clone());
-                match direction {
-                    Direction::Forward => buffer.push_back(entry),
-                    Direction::Reverse => buffer.push_front(entry),
-                }
+        let clock = self.snapshot.clock;
+        let mut guard = epoch::pin();
+        let mut skipped = 0;
+        loop {
+            let entry = self.cursor.step(direction, &guard, |chain| {
+                let node = chain.read_at(version, &guard)?;
+                let value =
+                    if node.has_expiry() { node.live_value(clock.now_ms()) } else { node.value() };
+                value.map(|value| (chain.key().clone(), value.clone()))
+            })?;
+            if entry.is_some() {
+                return entry;
             }
-            if examined < limit {
-                return ControlFlow::Continue(());
+            skipped += 1;
+            if skipped % SKIPPED_PER_PIN_MAX == 0 {
+                guard.repin();
             }
-            last_key = Some(chain.key().clone());
-            ControlFlow::Break(())
-        });
-        match last_key {
-            None => self.exhausted = true,
-            Some(key) => match direction {
-                Direction::Forward => self.start = Bound::Excluded(key),
-                Direction::Reverse => self.end = Bound::Excluded(key),
-            },
         }
     }
 }
@@ -292,19 +249,13 @@ impl Iterator for Iter<'_> {
     type Item = (Bytes, Bytes);
 
     fn next(&mut self) -> Option<(Bytes, Bytes)> {
-        while self.front.is_empty() && !self.exhausted {
-            self.refill(Direction::Forward);
-        }
-        self.front.pop_front().or_else(|| self.back.pop_front())
+        self.step(Direction::Forward)
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<(Bytes, Bytes)> {
-        while self.back.is_empty() && !self.exhausted {
-            self.refill(Direction::Reverse);
-        }
-        self.back.pop_back().or_else(|| self.front.pop_back())
+        self.step(Direction::Reverse)
     }
 }
 
@@ -333,5 +284,65 @@ mod tests {
         assert_eq!(end, Bound::Unbounded);
         let (start, end) = prefix_bounds(b"");
         assert_eq!((start, end), (Bound::Included(Bytes::from("")), Bound::Unbounded));
+    }
+
+    mod iteration {
+        use std::collections::BTreeMap;
+        use std::ops::Bound;
+
+        use proptest::prelude::*;
+
+        use crate::{Bytes, Database};
+
+        fn bound(kind: u8, key: u8) -> Bound<Bytes> {
+            match kind % 3 {
+                0 => Bound::Included(Bytes::from(vec![key])),
+                1 => Bound::Excluded(Bytes::from(vec![key])),
+                _ => Bound::Unbounded,
+            }
+        }
+
+        proptest! {
+            /// Pulling from both ends of a range, in any order, yields exactly the model's
+            /// entries in that range, each once, until the ends meet.
+            #[test]
+            fn both_ends_of_a_range_meet_without_loss_or_repeat(
+                writes in proptest::collection::vec((0u8..24, proptest::option::of(0u8..4)), 0..48),
+                (start_kind, start_key, end_kind, end_key) in (0u8..3, 0u8..24, 0u8..3, 0u8..24),
+                pulls in proptest::collection::vec(any::<bool>(), 0..40),
+            ) {
+                let db = Database::in_memory();
+                let mut model = BTreeMap::new();
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => {
+                            db.put([key], [value]).expect("put");
+                            model.insert(vec![key], vec![value]);
+                        }
+                        None => {
+                            db.delete([key]).expect("delete");
+                            model.remove(&vec![key]);
+                        }
+                    }
+                }
+                let (start, end) = (bound(start_kind, start_key), bound(end_kind, end_key));
+                let mut expected: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> =
+                    if crate::snapshot::bounds_are_empty(&start, &end) {
+                        Default::default()
+                    } else {
+                        let as_vec = |b: &Bound<Bytes>| b.as_ref().map(|k| k.to_vec());
+                        model.range((as_vec(&start), as_vec(&end))).map(|(k, v)| (k.clone(), v.clone())).collect()
+                    };
+                let snapshot = db.snapshot();
+                let mut iter = snapshot.scan(start, end);
+                for from_back in pulls.into_iter().chain(std::iter::repeat_n(false, 30)) {
+                    let got = if from_back { iter.next_back() } else { iter.next() };
+                    let want = if from_back { expected.pop_back() } else { expected.pop_front() };
+                    prop_assert_eq!(got.map(|(k, v)| (k.to_vec(), v.to_vec())), want);
+                }
+                prop_assert_eq!(iter.next(), None);
+                prop_assert_eq!(iter.next_back(), None);
+            }
+        }
     }
 }
