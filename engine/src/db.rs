@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     /// one-shot reads register with, so that they need not read the clock.
     coarse_now_ms: AtomicU64,
     poisoned: AtomicBool,
+    /// The maintenance thread, to wake it early; set once it runs.
+    maintenance_thread: std::sync::OnceLock<std::thread::Thread>,
+    /// Asks the maintenance thread to stop.
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -50,6 +54,8 @@ impl Shared {
             counters: Counters::default(),
             coarse_now_ms: AtomicU64::new(clock::now_ms()),
             poisoned: AtomicBool::new(false),
+            maintenance_thread: std::sync::OnceLock::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -108,6 +114,13 @@ impl Shared {
     #[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
     fn poison(&self) {
         self.poisoned.store(true, Ordering::Relaxed);
+    }
+
+    /// Wakes the maintenance thread for a round now, rather than at its next interval.
+    pub(crate) fn wake_maintenance(&self) {
+        if let Some(thread) = self.maintenance_thread.get() {
+            thread.unpark();
+        }
     }
 
     /// One maintenance round: collect garbage, then reap expired keys.
@@ -178,8 +191,9 @@ pub struct Committed<T> {
 /// # Ok::<(), inmem_engine::Error>(())
 /// ```
 pub struct Database {
+    /// Held for its `Drop`, which stops the maintenance thread and waits for it.
+    _maintenance: Option<Maintenance>,
     shared: Arc<Shared>,
-    maintenance: Option<Maintenance>,
 }
 
 impl Database {
@@ -200,7 +214,7 @@ impl Database {
         let interval = options.maintenance_interval;
         let shared = Arc::new(Shared::new(options));
         let maintenance = Maintenance::start(&shared, interval)?;
-        Ok(Database { shared, maintenance })
+        Ok(Database { _maintenance: maintenance, shared })
     }
 
     /// The options the database was opened with.
@@ -425,29 +439,35 @@ fn backoff(_retry: &RetryPolicy, _attempt: u32) {
     loom::thread::yield_now();
 }
 
-/// The background thread that collects garbage and reaps expired keys.
+/// The background thread that collects garbage and reaps expired keys: a round every
+/// maintenance interval, or sooner when commits wake it (see `txn/commit.rs`).
 struct Maintenance {
-    stop: std::sync::mpsc::Sender<()>,
+    shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Maintenance {
     #[cfg(not(loom))]
     fn start(shared: &Arc<Shared>, interval: Duration) -> Result<Option<Maintenance>> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let shared = Arc::clone(shared);
+        let worker = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name("inmem-maintenance".into())
             .spawn(move || {
-                let _dart = PoisonOnPanic(&shared);
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(interval)
-                {
-                    shared.maintain();
+                let _dart = PoisonOnPanic(&worker);
+                loop {
+                    // A spurious or early wake-up only runs a round sooner.
+                    std::thread::park_timeout(interval);
+                    // Relaxed: the unpark that follows the store orders it before this load.
+                    if worker.stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    worker.maintain();
                 }
             })
             .map_err(|error| Error::io("starting the maintenance thread", &error))?;
-        Ok(Some(Maintenance { stop, thread: Some(thread) }))
+        // Set once, by the only thread that starts maintenance for this database.
+        let _ = shared.maintenance_thread.set(thread.thread().clone());
+        Ok(Some(Maintenance { shared: Arc::clone(shared), thread: Some(thread) }))
     }
 
     /// Loom models drive maintenance by hand: a free-running thread cannot be modelled.
@@ -457,14 +477,13 @@ impl Maintenance {
     }
 }
 
-impl Drop for Database {
+impl Drop for Maintenance {
     fn drop(&mut self) {
-        if let Some(mut maintenance) = self.maintenance.take() {
-            drop(maintenance.stop);
-            if let Some(thread) = maintenance.thread.take() {
-                // A panicked maintenance thread already poisoned the database; nothing to add.
-                let _ = thread.join();
-            }
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            // A panicked maintenance thread already poisoned the database; nothing to add.
+            let _ = thread.join();
         }
     }
 }
@@ -487,5 +506,45 @@ pub(crate) fn retention_keep_last(retention: Retention) -> usize {
     match retention {
         Retention::KeepLast(n) => n.get(),
         Retention::KeepAll | Retention::KeepFor(_) => 1,
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::txn::commit::LINKED_BEFORE_EARLY_COLLECTION;
+
+    #[test]
+    fn many_commits_wake_the_collector_before_its_interval() {
+        let options = Options::default().maintenance_interval(Duration::from_secs(3600));
+        let db = Database::with_options(options).expect("opens");
+        for round in 0..LINKED_BEFORE_EARLY_COLLECTION {
+            db.put(b"hot", round.to_le_bytes()).expect("put");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while db.stats().gc.passes == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no collection pass within 10 s of the wake-up"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        while db.stats().live_versions > 1 {
+            assert!(std::time::Instant::now() < deadline, "superseded versions were not collected");
+            db.put(b"hot", b"again").expect("put");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn dropping_the_database_stops_its_maintenance_thread() {
+        let db = Database::in_memory();
+        let thread = db.shared.maintenance_thread.get().expect("started").clone();
+        let weak = Arc::downgrade(&db.shared);
+        drop(db);
+        assert!(
+            weak.upgrade().is_none(),
+            "the thread held the last handle and let it go: {thread:?}"
+        );
     }
 }

@@ -145,7 +145,11 @@ impl Shared {
             keep_last: retention_keep_last(self.options.retention),
         };
 
-        let queued = std::mem::take(&mut self.sequencer.lock().gc_queue);
+        let queued = {
+            let mut state = self.sequencer.lock();
+            state.linked_since_collection = 0;
+            std::mem::take(&mut state.gc_queue)
+        };
         let guard = epoch::pin();
         let mut report = GcReport { horizon: CommitVersion::new(effective), ..GcReport::default() };
         let mut dead = Vec::new();

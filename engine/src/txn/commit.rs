@@ -38,7 +38,17 @@ pub(crate) struct SequencerState {
     pub(crate) gc_queue: Vec<Arc<VersionChain>>,
     /// Versions with an expiry, linked since the reaper last looked.
     pub(crate) expiries: Vec<Expiry>,
+    /// Versions linked since the collector last took the queue.
+    pub(crate) linked_since_collection: u64,
 }
+
+/// Versions linked between collection passes before the maintenance thread is woken early,
+/// so that garbage between passes stays bounded however fast commits come.
+#[cfg(not(test))]
+pub(crate) const LINKED_BEFORE_EARLY_COLLECTION: u64 = 64 * 1024;
+/// Small under test, so that early wake-ups happen constantly.
+#[cfg(test)]
+pub(crate) const LINKED_BEFORE_EARLY_COLLECTION: u64 = 64;
 
 impl Sequencer {
     pub(crate) fn new(last_version: u64) -> Sequencer {
@@ -47,6 +57,7 @@ impl Sequencer {
                 last_version,
                 gc_queue: Vec::new(),
                 expiries: Vec::new(),
+                linked_since_collection: 0,
             }),
         }
     }
@@ -139,6 +150,10 @@ impl Shared {
         }
         if had_versions && self.options.retention != Retention::KeepAll && chain.mark_gc_queued() {
             state.gc_queue.push(chain);
+        }
+        state.linked_since_collection += 1;
+        if state.linked_since_collection == LINKED_BEFORE_EARLY_COLLECTION {
+            self.wake_maintenance();
         }
     }
 }
