@@ -443,13 +443,23 @@ fn readers_see_only_committed_values_while_a_writer_overwrites_and_garbage_is_co
     });
     let mut floor = (last, vec![last; SINGLE_KEYS as usize]);
     check_snapshot(&db, &mut floor);
-    // One more (even) round with no pass running, then one pass with no reader open: only
-    // the newest versions are left, and the flicker keys, deleted, are forgotten.
-    write_round(last + 2);
-    db.collect_garbage();
+    // Quiescent now: another (even) round, then a pass with no reader open leaves only the
+    // newest versions, and forgets the deleted flicker keys. The collector's first call
+    // waits out a pass in progress; a background pass woken early by the commits of the run
+    // may still race with the round once, so there is a second try (versions linked during
+    // a pass can escape it: see the test above).
+    let mut round = last;
+    let expected = ATOMIC_KEYS + SINGLE_KEYS;
+    let settled = (0..2).any(|_| {
+        db.collect_garbage();
+        round += 2;
+        write_round(round);
+        db.collect_garbage();
+        let stats = db.stats();
+        stats.live_versions == expected && stats.keys == expected
+    });
     let stats = db.stats();
-    assert_eq!(stats.live_versions, ATOMIC_KEYS + SINGLE_KEYS, "only the newest is left");
-    assert_eq!(stats.keys, ATOMIC_KEYS + SINGLE_KEYS, "the deleted flicker keys are gone");
+    assert!(settled, "only the newest versions of live keys are left: {stats:?}");
     assert!(stats.gc.keys_removed > 0);
 }
 
