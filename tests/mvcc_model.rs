@@ -480,7 +480,9 @@ impl<'db> Run<'db> {
                 let effective = self.oldest_reader().map_or(latest, |oldest| oldest.min(latest));
                 prop_assert_eq!(report.horizon, CommitVersion::new(effective));
                 self.model.forget_deleted(effective);
-                self.horizon = self.horizon.max(latest);
+                // The pass publishes the horizon it pruned with: `snapshot_at` reaches down
+                // to the oldest reader that was open.
+                self.horizon = self.horizon.max(effective);
             }
         }
         Ok(())

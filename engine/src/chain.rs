@@ -45,10 +45,10 @@ pub(crate) struct VersionChain {
     head: Atomic<VersionNode>,
     /// Set when the chain is queued for the garbage collector; see `gc.rs`.
     gc_queued: AtomicBool,
-    /// Garbage-collector bookkeeping: whether the chain sits in the collector's blocked
-    /// heap, and how many of its bytes open snapshots keep alive. Only the collector (one
-    /// pass at a time) touches these, so `Relaxed` is enough.
-    gc_blocked: AtomicBool,
+    /// Garbage-collector bookkeeping: whether the chain waits in the collector's heap for
+    /// the horizon to reach it, and how many of its bytes open snapshots keep alive. Only
+    /// the collector (one pass at a time) touches these, so `Relaxed` is enough.
+    gc_waiting: AtomicBool,
     gc_pinned_bytes: AtomicU64,
 }
 
@@ -64,8 +64,6 @@ pub(crate) struct Pruned {
 pub(crate) struct Pinned {
     pub(crate) versions: u64,
     pub(crate) bytes: u64,
-    /// The lowest horizon at which pruning frees at least one of them.
-    pub(crate) unblock_at: u64,
 }
 
 impl VersionChain {
@@ -74,7 +72,7 @@ impl VersionChain {
             key,
             head: Atomic::null(),
             gc_queued: AtomicBool::new(false),
-            gc_blocked: AtomicBool::new(false),
+            gc_waiting: AtomicBool::new(false),
             gc_pinned_bytes: AtomicU64::new(0),
         }
     }
@@ -165,13 +163,29 @@ impl VersionChain {
         let Some(last_kept) = self.cut_point(horizon_free, keep_last, guard) else {
             return Pinned::default();
         };
-        let mut pinned = Pinned { unblock_at: last_kept.version(), ..Pinned::default() };
+        let mut pinned = Pinned::default();
         let beyond = last_kept.next.load(Ordering::Acquire, guard);
         for node in (Nodes { next: beyond, guard }) {
             pinned.versions += 1;
             pinned.bytes += node.payload_bytes();
         }
         pinned
+    }
+
+    /// The lowest horizon at which `prune` would free this chain's oldest version (the
+    /// version just above it), or `None` if the chain holds no more than `keep_last`
+    /// versions and so has nothing a higher horizon could free.
+    pub(crate) fn frees_oldest_at(&self, keep_last: usize, guard: &Guard) -> Option<u64> {
+        let mut newer = None;
+        let mut count = 0;
+        for node in self.nodes(guard) {
+            count += 1;
+            if node.next.load(Ordering::Acquire, guard).is_null() {
+                break;
+            }
+            newer = Some(node.version());
+        }
+        newer.filter(|_| count > keep_last)
     }
 
     /// The last node `prune` keeps: the first node, from the newest, that is at least the
@@ -230,9 +244,9 @@ impl VersionChain {
         self.gc_queued.swap(false, Ordering::AcqRel);
     }
 
-    /// Relaxed: collector-private bookkeeping, one pass at a time.
-    pub(crate) fn set_gc_blocked(&self, blocked: bool) -> bool {
-        self.gc_blocked.swap(blocked, Ordering::Relaxed)
+    /// Relaxed: collector-private bookkeeping, one pass at a time. Returns the old value.
+    pub(crate) fn set_gc_waiting(&self, waiting: bool) -> bool {
+        self.gc_waiting.swap(waiting, Ordering::Relaxed)
     }
 
     /// Relaxed: collector-private bookkeeping, one pass at a time. Returns the old value.
@@ -375,8 +389,22 @@ mod tests {
         let guard = epoch::pin();
         chain.prune(2, 1, &guard);
         let pinned = chain.pinned(4, 1, &guard);
-        assert_eq!(pinned, Pinned { versions: 2, bytes: 4, unblock_at: 4 });
-        assert_eq!(chain.pinned(2, 1, &guard), Pinned { unblock_at: 2, ..Pinned::default() });
+        assert_eq!(pinned, Pinned { versions: 2, bytes: 4 });
+        assert_eq!(chain.pinned(2, 1, &guard), Pinned::default());
+    }
+
+    #[test]
+    fn the_oldest_version_is_freed_once_the_horizon_reaches_the_one_above_it() {
+        let chain = chain_of(&[3, 7, 9]);
+        let guard = epoch::pin();
+        assert_eq!(chain.frees_oldest_at(1, &guard), Some(7));
+        assert_eq!(chain.frees_oldest_at(2, &guard), Some(7));
+        assert_eq!(chain.frees_oldest_at(3, &guard), None, "nothing beyond what is kept");
+        chain.prune(7, 1, &guard);
+        assert_eq!(versions(&chain), vec![9, 7]);
+        assert_eq!(chain.frees_oldest_at(1, &guard), Some(9));
+        chain.prune(9, 1, &guard);
+        assert_eq!(chain.frees_oldest_at(1, &guard), None);
     }
 
     #[test]

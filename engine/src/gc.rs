@@ -7,10 +7,11 @@
 //!    registry publishes it and lowers it to the oldest registered reader (`watermark.rs`).
 //!    No reader at or above the horizon can need a version superseded at or below it.
 //! 2. **Which chains.** The collector does not scan the keyspace. The sequencer queues a
-//!    chain when it gains a version over an older one (once, until the collector takes it),
-//!    and chains whose superseded versions were held back by snapshots wait in a heap keyed
-//!    by the horizon that frees them. A pass takes the queue and every heap entry the
-//!    horizon has reached.
+//!    chain when it gains a version over an older one (once, until the collector takes it).
+//!    A chain that still holds superseded versions after a pass (held back by a snapshot,
+//!    by retention, or committed while the pass ran) waits in a heap keyed by the horizon
+//!    that frees its oldest version. A pass takes the queue and every heap entry the
+//!    horizon has reached, so every superseded version is eventually looked at again.
 //! 3. **Prune.** Each chain keeps its versions down to the newest one at or below the
 //!    horizon (and at least `keep_last`), and retires the rest through the epoch. Readers
 //!    never wait: they either stop before the cut or hold a guard that keeps the memory.
@@ -51,8 +52,8 @@ pub(crate) struct GarbageCollector {
 
 #[derive(Default)]
 struct GcState {
-    /// Chains holding versions only snapshots need, by the horizon that frees them.
-    blocked: BinaryHeap<Reverse<Blocked>>,
+    /// Chains holding superseded versions, by the horizon that frees the oldest of them.
+    waiting: BinaryHeap<Reverse<Waiting>>,
     /// (visible version, wall-clock ms) at past passes, oldest first: the version that was
     /// newest some time ago, for `Retention::KeepFor`.
     samples: VecDeque<(u64, u64)>,
@@ -62,29 +63,29 @@ struct GcState {
     sequence: u64,
 }
 
-struct Blocked {
-    unblock_at: u64,
+struct Waiting {
+    frees_at: u64,
     sequence: u64,
     chain: Arc<VersionChain>,
 }
 
-impl PartialEq for Blocked {
+impl PartialEq for Waiting {
     fn eq(&self, other: &Self) -> bool {
-        (self.unblock_at, self.sequence) == (other.unblock_at, other.sequence)
+        (self.frees_at, self.sequence) == (other.frees_at, other.sequence)
     }
 }
 
-impl Eq for Blocked {}
+impl Eq for Waiting {}
 
-impl PartialOrd for Blocked {
+impl PartialOrd for Waiting {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Blocked {
+impl Ord for Waiting {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.unblock_at, self.sequence).cmp(&(other.unblock_at, other.sequence))
+        (self.frees_at, self.sequence).cmp(&(other.frees_at, other.sequence))
     }
 }
 
@@ -157,9 +158,9 @@ impl Shared {
             chain.take_gc_queued();
             self.collect_chain(&mut gc, chain, horizons, &guard, &mut report, &mut dead);
         }
-        while gc.blocked.peek().is_some_and(|Reverse(top)| top.unblock_at <= effective) {
-            let Some(Reverse(entry)) = gc.blocked.pop() else { break };
-            entry.chain.set_gc_blocked(false);
+        while gc.waiting.peek().is_some_and(|Reverse(top)| top.frees_at <= effective) {
+            let Some(Reverse(entry)) = gc.waiting.pop() else { break };
+            entry.chain.set_gc_waiting(false);
             self.collect_chain(&mut gc, entry.chain, horizons, &guard, &mut report, &mut dead);
         }
         for batch in dead.chunks(REMOVALS_PER_LOCK_MAX) {
@@ -193,14 +194,12 @@ impl Shared {
         }
         let pinned = chain.pinned(horizons.unpinned, horizons.keep_last, guard);
         gc.pinned_bytes = gc.pinned_bytes - chain.swap_gc_pinned_bytes(pinned.bytes) + pinned.bytes;
-        if pinned.versions > 0 && !chain.set_gc_blocked(true) {
-            gc.sequence += 1;
-            let sequence = gc.sequence;
-            gc.blocked.push(Reverse(Blocked {
-                unblock_at: pinned.unblock_at,
-                sequence,
-                chain: Arc::clone(&chain),
-            }));
+        if let Some(frees_at) = chain.frees_oldest_at(horizons.keep_last, guard) {
+            if !chain.set_gc_waiting(true) {
+                gc.sequence += 1;
+                let sequence = gc.sequence;
+                gc.waiting.push(Reverse(Waiting { frees_at, sequence, chain: Arc::clone(&chain) }));
+            }
         }
         if let Some(head) = chain.dead_head(horizons.effective, guard) {
             dead.push((chain, head));

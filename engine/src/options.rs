@@ -181,6 +181,9 @@ impl Options {
         if self.limits.transaction_writes_max == 0 {
             return invalid("limits.transaction_writes_max", "must be at least 1");
         }
+        if self.limits.transaction_reads_max == 0 {
+            return invalid("limits.transaction_reads_max", "must be at least 1");
+        }
         if self.retry.attempts_max == 0 {
             return invalid("retry.attempts_max", "must be at least 1");
         }

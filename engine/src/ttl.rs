@@ -108,8 +108,9 @@ impl Shared {
             tombstone.set_version(version);
             self.link(&mut state, expiry.chain.key().clone(), tombstone, guard);
         }
+        self.finish_in_memory(version);
         drop(state);
-        self.publish(version);
+        self.visible.wait_visible(version);
         reaped
     }
 }

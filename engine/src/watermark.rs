@@ -231,13 +231,17 @@ impl SnapshotRegistry {
     /// collection pass may prune with: the lowest of `candidate` and every registered
     /// version. Called by the collector only, one pass at a time.
     pub(crate) fn publish_horizon(&self, candidate: u64) -> u64 {
-        let published = self.horizon.load(Ordering::Relaxed).max(candidate);
+        let previous = self.horizon.load(Ordering::Relaxed);
         // Release: pairs with the Acquire load in `register`; see the module docs.
-        self.horizon.store(published, Ordering::Release);
+        self.horizon.store(previous.max(candidate), Ordering::Release);
         fence(Ordering::SeqCst);
         let lowest = self.oldest_reader().map_or(u64::MAX, |oldest| oldest.version);
         let effective = candidate.min(lowest);
-        debug_assert!(effective <= published);
+        // Then publish what the pass actually prunes with, so that `snapshot_at` is refused
+        // only below it (down to the oldest open snapshot). Lowering the published value
+        // from the candidate is safe: this pass prunes with `effective`, and every later
+        // pass publishes its own candidate before it looks at the slots again.
+        self.horizon.store(previous.max(effective), Ordering::Release);
         effective
     }
 
@@ -334,6 +338,22 @@ mod tests {
         }
         assert_eq!(registry.open_readers(), 0);
         assert_eq!(registry.publish_horizon(10), 10);
+    }
+
+    #[test]
+    fn the_published_horizon_is_what_the_pass_prunes_with() {
+        let registry = SnapshotRegistry::new();
+        let visible = VisibleVersion::new(5);
+        let reader = registry.register(&visible, None, 1).expect("registers");
+        assert_eq!(registry.publish_horizon(9), 5);
+        assert_eq!(
+            registry.published_horizon(),
+            5,
+            "a snapshot at the reader's version stays possible"
+        );
+        registry.release(&reader);
+        assert_eq!(registry.publish_horizon(9), 9);
+        assert_eq!(registry.published_horizon(), 9);
     }
 
     #[test]

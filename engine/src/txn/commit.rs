@@ -6,10 +6,11 @@
 //! indexes). The lock covers memory work only, bounded by the write set (and, for
 //! serializable transactions, the read set): never I/O, encoding, or waiting for durability.
 //!
-//! After the lock is released the commit finishes: the write-ahead log takes its record
-//! (when the database is durable; the log joins in the durable-database work, right here),
-//! then the visible version advances over it (see `visible.rs`), and `commit` returns once it
-//! is visible, so every snapshot taken afterwards sees it.
+//! Then the commit finishes: the visible version advances over it (see `visible.rs`), and
+//! `commit` returns once it is visible, so every snapshot taken afterwards sees it. In
+//! memory that happens before the lock is released (`finish_in_memory`); once the
+//! write-ahead log is wired in, the lock is released first, the log takes the record, and
+//! the commit finishes when the record is as durable as it asked.
 
 use std::sync::Arc;
 
@@ -89,10 +90,10 @@ impl Shared {
                 node.set_version(version);
                 self.link(&mut state, key, node, &guard);
             }
+            self.finish_in_memory(version);
             version
         };
-        // The write-ahead log takes the commit's record here, outside the sequencer.
-        self.publish(version);
+        self.visible.wait_visible(version);
         Ok(CommitVersion::new(version))
     }
 
@@ -110,11 +111,16 @@ impl Shared {
         version
     }
 
-    /// Makes commit `version` visible and waits until it is.
-    pub(crate) fn publish(&self, version: u64) {
+    /// Finishes commit `version`, still inside the sequencer, for a database without a log.
+    ///
+    /// An in-memory commit has nothing to wait for once linked, so it finishes in version
+    /// order, and no commit ever waits for an earlier one that was preempted between the
+    /// sequencer and its finish. With a write-ahead log, the lock is released here instead,
+    /// the record is appended and waited for, and only then is the commit finished, in
+    /// whatever order commits become durable; the visible version keeps their order.
+    pub(crate) fn finish_in_memory(&self, version: u64) {
         self.visible.finish(version);
-        self.visible.wait_visible(version);
-        debug_assert!(self.visible.load() >= version);
+        debug_assert_eq!(self.visible.load(), version, "finished in order under the lock");
     }
 
     /// Links a versioned node as the newest version of `key`, creating the key's chain if
