@@ -29,19 +29,21 @@ pub(crate) enum Direction {
     Reverse,
 }
 
+/// A chain met by a scan, with the walk of its versions already started.
+pub(crate) type ChainWalk<'a> = (&'a VersionChain, crate::chain::Nodes<'a>);
+
 /// Key bounds of a scan.
 pub(crate) type KeyBounds<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
 
 #[cfg(not(loom))]
-pub(crate) use lock_free::{Cursor, KeyIndex};
+pub(crate) use lock_free::KeyIndex;
 
 #[cfg(loom)]
-pub(crate) use model::{Cursor, KeyIndex};
+pub(crate) use model::KeyIndex;
 
 #[cfg(not(loom))]
 mod lock_free {
     use super::*;
-    use crate::bytes::Bytes;
     use crossbeam_skiplist::base::SkipList;
 
     /// Keys up to this many bytes are stored inside the index entries.
@@ -122,114 +124,7 @@ mod lock_free {
     /// Pins the hash index for point reads: the chains it returns stay valid while it lives.
     pub(crate) struct IndexGuard<'i>(papaya::LocalGuard<'i>);
 
-    type Pinned<'i> = crossbeam_skiplist::base::RefEntry<'i, IndexKey, Arc<VersionChain>>;
-
-    /// Whether `key` lies at or below `end`.
-    fn below_end(key: &[u8], end: &Bound<Bytes>) -> bool {
-        match end {
-            Bound::Included(end) => key <= end.as_slice(),
-            Bound::Excluded(end) => key < end.as_slice(),
-            Bound::Unbounded => true,
-        }
-    }
-
-    /// Whether `key` lies at or above `start`.
-    fn above_start(key: &[u8], start: &Bound<Bytes>) -> bool {
-        match start {
-            Bound::Included(start) => key >= start.as_slice(),
-            Bound::Excluded(start) => key > start.as_slice(),
-            Bound::Unbounded => true,
-        }
-    }
-
-    /// A position in the ordered index that survives between reads: each end holds a
-    /// reference count on the entry it returned last (never an epoch pin), so a scan
-    /// resumes where it stopped without searching again and without holding up reclamation
-    /// between steps. (`SkipList::ref_range` would do this, but crossbeam-skiplist 0.1.3's
-    /// `RefRange` leaks a reference per step; `RefEntry::move_next` does not.)
-    pub(crate) struct Cursor<'i> {
-        index: &'i KeyIndex,
-        start: Bound<Bytes>,
-        end: Bound<Bytes>,
-        /// The entry returned last from the front, and from the back.
-        head: Option<Pinned<'i>>,
-        tail: Option<Pinned<'i>>,
-        done: bool,
-    }
-
-    impl Cursor<'_> {
-        /// Moves one chain forward (or backward) and hands it to `read`; `None` once the
-        /// two ends meet or the range is exhausted.
-        pub(crate) fn step<T>(
-            &mut self,
-            direction: Direction,
-            guard: &Guard,
-            read: impl FnOnce(&VersionChain) -> T,
-        ) -> Option<T> {
-            if self.done {
-                return None;
-            }
-            let moved = match direction {
-                Direction::Forward => self.advance_head(guard),
-                Direction::Reverse => self.advance_tail(guard),
-            };
-            let current = match direction {
-                Direction::Forward => self.head.as_ref().filter(|head| self.head_within(head)),
-                Direction::Reverse => self.tail.as_ref().filter(|tail| self.tail_within(tail)),
-            };
-            match current {
-                Some(entry) if moved => Some(read(entry.value())),
-                _ => {
-                    // One end passed the range's end or met the other end: all is read.
-                    self.done = true;
-                    None
-                }
-            }
-        }
-
-        fn head_within(&self, head: &Pinned<'_>) -> bool {
-            let key = head.key().as_slice();
-            below_end(key, &self.end)
-                && self.tail.as_ref().is_none_or(|tail| key < tail.key().as_slice())
-        }
-
-        fn tail_within(&self, tail: &Pinned<'_>) -> bool {
-            let key = tail.key().as_slice();
-            above_start(key, &self.start)
-                && self.head.as_ref().is_none_or(|head| key > head.key().as_slice())
-        }
-
-        fn advance_head(&mut self, guard: &Guard) -> bool {
-            match &mut self.head {
-                Some(entry) => entry.move_next(guard),
-                None => {
-                    let bound = self.start.as_ref().map(Bytes::as_slice);
-                    self.head = self.index.pinned_from(bound, false, guard);
-                    self.head.is_some()
-                }
-            }
-        }
-
-        fn advance_tail(&mut self, guard: &Guard) -> bool {
-            match &mut self.tail {
-                Some(entry) => entry.move_prev(guard),
-                None => {
-                    let bound = self.end.as_ref().map(Bytes::as_slice);
-                    self.tail = self.index.pinned_from(bound, true, guard);
-                    self.tail.is_some()
-                }
-            }
-        }
-    }
-
-    impl Drop for Cursor<'_> {
-        fn drop(&mut self) {
-            let guard = crate::sync::epoch::pin();
-            for entry in [self.head.take(), self.tail.take()].into_iter().flatten() {
-                entry.release(&guard);
-            }
-        }
-    }
+    type Entry<'a, 'g> = crossbeam_skiplist::base::Entry<'a, 'g, IndexKey, Arc<VersionChain>>;
 
     impl KeyIndex {
         pub(crate) fn new() -> KeyIndex {
@@ -294,31 +189,32 @@ mod lock_free {
             true
         }
 
-        /// A cursor over the chains whose keys fall between `start` and `end`.
-        pub(crate) fn cursor(&self, start: Bound<Bytes>, end: Bound<Bytes>) -> Cursor<'_> {
-            let done = crate::snapshot::bounds_are_empty(&start, &end);
-            Cursor { index: self, start, end, head: None, tail: None, done }
-        }
-
-        /// The first entry at `bound` or past it (backwards when `reverse`) that can still
-        /// be pinned (one being removed cannot, and is stepped over).
-        fn pinned_from<'i>(
-            &'i self,
-            bound: Bound<&[u8]>,
-            reverse: bool,
+        /// Walks the first `limit` keys in `bounds` (in `direction`) under one guard, without
+        /// touching reference counts, starting each chain's walk of its versions (loading its
+        /// head) as it goes, and hands the batch to `read`. The head loads are independent
+        /// of the skiplist's own pointer chase, so their cache misses overlap it, and so do
+        /// the loads `read` makes next, instead of each waiting on the one before.
+        pub(crate) fn batch<R>(
+            &self,
+            bounds: KeyBounds<'_>,
+            direction: Direction,
+            limit: usize,
             guard: &Guard,
-        ) -> Option<Pinned<'i>> {
-            let mut entry = if reverse {
-                self.ordered.upper_bound(bound, guard)
-            } else {
-                self.ordered.lower_bound(bound, guard)
-            }?;
-            loop {
-                if let Some(pinned) = entry.pin() {
-                    return Some(pinned);
-                }
-                entry = if reverse { entry.prev() } else { entry.next() }?;
+            read: impl FnOnce(&mut [ChainWalk<'_>]) -> R,
+        ) -> R {
+            fn start<'a: 'g, 'g>(entry: Entry<'a, 'g>, guard: &'g Guard) -> ChainWalk<'g> {
+                let chain: &'g VersionChain = entry.value();
+                (chain, chain.nodes(guard))
             }
+            let range = self.ordered.range::<[u8], _>(bounds, guard);
+            let start = |entry| start(entry, guard);
+            // The range's size hint is unbounded: size the batch up front.
+            let mut batch = Vec::with_capacity(limit);
+            match direction {
+                Direction::Forward => batch.extend(range.take(limit).map(start)),
+                Direction::Reverse => batch.extend(range.rev().take(limit).map(start)),
+            }
+            read(&mut batch)
         }
 
         /// Visits the chains whose keys fall in `bounds`, in key order, until `visit` breaks.
@@ -383,27 +279,6 @@ mod model {
     /// Nothing to pin: the map hands out owned `Arc`s.
     pub(crate) struct IndexGuard<'i>(std::marker::PhantomData<&'i ()>);
 
-    /// The chains of a range, taken under the map's lock when the cursor is made.
-    pub(crate) struct Cursor<'i> {
-        chains: std::collections::VecDeque<Arc<VersionChain>>,
-        _index: std::marker::PhantomData<&'i ()>,
-    }
-
-    impl Cursor<'_> {
-        pub(crate) fn step<T>(
-            &mut self,
-            direction: Direction,
-            _guard: &Guard,
-            read: impl FnOnce(&VersionChain) -> T,
-        ) -> Option<T> {
-            let chain = match direction {
-                Direction::Forward => self.chains.pop_front(),
-                Direction::Reverse => self.chains.pop_back(),
-            }?;
-            Some(read(&chain))
-        }
-    }
-
     impl KeyIndex {
         pub(crate) fn new() -> KeyIndex {
             KeyIndex { chains: Mutex::new(BTreeMap::new()) }
@@ -441,19 +316,25 @@ mod model {
             }
         }
 
-        pub(crate) fn cursor(&self, start: Bound<Bytes>, end: Bound<Bytes>) -> Cursor<'_> {
-            let chains = if crate::snapshot::bounds_are_empty(&start, &end) {
-                std::collections::VecDeque::new()
-            } else {
-                let bounds =
-                    (start.as_ref().map(Bytes::as_slice), end.as_ref().map(Bytes::as_slice));
-                self.chains
-                    .lock()
-                    .range::<[u8], _>(bounds)
-                    .map(|(_, chain)| Arc::clone(chain))
-                    .collect()
+        pub(crate) fn batch<R>(
+            &self,
+            bounds: KeyBounds<'_>,
+            direction: Direction,
+            limit: usize,
+            guard: &Guard,
+            read: impl FnOnce(&mut [ChainWalk<'_>]) -> R,
+        ) -> R {
+            let held: Vec<Arc<VersionChain>> = {
+                let chains = self.chains.lock();
+                let range = chains.range::<[u8], _>(bounds).map(|(_, chain)| Arc::clone(chain));
+                match direction {
+                    Direction::Forward => range.take(limit).collect(),
+                    Direction::Reverse => range.rev().take(limit).collect(),
+                }
             };
-            Cursor { chains, _index: std::marker::PhantomData }
+            let mut batch: Vec<ChainWalk<'_>> =
+                held.iter().map(|chain| (&**chain, chain.nodes(guard))).collect();
+            read(&mut batch)
         }
 
         pub(crate) fn scan(

@@ -5,13 +5,14 @@
 //! the versions it can read alive but never blocks the reclamation of anything else.
 //! Range scans re-pin between chunks for the same reason.
 
+use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 
 use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
 use crate::error::Result;
-use crate::index::{Cursor, Direction};
+use crate::index::Direction;
 use crate::sync::epoch;
 use crate::version::{CommitVersion, Origin, VersionNode};
 use crate::watermark::Registration;
@@ -203,44 +204,101 @@ pub(crate) fn bounds_are_empty(start: &Bound<Bytes>, end: &Bound<Bytes>) -> bool
     }
 }
 
-/// Entries stepped over (deleted or expired) before a scan re-pins the epoch, so that a long
-/// run of them never holds up reclamation for long.
-const SKIPPED_PER_PIN_MAX: usize = 64;
+/// A scan reads the index in batches: the first is small, for scans that stop early, and
+/// each next one doubles, up to the largest.
+const SCAN_BATCH_MIN: usize = 32;
+const SCAN_BATCH_MAX: usize = 256;
 
 /// An iterator over a snapshot's entries in a key range, as `(key, value)` pairs; a
 /// [`DoubleEndedIterator`], so `.rev()` walks the range backwards.
 ///
-/// It keeps its place in the index between steps (without pinning the epoch in between),
-/// so each step costs one move along the skiplist's bottom level.
+/// It reads ahead in batches, pinning the epoch for one batch at a time. Within a batch it
+/// first walks the index, then loads every chain's version, then every value, so that the
+/// cache misses of one phase overlap instead of waiting on each other.
 pub struct Iter<'s> {
     snapshot: &'s Snapshot<'s>,
-    cursor: Cursor<'s>,
+    /// What neither end has read yet.
+    start: Bound<Bytes>,
+    end: Bound<Bytes>,
+    /// Set once a batch reached the other end: everything left is in the buffers.
+    exhausted: bool,
+    front: VecDeque<(Bytes, Bytes)>,
+    back: VecDeque<(Bytes, Bytes)>,
+    front_batch: usize,
+    back_batch: usize,
 }
 
 impl<'s> Iter<'s> {
     fn new(snapshot: &'s Snapshot<'s>, start: Bound<Bytes>, end: Bound<Bytes>) -> Iter<'s> {
-        Iter { snapshot, cursor: snapshot.shared.index.cursor(start, end) }
+        let exhausted = bounds_are_empty(&start, &end);
+        Iter {
+            snapshot,
+            start,
+            end,
+            exhausted,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            front_batch: SCAN_BATCH_MIN,
+            back_batch: SCAN_BATCH_MIN,
+        }
     }
 
-    fn step(&mut self, direction: Direction) -> Option<(Bytes, Bytes)> {
+    /// Reads the next batch from one end into that end's buffer.
+    fn refill(&mut self, direction: Direction) {
+        let batch = match direction {
+            Direction::Forward => &mut self.front_batch,
+            Direction::Reverse => &mut self.back_batch,
+        };
+        let limit = *batch;
+        *batch = (limit * 2).min(SCAN_BATCH_MAX);
         let version = self.snapshot.registration.version();
         let clock = self.snapshot.clock;
-        let mut guard = epoch::pin();
-        let mut skipped = 0;
-        loop {
-            let entry = self.cursor.step(direction, &guard, |chain| {
-                let node = chain.read_at(version, &guard)?;
-                let value =
-                    if node.has_expiry() { node.live_value(clock.now_ms()) } else { node.value() };
-                value.map(|value| (chain.key().clone(), value.clone()))
-            })?;
-            if entry.is_some() {
-                return entry;
+        let buffer = match direction {
+            Direction::Forward => &mut self.front,
+            Direction::Reverse => &mut self.back,
+        };
+        let guard = epoch::pin();
+        let bounds =
+            (self.start.as_ref().map(Bytes::as_slice), self.end.as_ref().map(Bytes::as_slice));
+        let last = self.snapshot.shared.index.batch(bounds, direction, limit, &guard, |walks| {
+            let mut nodes: Vec<Option<&VersionNode>> = Vec::with_capacity(walks.len());
+            nodes.extend(
+                walks
+                    .iter_mut()
+                    .map(|(_, versions)| versions.find(|node| node.version() <= version)),
+            );
+            buffer.reserve(walks.len());
+            // Bring every value's bytes in before taking references on them: plain loads
+            // overlap, the atomic increments of the clones below would not.
+            for node in nodes.iter().flatten() {
+                std::hint::black_box(node.value().and_then(|value| value.first().copied()));
             }
-            skipped += 1;
-            if skipped % SKIPPED_PER_PIN_MAX == 0 {
-                guard.repin();
+            for ((chain, _), node) in walks.iter().zip(&nodes) {
+                let value = node.and_then(|node| {
+                    if node.has_expiry() {
+                        node.live_value(clock.now_ms())
+                    } else {
+                        node.value()
+                    }
+                });
+                if let Some(value) = value {
+                    let entry = (chain.key().clone(), value.clone());
+                    match direction {
+                        Direction::Forward => buffer.push_back(entry),
+                        Direction::Reverse => buffer.push_front(entry),
+                    }
+                }
             }
+            (walks.len() == limit)
+                .then(|| walks.last().map(|(chain, _)| chain.key().clone()))
+                .flatten()
+        });
+        match last {
+            None => self.exhausted = true,
+            Some(key) => match direction {
+                Direction::Forward => self.start = Bound::Excluded(key),
+                Direction::Reverse => self.end = Bound::Excluded(key),
+            },
         }
     }
 }
@@ -249,13 +307,19 @@ impl Iterator for Iter<'_> {
     type Item = (Bytes, Bytes);
 
     fn next(&mut self) -> Option<(Bytes, Bytes)> {
-        self.step(Direction::Forward)
+        while self.front.is_empty() && !self.exhausted {
+            self.refill(Direction::Forward);
+        }
+        self.front.pop_front().or_else(|| self.back.pop_front())
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<(Bytes, Bytes)> {
-        self.step(Direction::Reverse)
+        while self.back.is_empty() && !self.exhausted {
+            self.refill(Direction::Reverse);
+        }
+        self.back.pop_back().or_else(|| self.front.pop_back())
     }
 }
 

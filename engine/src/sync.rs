@@ -124,9 +124,6 @@ pub(crate) mod epoch {
     }
 
     impl Guard {
-        /// Nothing to do: the twin does not model epochs.
-        pub(crate) fn repin(&mut self) {}
-
         /// Retires `shared`; it is freed when the execution ends.
         ///
         /// # Safety
