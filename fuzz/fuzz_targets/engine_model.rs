@@ -1,0 +1,653 @@
+//! `engine_model`: random sequences of transactions, one-shot writes, snapshots, time travel,
+//! scans and collection passes on an in-memory `Database`, each result checked against a
+//! model: the committed state after every version (a `BTreeMap` per version), every
+//! committed write of every key, and the open transactions' buffers and read sets.
+//!
+//! The input decodes (through `arbitrary`, with bounded wrappers) into a configuration
+//! (retention `KeepAll`, `KeepLast(1)` or `KeepLast(2)`; default isolation; tight or default
+//! limits) and at most `OPS_MAX` operations over a small key space (8 fixed keys sharing
+//! prefixes, with the empty key and 0x00/0xFF edges, plus a family `m·` written in bulk so
+//! that scans cross the iterator's batches), values of at most 32 bytes (a stamp byte that
+//! tells writes apart, then the input's bytes), 3 transaction slots and 4 snapshot slots.
+//! Scans may be interrupted by a one-shot write or a collection pass between two steps.
+//! The maintenance thread is held off (one-hour interval), so collection happens only where
+//! the input asks for it (an operation, or a configuration that collects after every
+//! operation), and the run is deterministic.
+//!
+//! Invariants checked:
+//! - every read (`Database::get`, `Snapshot::get`, `Transaction::get`) equals the model: the
+//!   state at the reader's version, overlaid for a transaction with its own writes;
+//! - every scan (prefix or arbitrary bounds, inverted and empty ones included, through a
+//!   held snapshot, a fresh one or a transaction) yields exactly the model's entries in key
+//!   order, whatever the interleaving of `next` and `next_back` and whatever is committed or
+//!   collected between two steps, and then `None`;
+//! - a commit conflicts exactly when first-committer-wins says (a written key, and for a
+//!   serializable transaction a read key or a key in a scanned range, has a user write newer
+//!   than the read version), names a key that justifies it, and leaves nothing visible; a
+//!   commit without writes returns its read version; every other commit returns the next
+//!   version and makes exactly its writes visible;
+//! - `snapshot` reads at the visible version; `snapshot_at(v)` succeeds exactly for
+//!   `oldest available <= v <= visible` (the oldest available version being the highest
+//!   horizon a collection pass pruned with) and then reads the model's state at `v`, before and
+//!   after collection passes (with `KeepAll` every version stays reachable); the errors
+//!   otherwise are `VersionNotVisible` and `SnapshotTooOld` with the right versions;
+//! - a collection pass reports the horizon the model expects (the retention horizon, held
+//!   back by the oldest open snapshot or transaction) and never changes what any open or
+//!   later snapshot reads; under `KeepLast(n)`, after a pass that no reader held back, every
+//!   deleted key is forgotten (no history, not counted in `Stats::keys`) and every other key
+//!   keeps at most `n` versions;
+//! - `history` lists the key's versions newest first, bounded by the snapshot, `before` and
+//!   `limit`: exactly the model's under `KeepAll`, and otherwise a subset of the model's
+//!   writes that starts with the value the snapshot reads;
+//! - key, value, write-set and read-set limits fail with the exact `LimitExceeded` the model
+//!   predicts, and change nothing;
+//! - `Stats` agree with the model: visible version, commits, conflicts, open readers, the
+//!   oldest available version and the oldest open snapshot, and under `KeepAll` the counts
+//!   of keys, versions and bytes.
+
+#![no_main]
+
+#[path = "engine_model/input.rs"]
+mod input;
+#[path = "engine_model/model.rs"]
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
+use std::time::Duration;
+
+use inmem_engine::{
+    Bytes, CommitVersion, Database, Error, Isolation, Limit, Snapshot, Transaction,
+    TransactionOptions, VersionRecord,
+};
+use libfuzzer_sys::fuzz_target;
+
+use crate::input::{bulk_key, Config, Input, Interrupt, Interruption, Op, Scanner, BULK_KEYS_MAX};
+use crate::model::{
+    check_limit, CommittedWrite, Key, KeyRange, Linked, Model, PendingWrite, TxnModel, Value,
+    Verdict,
+};
+
+const TXN_SLOTS: usize = 3;
+const SNAPSHOT_SLOTS: usize = 4;
+/// Long enough that nothing expires during a run: TTL writes read like plain ones.
+const TTL: Duration = Duration::from_secs(3600);
+
+fn owned(value: Option<Bytes>) -> Option<Value> {
+    value.map(|value| value.to_vec())
+}
+
+/// Walks `iter` from both ends as `pattern` says, checking each step against `expected`,
+/// and then that both ends are exhausted.
+fn check_iteration(
+    iter: impl DoubleEndedIterator<Item = (Bytes, Bytes)>,
+    expected: Vec<(Key, Value)>,
+    pattern: u16,
+    what: &str,
+) {
+    check_interrupted_iteration(iter, expected, pattern, what, |_| {});
+}
+
+/// As `check_iteration`, calling `before_step` before each step.
+fn check_interrupted_iteration(
+    mut iter: impl DoubleEndedIterator<Item = (Bytes, Bytes)>,
+    expected: Vec<(Key, Value)>,
+    pattern: u16,
+    what: &str,
+    mut before_step: impl FnMut(usize),
+) {
+    let mut expected: VecDeque<_> = expected.into();
+    for step in 0..expected.len() + 2 {
+        before_step(step);
+        let back = (pattern >> (step % 16)) & 1 == 1;
+        let (got, want) = if back {
+            (iter.next_back(), expected.pop_back())
+        } else {
+            (iter.next(), expected.pop_front())
+        };
+        let got = got.map(|(key, value)| (key.to_vec(), value.to_vec()));
+        let end = if back { "back" } else { "front" };
+        assert_eq!(got, want, "{what}: step {step} from the {end}");
+    }
+}
+
+/// A transaction open in a slot, with the model of its buffer and read set.
+struct OpenTxn<'db> {
+    txn: Transaction<'db>,
+    model: TxnModel,
+}
+
+/// The database, its open transactions and snapshots, and the model beside them.
+struct Run<'db> {
+    db: &'db Database,
+    model: Model,
+    txns: [Option<OpenTxn<'db>>; TXN_SLOTS],
+    snapshots: [Option<Snapshot<'db>>; SNAPSHOT_SLOTS],
+    /// The operation being run, for failure messages.
+    step: usize,
+}
+
+fn txn_slot(slot: u8) -> usize {
+    usize::from(slot) % TXN_SLOTS
+}
+
+fn snapshot_slot(slot: u8) -> usize {
+    usize::from(slot) % SNAPSHOT_SLOTS
+}
+
+impl<'db> Run<'db> {
+    fn new(db: &'db Database, config: &Config) -> Run<'db> {
+        Run {
+            db,
+            model: Model::new(config),
+            txns: Default::default(),
+            snapshots: Default::default(),
+            step: 0,
+        }
+    }
+
+    fn apply(&mut self, step: usize, op: &Op) {
+        self.step = step;
+        match op {
+            Op::Begin { slot, isolation } => self.begin(txn_slot(*slot), *isolation),
+            Op::Get { slot, key } => self.txn_get(txn_slot(*slot), &key.key()),
+            Op::Put { slot, key, value, ttl } => {
+                let value = PendingWrite { value: Some(value.stamped(step)), ttl: *ttl };
+                self.txn_write(txn_slot(*slot), &key.key(), value);
+            }
+            Op::Delete { slot, key } => {
+                let delete = PendingWrite { value: None, ttl: false };
+                self.txn_write(txn_slot(*slot), &key.key(), delete);
+            }
+            Op::Bulk { slot, start, count, step: stride, delete } => {
+                self.bulk(txn_slot(*slot), *start, *count, *stride, *delete);
+            }
+            Op::Commit { slot } => self.commit(txn_slot(*slot)),
+            Op::Rollback { slot } => {
+                if let Some(open) = self.txns[txn_slot(*slot)].take() {
+                    open.txn.rollback();
+                }
+            }
+            Op::DbGet { key } => self.db_get(&key.key()),
+            Op::DbPut { key, value, ttl } => {
+                let value = PendingWrite { value: Some(value.stamped(step)), ttl: *ttl };
+                self.db_write(&key.key(), value);
+            }
+            Op::DbDelete { key } => {
+                self.db_write(&key.key(), PendingWrite { value: None, ttl: false })
+            }
+            Op::Snapshot { slot } => self.snapshot(snapshot_slot(*slot)),
+            Op::SnapshotAt { slot, version } => self.snapshot_at(snapshot_slot(*slot), *version),
+            Op::DropSnapshot { slot } => self.snapshots[snapshot_slot(*slot)] = None,
+            Op::SnapshotGet { slot, key } => self.snapshot_get(snapshot_slot(*slot), &key.key()),
+            Op::Scan { scanner, range, pattern, interruption } => {
+                self.scan(*scanner, &range.range(), *pattern, *interruption);
+            }
+            Op::History { slot, key, limit, before } => {
+                self.history(usize::from(*slot), &key.key(), *limit, *before);
+            }
+            Op::CollectGarbage => self.collect_garbage(),
+            Op::ReapExpired => {
+                assert_eq!(self.db.reap_expired(), 0, "op {step}: nothing expires within a run");
+            }
+        }
+        self.check_stats();
+    }
+
+    fn begin(&mut self, slot: usize, isolation: u8) {
+        let (txn, serializable) = match isolation {
+            0 => (self.db.begin(), self.db.options().isolation == Isolation::Serializable),
+            1 => (
+                self.db.begin_with(TransactionOptions::default().isolation(Isolation::Snapshot)),
+                false,
+            ),
+            _ => {
+                let options = TransactionOptions::default().isolation(Isolation::Serializable);
+                (self.db.begin_with(options), true)
+            }
+        };
+        let step = self.step;
+        assert_eq!(txn.read_version().get(), self.model.visible(), "op {step}: begin reads now");
+        assert_eq!(txn.isolation() == Isolation::Serializable, serializable, "op {step}");
+        let model = TxnModel {
+            read_version: self.model.visible(),
+            serializable,
+            writes: BTreeMap::new(),
+            read_keys: BTreeSet::new(),
+            read_ranges: Vec::new(),
+        };
+        self.txns[slot] = Some(OpenTxn { txn, model });
+    }
+
+    fn txn_get(&mut self, slot: usize, key: &[u8]) {
+        let Some(open) = self.txns[slot].as_mut() else { return };
+        let got = open.txn.get(key).map(owned);
+        let expected = (|| {
+            self.model.check_key(key)?;
+            let txn = &mut open.model;
+            if let Some(write) = txn.writes.get(key) {
+                return Ok(write.value.clone());
+            }
+            if txn.serializable && !txn.read_keys.contains(key) {
+                let recorded = txn.read_keys.len() + txn.read_ranges.len();
+                check_limit(
+                    Limit::TransactionReads,
+                    recorded + 1,
+                    self.model.limits.transaction_reads_max,
+                )?;
+                txn.read_keys.insert(key.to_vec());
+            }
+            Ok(self.model.state(txn.read_version).get(key).cloned())
+        })();
+        assert_eq!(got, expected, "op {}: transaction get of {key:?}", self.step);
+    }
+
+    fn txn_write(&mut self, slot: usize, key: &[u8], write: PendingWrite) {
+        let Some(open) = self.txns[slot].as_mut() else { return };
+        let got = match (&write.value, write.ttl) {
+            (Some(value), false) => open.txn.put(key, value),
+            (Some(value), true) => open.txn.put_with_ttl(key, value, TTL),
+            (None, _) => open.txn.delete(key),
+        };
+        let expected = (|| {
+            self.model.check_key(key)?;
+            if let Some(value) = &write.value {
+                self.model.check_value(value)?;
+            }
+            let writes = &mut open.model.writes;
+            if !writes.contains_key(key) {
+                let max = self.model.limits.transaction_writes_max;
+                check_limit(Limit::TransactionWrites, writes.len() + 1, max)?;
+            }
+            writes.insert(key.to_vec(), write);
+            Ok(())
+        })();
+        assert_eq!(got, expected, "op {}: transaction write of {key:?}", self.step);
+        assert_eq!(open.txn.write_count(), open.model.writes.len(), "op {}", self.step);
+    }
+
+    fn bulk(&mut self, slot: usize, start: u8, count: u8, stride: u8, delete: bool) {
+        for i in 0..count % (BULK_KEYS_MAX + 1) {
+            let key = bulk_key(start.wrapping_add(i.wrapping_mul(stride % 4 + 1)));
+            let value = (!delete).then(|| vec![self.step as u8, i]);
+            self.txn_write(slot, &key, PendingWrite { value, ttl: false });
+        }
+    }
+
+    fn commit(&mut self, slot: usize) {
+        let Some(OpenTxn { txn, model }) = self.txns[slot].take() else { return };
+        let verdict = self.model.verdict(&model);
+        let visible = self.model.visible();
+        let step = self.step;
+        match (txn.commit(), verdict) {
+            (Ok(version), Verdict::Empty) => {
+                assert_eq!(version.get(), model.read_version, "op {step}: empty commit");
+            }
+            (Ok(version), Verdict::Commits | Verdict::MayConflict(_)) => {
+                let expected = self.model.apply(&model.writes);
+                assert_eq!(version.get(), expected, "op {step}: commit version");
+            }
+            (
+                Err(Error::Conflict { key }),
+                Verdict::Conflicts(keys) | Verdict::MayConflict(keys),
+            ) => {
+                assert!(
+                    keys.contains(key.as_slice()),
+                    "op {step}: conflict on {key:?}, expected one of {keys:?}"
+                );
+                assert_eq!(
+                    self.db.visible_version().get(),
+                    visible,
+                    "op {step}: a conflict publishes nothing"
+                );
+                self.model.conflicts += 1;
+            }
+            (got, verdict) => {
+                panic!("op {step}: commit returned {got:?}, the model says {verdict:?} ({model:?})")
+            }
+        }
+    }
+
+    fn db_get(&mut self, key: &[u8]) {
+        let got = self.db.get(key).map(owned);
+        let expected = self
+            .model
+            .check_key(key)
+            .map(|()| self.model.state(self.model.visible()).get(key).cloned());
+        assert_eq!(got, expected, "op {}: database get of {key:?}", self.step);
+    }
+
+    fn db_write(&mut self, key: &[u8], write: PendingWrite) {
+        one_shot_write(self.db, &mut self.model, key, write, self.step);
+    }
+
+    fn snapshot(&mut self, slot: usize) {
+        let snapshot = self.db.snapshot();
+        assert_eq!(snapshot.version().get(), self.model.visible(), "op {}: snapshot", self.step);
+        self.snapshots[slot] = Some(snapshot);
+    }
+
+    fn snapshot_at(&mut self, slot: usize, version: u8) {
+        let visible = self.model.visible();
+        let version = u64::from(version) % (visible + 2);
+        let requested = CommitVersion::new(version);
+        let got = self.db.snapshot_at(requested);
+        let expected = if version > visible {
+            Err(Error::VersionNotVisible { requested, visible: CommitVersion::new(visible) })
+        } else if version < self.model.oldest_available {
+            let oldest_available = CommitVersion::new(self.model.oldest_available);
+            Err(Error::SnapshotTooOld { requested, oldest_available })
+        } else {
+            Ok(requested)
+        };
+        let step = self.step;
+        assert_eq!(
+            got.as_ref().map(Snapshot::version),
+            expected.as_ref().map(|v| *v),
+            "op {step}: snapshot_at"
+        );
+        if let Ok(snapshot) = got {
+            // Read every key at once: time travel must see the whole state at `version`.
+            let all = KeyRange::Bounds(Bound::Unbounded, Bound::Unbounded);
+            let expected = self.model.scan(version, None, &all);
+            check_iteration(snapshot.range::<&[u8]>(..), expected, 0, "snapshot_at full scan");
+            self.snapshots[slot] = Some(snapshot);
+        }
+    }
+
+    fn snapshot_get(&mut self, slot: usize, key: &[u8]) {
+        let Some(snapshot) = self.snapshots[slot].as_ref() else { return };
+        let version = snapshot.version().get();
+        let got = snapshot.get(key).map(owned);
+        let expected =
+            self.model.check_key(key).map(|()| self.model.state(version).get(key).cloned());
+        assert_eq!(got, expected, "op {}: snapshot get of {key:?} at {version}", self.step);
+    }
+
+    fn scan(
+        &mut self,
+        scanner: Scanner,
+        range: &KeyRange,
+        pattern: u16,
+        interruption: Option<Interruption>,
+    ) {
+        let what = format!("op {}: scan of {range:?} by {scanner:?}", self.step);
+        // The scan's own reader is already registered (or, fresh, no older than any other).
+        let oldest_reader = self.oldest_reader().unwrap_or(self.model.visible());
+        let (db, step) = (self.db, self.step);
+        let model = &mut self.model;
+        let interrupt = |model: &mut Model, at: usize| match interruption {
+            Some(Interruption { at_step, action }) if usize::from(at_step) == at => {
+                interrupt(db, model, action, oldest_reader, step);
+            }
+            _ => {}
+        };
+        match scanner {
+            Scanner::Snapshot(slot) => {
+                let Some(snapshot) = self.snapshots[snapshot_slot(slot)].as_ref() else { return };
+                let expected = model.scan(snapshot.version().get(), None, range);
+                let iter = snapshot_scan(snapshot, range);
+                check_interrupted_iteration(iter, expected, pattern, &what, |at| {
+                    interrupt(model, at);
+                });
+            }
+            Scanner::Fresh => {
+                let snapshot = db.snapshot();
+                let expected = model.scan(model.visible(), None, range);
+                let iter = snapshot_scan(&snapshot, range);
+                check_interrupted_iteration(iter, expected, pattern, &what, |at| {
+                    interrupt(model, at);
+                });
+            }
+            Scanner::Transaction(slot) => {
+                let Some(open) = self.txns[txn_slot(slot)].as_mut() else { return };
+                txn_scan(open, model, range, pattern, &what, interrupt);
+            }
+        }
+    }
+
+    fn history(&mut self, slot: usize, key: &[u8], limit: u8, before: Option<u8>) {
+        let limit = usize::from(limit % 5);
+        let before = before.map(|b| u64::from(b) % (self.model.visible() + 2));
+        let fresh;
+        let snapshot = match self.snapshots.get(slot).and_then(Option::as_ref) {
+            Some(snapshot) => snapshot,
+            None => {
+                fresh = self.db.snapshot();
+                &fresh
+            }
+        };
+        let at = snapshot.version().get();
+        let got = snapshot.history(key, limit, before.map(CommitVersion::new));
+        let what = format!(
+            "op {}: history of {key:?} at {at}, limit {limit}, before {before:?}",
+            self.step
+        );
+        if let Err(error) = self.model.check_key(key) {
+            assert_eq!(got, Err(error), "{what}");
+            return;
+        }
+        let Ok(records) = got else { panic!("{what}: {got:?}") };
+        let below = before.unwrap_or(u64::MAX);
+        let writes: Vec<&CommittedWrite> = self
+            .model
+            .writes
+            .get(key)
+            .into_iter()
+            .flatten()
+            .rev()
+            .filter(|w| w.version <= at && w.version < below && w.linked != Linked::No)
+            .collect();
+        check_history(&records, &writes, limit, self.model.keep_all, below > at, &what);
+    }
+
+    fn collect_garbage(&mut self) {
+        let oldest_reader = self.oldest_reader();
+        collect(self.db, &mut self.model, oldest_reader.unwrap_or(u64::MAX), self.step);
+        if !self.model.keep_all && oldest_reader.is_none() {
+            self.check_forgotten();
+        }
+    }
+
+    /// After a pass under `KeepLast(n)` that no reader held back: every deleted key is
+    /// forgotten ("deleting a key ends its history") and every other key keeps at most `n`
+    /// versions.
+    fn check_forgotten(&self) {
+        let latest = self.model.state(self.model.visible());
+        for key in self.model.writes.keys() {
+            let what = format!("op {}: after an unobstructed collection, {key:?}", self.step);
+            let Ok(history) = self.db.history(key, usize::MAX, None) else {
+                panic!("{what}: a written key fits the key limit");
+            };
+            if latest.contains_key(key) {
+                assert!(!history.is_empty(), "{what}: a live key lost its versions");
+                assert!(history.len() <= self.model.keep_last, "{what}: keeps {history:?}");
+            } else {
+                assert!(history.is_empty(), "{what}: deleted, but not forgotten: {history:?}");
+            }
+        }
+        let step = self.step;
+        assert_eq!(self.db.stats().keys, latest.len() as u64, "op {step}: keys after collection");
+    }
+
+    fn oldest_reader(&self) -> Option<u64> {
+        let snapshots = self.snapshots.iter().flatten().map(|s| s.version().get());
+        let txns = self.txns.iter().flatten().map(|t| t.model.read_version);
+        snapshots.chain(txns).min()
+    }
+
+    fn check_stats(&self) {
+        let stats = self.db.stats();
+        let model = &self.model;
+        let step = self.step;
+        assert_eq!(stats.visible_version.get(), model.visible(), "op {step}: visible version");
+        assert_eq!(stats.commits, model.visible(), "op {step}: every commit takes a version");
+        assert_eq!(stats.conflicts, model.conflicts, "op {step}: conflicts");
+        let readers = self.snapshots.iter().flatten().count() + self.txns.iter().flatten().count();
+        assert_eq!(stats.open_snapshots, readers as u64, "op {step}: open readers");
+        assert_eq!(
+            stats.oldest_available.get(),
+            model.oldest_available,
+            "op {step}: oldest available"
+        );
+        let oldest = stats.oldest_snapshot.map(|oldest| oldest.version.get());
+        assert_eq!(oldest, self.oldest_reader(), "op {step}: oldest snapshot");
+        if model.keep_all {
+            let linked = model.writes.values().flatten().filter(|w| w.linked == Linked::Yes);
+            let versions = linked.clone().count() as u64;
+            let value_bytes: usize = linked.filter_map(|w| w.value.as_ref()).map(Vec::len).sum();
+            let key_bytes: usize = model.chains.keys().map(Vec::len).sum();
+            assert_eq!(stats.keys, model.chains.len() as u64, "op {step}: keys");
+            assert_eq!(stats.live_versions, versions, "op {step}: versions");
+            assert_eq!(stats.live_bytes, (key_bytes + value_bytes) as u64, "op {step}: bytes");
+        }
+    }
+}
+
+/// A one-shot write, checked against the model.
+fn one_shot_write(db: &Database, model: &mut Model, key: &[u8], write: PendingWrite, step: usize) {
+    let got = match (&write.value, write.ttl) {
+        (Some(value), false) => db.put(key, value),
+        (Some(value), true) => db.put_with_ttl(key, value, TTL),
+        (None, _) => db.delete(key),
+    };
+    let expected = (|| {
+        model.check_key(key)?;
+        if let Some(value) = &write.value {
+            model.check_value(value)?;
+        }
+        let writes = BTreeMap::from([(key.to_vec(), write)]);
+        Ok(CommitVersion::new(model.apply(&writes)))
+    })();
+    assert_eq!(got, expected, "op {step}: one-shot write of {key:?}");
+}
+
+/// A collection pass, checked against the model, with `oldest_reader` the version of the
+/// oldest open reader (`u64::MAX` if none).
+fn collect(db: &Database, model: &mut Model, oldest_reader: u64, step: usize) {
+    let candidate = if model.keep_all { 0 } else { model.visible() };
+    let effective = candidate.min(oldest_reader);
+    let report = db.collect_garbage();
+    assert_eq!(report.horizon.get(), effective, "op {step}: collection horizon");
+    model.collect(effective);
+}
+
+/// Runs `action` in the middle of a scan.
+fn interrupt(db: &Database, model: &mut Model, action: Interrupt, oldest_reader: u64, step: usize) {
+    let value = |key: &[u8]| {
+        let mut value = vec![0x80 | step as u8];
+        value.extend_from_slice(key);
+        PendingWrite { value: Some(value), ttl: false }
+    };
+    let delete = PendingWrite { value: None, ttl: false };
+    match action {
+        Interrupt::Put(key) => one_shot_write(db, model, &key.key(), value(&key.key()), step),
+        Interrupt::Delete(key) => one_shot_write(db, model, &key.key(), delete, step),
+        Interrupt::PutBulkKey(byte) => {
+            one_shot_write(db, model, &bulk_key(byte), value(&bulk_key(byte)), step);
+        }
+        Interrupt::DeleteBulkKey(byte) => one_shot_write(db, model, &bulk_key(byte), delete, step),
+        Interrupt::CollectGarbage => collect(db, model, oldest_reader, step),
+    }
+}
+
+/// A scan through a transaction, checked against the model (its read set included).
+fn txn_scan(
+    open: &mut OpenTxn<'_>,
+    model: &mut Model,
+    range: &KeyRange,
+    pattern: u16,
+    what: &str,
+    mut before_step: impl FnMut(&mut Model, usize),
+) {
+    let expected = (|| {
+        let txn = &mut open.model;
+        if txn.serializable {
+            let recorded = txn.read_keys.len() + txn.read_ranges.len();
+            let max = model.limits.transaction_reads_max;
+            check_limit(Limit::TransactionReads, recorded + 1, max)?;
+            txn.read_ranges.push(range.clone());
+        }
+        Ok(model.scan(txn.read_version, Some(&txn.writes), range))
+    })();
+    let iter = match range {
+        KeyRange::Prefix(prefix) => open.txn.prefix(prefix),
+        KeyRange::Bounds(start, end) => open.txn.range((start.clone(), end.clone())),
+    };
+    match (iter, expected) {
+        (Ok(iter), Ok(expected)) => {
+            check_interrupted_iteration(iter, expected, pattern, what, |at| before_step(model, at));
+        }
+        (Err(got), Err(expected)) => assert_eq!(got, expected, "{what}"),
+        (iter, expected) => panic!("{what}: scan is {:?}, expected {expected:?}", iter.err()),
+    }
+}
+
+fn snapshot_scan<'s>(snapshot: &'s Snapshot<'_>, range: &KeyRange) -> inmem_engine::Iter<'s> {
+    match range {
+        KeyRange::Prefix(prefix) => snapshot.prefix(prefix),
+        KeyRange::Bounds(start, end) => snapshot.range((start.clone(), end.clone())),
+    }
+}
+
+/// `writes` are the model's candidates, newest first: the key's writes the snapshot can
+/// see, below `before`, except deletes the model knows were not linked.
+fn check_history(
+    records: &[VersionRecord],
+    writes: &[&CommittedWrite],
+    limit: usize,
+    keep_all: bool,
+    reads_newest: bool,
+    what: &str,
+) {
+    let agrees = |record: &VersionRecord, write: &CommittedWrite| {
+        record.version.get() == write.version
+            && owned(record.value.clone()) == write.value
+            && record.expires_at_ms.is_some() == write.ttl
+            && !record.reaped
+    };
+    assert!(records.len() <= limit, "{what}: {records:?} is over the limit");
+    assert!(
+        records.windows(2).all(|pair| pair[0].version > pair[1].version),
+        "{what}: {records:?} is not newest first"
+    );
+    if keep_all {
+        // Every candidate is linked (nothing is forgotten) and nothing is pruned.
+        let expected: Vec<_> = writes.iter().take(limit).collect();
+        assert_eq!(records.len(), expected.len(), "{what}: {records:?}, expected {expected:?}");
+        for (record, write) in records.iter().zip(expected) {
+            assert!(agrees(record, write), "{what}: {record:?}, expected {write:?}");
+        }
+        return;
+    }
+    for record in records {
+        let write = writes.iter().find(|w| w.version == record.version.get());
+        assert!(
+            write.is_some_and(|w| agrees(record, w)),
+            "{what}: {record:?} is no write of the key"
+        );
+    }
+    // What the snapshot reads is never pruned, so a live value heads the history.
+    if let (true, Some(newest), true) = (reads_newest, writes.first(), limit > 0) {
+        if newest.value.is_some() {
+            assert!(
+                records.first().is_some_and(|r| agrees(r, newest)),
+                "{what}: {records:?} does not start with {newest:?}"
+            );
+        }
+    }
+}
+
+fuzz_target!(|input: Input| {
+    let Ok(db) = Database::with_options(input.config.options()) else {
+        panic!("the fuzz options are valid");
+    };
+    let mut run = Run::new(&db, &input.config);
+    for (step, op) in input.ops.iter().enumerate() {
+        run.apply(step, op);
+        if input.config.collect_after_each_op < 64 {
+            run.collect_garbage();
+            run.check_stats();
+        }
+    }
+});
