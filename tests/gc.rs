@@ -222,6 +222,63 @@ fn deleted_keys_are_forgotten_once_no_snapshot_can_see_them() {
     assert_eq!(db.stats().keys, 1);
 }
 
+/// Regression: under `KeepLast(n)` with `n >= 2`, a deleted key whose chain held exactly
+/// `n` versions when a snapshot kept the collector from forgetting it was never looked at
+/// again (found by the `engine_model` fuzz target): the chain had nothing for a higher
+/// horizon to prune, so it left the collector's sight. Now a chain headed by a tombstone
+/// waits for the horizon to reach that tombstone.
+#[test]
+fn deleted_keys_are_forgotten_under_keep_last_after_a_snapshot_held_them() {
+    for keep in [2, 3] {
+        let db = quiet_with(Retention::KeepLast(NonZeroUsize::new(keep).expect("nonzero")));
+        db.put(b"k", b"v").expect("put");
+        let before = db.snapshot();
+        db.delete(b"k").expect("delete");
+        db.collect_garbage();
+        assert_eq!(db.stats().keys, 1, "the snapshot still reads k");
+        drop(before);
+        db.collect_garbage();
+        assert_eq!(db.history(b"k", 10, None).expect("history"), [], "KeepLast({keep})");
+        assert_eq!(db.stats().keys, 0, "KeepLast({keep})");
+    }
+}
+
+/// Regression: every pruned version used to be retired through its own epoch-deferred
+/// destroy; crossbeam-epoch runs a bounded number of those per pin, so sustained multi-key
+/// overwrites retired versions faster than they were freed and memory grew without bound
+/// while `live_versions` stayed flat. A pass now retires what it unlinked as one deferred
+/// batch and frees it itself once the epoch releases it.
+#[test]
+fn pruned_versions_are_freed_once_no_reader_can_hold_them() {
+    let db = open_quiet();
+    for round in 0..2_000u64 {
+        db.transaction(|txn| {
+            for index in 0..8 {
+                txn.put(key(index), value(round, index))?;
+            }
+            Ok(())
+        })
+        .expect("commit");
+        if round % 100 == 0 {
+            db.collect_garbage();
+        }
+    }
+    db.collect_garbage();
+    let pruned = db.stats().gc.versions_pruned;
+    assert!(pruned >= 8 * 1_900, "superseded versions were pruned: {pruned}");
+    let freed_all = eventually(|| {
+        db.collect_garbage();
+        let gc = db.stats().gc;
+        gc.versions_freed == gc.versions_pruned
+    });
+    let gc = db.stats().gc;
+    assert!(
+        freed_all,
+        "pruned versions were not all freed: {} of {}",
+        gc.versions_freed, gc.versions_pruned
+    );
+}
+
 #[test]
 fn snapshot_at_a_collected_version_is_too_old() {
     let db = open_quiet();

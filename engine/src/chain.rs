@@ -28,9 +28,10 @@
 //!
 //! # Unsafe code
 //!
-//! Three kinds of blocks, each argued where it stands: `Nodes::next` (dereferencing a node
-//! pointer loaded under a guard), `prune` (retiring nodes it made unreachable), and
-//! `Drop for VersionChain` (freeing nodes of an unreachable chain).
+//! Each block is argued where it stands: `Nodes::next` (dereferencing a node pointer loaded
+//! under a guard); `Retired` / `Released` (lists `prune` detached, freed only after the
+//! epoch's grace period); and `Drop for VersionChain` (freeing nodes of an unreachable
+//! chain).
 
 #![allow(unsafe_code)]
 
@@ -125,33 +126,35 @@ impl VersionChain {
     }
 
     /// Unlinks the versions no reader at or above `horizon` can read, keeping at least
-    /// `keep_last` versions, and retires them through the epoch.
+    /// `keep_last` versions, and hands them to `retired`.
     ///
     /// Only the garbage collector calls this, one pass at a time, with a horizon no
     /// registered reader is below.
-    pub(crate) fn prune(&self, horizon: u64, keep_last: usize, guard: &Guard) -> Pruned {
+    pub(crate) fn prune(
+        &self,
+        horizon: u64,
+        keep_last: usize,
+        guard: &Guard,
+        retired: &mut Retired,
+    ) -> Pruned {
         debug_assert!(keep_last >= 1, "the newest version is never pruned");
         let Some(last_kept) = self.cut_point(horizon, keep_last, guard) else {
             return Pruned::default();
         };
-        // AcqRel: we dereference the detached nodes below. Readers racing with this swap see
-        // either the old pointer (the nodes stay valid until their guards drop) or null.
+        // AcqRel: we read the detached nodes below. Readers racing with this swap see either
+        // the old pointer (the nodes stay valid until their guards drop) or null.
         let detached = last_kept.next.swap(Shared::null(), Ordering::AcqRel, guard);
         let mut pruned = Pruned::default();
-        let mut cursor = detached;
-        while let Some(node) = (Nodes { next: cursor, guard }).next() {
+        for node in (Nodes { next: detached, guard }) {
             debug_assert!(node.version() < last_kept.version(), "the cut keeps the newer side");
             pruned.versions += 1;
             pruned.bytes += node.payload_bytes();
-            let next = node.next.load(Ordering::Acquire, guard);
-            // SAFETY: the swap above made `cursor` unreachable from the chain's head: the
-            // committer only ever writes `head`, and this collector is the only writer of a
-            // linked node's `next`, so no new reader can reach it; readers already on it
-            // pinned their guards before the swap. It is retired exactly once, since it was
-            // reachable from exactly one `next` (the one detached above, or its
-            // predecessor's, already detached), and `node` is not used after this point.
-            unsafe { guard.defer_destroy(cursor) };
-            cursor = next;
+        }
+        if !detached.is_null() {
+            // The swap made the list unreachable: the committer only ever writes `head`, and
+            // this collector is the only writer of a linked node's `next`.
+            retired.lists.push(detached.as_raw());
+            retired.versions += pruned.versions;
         }
         pruned
     }
@@ -272,6 +275,78 @@ impl Drop for VersionChain {
     }
 }
 
+/// Version lists `prune` detached: unreachable for new readers, but possibly still read by
+/// readers pinned before the detach. Dropped as is, it leaks them (a bug costs memory, never
+/// a use after free); `release_after_readers` is the way to free them.
+#[derive(Default)]
+pub(crate) struct Retired {
+    lists: Vec<*const VersionNode>,
+    versions: u64,
+}
+
+// SAFETY: a `Retired` exclusively owns the lists it holds (nothing links to them any more),
+// and version nodes are `Send`, so the lists may be freed from any thread.
+unsafe impl Send for Retired {}
+
+impl Retired {
+    /// Hands the lists to the epoch: once every guard pinned before now has been dropped,
+    /// they are moved to `released`, for the collector to free. One deferred function per
+    /// collection pass however many versions it detached (crossbeam collects a bounded
+    /// number of them per pin, and one per version could outpace it), and the freeing
+    /// happens on the collector's thread, never on a reader's.
+    pub(crate) fn release_after_readers(
+        self,
+        guard: &Guard,
+        released: &std::sync::Arc<crate::sync::Mutex<Vec<Released>>>,
+    ) {
+        if self.lists.is_empty() {
+            return;
+        }
+        let released = std::sync::Arc::clone(released);
+        guard.defer(move || {
+            // SAFETY: crossbeam-epoch runs a deferred function only once every guard that was
+            // pinned when it was deferred has been dropped, and every list in `self` was
+            // detached before that, so no reader can still be on any of its nodes.
+            let freeable = unsafe { Released::new(self) };
+            released.lock().push(freeable);
+        });
+    }
+}
+
+/// Detached version lists no reader can reach or hold: dropping it frees them.
+pub(crate) struct Released(Retired);
+
+impl Released {
+    /// How many versions dropping this frees.
+    pub(crate) fn versions(&self) -> u64 {
+        self.0.versions
+    }
+
+    /// # Safety
+    /// No reader may hold a reference to any node of `retired`: every guard pinned before
+    /// its lists were detached must have been dropped.
+    unsafe fn new(retired: Retired) -> Released {
+        Released(retired)
+    }
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        // SAFETY: nothing else can reach these nodes (see `Released::new`); no guard needed.
+        let guard = unsafe { epoch::unprotected() };
+        for &head in &self.0.lists {
+            let mut cursor = head;
+            while !cursor.is_null() {
+                // SAFETY: `cursor` came from a detached list this value exclusively owns (see
+                // `Released::new`); each node is freed once, after its `next` is read.
+                let node = unsafe { Owned::from_raw(cursor.cast_mut()) };
+                cursor = node.next.load(Ordering::Relaxed, guard).as_raw();
+                drop(node);
+            }
+        }
+    }
+}
+
 /// The versions of a chain, newest first; see [`VersionChain::nodes`].
 pub(crate) struct Nodes<'a> {
     next: Shared<'a, VersionNode>,
@@ -318,6 +393,18 @@ mod tests {
         chain.nodes(&guard).map(VersionNode::version).collect()
     }
 
+    /// Prunes and hands what was detached to the epoch, as a collection pass does.
+    fn prune(chain: &VersionChain, horizon: u64, keep_last: usize) -> Pruned {
+        let guard = epoch::pin();
+        let mut retired = Retired::default();
+        let pruned = chain.prune(horizon, keep_last, &guard, &mut retired);
+        retired.release_after_readers(
+            &guard,
+            &std::sync::Arc::new(crate::sync::Mutex::new(Vec::new())),
+        );
+        pruned
+    }
+
     fn chain_of(versions: &[u64]) -> VersionChain {
         let chain = VersionChain::new(Bytes::from("k"));
         let guard = epoch::pin();
@@ -359,7 +446,7 @@ mod tests {
     fn prune_keeps_everything_a_reader_at_the_horizon_can_read() {
         let chain = chain_of(&[1, 2, 3, 4, 5]);
         let guard = epoch::pin();
-        let pruned = chain.prune(3, 1, &guard);
+        let pruned = prune(&chain, 3, 1);
         assert_eq!(pruned, Pruned { versions: 2, bytes: 4 });
         assert_eq!(versions(&chain), vec![5, 4, 3]);
         assert_eq!(chain.read_at(3, &guard).map(VersionNode::version), Some(3));
@@ -369,9 +456,9 @@ mod tests {
     fn prune_keeps_the_last_n_versions_when_asked() {
         let chain = chain_of(&[1, 2, 3, 4, 5]);
         let guard = epoch::pin();
-        chain.prune(5, 3, &guard);
+        prune(&chain, 5, 3);
         assert_eq!(versions(&chain), vec![5, 4, 3]);
-        chain.prune(5, 1, &guard);
+        prune(&chain, 5, 1);
         assert_eq!(versions(&chain), vec![5]);
     }
 
@@ -379,7 +466,7 @@ mod tests {
     fn prune_below_every_version_frees_nothing() {
         let chain = chain_of(&[4, 5]);
         let guard = epoch::pin();
-        assert_eq!(chain.prune(3, 1, &guard), Pruned::default());
+        assert_eq!(prune(&chain, 3, 1), Pruned::default());
         assert_eq!(versions(&chain), vec![5, 4]);
     }
 
@@ -387,7 +474,7 @@ mod tests {
     fn pinned_counts_what_a_higher_horizon_would_free() {
         let chain = chain_of(&[1, 2, 3, 4]);
         let guard = epoch::pin();
-        chain.prune(2, 1, &guard);
+        prune(&chain, 2, 1);
         let pinned = chain.pinned(4, 1, &guard);
         assert_eq!(pinned, Pinned { versions: 2, bytes: 4 });
         assert_eq!(chain.pinned(2, 1, &guard), Pinned::default());
@@ -400,10 +487,10 @@ mod tests {
         assert_eq!(chain.frees_oldest_at(1, &guard), Some(7));
         assert_eq!(chain.frees_oldest_at(2, &guard), Some(7));
         assert_eq!(chain.frees_oldest_at(3, &guard), None, "nothing beyond what is kept");
-        chain.prune(7, 1, &guard);
+        prune(&chain, 7, 1);
         assert_eq!(versions(&chain), vec![9, 7]);
         assert_eq!(chain.frees_oldest_at(1, &guard), Some(9));
-        chain.prune(9, 1, &guard);
+        prune(&chain, 9, 1);
         assert_eq!(chain.frees_oldest_at(1, &guard), None);
     }
 

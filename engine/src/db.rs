@@ -386,6 +386,7 @@ impl Database {
             gc: GcStats {
                 passes: Counters::get(&counters.gc_passes),
                 versions_pruned: Counters::get(&counters.versions_pruned),
+                versions_freed: Counters::get(&counters.versions_freed),
                 bytes_pruned: Counters::get(&counters.bytes_pruned),
                 keys_removed: Counters::get(&counters.keys_removed),
             },

@@ -31,23 +31,29 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-use crate::chain::VersionChain;
+use crate::chain::{Released, Retired, VersionChain};
 use crate::clock;
 use crate::db::{retention_keep_last, Shared};
 use crate::options::Retention;
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::Mutex;
-use crate::version::CommitVersion;
+use crate::version::{CommitVersion, VersionNode};
 
 /// Dead chains removed per hold of the sequencer's lock, so commits wait at most that long.
 const REMOVALS_PER_LOCK_MAX: usize = 256;
+/// Deferred functions crossbeam-epoch runs per flush, at most (8 bags of 64); the collector
+/// flushes once more per this many keys it removed.
+const EPOCH_ITEMS_PER_FLUSH: u64 = 512;
 /// Samples of (visible version, time) kept for `Retention::KeepFor`, at most.
 const RETENTION_SAMPLES_MAX: usize = 1 << 16;
 
 /// The collector's state, one pass at a time.
 pub(crate) struct GarbageCollector {
     state: Mutex<GcState>,
+    /// Versions the epoch has released (no reader can hold them), waiting to be freed by
+    /// the next pass: freeing happens on the collector's thread, never on a reader's.
+    released: Arc<Mutex<Vec<Released>>>,
 }
 
 #[derive(Default)]
@@ -91,7 +97,10 @@ impl Ord for Waiting {
 
 impl GarbageCollector {
     pub(crate) fn new() -> GarbageCollector {
-        GarbageCollector { state: Mutex::new(GcState::default()) }
+        GarbageCollector {
+            state: Mutex::new(GcState::default()),
+            released: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 }
 
@@ -131,6 +140,17 @@ impl GcState {
     }
 }
 
+/// The work of one collection pass, as it goes.
+struct Pass<'g> {
+    guard: &'g Guard,
+    horizons: Horizons,
+    report: GcReport,
+    /// Chains deleted for every reader, with the head each was seen with.
+    dead: Vec<(Arc<VersionChain>, *const crate::version::VersionNode)>,
+    /// Versions unlinked by this pass, freed once no reader can hold them.
+    retired: Retired,
+}
+
 impl Shared {
     /// Runs one collection pass.
     pub(crate) fn collect_garbage(&self) -> GcReport {
@@ -140,33 +160,56 @@ impl Shared {
         let unpinned = retention.min(visible);
         let effective = self.registry.publish_horizon(unpinned);
         debug_assert!(effective <= unpinned && unpinned <= visible);
-        let horizons = Horizons {
-            effective,
-            unpinned,
-            keep_last: retention_keep_last(self.options.retention),
+        let keep_last = retention_keep_last(self.options.retention);
+        let mut guard = epoch::pin();
+        let mut pass = Pass {
+            guard: &guard,
+            horizons: Horizons { effective, unpinned, keep_last },
+            report: GcReport { horizon: CommitVersion::new(effective), ..GcReport::default() },
+            dead: Vec::new(),
+            retired: Retired::default(),
         };
-
         let queued = {
             let mut state = self.sequencer.lock();
             state.linked_since_collection = 0;
             std::mem::take(&mut state.gc_queue)
         };
-        let guard = epoch::pin();
-        let mut report = GcReport { horizon: CommitVersion::new(effective), ..GcReport::default() };
-        let mut dead = Vec::new();
         for chain in queued {
             chain.take_gc_queued();
-            self.collect_chain(&mut gc, chain, horizons, &guard, &mut report, &mut dead);
+            self.collect_chain(&mut gc, &mut pass, chain);
         }
         while gc.waiting.peek().is_some_and(|Reverse(top)| top.frees_at <= effective) {
             let Some(Reverse(entry)) = gc.waiting.pop() else { break };
             entry.chain.set_gc_waiting(false);
-            self.collect_chain(&mut gc, entry.chain, horizons, &guard, &mut report, &mut dead);
+            self.collect_chain(&mut gc, &mut pass, entry.chain);
         }
+        let dead = std::mem::take(&mut pass.dead);
         for batch in dead.chunks(REMOVALS_PER_LOCK_MAX) {
-            report.keys_removed += self.forget_dead(&mut gc, batch, &guard);
+            pass.report.keys_removed += self.forget_dead(&mut gc, batch, pass.guard);
         }
+        let Pass { report, retired, .. } = pass;
+        retired.release_after_readers(&guard, &self.gc.released);
+        self.reclaim(&mut guard, report.keys_removed);
+        self.account(&gc, report)
+    }
 
+    /// Frees what earlier passes released, then helps the epoch along: hands this thread's
+    /// deferred functions (this pass's retired versions, the index's removed entries) to
+    /// the global queue and collects what is due, more rounds the more keys were removed,
+    /// since each removed key defers its own skiplist entry.
+    fn reclaim(&self, guard: &mut Guard, keys_removed: u64) {
+        let released = std::mem::take(&mut *self.gc.released.lock());
+        let freed: u64 = released.iter().map(Released::versions).sum();
+        drop(released);
+        Counters::add(&self.counters.versions_freed, freed);
+        let rounds = 1 + keys_removed / EPOCH_ITEMS_PER_FLUSH;
+        for _ in 0..rounds {
+            guard.repin();
+            guard.flush();
+        }
+    }
+
+    fn account(&self, gc: &GcState, mut report: GcReport) -> GcReport {
         Counters::add(&self.counters.gc_passes, 1);
         Counters::add(&self.counters.versions_pruned, report.versions_pruned);
         Counters::add(&self.counters.bytes_pruned, report.bytes_pruned);
@@ -176,33 +219,32 @@ impl Shared {
         report
     }
 
-    fn collect_chain(
-        &self,
-        gc: &mut GcState,
-        chain: Arc<VersionChain>,
-        horizons: Horizons,
-        guard: &Guard,
-        report: &mut GcReport,
-        dead: &mut Vec<(Arc<VersionChain>, *const crate::version::VersionNode)>,
-    ) {
-        let pruned = chain.prune(horizons.effective, horizons.keep_last, guard);
+    fn collect_chain(&self, gc: &mut GcState, pass: &mut Pass<'_>, chain: Arc<VersionChain>) {
+        let Horizons { effective, unpinned, keep_last } = pass.horizons;
+        let pruned = chain.prune(effective, keep_last, pass.guard, &mut pass.retired);
         if pruned.versions > 0 {
             Counters::sub(&self.counters.versions, pruned.versions);
             Counters::sub(&self.counters.bytes, pruned.bytes);
-            report.versions_pruned += pruned.versions;
-            report.bytes_pruned += pruned.bytes;
+            pass.report.versions_pruned += pruned.versions;
+            pass.report.bytes_pruned += pruned.bytes;
         }
-        let pinned = chain.pinned(horizons.unpinned, horizons.keep_last, guard);
+        let pinned = chain.pinned(unpinned, keep_last, pass.guard);
         gc.pinned_bytes = gc.pinned_bytes - chain.swap_gc_pinned_bytes(pinned.bytes) + pinned.bytes;
-        if let Some(frees_at) = chain.frees_oldest_at(horizons.keep_last, guard) {
+        if let Some(head) = chain.dead_head(effective, pass.guard) {
+            pass.dead.push((chain, head));
+            return;
+        }
+        // Still holding something a higher horizon frees: its oldest superseded version,
+        // or the whole key once its deleting tombstone is at or below the horizon.
+        let frees_oldest = chain.frees_oldest_at(keep_last, pass.guard);
+        let dies =
+            chain.head(pass.guard).filter(|head| head.is_tombstone()).map(VersionNode::version);
+        if let Some(frees_at) = frees_oldest.into_iter().chain(dies).min() {
             if !chain.set_gc_waiting(true) {
                 gc.sequence += 1;
                 let sequence = gc.sequence;
-                gc.waiting.push(Reverse(Waiting { frees_at, sequence, chain: Arc::clone(&chain) }));
+                gc.waiting.push(Reverse(Waiting { frees_at, sequence, chain }));
             }
-        }
-        if let Some(head) = chain.dead_head(horizons.effective, guard) {
-            dead.push((chain, head));
         }
     }
 

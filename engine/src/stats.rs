@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub(crate) conflicts: AtomicU64,
     pub(crate) gc_passes: AtomicU64,
     pub(crate) versions_pruned: AtomicU64,
+    pub(crate) versions_freed: AtomicU64,
     pub(crate) bytes_pruned: AtomicU64,
     pub(crate) keys_removed: AtomicU64,
     pub(crate) pinned_bytes: AtomicU64,
@@ -87,8 +88,12 @@ pub struct OldestSnapshot {
 pub struct GcStats {
     /// Collection passes run.
     pub passes: u64,
-    /// Versions unlinked and freed.
+    /// Versions unlinked: no reader can reach them any more.
     pub versions_pruned: u64,
+    /// Pruned versions whose memory has been returned. It lags `versions_pruned` by the
+    /// epoch's grace period (readers that were already walking them); a gap that keeps
+    /// growing means some thread stays pinned.
+    pub versions_freed: u64,
     /// Value bytes of those versions.
     pub bytes_pruned: u64,
     /// Deleted keys forgotten entirely.

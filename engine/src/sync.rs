@@ -124,6 +124,18 @@ pub(crate) mod epoch {
     }
 
     impl Guard {
+        /// Drops `f` without running it: under loom, what it would release stays leaked
+        /// until the process ends, so no modelled reader can ever see it freed.
+        pub(crate) fn defer<F: FnOnce() + Send + 'static>(&self, f: F) {
+            drop(f);
+        }
+
+        /// Nothing to hand on: the twin keeps no deferred functions.
+        pub(crate) fn flush(&self) {}
+
+        /// Nothing to re-pin: the twin does not model epochs.
+        pub(crate) fn repin(&mut self) {}
+
         /// Retires `shared`; it is freed when the execution ends.
         ///
         /// # Safety
@@ -162,6 +174,13 @@ pub(crate) mod epoch {
     impl<T> Owned<T> {
         pub(crate) fn new(value: T) -> Owned<T> {
             Owned(Box::new(value))
+        }
+
+        /// # Safety
+        /// As crossbeam's: `raw` came from `into_shared` and nothing else owns it.
+        pub(crate) unsafe fn from_raw(raw: *mut T) -> Owned<T> {
+            // SAFETY: the caller's contract; the pointer came from `Box::into_raw`.
+            Owned(unsafe { Box::from_raw(raw) })
         }
 
         pub(crate) fn into_shared<'g>(self, _guard: &'g Guard) -> Shared<'g, T> {
@@ -209,6 +228,10 @@ pub(crate) mod epoch {
 
         pub(crate) fn is_null(&self) -> bool {
             self.ptr.is_null()
+        }
+
+        pub(crate) fn as_raw(&self) -> *const T {
+            self.ptr
         }
 
         /// # Safety
