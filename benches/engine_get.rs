@@ -42,7 +42,7 @@ fn key(i: u64) -> [u8; 16] {
 
 /// A database holding keys `0..keys`.
 fn prefilled(keys: u64) -> Database {
-    let db = Database::in_memory();
+    let db = Database::in_memory().expect("opens");
     let value = [0xA5u8; VALUE_BYTES];
     for first in (0..keys).step_by(PREFILL_BATCH as usize) {
         let mut txn = db.begin();

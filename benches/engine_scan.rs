@@ -51,7 +51,7 @@ fn key(p: u64, n: u8) -> [u8; 9] {
 }
 
 fn prefilled() -> Database {
-    let db = Database::in_memory();
+    let db = Database::in_memory().expect("opens");
     let value = [0xA5u8; VALUE_BYTES];
     for batch in 0..KEYS / PREFILL_BATCH {
         let mut txn = db.begin();

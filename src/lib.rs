@@ -9,7 +9,7 @@
 //! The engine's main types are also available at the root.
 //!
 //! ```
-//! let db = inmem::Database::in_memory();
+//! let db = inmem::Database::in_memory()?;
 //! let version = db.put(b"greeting", b"hello")?;
 //! assert_eq!(db.snapshot_at(version)?.get(b"greeting")?.as_deref(), Some(&b"hello"[..]));
 //! # Ok::<(), inmem::Error>(())

@@ -778,7 +778,7 @@ fn snapshots_beyond_the_registration_slots_are_all_counted_and_honoured() {
 
 #[test]
 fn the_facade_reexports_the_engine() {
-    let db: inmem::Database = inmem::Database::in_memory();
+    let db: inmem::Database = inmem::Database::in_memory().expect("opens");
     let version: inmem::CommitVersion = db.put(b"greeting", b"hello").expect("put");
     let snapshot: inmem::Snapshot<'_> = db.snapshot_at(version).expect("visible");
     let value: Option<inmem::Bytes> = snapshot.get(b"greeting").expect("get");

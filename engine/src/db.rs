@@ -180,7 +180,7 @@ pub struct Committed<T> {
 /// ```
 /// use inmem_engine::Database;
 ///
-/// let db = Database::in_memory();
+/// let db = Database::in_memory()?;
 /// let v1 = db.put(b"user/1", b"ada")?;
 /// let old = db.snapshot();
 /// db.put(b"user/1", b"grace")?;
@@ -198,11 +198,11 @@ pub struct Database {
 
 impl Database {
     /// An empty in-memory database with default [`Options`].
-    pub fn in_memory() -> Database {
-        match Database::with_options(Options::default()) {
-            Ok(db) => db,
-            Err(error) => unreachable!("default options are valid: {error}"),
-        }
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the operating system refuses the maintenance thread.
+    pub fn in_memory() -> Result<Database> {
+        Database::with_options(Options::default())
     }
 
     /// An empty in-memory database.
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn dropping_the_database_stops_its_maintenance_thread() {
-        let db = Database::in_memory();
+        let db = Database::in_memory().expect("opens");
         let thread = db.shared.maintenance_thread.get().expect("started").clone();
         let weak = Arc::downgrade(&db.shared);
         drop(db);

@@ -23,7 +23,7 @@
 //! ```
 //! use inmem_engine::{Database, Error};
 //!
-//! let db = Database::in_memory();
+//! let db = Database::in_memory()?;
 //! db.put(b"acct/alice", 100u64.to_le_bytes())?;
 //! db.put(b"acct/bob", 0u64.to_le_bytes())?;
 //!

@@ -164,7 +164,7 @@ fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
 #[test]
 fn loom_database_commits_are_atomic_to_concurrent_snapshots() {
     loom::model(|| {
-        let db = Arc::new(Database::in_memory());
+        let db = Arc::new(Database::in_memory().expect("opens"));
         db.transaction(|txn| {
             txn.put(b"x", b"0")?;
             txn.put(b"y", b"0")
@@ -204,7 +204,7 @@ fn loom_database_commits_are_atomic_to_concurrent_snapshots() {
 #[test]
 fn loom_database_first_committer_wins() {
     loom::model(|| {
-        let db = Arc::new(Database::in_memory());
+        let db = Arc::new(Database::in_memory().expect("opens"));
         db.put(b"k", b"0").expect("seed");
         let racers: Vec<_> = ["a", "b"]
             .into_iter()

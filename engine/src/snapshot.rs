@@ -375,7 +375,7 @@ mod tests {
                 (start_kind, start_key, end_kind, end_key) in (0u8..3, 0u8..24, 0u8..3, 0u8..24),
                 pulls in proptest::collection::vec(any::<bool>(), 0..40),
             ) {
-                let db = Database::in_memory();
+                let db = Database::in_memory().expect("opens");
                 let mut model = BTreeMap::new();
                 for (key, value) in writes {
                     match value {

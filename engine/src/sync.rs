@@ -5,10 +5,11 @@
 //! `watermark.rs` are model-checked exactly as they are written, not as a copy of them.
 //!
 //! The epoch twin (`epoch` under loom) keeps crossbeam-epoch's API for the subset the engine
-//! uses. It does not model reclamation: retired nodes are freed when the model's execution
-//! ends, after every thread is joined. What the models check is the protocol: orderings,
-//! what a reader can observe, and that no reader ever needs a node that was unlinked. That
-//! memory is only freed once no guard can reach it is crossbeam-epoch's own guarantee.
+//! uses. It does not model reclamation: deferred functions never run, so what the collector
+//! unlinks stays allocated (leaked) and no modelled reader can ever see it freed. What the
+//! models check is the protocol: orderings, what a reader can observe, and that no reader
+//! ever needs a node that was unlinked. That memory is only freed once no guard can reach it
+//! is crossbeam-epoch's own guarantee.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -74,11 +75,9 @@ pub(crate) mod epoch {
     //!
     //! Unsafe blocks here (all in this module):
     //! - `Shared::as_ref`: dereferences a pointer that, by the caller's contract (the same as
-    //!   crossbeam's), points to a live node; in a model nothing is freed before the end.
-    //! - `Guard::defer_destroy` / `Shared::into_owned`: take back a `Box` leaked by
-    //!   `Owned::into_shared`; called at most once per node, after it is unreachable.
-    //! - `Retired::drop`: frees the boxes retired during one execution, once all its threads
-    //!   are joined.
+    //!   crossbeam's), points to a live node; in a model the collector frees nothing.
+    //! - `Shared::into_owned` / `Owned::from_raw`: take back a `Box` leaked by
+    //!   `Owned::into_shared`; called at most once per node, when nothing else can reach it.
 
     use std::marker::PhantomData;
     use std::ops::{Deref, DerefMut};
@@ -86,37 +85,6 @@ pub(crate) mod epoch {
     use loom::sync::atomic::AtomicPtr;
 
     use super::Ordering;
-
-    /// A node retired during the current execution, freed when the execution ends.
-    struct RetiredNode {
-        ptr: *mut (),
-        drop_fn: unsafe fn(*mut ()),
-    }
-
-    // SAFETY: a retired node is unreachable by construction; only the list's drop touches it.
-    unsafe impl Send for RetiredNode {}
-
-    struct Retired(std::sync::Mutex<Vec<RetiredNode>>);
-
-    impl Drop for Retired {
-        fn drop(&mut self) {
-            let nodes = std::mem::take(self.0.get_mut().unwrap_or_else(|e| e.into_inner()));
-            for node in nodes {
-                // SAFETY: each pointer came from `Box::into_raw` of the type `drop_fn` was
-                // instantiated with, was retired exactly once, and the execution is over.
-                unsafe { (node.drop_fn)(node.ptr) };
-            }
-        }
-    }
-
-    loom::lazy_static! {
-        static ref RETIRED: Retired = Retired(std::sync::Mutex::new(Vec::new()));
-    }
-
-    unsafe fn drop_box<T>(ptr: *mut ()) {
-        // SAFETY: see `Retired::drop`.
-        drop(unsafe { Box::from_raw(ptr.cast::<T>()) });
-    }
 
     /// The twin of `crossbeam_epoch::Guard`.
     pub(crate) struct Guard {
@@ -135,18 +103,6 @@ pub(crate) mod epoch {
 
         /// Nothing to re-pin: the twin does not model epochs.
         pub(crate) fn repin(&mut self) {}
-
-        /// Retires `shared`; it is freed when the execution ends.
-        ///
-        /// # Safety
-        /// As crossbeam's: `shared` is unreachable for new readers and retired only once.
-        pub(crate) unsafe fn defer_destroy<T>(&self, shared: Shared<'_, T>) {
-            if shared.ptr.is_null() {
-                return;
-            }
-            let node = RetiredNode { ptr: shared.ptr.cast::<()>(), drop_fn: drop_box::<T> };
-            RETIRED.0.lock().unwrap_or_else(|e| e.into_inner()).push(node);
-        }
     }
 
     /// The twin of `crossbeam_epoch::pin`.

@@ -32,7 +32,7 @@ pub use write_set::TxnIter;
 /// ```
 /// use inmem_engine::Database;
 ///
-/// let db = Database::in_memory();
+/// let db = Database::in_memory()?;
 /// db.put(b"a", b"1")?;
 /// let mut txn = db.begin();
 /// txn.put(b"b", b"2")?;
