@@ -18,16 +18,12 @@
 )]
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
-use std::time::Duration;
-
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use inmem_engine::Database;
+
+mod common;
 
 /// The database sizes measured.
 const KEY_COUNTS: [u64; 2] = [1_000, 100_000];
-const VALUE_BYTES: usize = 100;
-/// Keys written per prefill transaction.
-const PREFILL_BATCH: u64 = 10_000;
 /// Length of the precomputed key order (a power of two, for masking).
 const ORDER_LEN: usize = 1 << 16;
 const SEED: u64 = 0x5EED_0001;
@@ -38,20 +34,6 @@ fn key(i: u64) -> [u8; 16] {
     key[..8].copy_from_slice(b"getbench");
     key[8..].copy_from_slice(&i.to_le_bytes());
     key
-}
-
-/// A database holding keys `0..keys`.
-fn prefilled(keys: u64) -> Database {
-    let db = Database::in_memory().expect("opens");
-    let value = [0xA5u8; VALUE_BYTES];
-    for first in (0..keys).step_by(PREFILL_BATCH as usize) {
-        let mut txn = db.begin();
-        for i in first..keys.min(first + PREFILL_BATCH) {
-            txn.put(key(i), value).expect("prefill put");
-        }
-        txn.commit().expect("prefill commit");
-    }
-    db
 }
 
 /// Keys in a fixed pseudo-random order, from `offset..offset + keys`: offset 0 gives
@@ -68,7 +50,7 @@ fn bench_gets(c: &mut Criterion) {
 }
 
 fn bench_gets_of(c: &mut Criterion, keys: u64) {
-    let db = prefilled(keys);
+    let db = common::prefilled((0..keys).map(key));
     let hits = key_order(keys, 0);
     let misses = key_order(keys, keys);
     let mut group = c.benchmark_group("engine_get");
@@ -101,16 +83,9 @@ fn bench_gets_of(c: &mut Criterion, keys: u64) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .sample_size(40)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_gets
 }
 criterion_main!(benches);

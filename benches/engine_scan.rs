@@ -15,17 +15,14 @@
 )]
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
-use std::time::Duration;
-
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use inmem_engine::Database;
+
+mod common;
 
 const KEYS: u64 = 100_000;
 const KEYS_PER_PREFIX: u64 = 100;
 const PREFIXES: u64 = KEYS / KEYS_PER_PREFIX;
-const VALUE_BYTES: usize = 100;
-/// Keys written per prefill transaction.
-const PREFILL_BATCH: u64 = 10_000;
 /// Length of the precomputed prefix order (a power of two, for masking).
 const ORDER_LEN: usize = 1 << 12;
 /// Transactions built per batch for the transaction scan: few enough that every one's
@@ -34,7 +31,7 @@ const TXNS_PER_BATCH: u64 = 64;
 const SEED: u64 = 0x5EED_0003;
 
 const _: () = assert!(KEYS_PER_PREFIX < 256, "the last key byte numbers the keys of a prefix");
-const _: () = assert!(KEYS % PREFILL_BATCH == 0 && KEYS % KEYS_PER_PREFIX == 0);
+const _: () = assert!(KEYS % KEYS_PER_PREFIX == 0);
 
 /// The 8-byte prefix `p`: big-endian, so that byte order is numeric order.
 #[expect(clippy::big_endian_bytes, reason = "keys are laid out so byte order is numeric order")]
@@ -48,20 +45,6 @@ fn key(p: u64, n: u8) -> [u8; 9] {
     key[..8].copy_from_slice(&prefix(p));
     key[8] = n;
     key
-}
-
-fn prefilled() -> Database {
-    let db = Database::in_memory().expect("opens");
-    let value = [0xA5u8; VALUE_BYTES];
-    for batch in 0..KEYS / PREFILL_BATCH {
-        let mut txn = db.begin();
-        for i in batch * PREFILL_BATCH..(batch + 1) * PREFILL_BATCH {
-            let n = u8::try_from(i % KEYS_PER_PREFIX).expect("below 256");
-            txn.put(key(i / KEYS_PER_PREFIX, n), value).expect("prefill put");
-        }
-        txn.commit().expect("prefill commit");
-    }
-    db
 }
 
 /// Prefix numbers in a fixed pseudo-random order.
@@ -101,7 +84,7 @@ fn bench_snapshot_scans(c: &mut Criterion, db: &Database, order: &[u64]) {
 
 fn bench_txn_scan(c: &mut Criterion, db: &Database, order: &[u64]) {
     let mut group = c.benchmark_group("engine_scan");
-    let value = [0x5Au8; VALUE_BYTES];
+    let value = [0x5Au8; common::VALUE_BYTES];
     let mut next = 0usize;
     let mut begin_with_own_writes = || {
         let p = order[next & (ORDER_LEN - 1)];
@@ -133,22 +116,18 @@ fn bench_txn_scan(c: &mut Criterion, db: &Database, order: &[u64]) {
 }
 
 fn bench_scans(c: &mut Criterion) {
-    let db = prefilled();
+    let db = common::prefilled((0..KEYS).map(|i| {
+        let n = u8::try_from(i % KEYS_PER_PREFIX).expect("below 256");
+        key(i / KEYS_PER_PREFIX, n)
+    }));
     let order = prefix_order();
     bench_snapshot_scans(c, &db, &order);
     bench_txn_scan(c, &db, &order);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .sample_size(40)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_scans
 }
 criterion_main!(benches);

@@ -21,15 +21,11 @@
 )]
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
-use std::time::Duration;
-
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use inmem_engine::Database;
+
+mod common;
 
 const KEYS: u64 = 100_000;
-const VALUE_BYTES: usize = 100;
-/// Keys written per prefill transaction.
-const PREFILL_BATCH: u64 = 10_000;
 /// Length of the precomputed key order (a power of two, for masking).
 const ORDER_LEN: usize = 1 << 16;
 const SEED: u64 = 0x5EED_0002;
@@ -42,19 +38,6 @@ fn key(i: u64) -> [u8; 16] {
     key
 }
 
-fn prefilled() -> Database {
-    let db = Database::in_memory().expect("opens");
-    let value = [0xA5u8; VALUE_BYTES];
-    for batch in 0..KEYS / PREFILL_BATCH {
-        let mut txn = db.begin();
-        for i in batch * PREFILL_BATCH..(batch + 1) * PREFILL_BATCH {
-            txn.put(key(i), value).expect("prefill put");
-        }
-        txn.commit().expect("prefill commit");
-    }
-    db
-}
-
 /// Existing keys in a fixed pseudo-random order.
 fn key_order() -> Vec<[u8; 16]> {
     let mut rng = fastrand::Rng::with_seed(SEED);
@@ -62,9 +45,9 @@ fn key_order() -> Vec<[u8; 16]> {
 }
 
 fn bench_commits(c: &mut Criterion) {
-    let db = prefilled();
+    let db = common::prefilled((0..KEYS).map(key));
     let keys = key_order();
-    let value = [0x5Au8; VALUE_BYTES];
+    let value = [0x5Au8; common::VALUE_BYTES];
     let mut group = c.benchmark_group("txn_commit");
 
     group.bench_function("snapshot/create_drop", |b| {
@@ -96,16 +79,9 @@ fn bench_commits(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .sample_size(40)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = bench_commits
 }
 criterion_main!(benches);
