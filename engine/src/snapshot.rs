@@ -45,7 +45,7 @@ impl Clock {
 /// [`crate::Stats::oldest_snapshot`]); drop it when done.
 pub struct Snapshot<'db> {
     shared: &'db Shared,
-    registration: Registration,
+    registration: Registration<'db>,
     clock: Clock,
 }
 
@@ -77,7 +77,7 @@ impl VersionRecord {
 impl<'db> Snapshot<'db> {
     pub(crate) fn new(
         shared: &'db Shared,
-        registration: Registration,
+        registration: Registration<'db>,
         clock: Clock,
     ) -> Snapshot<'db> {
         Snapshot { shared, registration, clock }

@@ -24,26 +24,36 @@
 //! one at least as new, so its retry succeeds unless the collector advanced again.
 //!
 //! Slots are cache-padded and a thread starts its search at the slot it used last, so
-//! readers on different threads do not share cache lines. When every slot is taken, the
-//! remaining registrations go to a mutex-protected overflow map: correct, just slower.
+//! readers on different threads do not share cache lines. Slots come in blocks; when every
+//! slot is taken, a new block is appended (once: a `OnceLock`, whose only wait is two
+//! readers racing to append the same block) and kept until the registry is dropped. No
+//! reader ever waits for a writer or the collector.
+//!
+//! A reader that registers in a new block stores its version after the block is linked
+//! (the `OnceLock` publishes it with Release, readers reach it with Acquire), so a collector
+//! whose fence follows the reader's sees the block as well as the version.
 
 #[cfg(not(loom))]
 use std::cell::Cell;
-use std::collections::BTreeMap;
 #[cfg(not(loom))]
 use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{fence, AtomicU64, Mutex, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 use crate::visible::VisibleVersion;
 
-/// Registration slots per database; more concurrent readers spill to the overflow map.
+/// Registration slots per block.
 #[cfg(not(any(test, loom)))]
 pub(crate) const SNAPSHOT_SLOTS: usize = 128;
-/// Small under test and loom, so that the overflow path runs constantly.
-#[cfg(any(test, loom))]
+/// Small under test, so that blocks are appended constantly.
+#[cfg(all(test, not(loom)))]
 pub(crate) const SNAPSHOT_SLOTS: usize = 2;
+/// Enough for every loom model, so that the models stay in one block (a `OnceLock` is not
+/// loom-instrumented).
+#[cfg(loom)]
+pub(crate) const SNAPSHOT_SLOTS: usize = 8;
 
 /// A slot nobody holds.
 const FREE: u64 = u64::MAX;
@@ -56,28 +66,66 @@ struct Slot {
     created_ms: AtomicU64,
 }
 
-#[derive(Default)]
-struct Overflow {
-    /// version → (registrations at it, creation time of the oldest).
-    versions: BTreeMap<u64, (u64, u64)>,
+/// A block of slots, and the block appended after it when every slot was taken.
+struct SlotBlock {
+    slots: Box<[CachePadded<Slot>]>,
+    next: OnceLock<Box<SlotBlock>>,
 }
 
-/// Where a registration lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Slot(usize),
-    Overflow,
+impl SlotBlock {
+    fn new() -> SlotBlock {
+        let slots = (0..SNAPSHOT_SLOTS)
+            .map(|_| {
+                CachePadded::new(Slot {
+                    version: AtomicU64::new(FREE),
+                    created_ms: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        SlotBlock { slots, next: OnceLock::new() }
+    }
+
+    /// Claims a free slot, searching from `start`.
+    fn claim(&self, start: usize) -> Option<&Slot> {
+        (0..SNAPSHOT_SLOTS)
+            .map(|step| &*self.slots[start.wrapping_add(step) % SNAPSHOT_SLOTS])
+            .find(|slot| {
+                // Relaxed loads and CAS: claiming only needs atomicity; the version is
+                // published (and ordered against the collector) by the fence in `register`.
+                slot.version.load(Ordering::Relaxed) == FREE
+                    && slot
+                        .version
+                        .compare_exchange(FREE, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+            })
+    }
+}
+
+impl Drop for SlotBlock {
+    /// Unlinks the chain of blocks iteratively: however many were appended, dropping them
+    /// does not recurse.
+    fn drop(&mut self) {
+        let mut next = self.next.take();
+        while let Some(mut block) = next {
+            next = block.next.take();
+        }
+    }
 }
 
 /// A registered reader; released with [`SnapshotRegistry::release`].
 #[derive(Debug)]
-pub(crate) struct Registration {
-    place: Place,
+pub(crate) struct Registration<'r> {
+    slot: &'r Slot,
     version: u64,
-    created_ms: u64,
 }
 
-impl Registration {
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").finish_non_exhaustive()
+    }
+}
+
+impl Registration<'_> {
     pub(crate) fn version(&self) -> u64 {
         self.version
     }
@@ -98,14 +146,13 @@ pub(crate) struct OldestReader {
 
 /// The registered readers and the published horizon.
 pub(crate) struct SnapshotRegistry {
-    slots: Box<[CachePadded<Slot>]>,
-    overflow: Mutex<Overflow>,
+    first: SlotBlock,
     horizon: CachePadded<AtomicU64>,
 }
 
 #[cfg(not(loom))]
 thread_local! {
-    /// The slot this thread used last: where its next search starts.
+    /// The slot index this thread used last: where its next search starts.
     static SLOT_HINT: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
@@ -130,19 +177,16 @@ fn slot_hint() -> usize {
 
 impl SnapshotRegistry {
     pub(crate) fn new() -> SnapshotRegistry {
-        let slots = (0..SNAPSHOT_SLOTS)
-            .map(|_| {
-                CachePadded::new(Slot {
-                    version: AtomicU64::new(FREE),
-                    created_ms: AtomicU64::new(0),
-                })
-            })
-            .collect();
-        SnapshotRegistry {
-            slots,
-            overflow: Mutex::new(Overflow::default()),
-            horizon: CachePadded::new(AtomicU64::new(0)),
-        }
+        SnapshotRegistry { first: SlotBlock::new(), horizon: CachePadded::new(AtomicU64::new(0)) }
+    }
+
+    fn blocks(&self) -> impl Iterator<Item = &SlotBlock> {
+        // Acquire (inside `OnceLock::get`): pairs with the publication of an appended block.
+        std::iter::successors(Some(&self.first), |block| block.next.get().map(|next| &**next))
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.blocks().flat_map(|block| block.slots.iter().map(|slot| &**slot))
     }
 
     /// Registers a reader at `at`, or at the current visible version if `at` is `None`.
@@ -151,75 +195,52 @@ impl SnapshotRegistry {
         visible: &VisibleVersion,
         at: Option<u64>,
         now_ms: u64,
-    ) -> Result<Registration, TooOld> {
-        let place = self.claim();
-        let mut registration = Registration { place, version: FREE, created_ms: now_ms };
+    ) -> Result<Registration<'_>, TooOld> {
+        let slot = self.claim();
+        // Relaxed: read by `oldest_reader` only after an Acquire load of the version, which
+        // the Release store below publishes.
+        slot.created_ms.store(now_ms, Ordering::Relaxed);
         loop {
             let version = at.unwrap_or_else(|| visible.load());
-            self.publish_reader(&mut registration, version);
+            // Release: pairs with the Acquire load in `oldest_reader`. The ordering against
+            // the collector comes from the fence that follows.
+            slot.version.store(version, Ordering::Release);
             fence(Ordering::SeqCst);
-            // Acquire: pairs with the Release store in `publish_horizon`; see the module docs.
+            // Acquire: pairs with the Release stores in `publish_horizon`; see the module docs.
             let horizon = self.horizon.load(Ordering::Acquire);
             if version >= horizon {
-                return Ok(registration);
+                return Ok(Registration { slot, version });
             }
             if at.is_some() {
-                self.release(&registration);
+                self.release(&Registration { slot, version });
                 return Err(TooOld { horizon });
             }
         }
     }
 
-    fn claim(&self) -> Place {
+    /// A free slot, claimed: in the first block that has one, starting from this thread's
+    /// hint, appending a block when all are taken.
+    fn claim(&self) -> &Slot {
         let start = slot_hint();
-        for step in 0..SNAPSHOT_SLOTS {
-            let index = start.wrapping_add(step) % SNAPSHOT_SLOTS;
-            let slot = &self.slots[index];
-            // Relaxed loads and CAS: claiming only needs atomicity; the version is
-            // published (and ordered against the collector) by the fence in `register`.
-            if slot.version.load(Ordering::Relaxed) == FREE
-                && slot
-                    .version
-                    .compare_exchange(FREE, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
+        let mut block = &self.first;
+        loop {
+            if let Some(slot) = block.claim(start) {
                 #[cfg(not(loom))]
-                SLOT_HINT.with(|hint| hint.set(Some(index)));
-                return Place::Slot(index);
-            }
-        }
-        Place::Overflow
-    }
-
-    /// Stores (or replaces) the reader's version where the collector looks for it.
-    fn publish_reader(&self, registration: &mut Registration, version: u64) {
-        match registration.place {
-            Place::Slot(index) => {
-                let slot = &self.slots[index];
-                // Relaxed: read by `oldest` only after an Acquire load of the version below.
-                slot.created_ms.store(registration.created_ms, Ordering::Relaxed);
-                // Release: pairs with the Acquire load in `oldest`. The ordering against the
-                // collector comes from the SeqCst fence that follows in `register`.
-                slot.version.store(version, Ordering::Release);
-            }
-            Place::Overflow => {
-                let mut overflow = self.overflow.lock();
-                if registration.version != FREE {
-                    overflow.remove(registration.version);
+                if let Some(index) =
+                    block.slots.iter().position(|candidate| std::ptr::eq(&**candidate, slot))
+                {
+                    SLOT_HINT.with(|hint| hint.set(Some(index)));
                 }
-                overflow.insert(version, registration.created_ms);
+                return slot;
             }
+            block = block.next.get_or_init(|| Box::new(SlotBlock::new()));
         }
-        registration.version = version;
     }
 
     /// Ends a registration.
-    pub(crate) fn release(&self, registration: &Registration) {
-        match registration.place {
-            // Release: the reader's last reads happen before its slot frees.
-            Place::Slot(index) => self.slots[index].version.store(FREE, Ordering::Release),
-            Place::Overflow => self.overflow.lock().remove(registration.version),
-        }
+    pub(crate) fn release(&self, registration: &Registration<'_>) {
+        // Release: the reader's last reads happen before its slot frees.
+        registration.slot.version.store(FREE, Ordering::Release);
     }
 
     /// The horizon last published: readers below it are refused.
@@ -227,9 +248,9 @@ impl SnapshotRegistry {
         self.horizon.load(Ordering::Acquire)
     }
 
-    /// Publishes `candidate` as the horizon (never moving it back) and returns the horizon a
-    /// collection pass may prune with: the lowest of `candidate` and every registered
-    /// version. Called by the collector only, one pass at a time.
+    /// Publishes `candidate` as the horizon, finds the lowest registered version, and
+    /// returns the horizon a collection pass may prune with: the lower of the two. Called by
+    /// the collector only, one pass at a time.
     pub(crate) fn publish_horizon(&self, candidate: u64) -> u64 {
         let previous = self.horizon.load(Ordering::Relaxed);
         // Release: pairs with the Acquire load in `register`; see the module docs.
@@ -247,54 +268,22 @@ impl SnapshotRegistry {
 
     /// The oldest registered reader, if any.
     pub(crate) fn oldest_reader(&self) -> Option<OldestReader> {
-        let mut oldest: Option<OldestReader> = None;
-        let mut consider = |version: u64, created_ms: u64| {
-            if oldest.is_none_or(|o| {
-                version < o.version || (version == o.version && created_ms < o.created_ms)
-            }) {
-                oldest = Some(OldestReader { version, created_ms });
-            }
-        };
-        for slot in self.slots.iter() {
-            // Acquire: pairs with the Release store in `publish_reader`, so the creation
-            // time read next is the one stored with this version.
-            let version = slot.version.load(Ordering::Acquire);
-            if version < CLAIMED {
-                consider(version, slot.created_ms.load(Ordering::Relaxed));
-            }
-        }
-        if let Some((&version, &(_, created_ms))) = self.overflow.lock().versions.first_key_value()
-        {
-            consider(version, created_ms);
-        }
-        oldest
+        self.slots()
+            .filter_map(|slot| {
+                // Acquire: pairs with the Release store in `register`, so the creation time
+                // read next is the one stored with this version.
+                let version = slot.version.load(Ordering::Acquire);
+                (version < CLAIMED).then(|| OldestReader {
+                    version,
+                    created_ms: slot.created_ms.load(Ordering::Relaxed),
+                })
+            })
+            .min_by_key(|reader| (reader.version, reader.created_ms))
     }
 
     /// How many readers are registered right now.
     pub(crate) fn open_readers(&self) -> u64 {
-        let in_slots =
-            self.slots.iter().filter(|slot| slot.version.load(Ordering::Relaxed) < CLAIMED).count();
-        let overflowed: u64 = self.overflow.lock().versions.values().map(|&(count, _)| count).sum();
-        in_slots as u64 + overflowed
-    }
-}
-
-impl Overflow {
-    fn insert(&mut self, version: u64, created_ms: u64) {
-        let entry = self.versions.entry(version).or_insert((0, created_ms));
-        entry.0 += 1;
-        entry.1 = entry.1.min(created_ms);
-    }
-
-    fn remove(&mut self, version: u64) {
-        if let Some(entry) = self.versions.get_mut(&version) {
-            entry.0 -= 1;
-            if entry.0 == 0 {
-                self.versions.remove(&version);
-            }
-        } else {
-            debug_assert!(false, "released a registration that was not registered");
-        }
+        self.slots().filter(|slot| slot.version.load(Ordering::Relaxed) < CLAIMED).count() as u64
     }
 }
 
@@ -324,12 +313,13 @@ mod tests {
     }
 
     #[test]
-    fn registrations_beyond_the_slots_overflow_and_are_still_seen() {
+    fn registrations_beyond_a_block_of_slots_append_blocks_and_are_still_seen() {
         let registry = SnapshotRegistry::new();
         let visible = VisibleVersion::new(3);
-        let readers: Vec<_> = (0..SNAPSHOT_SLOTS + 3)
+        let readers: Vec<_> = (0..3 * SNAPSHOT_SLOTS + 1)
             .map(|i| registry.register(&visible, Some(3), i as u64).expect("registers"))
             .collect();
+        assert_eq!(registry.blocks().count(), 4);
         assert_eq!(registry.open_readers(), readers.len() as u64);
         assert_eq!(registry.publish_horizon(10), 3);
         assert_eq!(registry.oldest_reader(), Some(OldestReader { version: 3, created_ms: 0 }));
