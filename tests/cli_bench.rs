@@ -109,7 +109,7 @@ fn default_operation_counts_follow_the_key_count_and_ops_overrides_them() {
     let output = bench(&["--keys", "1000", "--json"]);
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let ops: Vec<_> = json_lines(&output).iter().map(|line| u64_field(line, "ops")).collect();
-    assert_eq!(ops, [1000, 1000, 1000, 10, 1000], "scan defaults to keys / 100");
+    assert_eq!(ops, [1000, 1000, 1000, 100, 1000], "scan defaults to keys / 10");
 
     let output = bench(&["--keys", "500", "--ops", "64", "--workload", "scan,fill", "--json"]);
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));

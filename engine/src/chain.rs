@@ -1,7 +1,8 @@
 //! Version chains: one per key, newest version first.
 //!
-//! A chain is created once, in the commit sequencer, and reached from both indexes (the
-//! ordered skiplist and the hash index, see `index.rs`); it never moves. Its nodes are
+//! A chain is created once, in the commit sequencer, inside its key's entry of the ordered
+//! index, and reached from the hash index through a counted handle (see `index.rs`); it
+//! never moves. Its nodes are
 //! linked by crossbeam-epoch atomics.
 //!
 //! # Protocol
@@ -35,23 +36,31 @@
 
 #![allow(unsafe_code)]
 
-use crate::bytes::Bytes;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use crate::version::{Origin, VersionNode};
 
-/// The versions of one key, newest first.
+/// The versions of one key, newest first. The key itself is held by the index entry the
+/// chain lives in (see `index.rs`).
+///
+/// Two words, so that a skiplist entry (chain, 32-byte key, reference count) keeps its
+/// first tower pointer, which a scan loads at every step, in its first cache line.
 pub(crate) struct VersionChain {
-    key: Bytes,
     head: Atomic<VersionNode>,
-    /// Set when the chain is queued for the garbage collector; see `gc.rs`.
-    gc_queued: AtomicBool,
-    /// Garbage-collector bookkeeping: whether the chain waits in the collector's heap for
-    /// the horizon to reach it, and how many of its bytes open snapshots keep alive. Only
-    /// the collector (one pass at a time) touches these, so `Relaxed` is enough.
-    gc_waiting: AtomicBool,
-    gc_pinned_bytes: AtomicU64,
+    /// The garbage collector's bookkeeping, in one word: [`GC_QUEUED`], [`GC_WAITING`],
+    /// and in the remaining bits the bytes open snapshots keep alive (see `gc.rs`).
+    gc: AtomicU64,
 }
+
+/// Set while the chain is in the collector's queue.
+const GC_QUEUED: u64 = 1 << 63;
+/// Set while the chain waits in the collector's heap for the horizon to reach it.
+const GC_WAITING: u64 = 1 << 62;
+/// The bits left for the pinned bytes (saturating there: 4 EiB).
+const GC_PINNED_BYTES: u64 = GC_WAITING - 1;
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<VersionChain>() == 16, "see the type's documentation");
 
 /// What one call of [`VersionChain::prune`] unlinked.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -68,18 +77,8 @@ pub(crate) struct Pinned {
 }
 
 impl VersionChain {
-    pub(crate) fn new(key: Bytes) -> VersionChain {
-        VersionChain {
-            key,
-            head: Atomic::null(),
-            gc_queued: AtomicBool::new(false),
-            gc_waiting: AtomicBool::new(false),
-            gc_pinned_bytes: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn key(&self) -> &Bytes {
-        &self.key
+    pub(crate) fn new() -> VersionChain {
+        VersionChain { head: Atomic::null(), gc: AtomicU64::new(0) }
     }
 
     /// The versions, newest first, as a reader pinned by `guard` finds them.
@@ -235,26 +234,42 @@ impl VersionChain {
 
     /// Marks the chain as queued for the collector; returns `true` if it was not already.
     ///
-    /// AcqRel on both sides (here and in [`VersionChain::take_gc_queued`]): if this swap
-    /// reads `true`, it precedes the collector's clearing swap, which therefore synchronizes
-    /// with it, so the collector's later walk sees the version installed just before.
+    /// AcqRel on both sides (here and in [`VersionChain::take_gc_queued`]): if this RMW
+    /// finds the mark set, it precedes the collector's clearing RMW, which therefore
+    /// synchronizes with it, so the collector's later walk sees the version installed just
+    /// before. (The collector's other RMWs of the same word only add orderings.)
     pub(crate) fn mark_gc_queued(&self) -> bool {
-        !self.gc_queued.swap(true, Ordering::AcqRel)
+        self.gc.fetch_or(GC_QUEUED, Ordering::AcqRel) & GC_QUEUED == 0
     }
 
     /// Clears the queued mark before the collector processes the chain.
     pub(crate) fn take_gc_queued(&self) {
-        self.gc_queued.swap(false, Ordering::AcqRel);
+        self.gc.fetch_and(!GC_QUEUED, Ordering::AcqRel);
     }
 
-    /// Relaxed: collector-private bookkeeping, one pass at a time. Returns the old value.
+    /// Sets or clears the waiting mark; returns whether it was set. Collector only, one pass
+    /// at a time; Relaxed: no other memory hangs on it.
     pub(crate) fn set_gc_waiting(&self, waiting: bool) -> bool {
-        self.gc_waiting.swap(waiting, Ordering::Relaxed)
+        let old = if waiting {
+            self.gc.fetch_or(GC_WAITING, Ordering::Relaxed)
+        } else {
+            self.gc.fetch_and(!GC_WAITING, Ordering::Relaxed)
+        };
+        old & GC_WAITING != 0
     }
 
-    /// Relaxed: collector-private bookkeeping, one pass at a time. Returns the old value.
+    /// Records the bytes open snapshots keep alive in this chain; returns the previous
+    /// record. Collector only, one pass at a time; Relaxed, as above.
     pub(crate) fn swap_gc_pinned_bytes(&self, bytes: u64) -> u64 {
-        self.gc_pinned_bytes.swap(bytes, Ordering::Relaxed)
+        let bytes = bytes.min(GC_PINNED_BYTES);
+        let mut old = self.gc.load(Ordering::Relaxed);
+        loop {
+            let new = (old & !GC_PINNED_BYTES) | bytes;
+            match self.gc.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return old & GC_PINNED_BYTES,
+                Err(actual) => old = actual,
+            }
+        }
     }
 }
 
@@ -374,6 +389,7 @@ impl<'a> Iterator for Nodes<'a> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::bytes::Bytes;
     use crate::version::NEVER_EXPIRES;
 
     fn node(version: u64, value: &str) -> Owned<VersionNode> {
@@ -406,7 +422,7 @@ mod tests {
     }
 
     fn chain_of(versions: &[u64]) -> VersionChain {
-        let chain = VersionChain::new(Bytes::from("k"));
+        let chain = VersionChain::new();
         let guard = epoch::pin();
         for &v in versions {
             chain.install(node(v, &format!("v{v}")), &guard);
@@ -428,7 +444,7 @@ mod tests {
 
     #[test]
     fn install_reports_whether_the_key_had_versions() {
-        let chain = VersionChain::new(Bytes::from("k"));
+        let chain = VersionChain::new();
         let guard = epoch::pin();
         assert!(!chain.install(node(1, "a"), &guard));
         assert!(chain.install(node(2, "b"), &guard));
@@ -499,6 +515,21 @@ mod tests {
         chain.install(tombstone(2), &guard);
         assert!(chain.dead_head(1, &guard).is_none());
         assert_eq!(chain.dead_head(2, &guard), Some(chain.head_ptr(&guard)));
+    }
+
+    #[test]
+    fn the_collector_marks_and_the_pinned_bytes_share_a_word_without_clobbering() {
+        let chain = VersionChain::new();
+        assert!(chain.mark_gc_queued());
+        assert!(!chain.mark_gc_queued(), "queued once");
+        assert!(!chain.set_gc_waiting(true));
+        assert_eq!(chain.swap_gc_pinned_bytes(1234), 0);
+        assert_eq!(chain.swap_gc_pinned_bytes(u64::MAX), 1234);
+        assert_eq!(chain.swap_gc_pinned_bytes(7), GC_PINNED_BYTES, "saturates");
+        assert!(chain.set_gc_waiting(false));
+        chain.take_gc_queued();
+        assert!(chain.mark_gc_queued(), "the marks survived the byte counts");
+        assert_eq!(chain.swap_gc_pinned_bytes(0), 7);
     }
 
     #[test]

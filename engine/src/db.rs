@@ -24,7 +24,6 @@ use crate::watermark::SnapshotRegistry;
 /// maintenance thread.
 pub(crate) struct Shared {
     pub(crate) options: Options,
-    pub(crate) index: KeyIndex,
     pub(crate) visible: VisibleVersion,
     pub(crate) registry: SnapshotRegistry,
     pub(crate) sequencer: Sequencer,
@@ -39,6 +38,10 @@ pub(crate) struct Shared {
     maintenance_thread: std::sync::OnceLock<std::thread::Thread>,
     /// Asks the maintenance thread to stop.
     stopping: AtomicBool,
+    /// Declared last so it drops last: the collector's queues and the reaper's heap hold
+    /// counted handles into the index's skiplist, and each must be released before the
+    /// skiplist is freed (see `index::ChainRef`).
+    pub(crate) index: KeyIndex,
 }
 
 impl Shared {

@@ -31,9 +31,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-use crate::chain::{Released, Retired, VersionChain};
+use crate::chain::{Released, Retired};
 use crate::clock;
 use crate::db::{retention_keep_last, Shared};
+use crate::index::ChainRef;
 use crate::options::Retention;
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
@@ -72,7 +73,7 @@ struct GcState {
 struct Waiting {
     frees_at: u64,
     sequence: u64,
-    chain: Arc<VersionChain>,
+    chain: ChainRef,
 }
 
 impl PartialEq for Waiting {
@@ -146,7 +147,7 @@ struct Pass<'g> {
     horizons: Horizons,
     report: GcReport,
     /// Chains deleted for every reader, with the head each was seen with.
-    dead: Vec<(Arc<VersionChain>, *const crate::version::VersionNode)>,
+    dead: Vec<(ChainRef, *const VersionNode)>,
     /// Versions unlinked by this pass, freed once no reader can hold them.
     retired: Retired,
 }
@@ -219,7 +220,7 @@ impl Shared {
         report
     }
 
-    fn collect_chain(&self, gc: &mut GcState, pass: &mut Pass<'_>, chain: Arc<VersionChain>) {
+    fn collect_chain(&self, gc: &mut GcState, pass: &mut Pass<'_>, chain: ChainRef) {
         let Horizons { effective, unpinned, keep_last } = pass.horizons;
         let pruned = chain.prune(effective, keep_last, pass.guard, &mut pass.retired);
         if pruned.versions > 0 {
@@ -253,7 +254,7 @@ impl Shared {
     fn forget_dead(
         &self,
         gc: &mut GcState,
-        dead: &[(Arc<VersionChain>, *const crate::version::VersionNode)],
+        dead: &[(ChainRef, *const VersionNode)],
         guard: &Guard,
     ) -> u64 {
         let _sequencer = self.sequencer.lock();

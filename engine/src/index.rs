@@ -1,25 +1,31 @@
 //! The key index: from key bytes to the key's version chain.
 //!
 //! Two structures reach the same chains:
-//! - an ordered, lock-free skiplist (`crossbeam_skiplist::base::SkipList`) for range and
-//!   prefix scans, walked under the caller's epoch guard, so a scan pays no reference-count
-//!   traffic per key;
-//! - a lock-free hash index (papaya) for point reads, so a `get` costs a hash and one or two
-//!   cache misses instead of a walk down ~20 skiplist levels.
+//! - an ordered, lock-free skiplist (`crossbeam_skiplist::base::SkipList`) whose entries
+//!   hold the key and its chain inline, for range and prefix scans: a scan walks it under
+//!   the caller's epoch guard and reads each chain where it stands, with no reference-count
+//!   traffic and no pointer to chase per key;
+//! - a lock-free hash index (papaya) from key to a counted handle on the skiplist entry
+//!   ([`ChainRef`]), for point reads, so a `get` costs a hash and one or two cache misses
+//!   instead of a walk down ~20 skiplist levels.
 //!
 //! Both are written only by the commit sequencer (insert of a new key, removal of a dead one)
 //! and read by everyone without locks. A chain is inserted into both before the commit that
 //! creates it becomes visible, and removed from both only when no reader can see any of its
 //! versions (see `gc.rs`), so the two never disagree about anything a reader can observe.
 //!
+//! A skiplist entry (key and chain) lives as long as it is linked or any `ChainRef` counts
+//! it; once unlinked and uncounted, crossbeam-epoch frees it after every reader pinned
+//! before has moved on, and its chain's versions with it.
+//!
 //! Under `cfg(loom)` the index is a `Mutex<BTreeMap>` with the same interface: neither
 //! crossbeam-skiplist nor papaya is loom-instrumented, and the protocols the models check
 //! (chains, the visible version, the horizon) do not depend on the index's internals.
 
 use std::ops::{Bound, ControlFlow};
-use std::sync::Arc;
 
-use crate::chain::VersionChain;
+use crate::bytes::Bytes;
+use crate::chain::{Nodes, VersionChain};
 use crate::sync::epoch::Guard;
 
 /// Which way a scan walks.
@@ -29,102 +35,111 @@ pub(crate) enum Direction {
     Reverse,
 }
 
-/// A chain met by a scan, with the walk of its versions already started.
-pub(crate) type ChainWalk<'a> = (&'a VersionChain, crate::chain::Nodes<'a>);
+/// A key met by a scan, with the walk of its chain's versions already started.
+pub(crate) type ChainWalk<'a> = (&'a Bytes, Nodes<'a>);
+
+/// The most keys one scan batch reads.
+pub(crate) const BATCH_KEYS_MAX: usize = 256;
+
+/// A batch of walks, on the stack: a scan allocates nothing per batch.
+pub(crate) type Batch<'a> = smallvec::SmallVec<[ChainWalk<'a>; BATCH_KEYS_MAX]>;
 
 /// Key bounds of a scan.
 pub(crate) type KeyBounds<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
 
 #[cfg(not(loom))]
-pub(crate) use lock_free::KeyIndex;
+pub(crate) use lock_free::{ChainRef, KeyIndex};
 
 #[cfg(loom)]
-pub(crate) use model::KeyIndex;
+pub(crate) use model::{ChainRef, KeyIndex};
 
 #[cfg(not(loom))]
+#[allow(unsafe_code)]
 mod lock_free {
+    use std::ops::Deref;
+
     use super::*;
-    use crossbeam_skiplist::base::SkipList;
-
-    /// Keys up to this many bytes are stored inside the index entries.
-    const INLINE_KEY_BYTES_MAX: usize = 30;
-
-    /// A key as the indexes store it: short keys inline, so that comparing one during a
-    /// skiplist descent or a hash probe reads the entry itself instead of chasing a pointer to
-    /// the key's bytes (one cache miss per skiplist level saved); longer keys share the chain's
-    /// buffer. Ordered, compared and hashed exactly as the key's bytes.
-    #[derive(Clone)]
-    pub(crate) enum IndexKey {
-        Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES_MAX] },
-        Shared(crate::bytes::Bytes),
-    }
-
-    const _: () = assert!(INLINE_KEY_BYTES_MAX <= u8::MAX as usize, "the inline length is a u8");
-
-    impl IndexKey {
-        pub(crate) fn new(key: &crate::bytes::Bytes) -> IndexKey {
-            let mut bytes = [0; INLINE_KEY_BYTES_MAX];
-            match bytes.get_mut(..key.len()) {
-                Some(prefix) => {
-                    prefix.copy_from_slice(key);
-                    IndexKey::Inline { len: key.len() as u8, bytes }
-                }
-                None => IndexKey::Shared(key.clone()),
-            }
-        }
-
-        pub(crate) fn as_slice(&self) -> &[u8] {
-            match self {
-                IndexKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
-                IndexKey::Shared(bytes) => bytes,
-            }
-        }
-    }
-
-    impl std::borrow::Borrow<[u8]> for IndexKey {
-        fn borrow(&self) -> &[u8] {
-            self.as_slice()
-        }
-    }
-
-    impl PartialEq for IndexKey {
-        fn eq(&self, other: &Self) -> bool {
-            self.as_slice() == other.as_slice()
-        }
-    }
-
-    impl Eq for IndexKey {}
-
-    impl PartialOrd for IndexKey {
-        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-
-    impl Ord for IndexKey {
-        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-            self.as_slice().cmp(other.as_slice())
-        }
-    }
-
-    impl std::hash::Hash for IndexKey {
-        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-            self.as_slice().hash(state);
-        }
-    }
+    use crossbeam_skiplist::base::{Entry, RefEntry, SkipList};
 
     type Hasher = foldhash::fast::RandomState;
 
     /// The ordered index and the hash index over the same chains.
+    ///
+    /// Field order matters: `hashed` holds `ChainRef`s into `ordered`, and fields drop in
+    /// declaration order, so every handle the hash index holds is released first.
     pub(crate) struct KeyIndex {
-        hashed: papaya::HashMap<IndexKey, Arc<VersionChain>, Hasher>,
-        ordered: SkipList<IndexKey, Arc<VersionChain>>,
+        hashed: papaya::HashMap<Bytes, ChainRef, Hasher>,
+        ordered: SkipList<Bytes, VersionChain>,
     }
 
     /// Pins the hash index for point reads: the chains it returns stay valid while it lives.
     pub(crate) struct IndexGuard<'i>(papaya::LocalGuard<'i>);
 
-    type Entry<'a, 'g> = crossbeam_skiplist::base::Entry<'a, 'g, IndexKey, Arc<VersionChain>>;
+    /// A counted handle on one key's skiplist entry: it keeps the key and its chain alive,
+    /// even after the entry is removed from the index, until the last handle is dropped.
+    ///
+    /// Handles live only inside the database's shared state (the hash index, the
+    /// collector's queues, the reaper's heap, and the commit path while it runs), all of
+    /// which are dropped before the skiplist (`Shared` declares its index last; `KeyIndex`
+    /// declares the skiplist last). That is the invariant that lets a handle be `'static`.
+    pub(crate) struct ChainRef(Option<RefEntry<'static, Bytes, VersionChain>>);
+
+    impl ChainRef {
+        /// Takes over the count of `entry`, an entry of `ordered`.
+        fn new(entry: RefEntry<'_, Bytes, VersionChain>) -> ChainRef {
+            // SAFETY: the only thing the lifetime protects is the skiplist `entry` points
+            // into: a `RefEntry` keeps a reference to its skiplist and counts its node. Every
+            // `ChainRef` is dropped before that skiplist (see the type's documentation), so
+            // the skiplist outlives the handle, as the shorter lifetime required.
+            let entry = unsafe {
+                std::mem::transmute::<
+                    RefEntry<'_, Bytes, VersionChain>,
+                    RefEntry<'static, Bytes, VersionChain>,
+                >(entry)
+            };
+            ChainRef(Some(entry))
+        }
+
+        fn entry(&self) -> &RefEntry<'static, Bytes, VersionChain> {
+            match &self.0 {
+                Some(entry) => entry,
+                None => unreachable!("a handle holds its entry until it is dropped"),
+            }
+        }
+
+        /// The key.
+        pub(crate) fn key(&self) -> &Bytes {
+            self.entry().key()
+        }
+
+        /// Whether `self` and `other` are handles on the same chain.
+        pub(crate) fn same_chain(&self, other: &VersionChain) -> bool {
+            std::ptr::eq(&**self, other)
+        }
+    }
+
+    impl Deref for ChainRef {
+        type Target = VersionChain;
+
+        fn deref(&self) -> &VersionChain {
+            self.entry().value()
+        }
+    }
+
+    impl Clone for ChainRef {
+        fn clone(&self) -> ChainRef {
+            ChainRef(Some(self.entry().clone()))
+        }
+    }
+
+    impl Drop for ChainRef {
+        fn drop(&mut self) {
+            if let Some(entry) = self.0.take() {
+                // Pins only if this was the last count, to hand the entry to the epoch.
+                entry.release_with_pin(crate::sync::epoch::pin);
+            }
+        }
+    }
 
     impl KeyIndex {
         pub(crate) fn new() -> KeyIndex {
@@ -143,57 +158,48 @@ mod lock_free {
             &'g self,
             key: &[u8],
             guard: &'g IndexGuard<'_>,
-        ) -> Option<&'g Arc<VersionChain>> {
+        ) -> Option<&'g ChainRef> {
             self.hashed.get(key, &guard.0)
         }
 
-        /// The chain of `key`, as an owned handle.
-        pub(crate) fn get_arc(
-            &self,
-            key: &[u8],
-            guard: &IndexGuard<'_>,
-        ) -> Option<Arc<VersionChain>> {
+        /// A new handle on the chain of `key`.
+        pub(crate) fn get_ref(&self, key: &[u8], guard: &IndexGuard<'_>) -> Option<ChainRef> {
             self.get(key, guard).cloned()
         }
 
-        /// Adds the chain of a key the index does not hold. Commit sequencer only.
-        pub(crate) fn insert(&self, chain: Arc<VersionChain>, guard: &Guard) {
-            let key = IndexKey::new(chain.key());
-            self.ordered.insert(key.clone(), Arc::clone(&chain), guard).release(guard);
+        /// Adds an empty chain for a key the index does not hold, and returns a handle on it.
+        /// Commit sequencer only.
+        pub(crate) fn insert(&self, key: Bytes, guard: &Guard) -> ChainRef {
+            let chain = ChainRef::new(self.ordered.insert(key.clone(), VersionChain::new(), guard));
             let hashed = self.hashed.guard();
-            let previous = self.hashed.insert(key, chain, &hashed);
+            let previous = self.hashed.insert(key, chain.clone(), &hashed);
             debug_assert!(previous.is_none(), "a key's chain is created once");
+            chain
         }
 
         /// Removes `chain` if the index still maps its key to it. Commit sequencer only.
         ///
-        /// The hash index forgets it first, then the skiplist, whose epoch-deferred release of
-        /// its `Arc` keeps the chain alive for every reader pinned before the removal.
-        pub(crate) fn remove(&self, chain: &VersionChain, guard: &Guard) -> bool {
+        /// The hash index forgets it first (its handle is released when papaya reclaims the
+        /// entry, after every reader pinned on it has moved on), then the skiplist unlinks
+        /// it; the entry is freed when the last handle is gone and the epoch allows.
+        pub(crate) fn remove(&self, chain: &ChainRef, guard: &Guard) -> bool {
             let hashed = self.hashed.guard();
             let removed = self.hashed.remove_if(
                 chain.key().as_slice(),
-                |_, held| std::ptr::eq(Arc::as_ptr(held), chain),
+                |_, held| held.same_chain(chain),
                 &hashed,
             );
             if !matches!(removed, Ok(Some(_))) {
                 return false;
             }
-            if let Some(entry) = self.ordered.get(chain.key().as_slice(), guard) {
-                debug_assert!(
-                    std::ptr::eq(Arc::as_ptr(entry.value()), chain),
-                    "both indexes hold one chain"
-                );
-                entry.remove();
-            }
-            true
+            chain.entry().remove(guard)
         }
 
         /// Walks the first `limit` keys in `bounds` (in `direction`) under one guard, without
         /// touching reference counts, starting each chain's walk of its versions (loading its
-        /// head) as it goes, and hands the batch to `read`. The head loads are independent
-        /// of the skiplist's own pointer chase, so their cache misses overlap it, and so do
-        /// the loads `read` makes next, instead of each waiting on the one before.
+        /// head, which sits in the skiplist entry itself) as it goes, and hands the batch to
+        /// `read`. The loads `read` makes next are independent of one another, so their cache
+        /// misses overlap instead of each waiting on the one before.
         pub(crate) fn batch<R>(
             &self,
             bounds: KeyBounds<'_>,
@@ -202,14 +208,16 @@ mod lock_free {
             guard: &Guard,
             read: impl FnOnce(&mut [ChainWalk<'_>]) -> R,
         ) -> R {
-            fn start<'a: 'g, 'g>(entry: Entry<'a, 'g>, guard: &'g Guard) -> ChainWalk<'g> {
-                let chain: &'g VersionChain = entry.value();
-                (chain, chain.nodes(guard))
+            fn start<'a: 'g, 'g>(
+                entry: Entry<'a, 'g, Bytes, VersionChain>,
+                guard: &'g Guard,
+            ) -> ChainWalk<'g> {
+                (entry.key(), entry.value().nodes(guard))
             }
             let range = self.ordered.range::<[u8], _>(bounds, guard);
             let start = |entry| start(entry, guard);
-            // The range's size hint is unbounded: size the batch up front.
-            let mut batch = Vec::with_capacity(limit);
+            debug_assert!(limit <= BATCH_KEYS_MAX, "a batch stays on the stack");
+            let mut batch = Batch::new();
             match direction {
                 Direction::Forward => batch.extend(range.take(limit).map(start)),
                 Direction::Reverse => batch.extend(range.rev().take(limit).map(start)),
@@ -217,46 +225,16 @@ mod lock_free {
             read(&mut batch)
         }
 
-        /// Visits the chains whose keys fall in `bounds`, in key order, until `visit` breaks.
+        /// Visits the keys in `bounds` with their chains, in key order, until `visit` breaks.
         pub(crate) fn scan(
             &self,
             bounds: KeyBounds<'_>,
-            direction: Direction,
             guard: &Guard,
-            mut visit: impl FnMut(&VersionChain) -> ControlFlow<()>,
+            mut visit: impl FnMut(&Bytes, &VersionChain) -> ControlFlow<()>,
         ) {
-            let range = self.ordered.range::<[u8], _>(bounds, guard);
-            let mut walk =
-                |entry: crossbeam_skiplist::base::Entry<'_, '_, IndexKey, Arc<VersionChain>>| {
-                    visit(entry.value())
-                };
-            let _ = match direction {
-                Direction::Forward => range.map(&mut walk).find(ControlFlow::is_break),
-                Direction::Reverse => range.rev().map(&mut walk).find(ControlFlow::is_break),
-            };
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-        use crate::bytes::Bytes;
-
-        #[test]
-        fn index_keys_order_and_hash_as_their_bytes_inline_or_not() {
-            let keys: Vec<Bytes> = [&b""[..], b"a", b"ab", &[0xFF; 30], &[0xFF; 31], &[0x00; 40]]
-                .into_iter()
-                .map(Bytes::copy_from)
-                .collect();
-            for a in &keys {
-                let index_a = IndexKey::new(a);
-                assert_eq!(index_a.as_slice(), a.as_slice());
-                assert_eq!(
-                    matches!(index_a, IndexKey::Inline { .. }),
-                    a.len() <= INLINE_KEY_BYTES_MAX
-                );
-                for b in &keys {
-                    assert_eq!(index_a.cmp(&IndexKey::new(b)), a.cmp(b));
+            for entry in self.ordered.range::<[u8], _>(bounds, guard) {
+                if visit(entry.key(), entry.value()).is_break() {
+                    return;
                 }
             }
         }
@@ -266,18 +244,41 @@ mod lock_free {
 #[cfg(loom)]
 mod model {
     use std::collections::BTreeMap;
+    use std::ops::Deref;
+    use std::sync::Arc;
 
     use super::*;
-    use crate::bytes::Bytes;
     use crate::sync::Mutex;
 
     /// A `Mutex<BTreeMap>` standing in for both indexes under loom.
     pub(crate) struct KeyIndex {
-        chains: Mutex<BTreeMap<Bytes, Arc<VersionChain>>>,
+        chains: Mutex<BTreeMap<Bytes, ChainRef>>,
     }
 
-    /// Nothing to pin: the map hands out owned `Arc`s.
+    /// Nothing to pin: the map hands out counted handles.
     pub(crate) struct IndexGuard<'i>(std::marker::PhantomData<&'i ()>);
+
+    /// A counted handle on a key and its chain.
+    #[derive(Clone)]
+    pub(crate) struct ChainRef(Arc<(Bytes, VersionChain)>);
+
+    impl ChainRef {
+        pub(crate) fn key(&self) -> &Bytes {
+            &self.0 .0
+        }
+
+        pub(crate) fn same_chain(&self, other: &VersionChain) -> bool {
+            std::ptr::eq(&**self, other)
+        }
+    }
+
+    impl Deref for ChainRef {
+        type Target = VersionChain;
+
+        fn deref(&self) -> &VersionChain {
+            &self.0 .1
+        }
+    }
 
     impl KeyIndex {
         pub(crate) fn new() -> KeyIndex {
@@ -288,32 +289,33 @@ mod model {
             IndexGuard(std::marker::PhantomData)
         }
 
-        pub(crate) fn get(&self, key: &[u8], _guard: &IndexGuard<'_>) -> Option<Arc<VersionChain>> {
+        pub(crate) fn get(&self, key: &[u8], _guard: &IndexGuard<'_>) -> Option<ChainRef> {
             self.chains.lock().get(key).cloned()
         }
 
-        pub(crate) fn get_arc(
-            &self,
-            key: &[u8],
-            guard: &IndexGuard<'_>,
-        ) -> Option<Arc<VersionChain>> {
+        pub(crate) fn get_ref(&self, key: &[u8], guard: &IndexGuard<'_>) -> Option<ChainRef> {
             self.get(key, guard)
         }
 
-        pub(crate) fn insert(&self, chain: Arc<VersionChain>, _guard: &Guard) {
-            let previous = self.chains.lock().insert(chain.key().clone(), chain);
+        pub(crate) fn insert(&self, key: Bytes, _guard: &Guard) -> ChainRef {
+            let chain = ChainRef(Arc::new((key.clone(), VersionChain::new())));
+            let previous = self.chains.lock().insert(key, chain.clone());
             debug_assert!(previous.is_none(), "a key's chain is created once");
+            chain
         }
 
-        pub(crate) fn remove(&self, chain: &VersionChain, _guard: &Guard) -> bool {
+        pub(crate) fn remove(&self, chain: &ChainRef, _guard: &Guard) -> bool {
             let mut chains = self.chains.lock();
             match chains.get(chain.key().as_slice()) {
-                Some(held) if std::ptr::eq(Arc::as_ptr(held), chain) => {
-                    chains.remove(chain.key().as_slice());
-                    true
+                Some(held) if held.same_chain(chain) => {
+                    chains.remove(chain.key().as_slice()).is_some()
                 }
                 _ => false,
             }
+        }
+
+        fn collect(&self, bounds: KeyBounds<'_>) -> Vec<ChainRef> {
+            self.chains.lock().range::<[u8], _>(bounds).map(|(_, chain)| chain.clone()).collect()
         }
 
         pub(crate) fn batch<R>(
@@ -324,40 +326,69 @@ mod model {
             guard: &Guard,
             read: impl FnOnce(&mut [ChainWalk<'_>]) -> R,
         ) -> R {
-            let held: Vec<Arc<VersionChain>> = {
-                let chains = self.chains.lock();
-                let range = chains.range::<[u8], _>(bounds).map(|(_, chain)| Arc::clone(chain));
-                match direction {
-                    Direction::Forward => range.take(limit).collect(),
-                    Direction::Reverse => range.rev().take(limit).collect(),
-                }
-            };
-            let mut batch: Vec<ChainWalk<'_>> =
-                held.iter().map(|chain| (&**chain, chain.nodes(guard))).collect();
+            let mut held = self.collect(bounds);
+            if direction == Direction::Reverse {
+                held.reverse();
+            }
+            held.truncate(limit);
+            let mut batch: Batch<'_> =
+                held.iter().map(|chain| (chain.key(), chain.nodes(guard))).collect();
             read(&mut batch)
         }
 
         pub(crate) fn scan(
             &self,
             bounds: KeyBounds<'_>,
-            direction: Direction,
             _guard: &Guard,
-            mut visit: impl FnMut(&VersionChain) -> ControlFlow<()>,
+            mut visit: impl FnMut(&Bytes, &VersionChain) -> ControlFlow<()>,
         ) {
-            let mut chains: Vec<Arc<VersionChain>> = self
-                .chains
-                .lock()
-                .range::<[u8], _>(bounds)
-                .map(|(_, chain)| Arc::clone(chain))
-                .collect();
-            if direction == Direction::Reverse {
-                chains.reverse();
-            }
-            for chain in chains {
-                if visit(&chain).is_break() {
+            for chain in self.collect(bounds) {
+                if visit(chain.key(), &chain).is_break() {
                     return;
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::epoch;
+
+    #[test]
+    fn a_removed_chain_stays_readable_through_a_handle_until_the_handle_goes() {
+        let index = KeyIndex::new();
+        let guard = epoch::pin();
+        let chain = index.insert(Bytes::from("k"), &guard);
+        assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&chain)));
+        assert!(index.remove(&chain, &guard));
+        assert!(index.get(b"k", &index.guard()).is_none());
+        assert!(!index.remove(&chain, &guard), "removed once");
+        assert_eq!(chain.key(), &Bytes::from("k"));
+        assert!(chain.head(&guard).is_none());
+    }
+
+    #[test]
+    fn scans_see_keys_in_order_from_either_end() {
+        let index = KeyIndex::new();
+        let guard = epoch::pin();
+        for key in ["b", "a", "c"] {
+            index.insert(Bytes::from(key), &guard);
+        }
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        let keys = |direction| {
+            index.batch(all, direction, 10, &guard, |walks| {
+                walks.iter().map(|(key, _)| (*key).clone()).collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            keys(Direction::Forward),
+            [Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
+        );
+        assert_eq!(
+            keys(Direction::Reverse),
+            [Bytes::from("c"), Bytes::from("b"), Bytes::from("a")]
+        );
     }
 }

@@ -88,7 +88,7 @@ fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
     loom::model(|| {
         let visible = Arc::new(VisibleVersion::new(0));
         let registry = Arc::new(SnapshotRegistry::new());
-        let chain = Arc::new(VersionChain::new(Bytes::from("k")));
+        let chain = Arc::new(VersionChain::new());
         {
             let guard = epoch::pin();
             chain.install(node(1, "a"), &guard);
@@ -131,7 +131,7 @@ fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
     loom::model(|| {
         let visible = Arc::new(VisibleVersion::new(0));
         let registry = Arc::new(SnapshotRegistry::new());
-        let chain = Arc::new(VersionChain::new(Bytes::from("k")));
+        let chain = Arc::new(VersionChain::new());
         {
             let guard = epoch::pin();
             chain.install(node(1, "a"), &guard);

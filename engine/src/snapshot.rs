@@ -184,11 +184,11 @@ pub(crate) fn owned_bound<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<Bytes> {
 /// incremented and what follows dropped); unbounded if there is none.
 pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Bytes>, Bound<Bytes>) {
     let start = Bound::Included(Bytes::copy_from(prefix));
-    let mut end = prefix.to_vec();
+    let mut end: smallvec::SmallVec<[u8; Bytes::INLINE_CAPACITY]> = prefix.into();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
             end.push(last + 1);
-            return (start, Bound::Excluded(Bytes::from(end)));
+            return (start, Bound::Excluded(Bytes::copy_from(&end)));
         }
     }
     (start, Bound::Unbounded)
@@ -205,9 +205,11 @@ pub(crate) fn bounds_are_empty(start: &Bound<Bytes>, end: &Bound<Bytes>) -> bool
 }
 
 /// A scan reads the index in batches: the first is small, for scans that stop early, and
-/// each next one doubles, up to the largest.
+/// each next one grows, up to the largest.
 const SCAN_BATCH_MIN: usize = 32;
-const SCAN_BATCH_MAX: usize = 256;
+const SCAN_BATCH_MAX: usize = crate::index::BATCH_KEYS_MAX;
+/// Each batch is this many times the one before: a scan of a hundred keys seeks twice.
+const SCAN_BATCH_GROWTH: usize = 4;
 
 /// An iterator over a snapshot's entries in a key range, as `(key, value)` pairs; a
 /// [`DoubleEndedIterator`], so `.rev()` walks the range backwards.
@@ -236,7 +238,7 @@ impl<'s> Iter<'s> {
             start,
             end,
             exhausted,
-            front: VecDeque::new(),
+            front: VecDeque::with_capacity(SCAN_BATCH_MIN),
             back: VecDeque::new(),
             front_batch: SCAN_BATCH_MIN,
             back_batch: SCAN_BATCH_MIN,
@@ -250,7 +252,7 @@ impl<'s> Iter<'s> {
             Direction::Reverse => &mut self.back_batch,
         };
         let limit = *batch;
-        *batch = (limit * 2).min(SCAN_BATCH_MAX);
+        *batch = (limit * SCAN_BATCH_GROWTH).min(SCAN_BATCH_MAX);
         let version = self.snapshot.registration.version();
         let clock = self.snapshot.clock;
         let buffer = match direction {
@@ -261,19 +263,20 @@ impl<'s> Iter<'s> {
         let bounds =
             (self.start.as_ref().map(Bytes::as_slice), self.end.as_ref().map(Bytes::as_slice));
         let last = self.snapshot.shared.index.batch(bounds, direction, limit, &guard, |walks| {
-            let mut nodes: Vec<Option<&VersionNode>> = Vec::with_capacity(walks.len());
-            nodes.extend(
-                walks
-                    .iter_mut()
-                    .map(|(_, versions)| versions.find(|node| node.version() <= version)),
-            );
+            let mut nodes: smallvec::SmallVec<[Option<&VersionNode>; SCAN_BATCH_MAX]> =
+                smallvec::SmallVec::new();
+            // Find each key's version and bring its value's bytes in right away: the loads of
+            // one key depend on each other, those of different keys do not, so they overlap.
+            // (Plain loads: the atomic increments of the clones below would not overlap.)
+            nodes.extend(walks.iter_mut().map(|(_, versions)| {
+                let node = versions.find(|node| node.version() <= version);
+                std::hint::black_box(
+                    node.and_then(VersionNode::value).and_then(|value| value.first().copied()),
+                );
+                node
+            }));
             buffer.reserve(walks.len());
-            // Bring every value's bytes in before taking references on them: plain loads
-            // overlap, the atomic increments of the clones below would not.
-            for node in nodes.iter().flatten() {
-                std::hint::black_box(node.value().and_then(|value| value.first().copied()));
-            }
-            for ((chain, _), node) in walks.iter().zip(&nodes) {
+            for ((key, _), node) in walks.iter().zip(&nodes) {
                 let value = node.and_then(|node| {
                     if node.has_expiry() {
                         node.live_value(clock.now_ms())
@@ -282,16 +285,14 @@ impl<'s> Iter<'s> {
                     }
                 });
                 if let Some(value) = value {
-                    let entry = (chain.key().clone(), value.clone());
+                    let entry = ((*key).clone(), value.clone());
                     match direction {
                         Direction::Forward => buffer.push_back(entry),
                         Direction::Reverse => buffer.push_front(entry),
                     }
                 }
             }
-            (walks.len() == limit)
-                .then(|| walks.last().map(|(chain, _)| chain.key().clone()))
-                .flatten()
+            (walks.len() == limit).then(|| walks.last().map(|(key, _)| (*key).clone())).flatten()
         });
         match last {
             None => self.exhausted = true,

@@ -12,11 +12,10 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 
-use crate::chain::VersionChain;
 use crate::clock;
 use crate::db::Shared;
+use crate::index::ChainRef;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Mutex;
@@ -29,7 +28,7 @@ const REAPS_PER_COMMIT_MAX: usize = 1024;
 pub(crate) struct Expiry {
     pub(crate) at_ms: u64,
     pub(crate) version: u64,
-    pub(crate) chain: Arc<VersionChain>,
+    pub(crate) chain: ChainRef,
 }
 
 impl PartialEq for Expiry {

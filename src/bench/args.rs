@@ -17,6 +17,9 @@ pub(crate) const KEYS_MAX: u64 = u32::MAX as u64;
 pub(crate) const THREADS_MAX: usize = 1024;
 /// A prefix scan returns this many keys (one key group of the layout).
 pub(crate) const SCAN_KEYS: usize = 100;
+/// By default a scan run makes one scan per this many keys, so it reads ten times as many
+/// entries as there are keys: long enough (seconds, at 1M keys) for a steady figure.
+const KEYS_PER_DEFAULT_SCAN: u64 = 10;
 
 /// Runs macro workloads on an in-memory database and prints throughput, latency
 /// percentiles and peak memory, one row (or one JSON line) per workload run.
@@ -53,7 +56,7 @@ pub struct BenchArgs {
     pub seed: u64,
 
     /// Operations per measured workload, split evenly over the threads
-    /// [default: --keys for get, mixed and txn; --keys / 100 (at least 1) for scan;
+    /// [default: --keys for get, mixed and txn; --keys / 10 (at least 1) for scan;
     /// fill always inserts --keys keys].
     #[arg(long)]
     pub ops: Option<u64>,
@@ -209,7 +212,7 @@ impl Config {
         match (workload, self.ops) {
             (Workload::Fill, _) => self.keys,
             (_, Some(ops)) => ops,
-            (Workload::Scan, None) => (self.keys / SCAN_KEYS as u64).max(1),
+            (Workload::Scan, None) => (self.keys / KEYS_PER_DEFAULT_SCAN).max(1),
             (Workload::Get | Workload::Mixed | Workload::Txn, None) => self.keys,
         }
     }
@@ -241,7 +244,7 @@ mod tests {
         assert_eq!(config.threads, [1]);
         assert_eq!(config.ops_for(Workload::Fill), KEYS_DEFAULT);
         assert_eq!(config.ops_for(Workload::Get), KEYS_DEFAULT);
-        assert_eq!(config.ops_for(Workload::Scan), KEYS_DEFAULT / 100);
+        assert_eq!(config.ops_for(Workload::Scan), KEYS_DEFAULT / 10);
     }
 
     #[test]

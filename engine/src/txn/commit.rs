@@ -12,12 +12,10 @@
 //! write-ahead log is wired in, the lock is released first, the log takes the record, and
 //! the commit finishes when the record is as durable as it asked.
 
-use std::sync::Arc;
-
 use crate::bytes::Bytes;
-use crate::chain::VersionChain;
 use crate::db::Shared;
 use crate::error::Result;
+use crate::index::ChainRef;
 use crate::options::Retention;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
@@ -36,7 +34,7 @@ pub(crate) struct SequencerState {
     /// The last commit version handed out.
     last_version: u64,
     /// Chains that gained a version over an older one since the collector last looked.
-    pub(crate) gc_queue: Vec<Arc<VersionChain>>,
+    pub(crate) gc_queue: Vec<ChainRef>,
     /// Versions with an expiry, linked since the reaper last looked.
     pub(crate) expiries: Vec<Expiry>,
     /// Versions linked since the collector last took the queue.
@@ -135,16 +133,13 @@ impl Shared {
     ) {
         debug_assert!(node.version() > 0, "only committed versions are linked");
         let index_guard = self.index.guard();
-        let existing = self.index.get_arc(&key, &index_guard);
-        let chain = match existing {
+        let chain = match self.index.get_ref(&key, &index_guard) {
             Some(chain) => chain,
             None if node.is_tombstone() => return,
             None => {
-                let chain = Arc::new(VersionChain::new(key));
                 Counters::add(&self.counters.keys, 1);
-                Counters::add(&self.counters.bytes, chain.key().len() as u64);
-                self.index.insert(Arc::clone(&chain), guard);
-                chain
+                Counters::add(&self.counters.bytes, key.len() as u64);
+                self.index.insert(key, guard)
             }
         };
         Counters::add(&self.counters.versions, 1);
@@ -152,7 +147,7 @@ impl Shared {
         let expiry = node.has_expiry().then(|| (node.expires_at_ms(), node.version()));
         let had_versions = chain.install(node, guard);
         if let Some((at_ms, version)) = expiry {
-            state.expiries.push(Expiry { at_ms, version, chain: Arc::clone(&chain) });
+            state.expiries.push(Expiry { at_ms, version, chain: chain.clone() });
         }
         if had_versions && self.options.retention != Retention::KeepAll && chain.mark_gc_queued() {
             state.gc_queue.push(chain);

@@ -11,7 +11,6 @@ use std::ops::{Bound, ControlFlow};
 use crate::bytes::Bytes;
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::index::Direction;
 use crate::stats::Counters;
 use crate::sync::epoch::{Guard, Owned};
 use crate::txn::read_set::ReadSet;
@@ -95,9 +94,9 @@ impl Shared {
         }
         let bounds = (start.as_ref().map(Bytes::as_slice), end.as_ref().map(Bytes::as_slice));
         let mut changed = None;
-        self.index.scan(bounds, Direction::Forward, guard, |chain| {
+        self.index.scan(bounds, guard, |key, chain| {
             if chain.newest_user_version(guard) > read_version {
-                changed = Some(chain.key().clone());
+                changed = Some(key.clone());
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
