@@ -212,7 +212,9 @@ mod lock_free {
                 entry: Entry<'a, 'g, Bytes, VersionChain>,
                 guard: &'g Guard,
             ) -> ChainWalk<'g> {
-                (entry.key(), entry.value().nodes(guard))
+                let nodes = entry.value().nodes(guard);
+                nodes.prefetch();
+                (entry.key(), nodes)
             }
             let range = self.ordered.range::<[u8], _>(bounds, guard);
             let start = |entry| start(entry, guard);
