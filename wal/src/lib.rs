@@ -1,12 +1,52 @@
 //! inmem-wal: the write-ahead log. Bytes go in, durable log positions come out; the log
 //! knows nothing of keys or values (DESIGN.md §5).
 //!
-//! This crate currently holds the log's vocabulary; segments, frames, group commit over
-//! io_uring and recovery are built on it by the write-ahead-log work.
+//! - [`Wal::append`] hands a record to the log and returns its position at once;
+//!   [`Wal::wait_durable`] returns once that position is on stable storage;
+//!   [`Wal::append_sync`] does both.
+//! - One writer thread drains everything pending and writes it with one submission (the
+//!   write and an fdatasync linked, over io_uring), so k concurrent committers pay one fsync,
+//!   not k (group commit).
+//! - [`Wal::open`] recovers the log first: a torn tail is cut, any other damage is an
+//!   error naming file and offset ([`RecoveryMode`]).
+//!
+//! The on-disk format is documented in [`format`]; the I/O backends in [`io`].
+//!
+//! ```
+//! use inmem_wal::{FrameKind, Wal, WalOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let wal = Wal::open(dir.path(), WalOptions::default().segment_size(1 << 20))?;
+//! let first = wal.append_sync(FrameKind::RECORD, b"hello")?;
+//! let second = wal.append(FrameKind::RECORD, b"world")?;
+//! wal.wait_durable(second)?;
+//! let records: Vec<_> = wal.read_from(first)?.collect::<Result<_, _>>()?;
+//! assert_eq!(records[1].payload, b"world");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 use std::fmt;
+
+pub mod error;
+pub mod format;
+pub mod io;
+mod log;
+mod options;
+mod reader;
+mod recovery;
+mod segment;
+mod sync;
+mod writer;
+
+pub use error::{Error, Result};
+pub use format::FrameKind;
+pub use io::{BackendChoice, Preallocation};
+pub use log::{Wal, WalStats};
+pub use options::{Durability, RecoveryMode, WalOptions};
+pub use reader::{LogReader, Record};
+pub use recovery::RecoveryReport;
 
 /// A position in the log: the byte offset of a frame from the start of the log, across all
 /// segments. Positions only grow; a record's position is where its frame starts.

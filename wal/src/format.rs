@@ -1,0 +1,454 @@
+//! The on-disk format of the log: segment headers and frames.
+//!
+//! Everything here is pure: bytes in, bytes or typed errors out. Nothing reads a file.
+//! Every field is fixed-width little-endian.
+//!
+//! # Segments
+//!
+//! A log is a directory of segment files, `<first position, 20 decimal digits>.wal`, each
+//! preallocated to the segment size. A segment starts with a header block of
+//! [`SEGMENT_HEADER_LEN`] bytes; frames follow it back to back.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic, "INMEMWAL"
+//!      8     4  format version (1)
+//!     12     4  header length in bytes (4096)
+//!     16     8  segment number: 1 for the first segment of a log, +1 for each next one
+//!     24     8  first position: the log position of the segment's first frame
+//!     32     8  segment size in bytes, header included
+//!     40     8  xxh3-64 (seed 0) of bytes 0..40
+//!     48  4048  zero
+//! ```
+//!
+//! # Positions
+//!
+//! A log position counts frame bytes only, across segments: the frame at position `p` of a
+//! segment whose first position is `f` starts at file offset
+//! `SEGMENT_HEADER_LEN + (p - f)`, and the next frame's position is `p` plus the frame's
+//! length. A segment's unused tail (too short for the next frame) holds no positions.
+//!
+//! # Frames
+//!
+//! ```text
+//! offset    size  field
+//!      0       4  payload length n (at most the log's frame limit)
+//!      4       1  kind (1..=255; 0 never starts a frame, so a zeroed region ends the log)
+//!      5       3  zero
+//!      8       8  position of this frame
+//!     16       n  payload
+//!   16+n       8  xxh3-64 of bytes 0..16+n, seeded with the segment number
+//!   24+n     0-7  zero padding, so that every frame starts 8-byte aligned
+//! ```
+//!
+//! The checksum covers the header, so a frame that validates is exactly where it was
+//! written: a stale frame of an earlier segment (in a recycled file) carries another seed,
+//! and a frame copied elsewhere carries another position.
+
+use std::num::NonZeroU8;
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::LogPosition;
+
+/// The magic number at the start of every segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"INMEMWAL";
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The length of a segment header: one 4 KiB block, so that frames start block-aligned.
+pub const SEGMENT_HEADER_LEN: u64 = 4096;
+/// The bytes of a segment header that carry fields (the rest is zero).
+const HEADER_FIELDS_LEN: usize = 48;
+/// The bytes of a frame before its payload.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// The bytes of a frame after its payload, before the padding.
+pub const FRAME_CHECKSUM_LEN: usize = 8;
+/// Frames start at multiples of this.
+pub const FRAME_ALIGN: usize = 8;
+
+/// What a frame carries, as its writer labels it; never 0.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FrameKind(NonZeroU8);
+
+impl FrameKind {
+    /// A kind for callers with a single kind of record.
+    pub const RECORD: FrameKind = FrameKind(NonZeroU8::MIN);
+
+    /// The kind with code `code`, or `None` for 0 (which marks unwritten space).
+    pub const fn new(code: u8) -> Option<FrameKind> {
+        match NonZeroU8::new(code) {
+            Some(code) => Some(FrameKind(code)),
+            None => None,
+        }
+    }
+
+    /// The kind's code.
+    pub const fn code(self) -> u8 {
+        self.0.get()
+    }
+}
+
+/// The fields of a segment header.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// 1 for a log's first segment, one more for each next one.
+    pub number: u64,
+    /// The position of the segment's first frame.
+    pub first_position: LogPosition,
+    /// The segment file's size in bytes, header included.
+    pub size: u64,
+}
+
+/// Why bytes are not a valid segment header.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Fewer bytes than a header.
+    #[error("shorter than a segment header ({len} of {SEGMENT_HEADER_LEN} bytes)")]
+    Truncated {
+        /// The bytes there were.
+        len: usize,
+    },
+    /// Not the magic number.
+    #[error("no segment magic number")]
+    BadMagic,
+    /// A format version this crate does not read.
+    #[error("format version {found}, this build reads {FORMAT_VERSION}")]
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
+    /// The checksum does not match the fields.
+    #[error("header checksum mismatch")]
+    BadChecksum,
+    /// The fields are inconsistent (header length, or a size too small to hold it).
+    #[error("inconsistent header fields")]
+    BadFields,
+}
+
+impl SegmentHeader {
+    /// The header block, [`SEGMENT_HEADER_LEN`] bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut block = vec![0; SEGMENT_HEADER_LEN as usize];
+        block[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        block[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        block[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
+        block[16..24].copy_from_slice(&self.number.to_le_bytes());
+        block[24..32].copy_from_slice(&self.first_position.get().to_le_bytes());
+        block[32..40].copy_from_slice(&self.size.to_le_bytes());
+        let checksum = xxh3_64(&block[0..40]);
+        block[40..48].copy_from_slice(&checksum.to_le_bytes());
+        block
+    }
+
+    /// Reads a header from the start of `bytes`.
+    ///
+    /// # Errors
+    /// [`HeaderError`] says what is wrong; nothing panics, whatever the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let Some(fields) = bytes.get(..HEADER_FIELDS_LEN) else {
+            return Err(HeaderError::Truncated { len: bytes.len() });
+        };
+        if fields[0..8] != SEGMENT_MAGIC {
+            return Err(HeaderError::BadMagic);
+        }
+        let version = le_u32(&fields[8..12]);
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::UnsupportedVersion { found: version });
+        }
+        if xxh3_64(&fields[0..40]) != le_u64(&fields[40..48]) {
+            return Err(HeaderError::BadChecksum);
+        }
+        let header = SegmentHeader {
+            number: le_u64(&fields[16..24]),
+            first_position: LogPosition::new(le_u64(&fields[24..32])),
+            size: le_u64(&fields[32..40]),
+        };
+        if u64::from(le_u32(&fields[12..16])) != SEGMENT_HEADER_LEN
+            || header.size <= SEGMENT_HEADER_LEN
+            || header.number == 0
+        {
+            return Err(HeaderError::BadFields);
+        }
+        Ok(header)
+    }
+
+    /// The seed of the checksums of this segment's frames.
+    pub fn frame_seed(&self) -> u64 {
+        self.number
+    }
+
+    /// The file offset of the frame at `position`, if it lies in this segment's frame area.
+    pub fn offset_of(&self, position: LogPosition) -> Option<u64> {
+        let delta = position.get().checked_sub(self.first_position.get())?;
+        let offset = SEGMENT_HEADER_LEN.checked_add(delta)?;
+        (offset < self.size).then_some(offset)
+    }
+
+    /// The log position of the byte at file `offset`, for offsets in the frame area.
+    pub fn position_at(&self, offset: u64) -> Option<LogPosition> {
+        let delta = offset.checked_sub(SEGMENT_HEADER_LEN)?;
+        self.first_position.checked_add(delta)
+    }
+
+    /// How many frame bytes the segment holds.
+    pub fn capacity(&self) -> u64 {
+        self.size.saturating_sub(SEGMENT_HEADER_LEN)
+    }
+}
+
+/// The name of the segment file whose first position is `first`.
+pub fn segment_file_name(first: LogPosition) -> String {
+    format!("{:020}.wal", first.get())
+}
+
+/// The first position a segment file name stands for, if it is one.
+pub fn parse_segment_file_name(name: &str) -> Option<LogPosition> {
+    let digits = name.strip_suffix(".wal")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(LogPosition::new)
+}
+
+/// The length of the frame of a `payload_len`-byte payload, padding included.
+pub const fn frame_len(payload_len: usize) -> usize {
+    let unpadded = FRAME_HEADER_LEN + payload_len + FRAME_CHECKSUM_LEN;
+    unpadded.next_multiple_of(FRAME_ALIGN)
+}
+
+/// Appends a frame to `out` with its checksum left zero; [`seal_frame`] fills it in once
+/// the segment the frame goes to is known.
+pub fn encode_unsealed(out: &mut Vec<u8>, kind: FrameKind, position: LogPosition, payload: &[u8]) {
+    let start = out.len();
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(kind.code());
+    out.extend_from_slice(&[0; 3]);
+    out.extend_from_slice(&position.get().to_le_bytes());
+    out.extend_from_slice(payload);
+    out.resize(start + frame_len(payload.len()), 0);
+}
+
+/// Writes the checksum of the unsealed frame that starts `frame` (its length included).
+/// Returns the frame's length, or `None` if `frame` does not start with a whole frame.
+pub fn seal_frame(frame: &mut [u8], seed: u64) -> Option<usize> {
+    let payload_len = usize::try_from(le_u32(frame.get(0..4)?)).ok()?;
+    let len = frame_len(payload_len);
+    let covered = FRAME_HEADER_LEN + payload_len;
+    let frame = frame.get_mut(..len)?;
+    let checksum = xxh3_64_with_seed(&frame[..covered], seed);
+    frame[covered..covered + FRAME_CHECKSUM_LEN].copy_from_slice(&checksum.to_le_bytes());
+    Some(len)
+}
+
+/// Appends a complete frame (sealed with `seed`) to `out`.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    kind: FrameKind,
+    position: LogPosition,
+    payload: &[u8],
+    seed: u64,
+) {
+    let start = out.len();
+    encode_unsealed(out, kind, position, payload);
+    let sealed = seal_frame(&mut out[start..], seed);
+    debug_assert_eq!(sealed, Some(frame_len(payload.len())));
+}
+
+/// A frame read back.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// What the frame carries.
+    pub kind: FrameKind,
+    /// Where it is in the log.
+    pub position: LogPosition,
+    /// Its payload.
+    pub payload: &'a [u8],
+    /// Its length in the log, padding included.
+    pub len: usize,
+}
+
+/// What lies at a place where a frame may start.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A valid frame.
+    Frame(Frame<'a>),
+    /// Zeroes where a frame header would be: nothing was written here.
+    Zeroed,
+    /// Not a valid frame, for the reason given.
+    Damaged(Damage),
+}
+
+/// Why the bytes at a frame's place are not a valid frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    /// The bytes end before the frame does (its header, or the length it announces).
+    #[error("frame cut short: {needed} bytes needed, {available} there")]
+    Truncated {
+        /// The frame's bytes (or a header's, if the header itself is cut).
+        needed: u64,
+        /// The bytes there are.
+        available: u64,
+    },
+    /// The announced payload is longer than frames may be.
+    #[error("frame length {len} over the limit of {limit} bytes")]
+    TooLong {
+        /// The announced payload length.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The header names kind 0 but is not all zero, or its reserved bytes are not zero.
+    #[error("malformed frame header")]
+    BadHeader,
+    /// The frame names another position than the one it sits at.
+    #[error("frame claims position {found}, sits at {expected}")]
+    WrongPosition {
+        /// The position the frame sits at.
+        expected: LogPosition,
+        /// The position it names.
+        found: LogPosition,
+    },
+    /// The checksum does not match.
+    #[error("frame checksum mismatch")]
+    BadChecksum,
+}
+
+/// Reads the frame that should start `bytes` and sit at `position`, sealed with `seed`,
+/// whose payload may be at most `max_payload` bytes.
+///
+/// Never panics, never allocates: the payload is borrowed from `bytes`.
+pub fn decode_frame(
+    bytes: &[u8],
+    position: LogPosition,
+    seed: u64,
+    max_payload: u64,
+) -> Decoded<'_> {
+    let available = bytes.len() as u64;
+    let Some(header) = bytes.get(..FRAME_HEADER_LEN) else {
+        if bytes.iter().all(|&b| b == 0) {
+            return Decoded::Zeroed;
+        }
+        return Decoded::Damaged(Damage::Truncated { needed: FRAME_HEADER_LEN as u64, available });
+    };
+    if header.iter().all(|&b| b == 0) {
+        return Decoded::Zeroed;
+    }
+    let Some(kind) = FrameKind::new(header[4]) else {
+        return Decoded::Damaged(Damage::BadHeader);
+    };
+    if header[5..8] != [0; 3] {
+        return Decoded::Damaged(Damage::BadHeader);
+    }
+    let payload_len = u64::from(le_u32(&header[0..4]));
+    if payload_len > max_payload {
+        return Decoded::Damaged(Damage::TooLong { len: payload_len, limit: max_payload });
+    }
+    // payload_len < 2^32: no overflow in u64; a target whose usize cannot hold the length
+    // cannot have that many bytes either.
+    let needed = frame_len_u64(payload_len);
+    let Some(frame) = usize::try_from(needed).ok().and_then(|len| bytes.get(..len)) else {
+        return Decoded::Damaged(Damage::Truncated { needed, available });
+    };
+    let len = frame.len();
+    let found = LogPosition::new(le_u64(&header[8..16]));
+    if found != position {
+        return Decoded::Damaged(Damage::WrongPosition { expected: position, found });
+    }
+    let covered = FRAME_HEADER_LEN + payload_len as usize;
+    let stored = le_u64(&frame[covered..covered + FRAME_CHECKSUM_LEN]);
+    if xxh3_64_with_seed(&frame[..covered], seed) != stored {
+        return Decoded::Damaged(Damage::BadChecksum);
+    }
+    Decoded::Frame(Frame { kind, position, payload: &frame[FRAME_HEADER_LEN..covered], len })
+}
+
+/// [`frame_len`] over a `u64` payload length.
+const fn frame_len_u64(payload_len: u64) -> u64 {
+    let unpadded = (FRAME_HEADER_LEN + FRAME_CHECKSUM_LEN) as u64 + payload_len;
+    unpadded.next_multiple_of(FRAME_ALIGN as u64)
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0; 4];
+    word.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(word)
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: u64 = 7;
+
+    fn frame(position: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(&mut out, FrameKind::RECORD, LogPosition::new(position), payload, SEED);
+        out
+    }
+
+    #[test]
+    fn a_frame_reads_back_with_its_fields() {
+        let bytes = frame(4096, b"hello");
+        assert_eq!(bytes.len(), frame_len(5));
+        assert_eq!(bytes.len() % FRAME_ALIGN, 0);
+        let Decoded::Frame(read) = decode_frame(&bytes, LogPosition::new(4096), SEED, 1 << 20)
+        else {
+            panic!("a valid frame")
+        };
+        assert_eq!(read.payload, b"hello");
+        assert_eq!(read.kind, FrameKind::RECORD);
+        assert_eq!(read.len, bytes.len());
+    }
+
+    #[test]
+    fn another_seed_or_position_does_not_validate() {
+        let bytes = frame(64, b"payload");
+        assert_eq!(
+            decode_frame(&bytes, LogPosition::new(64), SEED + 1, 1 << 20),
+            Decoded::Damaged(Damage::BadChecksum)
+        );
+        assert!(matches!(
+            decode_frame(&bytes, LogPosition::new(72), SEED, 1 << 20),
+            Decoded::Damaged(Damage::WrongPosition { .. })
+        ));
+    }
+
+    #[test]
+    fn zeroes_end_the_log_and_a_huge_length_is_refused_before_reading() {
+        assert_eq!(decode_frame(&[0; 64], LogPosition::ZERO, SEED, 1 << 20), Decoded::Zeroed);
+        assert_eq!(decode_frame(&[0; 3], LogPosition::ZERO, SEED, 1 << 20), Decoded::Zeroed);
+        let mut bytes = frame(0, b"x");
+        bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_frame(&bytes, LogPosition::ZERO, SEED, 1 << 20),
+            Decoded::Damaged(Damage::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn a_header_round_trips_and_refuses_damage() {
+        let header =
+            SegmentHeader { number: 3, first_position: LogPosition::new(1 << 30), size: 1 << 26 };
+        let mut block = header.encode();
+        assert_eq!(SegmentHeader::decode(&block), Ok(header));
+        block[20] ^= 1;
+        assert_eq!(SegmentHeader::decode(&block), Err(HeaderError::BadChecksum));
+        assert_eq!(SegmentHeader::decode(&block[..10]), Err(HeaderError::Truncated { len: 10 }));
+    }
+
+    #[test]
+    fn segment_names_round_trip() {
+        let name = segment_file_name(LogPosition::new(12345));
+        assert_eq!(name, "00000000000000012345.wal");
+        assert_eq!(parse_segment_file_name(&name), Some(LogPosition::new(12345)));
+        assert_eq!(parse_segment_file_name("12345.wal"), None);
+        assert_eq!(parse_segment_file_name("0000000000000001234x.wal"), None);
+    }
+}

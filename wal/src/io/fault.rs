@@ -1,0 +1,1 @@
+//! A backend that injects faults, for tests.

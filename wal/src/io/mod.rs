@@ -1,0 +1,154 @@
+//! The one I/O trait through which every byte of the log goes, and its backends.
+//!
+//! - [`UringIo`](uring::UringIo): io_uring; a write and the fdatasync after it are linked in
+//!   one submission.
+//! - [`SyncIo`](sync::SyncIo): pwritev + fdatasync, for kernels or sandboxes that refuse
+//!   io_uring, with the same semantics.
+//! - [`FaultIo`](fault::FaultIo): wraps another backend and injects short writes, EIO,
+//!   ENOSPC and failed fsyncs at chosen points, for tests.
+//!
+//! A backend's file operations report what the system call did, short writes included; the
+//! log's writer ([`write_all_durably`]) loops over them.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::path::Path;
+use std::sync::Arc;
+
+pub mod fault;
+pub mod sync;
+#[cfg(target_os = "linux")]
+pub mod uring;
+
+/// How a new segment file's space is reserved.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Preallocation {
+    /// `fallocate`: fast to create, but the extents stay "unwritten" until first written,
+    /// which can make each fdatasync update file-system metadata.
+    Fallocate,
+    /// Write zeroes over the whole file once, and sync it: slower to create, and no
+    /// metadata to update on later writes.
+    #[default]
+    ZeroFill,
+}
+
+/// How a file is opened for writing.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct OpenFlags {
+    /// `O_DSYNC`: every write is durable when it returns (no separate fdatasync needed).
+    pub dsync: bool,
+    /// `O_DIRECT`: bypass the page cache (writes must be block-aligned).
+    pub direct: bool,
+}
+
+/// Which backend a log uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// io_uring if the kernel allows it, else the sync fallback.
+    #[default]
+    Auto,
+    /// io_uring, or an error if it is unavailable.
+    Uring,
+    /// pwritev + fdatasync.
+    Sync,
+}
+
+/// File-system operations on the log's directory.
+pub trait Io: Send + Sync + fmt::Debug {
+    /// The backend's name, as reported to users: `"io_uring"`, `"sync"`, or a wrapper's.
+    fn name(&self) -> String;
+    /// Creates a new file (failing if it exists), open for reading and writing.
+    fn create(&self, path: &Path, flags: OpenFlags) -> io::Result<Box<dyn LogFile>>;
+    /// Opens an existing file, for reading and, if `writable`, writing.
+    fn open(&self, path: &Path, writable: bool, flags: OpenFlags) -> io::Result<Box<dyn LogFile>>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames a file, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Creates a directory and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the entries of a directory.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>>;
+    /// fsyncs a directory, making creations, renames and removals in it durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// An open file of the log.
+pub trait LogFile: Send + Sync + fmt::Debug {
+    /// The file's size in bytes.
+    fn size(&self) -> io::Result<u64>;
+    /// Reads at `offset` into `buf`; fewer bytes than asked only at the end of the file.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Reserves `len` bytes for the file, as `how` says.
+    fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()>;
+    /// One vectored write at `offset`; may write fewer bytes than given.
+    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize>;
+    /// fdatasync.
+    fn sync_data(&self) -> io::Result<()>;
+    /// One vectored write at `offset`, then, if every byte was written, fdatasync; returns
+    /// the bytes written (the sync ran if and only if that is all of them and `Ok`).
+    /// io_uring submits both at once, linked.
+    fn write_and_sync(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
+        let written = self.write_at(bufs, offset)?;
+        if written == total_len(bufs) {
+            self.sync_data()?;
+        }
+        Ok(written)
+    }
+}
+
+/// The total length of `bufs`.
+pub fn total_len(bufs: &[IoSlice<'_>]) -> usize {
+    bufs.iter().map(|buf| buf.len()).sum()
+}
+
+/// Writes every byte of `bufs` at `offset` (retrying short writes) and, if `sync`, makes
+/// them durable. A write that makes no progress is an error (`WriteZero`), not a loop.
+pub fn write_all_durably(
+    file: &dyn LogFile,
+    bufs: &[IoSlice<'_>],
+    mut offset: u64,
+    sync: bool,
+) -> io::Result<()> {
+    let mut owned: Vec<IoSlice<'_>> = bufs.iter().filter(|buf| !buf.is_empty()).copied().collect();
+    let mut remaining: &mut [IoSlice<'_>] = &mut owned;
+    loop {
+        let want = total_len(remaining);
+        if want == 0 {
+            return if sync { file.sync_data() } else { Ok(()) };
+        }
+        let written =
+            if sync { file.write_and_sync(remaining, offset)? } else { file.write_at(remaining, offset)? };
+        if written == want {
+            return Ok(());
+        }
+        if written == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "the write made no progress"));
+        }
+        offset += written as u64;
+        IoSlice::advance_slices(&mut remaining, written);
+    }
+}
+
+/// The backend `choice` asks for: io_uring is probed (a ring is set up) and, for `Auto`,
+/// replaced by the sync backend if the kernel refuses it.
+///
+/// # Errors
+/// `Uring` when io_uring is unavailable.
+pub fn backend(choice: BackendChoice) -> io::Result<Arc<dyn Io>> {
+    match choice {
+        BackendChoice::Sync => Ok(Arc::new(sync::SyncIo::new())),
+        #[cfg(target_os = "linux")]
+        BackendChoice::Uring => Ok(Arc::new(uring::UringIo::new()?)),
+        #[cfg(target_os = "linux")]
+        BackendChoice::Auto => match uring::UringIo::new() {
+            Ok(uring) => Ok(Arc::new(uring)),
+            Err(_) => Ok(Arc::new(sync::SyncIo::new())),
+        },
+        #[cfg(not(target_os = "linux"))]
+        BackendChoice::Uring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux only")),
+        #[cfg(not(target_os = "linux"))]
+        BackendChoice::Auto => Ok(Arc::new(sync::SyncIo::new())),
+    }
+}

@@ -1,0 +1,146 @@
+//! The fallback backend: pwritev + fdatasync, through std and rustix.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+use super::{Io, LogFile, OpenFlags, Preallocation};
+
+/// pwritev + fdatasync: the backend for kernels or sandboxes that refuse io_uring.
+#[derive(Debug, Default)]
+pub struct SyncIo {}
+
+impl SyncIo {
+    /// The backend.
+    pub fn new() -> SyncIo {
+        SyncIo {}
+    }
+}
+
+/// The `open(2)` flags `flags` stands for.
+pub(crate) fn custom_flags(flags: OpenFlags) -> i32 {
+    let mut custom = 0;
+    if flags.dsync {
+        custom |= rustix::fs::OFlags::DSYNC.bits();
+    }
+    if flags.direct {
+        custom |= rustix::fs::OFlags::DIRECT.bits();
+    }
+    // The flags are small positive bit masks: they fit in an i32.
+    i32::try_from(custom).unwrap_or(0)
+}
+
+/// Opens `path` as the log opens its files.
+pub(crate) fn open_file(
+    path: &Path,
+    create: bool,
+    writable: bool,
+    flags: OpenFlags,
+) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(writable || create).create_new(create);
+    if writable || create {
+        options.custom_flags(custom_flags(flags));
+    }
+    options.open(path)
+}
+
+/// Reserves `len` bytes of `file` as `how` says.
+pub(crate) fn preallocate(file: &File, len: u64, how: Preallocation) -> io::Result<()> {
+    match how {
+        Preallocation::Fallocate => {
+            rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len)?;
+            Ok(())
+        }
+        Preallocation::ZeroFill => {
+            const CHUNK: usize = 1 << 20;
+            let zeroes = vec![0u8; CHUNK];
+            let mut offset = 0;
+            while offset < len {
+                let chunk = usize::try_from((len - offset).min(CHUNK as u64)).unwrap_or(CHUNK);
+                file.write_all_at(&zeroes[..chunk], offset)?;
+                offset += chunk as u64;
+            }
+            file.sync_all()
+        }
+    }
+}
+
+impl Io for SyncIo {
+    fn name(&self) -> String {
+        "sync".into()
+    }
+
+    fn create(&self, path: &Path, flags: OpenFlags) -> io::Result<Box<dyn LogFile>> {
+        Ok(Box::new(SyncFile { file: open_file(path, true, true, flags)? }))
+    }
+
+    fn open(&self, path: &Path, writable: bool, flags: OpenFlags) -> io::Result<Box<dyn LogFile>> {
+        Ok(Box::new(SyncFile { file: open_file(path, false, writable, flags)? }))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(dir)?.map(|entry| entry.map(|entry| entry.file_name())).collect()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A file of the sync backend.
+#[derive(Debug)]
+struct SyncFile {
+    file: File,
+}
+
+impl LogFile for SyncFile {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(filled)
+    }
+
+    fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()> {
+        preallocate(&self.file, len, how)
+    }
+
+    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
+        loop {
+            match rustix::io::pwritev(&self.file, bufs, offset) {
+                Ok(written) => return Ok(written),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}

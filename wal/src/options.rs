@@ -1,0 +1,167 @@
+//! How a log is opened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{frame_len, FRAME_ALIGN, SEGMENT_HEADER_LEN};
+use crate::io::{BackendChoice, Io, OpenFlags, Preallocation};
+
+/// When an appended record counts as durable without a caller waiting for it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every batch the writer writes is fdatasync'd before the next one (group commit).
+    #[default]
+    Sync,
+    /// Batches are written as they come and fdatasync'd at least every `interval`, or at
+    /// once when someone waits for a position ([`crate::Wal::wait_durable`]).
+    Buffered {
+        /// The longest time a written record may stay unsynced.
+        interval: Duration,
+    },
+}
+
+/// What recovery does with a damaged log.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Cuts an incomplete or damaged frame at the very end of the newest segment (no more
+    /// than one write batch could have left unfinished); any other damage is an error that
+    /// names file and offset.
+    #[default]
+    TolerateTornTail,
+    /// Stops at the first damaged frame anywhere, keeps what came before, and reports what
+    /// it dropped (later segments are renamed aside with a `.dropped` suffix, not deleted).
+    PointInTime,
+    /// Any damage, a torn tail included, is an error.
+    Strict,
+}
+
+/// Options of [`crate::Wal::open`].
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Size of each segment file, header included (default 64 MiB).
+    pub segment_size: u64,
+    /// Longest record payload accepted (default 16 MiB + 64 KiB, room for one value at the
+    /// engine's default limit and its key); must fit in a segment.
+    pub max_record_bytes: u64,
+    /// Appenders wait while this many bytes are queued and not yet written (default 8 MiB).
+    /// It also bounds one write batch, and so how much of the newest segment's tail recovery
+    /// may cut.
+    pub max_queued_bytes: u64,
+    /// When records become durable (default [`Durability::Sync`]).
+    pub durability: Durability,
+    /// What recovery does with damage (default [`RecoveryMode::TolerateTornTail`]).
+    pub recovery: RecoveryMode,
+    /// Which I/O backend to use (default: io_uring if available).
+    pub backend: BackendChoice,
+    /// How new segments reserve their space.
+    pub preallocation: Preallocation,
+    /// Flags segments are opened with for writing.
+    pub open_flags: OpenFlags,
+    /// Reuse the files of deleted segments for new ones instead of creating files.
+    pub recycle_segments: bool,
+    /// A backend to use instead of `backend` (a fault-injecting one, in tests).
+    pub io: Option<Arc<dyn Io>>,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions {
+            segment_size: 64 << 20,
+            max_record_bytes: (16 << 20) + (64 << 10),
+            max_queued_bytes: 8 << 20,
+            durability: Durability::Sync,
+            recovery: RecoveryMode::TolerateTornTail,
+            backend: BackendChoice::Auto,
+            preallocation: Preallocation::default(),
+            open_flags: OpenFlags::default(),
+            recycle_segments: false,
+            io: None,
+        }
+    }
+}
+
+impl WalOptions {
+    /// Sets [`WalOptions::segment_size`].
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> WalOptions {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Sets [`WalOptions::max_record_bytes`].
+    #[must_use]
+    pub fn max_record_bytes(mut self, bytes: u64) -> WalOptions {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Sets [`WalOptions::max_queued_bytes`].
+    #[must_use]
+    pub fn max_queued_bytes(mut self, bytes: u64) -> WalOptions {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Sets [`WalOptions::durability`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> WalOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`WalOptions::recovery`].
+    #[must_use]
+    pub fn recovery(mut self, mode: RecoveryMode) -> WalOptions {
+        self.recovery = mode;
+        self
+    }
+
+    /// Sets [`WalOptions::backend`].
+    #[must_use]
+    pub fn backend(mut self, choice: BackendChoice) -> WalOptions {
+        self.backend = choice;
+        self
+    }
+
+    /// Sets [`WalOptions::io`]: every byte goes through `io`.
+    #[must_use]
+    pub fn io(mut self, io: Arc<dyn Io>) -> WalOptions {
+        self.io = Some(io);
+        self
+    }
+
+    /// The longest frame, padding included.
+    pub(crate) fn max_frame_len(&self) -> u64 {
+        let unpadded = self.max_record_bytes.saturating_add(frame_len(0) as u64);
+        unpadded.checked_next_multiple_of(FRAME_ALIGN as u64).unwrap_or(u64::MAX)
+    }
+
+    /// Checks that the options can work together.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.segment_size < 2 * SEGMENT_HEADER_LEN || self.segment_size % 4096 != 0 {
+            return Err(Error::InvalidOptions(format!(
+                "segment_size {} must be a multiple of 4096 and at least {}",
+                self.segment_size,
+                2 * SEGMENT_HEADER_LEN
+            )));
+        }
+        if self.max_record_bytes > u64::from(u32::MAX)
+            || self.max_frame_len() > self.segment_size - SEGMENT_HEADER_LEN
+        {
+            return Err(Error::InvalidOptions(format!(
+                "max_record_bytes {} does not fit in a segment of {} bytes",
+                self.max_record_bytes, self.segment_size
+            )));
+        }
+        if self.max_queued_bytes == 0 {
+            return Err(Error::InvalidOptions("max_queued_bytes must not be 0".into()));
+        }
+        if let Durability::Buffered { interval } = self.durability {
+            if interval.is_zero() {
+                return Err(Error::InvalidOptions("a buffered interval must not be 0".into()));
+            }
+        }
+        Ok(())
+    }
+}
