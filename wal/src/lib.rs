@@ -10,13 +10,13 @@
 //! - [`Wal::open`] recovers the log first: a torn tail is cut, any other damage is an
 //!   error naming file and offset ([`RecoveryMode`]).
 //!
-//! The on-disk format is documented in [`format`]; the I/O backends in [`io`].
+//! The on-disk format is documented in [`format`](mod@format); the I/O backends in [`io`](mod@io).
 //!
 //! ```
 //! use inmem_wal::{FrameKind, Wal, WalOptions};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let wal = Wal::open(dir.path(), WalOptions::default().segment_size(1 << 20))?;
+//! let wal = Wal::open(dir.path(), WalOptions::default().segment_size(1 << 20).max_record_bytes(64 << 10))?;
 //! let first = wal.append_sync(FrameKind::RECORD, b"hello")?;
 //! let second = wal.append(FrameKind::RECORD, b"world")?;
 //! wal.wait_durable(second)?;
@@ -31,6 +31,7 @@ use std::fmt;
 
 pub mod error;
 pub mod format;
+mod group;
 pub mod io;
 mod log;
 mod options;
@@ -90,3 +91,6 @@ mod tests {
         assert_eq!(LogPosition::new(u64::MAX).checked_add(1), None);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_models;

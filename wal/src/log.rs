@@ -1,12 +1,19 @@
 //! The log: [`Wal`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
-use crate::error::Result;
-use crate::format::FrameKind;
+use crate::error::{Error, Result};
+use crate::format::{FrameKind, SegmentHeader};
+use crate::group::GroupCommit;
+use crate::io::{self, Io, LogFile};
 use crate::options::WalOptions;
 use crate::reader::LogReader;
-use crate::recovery::RecoveryReport;
+use crate::recovery::{recover, RecoveryReport};
+use crate::segment::{create_segment, remove_segments, SegmentMeta};
+use crate::writer::Writer;
 use crate::LogPosition;
 
 /// Counters of a log since it was opened.
@@ -25,43 +32,126 @@ pub struct WalStats {
     pub segments_created: u64,
 }
 
-/// A write-ahead log in a directory.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) appends: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) segments_created: AtomicU64,
+}
+
+/// What the log's threads share.
 #[derive(Debug)]
-pub struct Wal {}
+pub(crate) struct Shared {
+    pub(crate) group: GroupCommit,
+    pub(crate) io: Arc<dyn Io>,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: WalOptions,
+    pub(crate) stats: Counters,
+    /// The segments, oldest first; the writer appends, `delete_below` removes from the front.
+    segments: Mutex<Vec<SegmentMeta>>,
+}
+
+impl Shared {
+    pub(crate) fn segments_lock(&self) -> MutexGuard<'_, Vec<SegmentMeta>> {
+        self.segments.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A write-ahead log in a directory: records go in, durable positions come out.
+///
+/// Many threads may append and wait at once; one writer thread, started by
+/// [`Wal::open`] and stopped by [`Wal::close`] (or drop), does every write and fsync.
+#[derive(Debug)]
+pub struct Wal {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    report: RecoveryReport,
+}
 
 impl Wal {
-    /// Opens (creating if needed) the log in `dir`, recovering it first.
+    /// Opens (creating if needed) the log in `dir`, recovering it first as
+    /// `options.recovery` says.
     ///
     /// # Errors
-    /// Damage recovery may not cut, I/O errors, invalid options.
+    /// Damage recovery may not cut, I/O errors, invalid options, an unavailable backend.
     pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Wal> {
-        let _ = (dir.as_ref(), options);
-        todo!()
+        let dir = dir.as_ref().to_path_buf();
+        options.validate()?;
+        let io = match &options.io {
+            Some(io) => Arc::clone(io),
+            None => io::backend(options.backend)
+                .map_err(|e| Error::io("set up the I/O backend for", &dir, e))?,
+        };
+        let recovered = recover(io.as_ref(), &dir, &options)?;
+        let end = recovered.end;
+        let mut segments = recovered.segments;
+        let (file, header): (Box<dyn LogFile>, SegmentHeader) = match segments.last() {
+            Some(last) => {
+                let file = io
+                    .open(&last.path, true, options.open_flags)
+                    .map_err(|e| Error::io("open segment", &last.path, e))?;
+                (file, last.header)
+            }
+            None => {
+                let header =
+                    SegmentHeader { number: 1, first_position: end, size: options.segment_size };
+                let (meta, file) = create_segment(io.as_ref(), &dir, header, &options)?;
+                segments.push(meta);
+                (file, header)
+            }
+        };
+        let shared = Arc::new(Shared {
+            group: GroupCommit::new(end, options.max_queued_bytes),
+            io,
+            dir,
+            options,
+            stats: Counters::default(),
+            segments: Mutex::new(segments),
+        });
+        let writer = Writer::new(Arc::clone(&shared), file, header);
+        let writer = std::thread::Builder::new()
+            .name("inmem-wal-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| Error::io("start the writer thread for", &shared.dir, e))?;
+        Ok(Wal { shared, writer: Some(writer), report: recovered.report })
     }
 
     /// What recovery found when the log was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        todo!()
+        &self.report
     }
 
-    /// Hands a record to the log; returns its position without waiting for it to be durable.
+    /// The I/O backend in use (`"io_uring"`, `"sync"`, or a wrapper's name).
+    pub fn backend_name(&self) -> String {
+        self.shared.io.name()
+    }
+
+    /// Hands a record to the log; returns its position without waiting for it to be
+    /// durable. Waits only while the queue is full ([`WalOptions::max_queued_bytes`]).
     ///
     /// # Errors
-    /// [`crate::Error::RecordTooLarge`], [`crate::Error::Failed`] after an I/O failure,
-    /// [`crate::Error::Closed`].
+    /// [`Error::RecordTooLarge`], [`Error::Failed`] after an I/O failure, [`Error::Closed`].
     pub fn append(&self, kind: FrameKind, payload: &[u8]) -> Result<LogPosition> {
-        let _ = (kind, payload);
-        todo!()
+        let limit = self.shared.options.max_record_bytes;
+        if payload.len() as u64 > limit {
+            return Err(Error::RecordTooLarge { len: payload.len() as u64, limit });
+        }
+        let position = self.shared.group.append(kind, payload)?;
+        let stats = &self.shared.stats;
+        stats.appends.fetch_add(1, Ordering::Relaxed);
+        stats.bytes.fetch_add(crate::format::frame_len(payload.len()) as u64, Ordering::Relaxed);
+        Ok(position)
     }
 
     /// Returns once the record at `position` (and everything before it) is durable.
     ///
     /// # Errors
-    /// [`crate::Error::Failed`] if the write or fsync that should have made it durable
-    /// failed.
+    /// [`Error::Failed`] if the write or fsync that should have made it durable failed;
+    /// [`Error::OutOfRange`] for a position never appended.
     pub fn wait_durable(&self, position: LogPosition) -> Result<()> {
-        let _ = position;
-        todo!()
+        self.shared.group.wait_durable(position)
     }
 
     /// [`Wal::append`], then [`Wal::wait_durable`].
@@ -74,17 +164,101 @@ impl Wal {
         Ok(position)
     }
 
-    /// Reads the durable records from `position` on.
+    /// The end of what is durable: every record before it is on stable storage.
+    pub fn durable_position(&self) -> LogPosition {
+        self.shared.group.durable()
+    }
+
+    /// The position the next record will get.
+    pub fn end_position(&self) -> LogPosition {
+        self.shared.group.end()
+    }
+
+    /// The first position the log still holds.
+    pub fn first_position(&self) -> LogPosition {
+        self.shared
+            .segments_lock()
+            .first()
+            .map_or(LogPosition::ZERO, |segment| segment.header.first_position)
+    }
+
+    /// Reads the durable records from `position` (a record's position, or
+    /// [`Wal::first_position`]) on, up to the durable end at the time of the call.
     ///
     /// # Errors
-    /// [`crate::Error::OutOfRange`] for a position the log does not hold.
+    /// [`Error::OutOfRange`] for a position the log does not hold.
     pub fn read_from(&self, position: LogPosition) -> Result<LogReader> {
-        let _ = position;
-        todo!()
+        let end = self.durable_position();
+        let segments = self.shared.segments_lock().clone();
+        let first = segments.first().map_or(end, |segment| segment.header.first_position);
+        if position < first || position > end {
+            return Err(Error::OutOfRange { position, first, end });
+        }
+        LogReader::new(
+            Arc::clone(&self.shared.io),
+            segments,
+            position,
+            end,
+            self.shared.options.max_record_bytes,
+        )
+    }
+
+    /// Deletes the segments whose records all lie below `position` (never the newest), then
+    /// syncs the directory; returns how many it deleted.
+    ///
+    /// # Errors
+    /// An I/O error removing a file or syncing the directory.
+    pub fn delete_below(&self, position: LogPosition) -> Result<usize> {
+        let doomed: Vec<SegmentMeta> = {
+            let mut segments = self.shared.segments_lock();
+            let whole = segments
+                .windows(2)
+                .take_while(|pair| pair[1].header.first_position <= position)
+                .count();
+            segments.drain(..whole).collect()
+        };
+        remove_segments(self.shared.io.as_ref(), &self.shared.dir, &doomed)?;
+        Ok(doomed.len())
     }
 
     /// Counters since the log was opened.
     pub fn stats(&self) -> WalStats {
-        todo!()
+        let stats = &self.shared.stats;
+        WalStats {
+            appends: stats.appends.load(Ordering::Relaxed),
+            bytes: stats.bytes.load(Ordering::Relaxed),
+            batches: stats.batches.load(Ordering::Relaxed),
+            fsyncs: stats.fsyncs.load(Ordering::Relaxed),
+            segments_created: stats.segments_created.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes and syncs everything appended, stops the writer, and reports whether the log
+    /// ended healthy.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] if a write or sync failed at any point.
+    pub fn close(mut self) -> Result<()> {
+        self.stop();
+        match self.shared.group.failure() {
+            Some(cause) => Err(Error::Failed { cause: Box::new(cause) }),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.shared.group.close();
+        if let Some(writer) = self.writer.take() {
+            // The writer catches nothing: a panic there is a bug, and the log is failed.
+            if writer.join().is_err() {
+                self.shared.group.fail(Error::Closed);
+            }
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

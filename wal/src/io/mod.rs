@@ -118,8 +118,11 @@ pub fn write_all_durably(
         if want == 0 {
             return if sync { file.sync_data() } else { Ok(()) };
         }
-        let written =
-            if sync { file.write_and_sync(remaining, offset)? } else { file.write_at(remaining, offset)? };
+        let written = if sync {
+            file.write_and_sync(remaining, offset)?
+        } else {
+            file.write_at(remaining, offset)?
+        };
         if written == want {
             return Ok(());
         }
@@ -147,7 +150,9 @@ pub fn backend(choice: BackendChoice) -> io::Result<Arc<dyn Io>> {
             Err(_) => Ok(Arc::new(sync::SyncIo::new())),
         },
         #[cfg(not(target_os = "linux"))]
-        BackendChoice::Uring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux only")),
+        BackendChoice::Uring => {
+            Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux only"))
+        }
         #[cfg(not(target_os = "linux"))]
         BackendChoice::Auto => Ok(Arc::new(sync::SyncIo::new())),
     }

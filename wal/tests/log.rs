@@ -1,0 +1,235 @@
+//! The log through its public API: appends, durability, group commit, rotation, deletion,
+//! reopening, and injected I/O faults.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use inmem_wal::io::fault::{Fault, FaultIo, Op, EIO, ENOSPC};
+use inmem_wal::io::sync::SyncIo;
+use inmem_wal::io::Io;
+use inmem_wal::{
+    BackendChoice, Durability, Error, FrameKind, LogPosition, Record, Wal, WalOptions,
+};
+
+/// Small segments, so that a few records rotate them.
+fn small() -> WalOptions {
+    WalOptions::default().segment_size(64 << 10).max_record_bytes(4 << 10)
+}
+
+fn payload(thread: usize, index: usize) -> Vec<u8> {
+    let len = 1 + (thread * 131 + index * 17) % 700;
+    let mut bytes = format!("{thread}:{index}:").into_bytes();
+    bytes.resize(len.max(bytes.len()), (index % 251) as u8);
+    bytes
+}
+
+fn read_all(wal: &Wal) -> Vec<Record> {
+    wal.read_from(wal.first_position()).expect("reader").collect::<Result<_, _>>().expect("read")
+}
+
+#[test]
+fn appended_records_read_back_in_order_with_their_positions_and_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let kind = FrameKind::new(7).unwrap();
+    let mut written = Vec::new();
+    for index in 0..50 {
+        let body = payload(0, index);
+        let position = wal.append_sync(kind, &body).expect("append");
+        written.push((position, body));
+    }
+    let read = read_all(&wal);
+    assert_eq!(read.len(), written.len());
+    for (record, (position, body)) in read.iter().zip(&written) {
+        assert_eq!((record.position, &record.payload, record.kind), (*position, body, kind));
+    }
+    assert!(written.windows(2).all(|pair| pair[0].0 < pair[1].0), "positions grow");
+}
+
+#[test]
+fn eight_concurrent_appenders_have_every_acknowledged_record_read_back_in_position_order() {
+    for backend in [BackendChoice::Sync, BackendChoice::Uring] {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Arc::new(Wal::open(dir.path(), small().backend(backend)).expect("open"));
+        let acknowledged: Vec<(LogPosition, Vec<u8>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|thread| {
+                    let wal = Arc::clone(&wal);
+                    scope.spawn(move || {
+                        (0..300)
+                            .map(|index| {
+                                let body = payload(thread, index);
+                                (wal.append_sync(FrameKind::RECORD, &body).expect("append"), body)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect()
+        });
+        let expected: BTreeMap<LogPosition, Vec<u8>> = acknowledged.into_iter().collect();
+        assert_eq!(expected.len(), 8 * 300, "every append got its own position");
+        let read = read_all(&wal);
+        let read: Vec<(LogPosition, Vec<u8>)> =
+            read.into_iter().map(|record| (record.position, record.payload)).collect();
+        assert_eq!(read, expected.into_iter().collect::<Vec<_>>(), "{backend:?}");
+        let stats = wal.stats();
+        assert!(stats.segments_created >= 1, "the records span several segments");
+        assert!(stats.batches <= stats.appends);
+    }
+}
+
+#[test]
+fn a_reopened_log_keeps_its_records_and_appends_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        let wal = Wal::open(dir.path(), small()).expect("open");
+        assert_eq!(read_all(&wal).len(), expected.len(), "round {round}");
+        for index in 0..40 {
+            let body = payload(round, index);
+            wal.append_sync(FrameKind::RECORD, &body).expect("append");
+            expected.push(body);
+        }
+        wal.close().expect("close");
+    }
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let read: Vec<Vec<u8>> = read_all(&wal).into_iter().map(|record| record.payload).collect();
+    assert_eq!(read, expected);
+    assert!(wal.recovery_report().cut.is_none(), "a closed log has no torn tail");
+}
+
+#[test]
+fn segments_wholly_below_a_position_are_deleted_and_the_rest_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let positions: Vec<LogPosition> = (0..400)
+        .map(|index| wal.append_sync(FrameKind::RECORD, &payload(1, index)).expect("append"))
+        .collect();
+    let segment_files = || std::fs::read_dir(dir.path()).unwrap().count();
+    let before = segment_files();
+    assert!(before >= 3, "several segments: {before}");
+    let keep_from = positions[300];
+    let deleted = wal.delete_below(keep_from).expect("delete");
+    assert!(deleted >= 1);
+    assert_eq!(segment_files(), before - deleted);
+    assert!(wal.first_position() <= keep_from);
+    let read = wal.read_from(keep_from).expect("reader").collect::<Result<Vec<_>, _>>();
+    assert_eq!(read.expect("read").len(), 100);
+    assert!(matches!(wal.read_from(LogPosition::ZERO), Err(Error::OutOfRange { .. })));
+    drop(wal);
+    let reopened = Wal::open(dir.path(), small()).expect("reopen after deletion");
+    assert_eq!(reopened.first_position(), read_all_first(&reopened));
+}
+
+fn read_all_first(wal: &Wal) -> LogPosition {
+    read_all(wal).first().map(|record| record.position).unwrap()
+}
+
+#[test]
+fn a_record_over_the_limit_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let error = wal.append(FrameKind::RECORD, &vec![0; (4 << 10) + 1]).unwrap_err();
+    assert!(matches!(error, Error::RecordTooLarge { len: 4097, limit: 4096 }), "{error}");
+    assert_eq!(wal.end_position(), wal.first_position());
+    wal.append_sync(FrameKind::RECORD, &vec![1; 4 << 10]).expect("at the limit");
+}
+
+#[test]
+fn options_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let too_big = WalOptions::default().segment_size(64 << 10).max_record_bytes(1 << 20);
+    assert!(matches!(Wal::open(dir.path(), too_big), Err(Error::InvalidOptions(_))));
+    let odd = WalOptions::default().segment_size(10_000);
+    assert!(matches!(Wal::open(dir.path(), odd), Err(Error::InvalidOptions(_))));
+}
+
+#[test]
+fn buffered_appends_become_durable_within_the_interval_without_anyone_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = Duration::from_millis(20);
+    let wal =
+        Wal::open(dir.path(), small().durability(Durability::Buffered { interval })).expect("open");
+    let position = wal.append(FrameKind::RECORD, b"buffered").expect("append");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wal.durable_position() <= position {
+        assert!(std::time::Instant::now() < deadline, "never synced");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(wal.stats().fsyncs >= 1);
+    let waited = wal.append(FrameKind::RECORD, b"waited for").expect("append");
+    wal.wait_durable(waited).expect("a waiter gets a sync");
+}
+
+/// A log over a fault-injecting sync backend, with `fault` armed once it is open.
+fn faulty(dir: &std::path::Path, fault: Fault) -> (Wal, Arc<FaultIo>) {
+    let inner: Arc<dyn Io> = Arc::new(SyncIo::new());
+    let faults = FaultIo::new(inner);
+    let io: Arc<dyn Io> = faults.clone();
+    let wal = Wal::open(dir, small().io(io)).expect("open");
+    faults.inject(fault);
+    (wal, faults)
+}
+
+#[test]
+fn each_injected_fault_fails_the_commit_and_nothing_after_it_is_acknowledged() {
+    let faults = [
+        Fault::error(Op::Sync, EIO),
+        Fault::error(Op::Write, EIO),
+        Fault::error(Op::Write, ENOSPC),
+        Fault::short_write(0).sticky(),
+    ];
+    for fault in faults {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _faults) = faulty(dir.path(), fault);
+        let ok = wal.append_sync(FrameKind::RECORD, b"before").map(|_| ());
+        // The first commit meets the fault (a short write is retried, so only a sticky one
+        // fails); whatever happened, the log must never acknowledge what it could not sync.
+        let failed = ok.is_err();
+        assert!(failed, "{fault:?}: the commit that met the fault was acknowledged");
+        let later = wal.append_sync(FrameKind::RECORD, b"after");
+        assert!(matches!(later, Err(Error::Failed { .. })), "{fault:?}: {later:?}");
+        assert!(wal.durable_position() == wal.first_position(), "{fault:?}");
+        assert!(wal.close().is_err(), "{fault:?}: close reports the failure");
+        let reopened = Wal::open(dir.path(), small()).expect("reopen");
+        for record in read_all(&reopened) {
+            assert_eq!(record.payload, b"before", "{fault:?}: only what was written");
+        }
+    }
+}
+
+#[test]
+fn a_single_short_write_is_retried_and_the_commit_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = faulty(dir.path(), Fault::short_write(5));
+    wal.append_sync(FrameKind::RECORD, b"written in two parts").expect("append");
+    assert_eq!(faults.fired(Op::Write), 1);
+    drop(wal);
+    let reopened = Wal::open(dir.path(), small()).expect("reopen");
+    assert_eq!(read_all(&reopened)[0].payload, b"written in two parts");
+}
+
+#[test]
+fn a_failure_creating_the_next_segment_fails_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _faults) = faulty(dir.path(), Fault::error(Op::Preallocate, ENOSPC));
+    let outcome: Result<Vec<LogPosition>, Error> =
+        (0..400).map(|index| wal.append_sync(FrameKind::RECORD, &payload(2, index))).collect();
+    let error = outcome.unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(ENOSPC), "{error}");
+    assert!(matches!(wal.append(FrameKind::RECORD, b"x"), Err(Error::Failed { .. })));
+}
+
+#[test]
+fn the_backend_in_use_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sync = Wal::open(dir.path(), small().backend(BackendChoice::Sync)).expect("open");
+    assert_eq!(sync.backend_name(), "sync");
+    drop(sync);
+    let uring = Wal::open(dir.path(), small().backend(BackendChoice::Uring)).expect("open");
+    assert_eq!(uring.backend_name(), "io_uring");
+}
