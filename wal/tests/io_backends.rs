@@ -333,17 +333,25 @@ fn fault_io_is_named_after_the_backend_it_wraps() {
 const FSIZE_CHILD: &str = "INMEM_WAL_FSIZE_LIMITED_CHILD";
 
 /// Runs test `name` of this binary again in a child whose file-size limit (`ulimit -f 8`: 4 or
-/// 8 KiB, depending on the shell's unit) makes large writes at offset 0 short.
+/// 8 KiB, depending on the shell's unit) makes large writes at offset 0 short. The limit binds
+/// the child's own output too, so that goes to pipes, and the child ignores SIGXFSZ: a write
+/// past the limit fails with `EFBIG` and a message instead of killing it silently.
 fn run_under_file_size_limit(name: &str) {
     let exe = std::env::current_exe().expect("current exe");
-    let status = std::process::Command::new("sh")
-        .args(["-c", "ulimit -f 8 && exec \"$0\" \"$@\""])
+    let output = std::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ && ulimit -f 8 && exec \"$0\" \"$@\""])
         .arg(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(FSIZE_CHILD, "1")
-        .status()
+        .output()
         .expect("spawn the test under a file-size limit");
-    assert!(status.success(), "the child running {name} failed: {status}");
+    assert!(
+        output.status.success(),
+        "the child running {name} failed: {}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
 }
 
 #[test]
