@@ -2,8 +2,10 @@
 //!
 //! Checks the shape and sanity of what it reports (every JSON line parses and carries the
 //! documented fields, percentiles are ordered, both engines appear, txn lines carry
-//! conflicts) and that unusable flags end in an error message and a nonzero exit, not a
-//! panic. No timing is asserted: the machine may be busy.
+//! conflicts, wal lines carry the log's figures and backend, the fsync baseline its two
+//! batches) and that unusable flags end in an error message and a nonzero exit, not a
+//! panic. No timing is asserted: the machine may be busy. The wal tests write real files,
+//! in a temporary directory of their own (given as --dir), checked empty afterwards.
 
 use std::process::{Command, Output};
 
@@ -25,6 +27,13 @@ const REQUIRED_FIELDS: [&str; 11] = [
     "peak_rss_bytes",
     "peak_rss_scope",
 ];
+
+/// The fields wal lines add.
+const WAL_FIELDS: [&str; 5] =
+    ["commits_per_sec", "fsyncs_per_sec", "commits_per_fsync", "backend", "record_bytes"];
+
+/// The backends the log reports.
+const BACKENDS: [&str; 2] = ["io_uring", "sync"];
 
 fn bench(flags: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_inmem"))
@@ -161,4 +170,129 @@ fn unusable_flags_end_in_an_error_message_not_a_panic() {
     assert_refused(&["--keys", "10", "--workload", "nosuch"], "invalid value 'nosuch'");
     assert_refused(&["--keys", "10", "--baseline", "btreemap"], "invalid value 'btreemap'");
     assert_refused(&["--keys", "ten"], "invalid value 'ten'");
+}
+
+/// A directory for the wal tests, on the disk the tests build on (not /tmp, which may be
+/// in memory).
+fn wal_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cli-bench-wal-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap_or_else(|error| panic!("a temporary directory: {error}"))
+}
+
+fn assert_sane_timing(line: &Value) {
+    assert!(u64_field(line, "ops") > 0, "{line}");
+    assert!(f64_field(line, "seconds") > 0.0, "{line}");
+    assert!(f64_field(line, "ops_per_sec") > 0.0, "{line}");
+    let (p50, p99, p999) =
+        (u64_field(line, "p50_ns"), u64_field(line, "p99_ns"), u64_field(line, "p999_ns"));
+    assert!(0 < p50 && p50 <= p99 && p99 <= p999, "percentiles are ordered: {line}");
+    assert!(p999 <= u64_field(line, "max_ns"), "{line}");
+}
+
+fn assert_left_nothing(dir: &tempfile::TempDir) {
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap_or_else(|error| panic!("{error}"))
+        .map(|entry| entry.map(|entry| entry.file_name()))
+        .collect();
+    assert!(left.is_empty(), "the benchmark removes its files: {left:?}");
+}
+
+#[test]
+fn wal_json_lines_carry_the_logs_figures_and_backend() {
+    let dir = wal_dir();
+    let path = dir.path().to_str().unwrap_or_default();
+    let output =
+        bench(&["--workload", "wal", "--ops", "200", "--threads", "1,2", "--json", "--dir", path]);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    let threads: Vec<_> = lines.iter().map(|line| u64_field(line, "threads")).collect();
+    assert_eq!(threads, [1, 2], "one line per thread count: {lines:?}");
+    for line in &lines {
+        for field in REQUIRED_FIELDS.iter().chain(&WAL_FIELDS) {
+            assert!(line.get(field).is_some(), "{field} is missing from {line}");
+        }
+        assert_eq!(
+            (line["workload"].as_str(), line["engine"].as_str()),
+            (Some("wal"), Some("inmem"))
+        );
+        assert_sane_timing(line);
+        assert_eq!(u64_field(line, "ops"), 200);
+        assert_eq!(u64_field(line, "record_bytes"), 128);
+        assert_eq!(f64_field(line, "commits_per_sec"), f64_field(line, "ops_per_sec"));
+        assert!(f64_field(line, "fsyncs_per_sec") > 0.0, "{line}");
+        assert!(f64_field(line, "commits_per_fsync") >= 1.0, "{line}");
+        assert!(BACKENDS.contains(&line["backend"].as_str().unwrap_or_default()), "{line}");
+        assert!(line.get("keys").is_none() && line.get("ratio_vs_baseline").is_none(), "{line}");
+    }
+    assert_left_nothing(&dir);
+}
+
+#[test]
+fn wal_runs_on_each_backend_asked_for() {
+    let dir = wal_dir();
+    let path = dir.path().to_str().unwrap_or_default();
+    let output =
+        bench(&["--workload", "wal", "--ops", "50", "--backend", "sync", "--json", "--dir", path]);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let backends: Vec<_> = json_lines(&output)
+        .iter()
+        .map(|line| line["backend"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(backends, [Some("sync".to_owned())]);
+    assert_left_nothing(&dir);
+}
+
+#[test]
+fn the_fsync_baseline_adds_its_two_batches_and_the_ratios() {
+    let dir = wal_dir();
+    let path = dir.path().to_str().unwrap_or_default();
+    let flags = ["--workload", "wal", "--ops", "64", "--threads", "1,32", "--baseline", "fsync"];
+    let output = bench(&[&flags[..], &["--json", "--dir", path]].concat());
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    let runs: Vec<_> = lines
+        .iter()
+        .map(|line| (line["workload"].as_str().unwrap_or_default(), u64_field(line, "threads")))
+        .collect();
+    assert_eq!(runs, [("wal", 1), ("wal", 32), ("fsync", 1), ("fsync", 1)]);
+    let batches: Vec<_> = lines.iter().filter_map(|line| line["batch"].as_u64()).collect();
+    assert_eq!(batches, [1, 32]);
+    for line in lines.iter().filter(|line| line["workload"] == "fsync") {
+        assert_sane_timing(line);
+        assert!(f64_field(line, "fsyncs_per_sec") > 0.0, "{line}");
+        let batch = u64_field(line, "batch") as f64;
+        let limit = f64_field(line, "commits_per_sec") / f64_field(line, "fsyncs_per_sec");
+        assert!((limit - batch).abs() < 1e-6, "commits_per_sec is batch x fsyncs_per_sec: {line}");
+    }
+    for (line, batch) in lines.iter().take(2).zip([1, 32]) {
+        assert_eq!(line["baseline"], "fsync");
+        assert_eq!(u64_field(line, "baseline_batch"), batch);
+        assert!(f64_field(line, "ratio_vs_baseline") > 0.0, "{line}");
+    }
+
+    let output = bench(&[&flags[..], &["--dir", path]].concat());
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("commits/fsync="), "{stdout}");
+    assert!(stdout.contains("raw fsyncs/s (batch 1), threads 1: "), "{stdout}");
+    assert!(stdout.contains("(32 x raw fsyncs/s of batch 32), threads 32: "), "{stdout}");
+    assert_left_nothing(&dir);
+}
+
+#[test]
+fn unusable_wal_flags_end_in_an_error_message_not_a_panic() {
+    let dir = wal_dir();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap_or_else(|error| panic!("{error}"));
+    let file = file.to_str().unwrap_or_default();
+    assert_refused(&["--workload", "wal", "--ops", "10", "--dir", file], "(--dir)");
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap_or_default();
+    assert_refused(&["--workload", "wal", "--ops", "10", "--dir", missing], "(--dir)");
+    assert_refused(&["--baseline", "fsync"], "--baseline fsync applies only with --workload wal");
+    assert_refused(&["--backend", "sync"], "--backend applies only with --workload wal");
+    assert_refused(&["--workload", "wal", "--baseline", "skipmap"], "an engine workload");
+    assert_refused(&["--workload", "wal", "--backend", "posix"], "invalid value 'posix'");
 }

@@ -4,7 +4,10 @@
 //! refuses what is well-formed but unusable (zero keys, keys too short for the key count, a
 //! value larger than the engine accepts), each with a [`BenchError`] that names the flag.
 
+use std::path::PathBuf;
+
 use clap::{Args, ValueEnum};
+use inmem::wal::BackendChoice;
 
 use super::dataset::KeyLayout;
 use super::error::BenchError;
@@ -20,13 +23,19 @@ pub(crate) const SCAN_KEYS: usize = 100;
 /// By default a scan run makes one scan per this many keys, so it reads ten times as many
 /// entries as there are keys: long enough (seconds, at 1M keys) for a steady figure.
 const KEYS_PER_DEFAULT_SCAN: u64 = 10;
+/// By default a wal run makes this many commits: a few seconds at this machine's fsync
+/// rate with one thread.
+pub(crate) const WAL_OPS_DEFAULT: u64 = 20_000;
+/// Payload bytes of each record the wal workload appends.
+pub(crate) const WAL_RECORD_BYTES: usize = 128;
 
 /// Runs macro workloads on an in-memory database and prints throughput, latency
 /// percentiles and peak memory, one row (or one JSON line) per workload run.
 ///
 /// Each thread count starts from a fresh database; the workloads run in the order given on
 /// it. Workloads other than fill first load --keys keys (unmeasured) if the database is
-/// empty.
+/// empty. The wal workload (not run by default) measures the write-ahead log alone, on
+/// disk, after the others.
 #[derive(Debug, Clone, Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct BenchArgs {
@@ -66,9 +75,21 @@ pub struct BenchArgs {
     pub json: bool,
 
     /// Also run every workload on a bare data structure in the same process and report the
-    /// ratio of the engine's ops/s to it.
+    /// ratio of the engine's ops/s to it (skipmap), or measure the raw fdatasync rate of the
+    /// disk the wal workload writes to (fsync).
     #[arg(long, value_enum)]
     pub baseline: Option<BaselineKind>,
+
+    /// wal: the log's I/O backend; a comma list such as uring,sync runs each thread count
+    /// on each [default: auto].
+    #[arg(long = "backend", value_enum, value_delimiter = ',')]
+    pub backends: Vec<WalBackend>,
+
+    /// wal: an existing directory on the disk to measure; the log and the fsync baseline
+    /// write in a temporary directory made inside it and removed afterwards [default: the
+    /// current directory].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -79,6 +100,9 @@ Workloads:
   scan   prefix scans returning 100 keys each
   txn    transactions of 4 reads and 4 writes on random keys; reports conflicts and
          retries (Database::transaction retries a conflicting commit)
+  wal    (not in the default set) appends of 128-byte records to the write-ahead log, each
+         waited for until durable (Wal::append_sync); --ops commits (default 20,000) over
+         the threads, on a fresh log (64 MiB segments) per thread count and backend
 
 Key i is (i / 100) big-endian in key-size - 1 bytes, then the byte i % 100, so each
 prefix of key-size - 1 bytes holds 100 keys.
@@ -104,7 +128,24 @@ unavailable), rss_start_bytes, keys, key_size, value_size, seed; txn lines add c
 retries and aborts; inmem lines under --baseline add ratio_vs_baseline; skipmap lines
 add missed_reads when a multi-threaded mixed or txn read missed a key that a concurrent
 insert was replacing (SkipMap::insert removes the old entry before linking the new one;
-the engine must never miss, and a miss there fails the run).";
+the engine must never miss, and a miss there fails the run).
+
+The wal workload runs after the others, in a temporary directory inside --dir (default:
+the current directory, so on its disk; /tmp may be in memory), removed afterwards. Its
+ops/s are commits/s; its notes give fsyncs/s (fdatasyncs of log data), commits/fsync (how
+many commits a group commit made durable per fdatasync) and the backend (io_uring or
+sync: pwritev + fdatasync). JSON adds commits_per_sec, fsyncs_per_sec, commits_per_fsync,
+backend and record_bytes, and leaves out keys, key_size and value_size.
+
+With --baseline fsync, the same directory first gets the raw rate of the fastest durable
+write: a 4 KiB pwrite + fdatasync overwriting an already written block of a file (batch
+1, as many as --ops), and one 128 KiB pwrite (32 such blocks) + fdatasync of already
+written blocks (batch 32, --ops / 4 of them, at least min(--ops, 200)), the limit of a
+32-commit group. Their rows have workload fsync, engine raw, ops = fdatasyncs, ops/s =
+fsyncs/s; JSON adds batch, fsyncs_per_sec and commits_per_sec (batch x fsyncs/s). A wal
+run at 1 thread gets the ratio of its commits/s to the batch-1 fsyncs/s, and one at 32 or
+more threads to 32 x the batch-32 fsyncs/s (column 'vs base'; JSON ratio_vs_baseline,
+baseline \"fsync\" and baseline_batch).";
 
 /// A named workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
@@ -119,10 +160,12 @@ pub enum Workload {
     Scan,
     /// Transactions of 4 reads and 4 writes on random keys.
     Txn,
+    /// Appends of 128-byte records to the write-ahead log, each waited for until durable.
+    Wal,
 }
 
 impl Workload {
-    /// Every workload, in the default order.
+    /// Every workload on the in-memory engine, in the default order (all but wal).
     pub const ALL: [Workload; 5] =
         [Workload::Fill, Workload::Get, Workload::Mixed, Workload::Scan, Workload::Txn];
 
@@ -134,6 +177,7 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Scan => "scan",
             Workload::Txn => "txn",
+            Workload::Wal => "wal",
         }
     }
 }
@@ -144,17 +188,62 @@ impl std::fmt::Display for Workload {
     }
 }
 
-/// A data structure to compare the engine with.
+/// What to compare the measured workloads with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BaselineKind {
-    /// A bare `crossbeam_skiplist::SkipMap<Vec<u8>, Vec<u8>>`.
+    /// A bare `crossbeam_skiplist::SkipMap<Vec<u8>, Vec<u8>>` (the engine workloads).
     Skipmap,
+    /// The raw rate of 4 KiB pwrite + fdatasync on the same disk (the wal workload).
+    Fsync,
+}
+
+/// The write-ahead log's I/O backend, as `--backend` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WalBackend {
+    /// io_uring if the kernel allows it, else pwritev + fdatasync.
+    Auto,
+    /// io_uring, or an error if the kernel refuses it.
+    Uring,
+    /// pwritev + fdatasync.
+    Sync,
+}
+
+impl WalBackend {
+    /// The backend's name, as on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            WalBackend::Auto => "auto",
+            WalBackend::Uring => "uring",
+            WalBackend::Sync => "sync",
+        }
+    }
+
+    /// The log's option for this backend.
+    pub(crate) fn choice(self) -> BackendChoice {
+        match self {
+            WalBackend::Auto => BackendChoice::Auto,
+            WalBackend::Uring => BackendChoice::Uring,
+            WalBackend::Sync => BackendChoice::Sync,
+        }
+    }
+}
+
+/// Validated settings of the wal workload.
+#[derive(Debug, Clone)]
+pub(crate) struct WalConfig {
+    /// The backends to run each thread count on, in order.
+    pub(crate) backends: Vec<WalBackend>,
+    /// Where the temporary directory goes; `None` for the current directory.
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Validated settings of one `inmem bench` invocation.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// The engine workloads, in order (wal is not among them).
     pub(crate) workloads: Vec<Workload>,
+    /// The wal workload, if asked for.
+    pub(crate) wal: Option<WalConfig>,
     pub(crate) keys: u64,
     pub(crate) layout: KeyLayout,
     pub(crate) value_size: usize,
@@ -194,8 +283,12 @@ impl Config {
         if args.workloads.is_empty() {
             return Err(BenchError::NoWorkload);
         }
+        let workloads: Vec<Workload> =
+            args.workloads.iter().copied().filter(|&w| w != Workload::Wal).collect();
+        let wal = wal_config(args, !workloads.is_empty())?;
         Ok(Config {
-            workloads: args.workloads.clone(),
+            workloads,
+            wal,
             keys: args.keys,
             layout,
             value_size: args.value_size,
@@ -214,8 +307,35 @@ impl Config {
             (_, Some(ops)) => ops,
             (Workload::Scan, None) => (self.keys / KEYS_PER_DEFAULT_SCAN).max(1),
             (Workload::Get | Workload::Mixed | Workload::Txn, None) => self.keys,
+            (Workload::Wal, None) => WAL_OPS_DEFAULT,
         }
     }
+}
+
+/// The wal workload's settings if `--workload wal` was given; refuses its flags without it,
+/// and a baseline that has nothing to compare with.
+fn wal_config(args: &BenchArgs, engine_workloads: bool) -> Result<Option<WalConfig>, BenchError> {
+    let wal = args.workloads.contains(&Workload::Wal);
+    let misplaced = match args.baseline {
+        Some(BaselineKind::Fsync) if !wal => Some(("--baseline fsync", "--workload wal")),
+        Some(BaselineKind::Skipmap) if !engine_workloads => {
+            Some(("--baseline skipmap", "an engine workload (fill, get, mixed, scan or txn)"))
+        }
+        _ if !wal && !args.backends.is_empty() => Some(("--backend", "--workload wal")),
+        _ if !wal && args.dir.is_some() => Some(("--dir", "--workload wal")),
+        _ => None,
+    };
+    if let Some((flag, needs)) = misplaced {
+        return Err(BenchError::FlagNeedsWorkload { flag, needs });
+    }
+    if !wal {
+        return Ok(None);
+    }
+    let mut backends = args.backends.clone();
+    if backends.is_empty() {
+        backends.push(WalBackend::Auto);
+    }
+    Ok(Some(WalConfig { backends, dir: args.dir.clone() }))
 }
 
 #[cfg(test)]
@@ -276,5 +396,35 @@ mod tests {
             config(&["--key-size", "2", "--keys", "25601"]),
             Err(BenchError::KeySizeTooSmall { .. })
         ));
+    }
+
+    #[test]
+    fn wal_runs_only_when_asked_for_and_apart_from_the_engine_workloads() {
+        assert!(config(&[]).unwrap().wal.is_none());
+        let both = config(&["--workload", "get,wal", "--backend", "uring,sync"]).unwrap();
+        assert_eq!(both.workloads, [Workload::Get]);
+        let wal = both.wal.as_ref().unwrap();
+        assert_eq!(wal.backends, [WalBackend::Uring, WalBackend::Sync]);
+        assert_eq!(both.ops_for(Workload::Wal), WAL_OPS_DEFAULT);
+        let only_wal = config(&["--workload", "wal", "--ops", "9"]).unwrap();
+        assert!(only_wal.workloads.is_empty());
+        assert_eq!(only_wal.wal.as_ref().unwrap().backends, [WalBackend::Auto]);
+        assert_eq!(only_wal.ops_for(Workload::Wal), 9);
+    }
+
+    #[test]
+    fn wal_flags_and_baselines_need_a_workload_they_apply_to() {
+        for flags in [
+            &["--baseline", "fsync"][..],
+            &["--backend", "sync"],
+            &["--dir", "."],
+            &["--workload", "wal", "--baseline", "skipmap"],
+        ] {
+            assert!(
+                matches!(config(flags), Err(BenchError::FlagNeedsWorkload { .. })),
+                "{flags:?}"
+            );
+        }
+        assert!(config(&["--workload", "wal", "--baseline", "fsync"]).is_ok());
     }
 }

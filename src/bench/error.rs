@@ -1,6 +1,7 @@
 //! Everything that stops `inmem bench`, as one enum the command prints and exits on.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Why `inmem bench` stopped.
 #[derive(Debug)]
@@ -47,6 +48,36 @@ pub enum BenchError {
     ZeroOps,
     /// No workload to run.
     NoWorkload,
+    /// A flag that only applies to workloads that are not being run.
+    FlagNeedsWorkload {
+        /// The flag, as given.
+        flag: &'static str,
+        /// What it needs to be run.
+        needs: &'static str,
+    },
+    /// The temporary directory of the wal workload cannot be made (or removed).
+    BenchDir {
+        /// Where it was to be made.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The write-ahead log returned an error.
+    Wal {
+        /// What the benchmark asked of it.
+        doing: &'static str,
+        /// The backend asked for (`auto`, `uring` or `sync`).
+        backend: &'static str,
+        /// The log's error.
+        source: inmem::wal::Error,
+    },
+    /// A write or fdatasync of the raw fsync baseline failed.
+    FsyncBaseline {
+        /// The file written.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// An allocation the benchmark needs failed.
     OutOfMemory {
         /// What was being allocated.
@@ -108,6 +139,20 @@ impl fmt::Display for BenchError {
             }
             BenchError::ZeroOps => f.write_str("--ops must be at least 1"),
             BenchError::NoWorkload => f.write_str("no workload given"),
+            BenchError::FlagNeedsWorkload { flag, needs } => {
+                write!(f, "{flag} applies only with {needs}")
+            }
+            BenchError::BenchDir { path, source } => write!(
+                f,
+                "cannot use {} for the wal benchmark's files (--dir): {source}",
+                path.display()
+            ),
+            BenchError::Wal { doing, backend, source } => {
+                write!(f, "the log (--backend {backend}) failed to {doing}: {source}")
+            }
+            BenchError::FsyncBaseline { path, source } => {
+                write!(f, "fsync baseline: writing {} failed: {source}", path.display())
+            }
             BenchError::OutOfMemory { what } => write!(f, "out of memory allocating the {what}"),
             BenchError::Engine { engine, workload, source } => {
                 write!(f, "{engine} failed during {workload}: {source}")
@@ -139,7 +184,11 @@ impl std::error::Error for BenchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BenchError::Engine { source, .. } => Some(source),
-            BenchError::Spawn(error) | BenchError::Output(error) => Some(error),
+            BenchError::Wal { source, .. } => Some(source),
+            BenchError::Spawn(error)
+            | BenchError::Output(error)
+            | BenchError::BenchDir { source: error, .. }
+            | BenchError::FsyncBaseline { source: error, .. } => Some(error),
             _ => None,
         }
     }

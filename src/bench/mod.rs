@@ -1,6 +1,7 @@
 //! `inmem bench`: macro workloads on an in-memory [`inmem::Database`], optionally against a
 //! bare `crossbeam_skiplist::SkipMap` baseline, reporting throughput, latency percentiles
-//! and peak memory per workload run.
+//! and peak memory per workload run; and, when asked for, the write-ahead log on disk
+//! (durable commits), optionally against the disk's raw fdatasync rate.
 //!
 //! | file | owns |
 //! |---|---|
@@ -11,6 +12,8 @@
 //! | `runner.rs` | threads, the start barrier, timing and histograms |
 //! | `rss.rs` | the peak resident memory of one run |
 //! | `report.rs` | the record of a run (the JSON schema), the table |
+//! | `wal.rs` | the wal workload: its directory, a fresh log per run, the log's counters |
+//! | `fsync.rs` | the raw pwrite + fdatasync baseline of the wal workload |
 //!
 //! Order of a session: for each thread count, the engine runs every workload on a fresh
 //! database, which is then dropped; then the baseline (if asked for) does the same on a
@@ -22,15 +25,20 @@
 //! its ratio. Within one store, workloads run in the order given; a workload other than
 //! fill on an empty store first loads every key (unmeasured), and fill on a loaded store
 //! starts a fresh one.
+//!
+//! The wal workload, if asked for, runs after all of that: it has no keys and no store, so
+//! it goes its own way (`wal.rs`), reusing the runner, the report and the RSS measurement.
 
 mod args;
 mod dataset;
 mod error;
+mod fsync;
 mod progress;
 mod report;
 mod rss;
 mod runner;
 mod store;
+mod wal;
 mod workloads;
 
 use std::io::StdoutLock;
@@ -51,13 +59,29 @@ use workloads::{run_workload, Dataset};
 /// A [`BenchError`] for unusable flags, a failing store or an unwritable report.
 pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     let config = Config::from_args(args)?;
-    let data = Dataset::new(config.layout, config.value_size, config.seed)?;
-    let session = Session { config: &config, data: &data, progress: progress::wanted(config.json) };
+    let progress = progress::wanted(config.json);
     let mut report = Report::new(std::io::stdout().lock(), config.json, config.baseline.is_some());
+    if !config.workloads.is_empty() {
+        run_engine(&config, progress, &mut report)?;
+    }
+    if let Some(wal) = &config.wal {
+        wal::run(&config, wal, progress, &mut report)?;
+    }
+    report.finish().map_err(BenchError::Output)
+}
+
+/// Runs the engine workloads at every thread count, and the skiplist baseline if asked.
+fn run_engine(
+    config: &Config,
+    progress: bool,
+    report: &mut StdoutReport,
+) -> Result<(), BenchError> {
+    let data = Dataset::new(config.layout, config.value_size, config.seed)?;
+    let session = Session { config, data: &data, progress };
     for &threads in &config.threads {
         match config.baseline {
-            None => {
-                session.run_store::<EngineStore>(threads, Some(&mut report))?;
+            None | Some(BaselineKind::Fsync) => {
+                session.run_store::<EngineStore>(threads, Some(report))?;
             }
             Some(BaselineKind::Skipmap) => {
                 let mut engine = session.run_store::<EngineStore>(threads, None)?;
@@ -71,7 +95,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
             }
         }
     }
-    report.finish().map_err(BenchError::Output)
+    Ok(())
 }
 
 /// The report, written to stdout.

@@ -3,13 +3,16 @@
 //!
 //! [`RunRecord`] is the JSON schema. Fields every line has come first; fields that only
 //! some workloads or modes have are `Option`s left out of the line when `None`, so later
-//! workloads can add theirs without changing existing lines.
+//! workloads can add theirs without changing existing lines. The wal workload and the raw
+//! fsync baseline leave out the key and value fields (they have no keys) and add theirs.
 
 use std::io::Write;
+use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::args::{Config, Workload};
+use super::args::{Config, Workload, WAL_RECORD_BYTES};
 use super::rss::{PeakRssReport, RssScope};
 use super::runner::Measured;
 
@@ -43,12 +46,15 @@ pub struct RunRecord {
     /// Resident memory when the run began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss_start_bytes: Option<u64>,
-    /// Keys loaded.
-    pub keys: u64,
-    /// Bytes per key.
-    pub key_size: usize,
-    /// Bytes per value.
-    pub value_size: usize,
+    /// Keys loaded (not for wal and fsync lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u64>,
+    /// Bytes per key (not for wal and fsync lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_size: Option<usize>,
+    /// Bytes per value (not for wal and fsync lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_size: Option<usize>,
     /// The benchmark's seed.
     pub seed: u64,
     /// txn: commits that failed with a conflict.
@@ -67,9 +73,54 @@ pub struct RunRecord {
     /// The baseline the ratio is against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<&'static str>,
-    /// This run's ops/s divided by the baseline's in the same workload and thread count.
+    /// This run's ops/s divided by the baseline's in the same workload and thread count
+    /// (for wal: commits/s divided by `baseline_batch` x the raw fsyncs/s of that batch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_baseline: Option<f64>,
+    /// wal with --baseline fsync: the raw batch (1 or 32) the ratio is against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_batch: Option<u64>,
+    /// wal: payload bytes per record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_bytes: Option<usize>,
+    /// fsync: 4 KiB blocks written together before each fdatasync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
+    /// wal: commits made durable per second (= `ops_per_sec`); fsync: the commits per second
+    /// this raw batch would allow (`batch` x `fsyncs_per_sec`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commits_per_sec: Option<f64>,
+    /// wal, fsync: fdatasyncs per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fsyncs_per_sec: Option<f64>,
+    /// wal: commits per fdatasync, as group commit batched them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commits_per_fsync: Option<f64>,
+    /// wal: the log's I/O backend (`io_uring` or `sync`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+}
+
+/// What the log counted during one wal run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalCounts {
+    /// Records appended.
+    pub(crate) appends: u64,
+    /// fdatasyncs of log data.
+    pub(crate) fsyncs: u64,
+}
+
+/// One raw fsync baseline run: `fsyncs` writes of `batch` blocks, each followed by an
+/// fdatasync, timed one by one.
+pub(crate) struct FsyncRun {
+    /// Blocks per write.
+    pub(crate) batch: u64,
+    /// Writes, each with its fdatasync.
+    pub(crate) fsyncs: u64,
+    /// Wall time of the whole run.
+    pub(crate) elapsed: Duration,
+    /// Each write + fdatasync, in nanoseconds.
+    pub(crate) latency: Histogram<u64>,
 }
 
 impl RunRecord {
@@ -92,7 +143,7 @@ impl RunRecord {
             threads,
             ops,
             seconds,
-            ops_per_sec: if seconds > 0.0 { ops as f64 / seconds } else { 0.0 },
+            ops_per_sec: per_second(ops, seconds),
             p50_ns: latency.quantile_ns(0.5),
             p99_ns: latency.quantile_ns(0.99),
             p999_ns: latency.quantile_ns(0.999),
@@ -100,9 +151,9 @@ impl RunRecord {
             peak_rss_bytes: rss.peak_bytes,
             peak_rss_scope: rss.scope,
             rss_start_bytes: rss.start_bytes,
-            keys: config.keys,
-            key_size: config.layout.key_size(),
-            value_size: config.value_size,
+            keys: Some(config.keys),
+            key_size: Some(config.layout.key_size()),
+            value_size: Some(config.value_size),
             seed: config.seed,
             conflicts: txn.map(|tally| tally.conflicts),
             retries: txn.map(|tally| tally.retries),
@@ -110,9 +161,96 @@ impl RunRecord {
             missed_reads: (measured.tally.wrong_ops > 0).then_some(measured.tally.wrong_ops),
             baseline: None,
             ratio_vs_baseline: None,
+            baseline_batch: None,
+            record_bytes: None,
+            batch: None,
+            commits_per_sec: None,
+            fsyncs_per_sec: None,
+            commits_per_fsync: None,
+            backend: None,
         }
     }
 
+    /// The record of a finished wal run on `backend`, during which the log counted `counts`.
+    pub(crate) fn wal(
+        config: &Config,
+        threads: usize,
+        measured: &Measured,
+        rss: PeakRssReport,
+        backend: String,
+        counts: WalCounts,
+    ) -> RunRecord {
+        let mut record = RunRecord::new(config, "inmem", Workload::Wal, threads, measured, rss);
+        debug_assert_eq!(counts.appends, record.ops, "every commit is one append");
+        record.keys = None;
+        record.key_size = None;
+        record.value_size = None;
+        record.record_bytes = Some(WAL_RECORD_BYTES);
+        record.commits_per_sec = Some(record.ops_per_sec);
+        record.fsyncs_per_sec = Some(per_second(counts.fsyncs, record.seconds));
+        record.commits_per_fsync =
+            (counts.fsyncs > 0).then(|| counts.appends as f64 / counts.fsyncs as f64);
+        record.backend = Some(backend);
+        record
+    }
+
+    /// The record of a raw fsync baseline run.
+    pub(crate) fn fsync(config: &Config, run: &FsyncRun, rss: PeakRssReport) -> RunRecord {
+        let seconds = run.elapsed.as_secs_f64();
+        let fsyncs_per_sec = per_second(run.fsyncs, seconds);
+        RunRecord {
+            workload: "fsync",
+            engine: "raw",
+            threads: 1,
+            ops: run.fsyncs,
+            seconds,
+            ops_per_sec: fsyncs_per_sec,
+            p50_ns: run.latency.value_at_quantile(0.5),
+            p99_ns: run.latency.value_at_quantile(0.99),
+            p999_ns: run.latency.value_at_quantile(0.999),
+            max_ns: run.latency.max(),
+            peak_rss_bytes: rss.peak_bytes,
+            peak_rss_scope: rss.scope,
+            rss_start_bytes: rss.start_bytes,
+            keys: None,
+            key_size: None,
+            value_size: None,
+            seed: config.seed,
+            conflicts: None,
+            retries: None,
+            aborts: None,
+            missed_reads: None,
+            baseline: None,
+            ratio_vs_baseline: None,
+            baseline_batch: None,
+            record_bytes: None,
+            batch: Some(run.batch),
+            commits_per_sec: Some(run.batch as f64 * fsyncs_per_sec),
+            fsyncs_per_sec: Some(fsyncs_per_sec),
+            commits_per_fsync: None,
+            backend: None,
+        }
+    }
+
+    /// Adds the ratio of this wal run's commits/s to the raw limit of its thread count:
+    /// `single`'s fsyncs/s at 1 thread, 32 x `grouped`'s at 32 threads or more; other thread
+    /// counts get none.
+    pub(crate) fn compare_with_fsync(&mut self, single: &RunRecord, grouped: &RunRecord) {
+        debug_assert_eq!((single.batch, grouped.batch), (Some(1), Some(32)));
+        let against = match self.threads {
+            1 => single,
+            32.. => grouped,
+            _ => return,
+        };
+        let (Some(batch), Some(limit)) = (against.batch, against.commits_per_sec) else {
+            return;
+        };
+        self.baseline = Some("fsync");
+        self.baseline_batch = Some(batch);
+        if limit > 0.0 {
+            self.ratio_vs_baseline = Some(self.ops_per_sec / limit);
+        }
+    }
     /// Adds the ratio of this run's throughput to `baseline`'s.
     pub(crate) fn compare_with(&mut self, baseline: &RunRecord) {
         debug_assert_eq!((self.workload, self.threads), (baseline.workload, baseline.threads));
@@ -228,6 +366,19 @@ fn table_row(record: &RunRecord, with_ratio: bool) -> String {
 /// What a row says beyond the columns.
 fn notes(record: &RunRecord) -> String {
     let mut notes = Vec::new();
+    if let Some(batch) = record.batch {
+        notes.push(format!("batch={batch}"));
+        if let (true, Some(commits)) = (batch > 1, record.commits_per_sec) {
+            notes.push(format!("x{batch}={} commits/s", thousands(commits.round() as u64)));
+        }
+    }
+    if let (Some(fsyncs), Some(backend)) = (record.fsyncs_per_sec, &record.backend) {
+        notes.push(format!("fsyncs/s={}", thousands(fsyncs.round() as u64)));
+        if let Some(per_fsync) = record.commits_per_fsync {
+            notes.push(format!("commits/fsync={per_fsync:.2}"));
+        }
+        notes.push(format!("backend={backend}"));
+    }
     if let (Some(conflicts), Some(retries), Some(aborts)) =
         (record.conflicts, record.retries, record.aborts)
     {
@@ -258,13 +409,27 @@ fn rss_note(records: &[RunRecord]) -> &'static str {
     }
 }
 
-/// One line per thread count with the engine's ratios to the baseline.
+/// One line per thread count with the engine's ratios to the baseline, then one per wal
+/// run with its ratio to the raw fsync limit.
 fn ratio_summary(records: &[RunRecord]) -> Vec<String> {
     let mut lines: Vec<(usize, String)> = Vec::new();
+    let mut wal_lines = Vec::new();
     for record in records {
         let (Some(ratio), Some(baseline)) = (record.ratio_vs_baseline, record.baseline) else {
             continue;
         };
+        if let Some(batch) = record.baseline_batch {
+            let limit = match batch {
+                1 => "raw fsyncs/s (batch 1)".to_owned(),
+                _ => format!("({batch} x raw fsyncs/s of batch {batch})"),
+            };
+            let backend = record.backend.as_deref().unwrap_or("?");
+            wal_lines.push(format!(
+                "{} {} commits/s ({backend}) / {limit}, threads {}: {ratio:.2}x",
+                record.engine, record.workload, record.threads
+            ));
+            continue;
+        }
         let entry = format!("{} {ratio:.2}x", record.workload);
         match lines.iter_mut().find(|(threads, _)| *threads == record.threads) {
             Some((_, line)) => line.push_str(&format!(", {entry}")),
@@ -277,7 +442,16 @@ fn ratio_summary(records: &[RunRecord]) -> Vec<String> {
             )),
         }
     }
-    lines.into_iter().map(|(_, line)| line).collect()
+    lines.into_iter().map(|(_, line)| line).chain(wal_lines).collect()
+}
+
+/// `count / seconds`, or 0 for an instant run.
+fn per_second(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
 }
 
 /// `1234567` as `1,234,567`.
@@ -342,9 +516,9 @@ mod tests {
             peak_rss_bytes: Some(300 << 20),
             peak_rss_scope: RssScope::Run,
             rss_start_bytes: None,
-            keys: 1_000_000,
-            key_size: 16,
-            value_size: 100,
+            keys: Some(1_000_000),
+            key_size: Some(16),
+            value_size: Some(100),
             seed: 42,
             conflicts: Some(3),
             retries: Some(3),
@@ -352,6 +526,13 @@ mod tests {
             missed_reads: None,
             baseline: Some("skipmap"),
             ratio_vs_baseline: Some(0.5),
+            baseline_batch: None,
+            record_bytes: None,
+            batch: None,
+            commits_per_sec: None,
+            fsyncs_per_sec: None,
+            commits_per_fsync: None,
+            backend: None,
         };
         let row = table_row(&record, true);
         assert_eq!(header.find("vs base").map(|at| at + 7), row.find("0.50x").map(|at| at + 5));
@@ -360,5 +541,74 @@ mod tests {
         assert_eq!(json["p999_ns"], 20_000);
         assert_eq!(json["peak_rss_scope"], "run");
         assert!(json.get("rss_start_bytes").is_none(), "None fields are left out");
+    }
+
+    fn config() -> Config {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: super::super::BenchArgs,
+        }
+        let cli = Cli::try_parse_from(["bench", "--workload", "wal"]).unwrap();
+        Config::from_args(&cli.bench).unwrap()
+    }
+
+    fn fsync_record(batch: u64, fsyncs_per_sec: u64) -> RunRecord {
+        let mut latency = Histogram::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+        latency.record(50_000).unwrap();
+        let run =
+            FsyncRun { batch, fsyncs: fsyncs_per_sec, elapsed: Duration::from_secs(1), latency };
+        let rss =
+            PeakRssReport { peak_bytes: Some(1 << 20), scope: RssScope::Run, start_bytes: None };
+        RunRecord::fsync(&config(), &run, rss)
+    }
+
+    fn wal_record(threads: usize, commits_per_sec: f64) -> RunRecord {
+        let mut record = fsync_record(1, 1);
+        record.workload = "wal";
+        record.engine = "inmem";
+        record.threads = threads;
+        record.ops_per_sec = commits_per_sec;
+        record.batch = None;
+        record.commits_per_sec = Some(commits_per_sec);
+        record.fsyncs_per_sec = Some(commits_per_sec / 4.0);
+        record.commits_per_fsync = Some(4.0);
+        record.backend = Some("sync".into());
+        record
+    }
+
+    #[test]
+    fn fsync_rows_give_the_batch_and_the_commit_rate_it_allows() {
+        let grouped = fsync_record(32, 1_000);
+        assert_eq!(grouped.commits_per_sec, Some(32_000.0));
+        assert_eq!(grouped.ops_per_sec, 1_000.0);
+        assert!(table_row(&grouped, false).ends_with("batch=32 x32=32,000 commits/s"));
+        let json = serde_json::to_value(&grouped).unwrap();
+        assert_eq!((json["workload"].as_str(), json["batch"].as_u64()), (Some("fsync"), Some(32)));
+        assert_eq!(json["p50_ns"], 50_015, "the histogram's bucket of 50us");
+        assert!(json.get("keys").is_none() && json.get("value_size").is_none(), "{json}");
+    }
+
+    #[test]
+    fn wal_runs_compare_with_the_raw_limit_of_their_thread_count() {
+        let (single, grouped) = (fsync_record(1, 1_000), fsync_record(32, 1_000));
+        let mut runs = [wal_record(1, 900.0), wal_record(2, 1_500.0), wal_record(32, 16_000.0)];
+        for run in &mut runs {
+            run.compare_with_fsync(&single, &grouped);
+        }
+        let ratios: Vec<_> = runs.iter().map(|run| run.ratio_vs_baseline).collect();
+        assert_eq!(ratios, [Some(0.9), None, Some(0.5)]);
+        assert_eq!(runs[2].baseline_batch, Some(32));
+        let row = table_row(&runs[2], true);
+        assert!(row.ends_with("fsyncs/s=4,000 commits/fsync=4.00 backend=sync"), "{row}");
+        let summary = ratio_summary(&runs);
+        assert_eq!(
+            summary,
+            [
+                "inmem wal commits/s (sync) / raw fsyncs/s (batch 1), threads 1: 0.90x",
+                "inmem wal commits/s (sync) / (32 x raw fsyncs/s of batch 32), threads 32: 0.50x",
+            ]
+        );
     }
 }

@@ -18,7 +18,7 @@
 //!     24     8  first position: the log position of the segment's first frame
 //!     32     8  segment size in bytes, header included
 //!     40     8  xxh3-64 (seed 0) of bytes 0..40
-//!     48  4048  zero
+//!     48  4048  zero (checked: a header with anything else there is refused)
 //! ```
 //!
 //! # Positions
@@ -38,7 +38,7 @@
 //!      8       8  position of this frame
 //!     16       n  payload
 //!   16+n       8  xxh3-64 of bytes 0..16+n, seeded with the segment number
-//!   24+n     0-7  zero padding, so that every frame starts 8-byte aligned
+//!   24+n     0-7  zero padding, so that every frame starts 8-byte aligned (checked)
 //! ```
 //!
 //! The checksum covers the header, so a frame that validates is exactly where it was
@@ -120,7 +120,8 @@ pub enum HeaderError {
     /// The checksum does not match the fields.
     #[error("header checksum mismatch")]
     BadChecksum,
-    /// The fields are inconsistent (header length, or a size too small to hold it).
+    /// The fields are inconsistent (header length, a size too small to hold it, or non-zero
+    /// bytes after the fields).
     #[error("inconsistent header fields")]
     BadFields,
 }
@@ -145,9 +146,10 @@ impl SegmentHeader {
     /// # Errors
     /// [`HeaderError`] says what is wrong; nothing panics, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
-        let Some(fields) = bytes.get(..HEADER_FIELDS_LEN) else {
+        let Some(block) = bytes.get(..SEGMENT_HEADER_LEN as usize) else {
             return Err(HeaderError::Truncated { len: bytes.len() });
         };
+        let (fields, padding) = block.split_at(HEADER_FIELDS_LEN);
         if fields[0..8] != SEGMENT_MAGIC {
             return Err(HeaderError::BadMagic);
         }
@@ -164,6 +166,7 @@ impl SegmentHeader {
             size: le_u64(&fields[32..40]),
         };
         if u64::from(le_u32(&fields[12..16])) != SEGMENT_HEADER_LEN
+            || padding.iter().any(|&b| b != 0)
             || header.size <= SEGMENT_HEADER_LEN
             || header.number == 0
         {
@@ -312,6 +315,9 @@ pub enum Damage {
     /// The checksum does not match.
     #[error("frame checksum mismatch")]
     BadChecksum,
+    /// The padding after the checksum is not zero.
+    #[error("non-zero frame padding")]
+    BadPadding,
 }
 
 /// Reads the frame that should start `bytes` and sit at `position`, sealed with `seed`,
@@ -359,6 +365,9 @@ pub fn decode_frame(
     let stored = le_u64(&frame[covered..covered + FRAME_CHECKSUM_LEN]);
     if xxh3_64_with_seed(&frame[..covered], seed) != stored {
         return Decoded::Damaged(Damage::BadChecksum);
+    }
+    if frame[covered + FRAME_CHECKSUM_LEN..].iter().any(|&b| b != 0) {
+        return Decoded::Damaged(Damage::BadPadding);
     }
     Decoded::Frame(Frame { kind, position, payload: &frame[FRAME_HEADER_LEN..covered], len })
 }

@@ -1,10 +1,14 @@
 //! Reading the log's records back, segment by segment.
 
+use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::format::FrameKind;
-use crate::io::Io;
+use crate::error::{Error, Result};
+use crate::format::{
+    decode_frame, Damage, Decoded, FrameKind, FRAME_ALIGN, FRAME_CHECKSUM_LEN, FRAME_HEADER_LEN,
+};
+use crate::io::{Io, LogFile, OpenFlags};
 use crate::segment::SegmentMeta;
 use crate::LogPosition;
 
@@ -19,10 +23,76 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// Bytes read from a file at a time (more only for a longer frame, up to the frame limit).
+const CHUNK: usize = 256 << 10;
+
+/// A window over one segment file, refilled in chunks.
+#[derive(Debug)]
+pub(crate) struct SegmentBytes {
+    file: Box<dyn LogFile>,
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl SegmentBytes {
+    pub(crate) fn open(io: &dyn Io, path: &Path) -> Result<SegmentBytes> {
+        let file = io
+            .open(path, false, OpenFlags::default())
+            .map_err(|e| Error::io("open segment", path, e))?;
+        Ok(SegmentBytes { file, start: 0, bytes: Vec::new() })
+    }
+
+    /// Up to `len` bytes at `offset` (fewer at the end of the file).
+    pub(crate) fn at(&mut self, offset: u64, len: usize, path: &Path) -> Result<&[u8]> {
+        let end = offset.saturating_add(len as u64);
+        let held = self.start + self.bytes.len() as u64;
+        if offset < self.start || end > held {
+            self.bytes.resize(len.max(CHUNK), 0);
+            let read = self
+                .file
+                .read_at(&mut self.bytes, offset)
+                .map_err(|e| Error::io("read segment", path, e))?;
+            self.bytes.truncate(read);
+            self.start = offset;
+        }
+        let from = usize::try_from(offset - self.start).unwrap_or(usize::MAX);
+        let to = from.saturating_add(len).min(self.bytes.len());
+        Ok(self.bytes.get(from..to).unwrap_or(&[]))
+    }
+
+    /// The frame (or what stands in its place) at `position`, file `offset`.
+    pub(crate) fn frame(
+        &mut self,
+        offset: u64,
+        position: LogPosition,
+        seed: u64,
+        max_payload: u64,
+        path: &Path,
+    ) -> Result<Decoded<'_>> {
+        let header = self.at(offset, FRAME_HEADER_LEN, path)?;
+        let mut len = FRAME_HEADER_LEN;
+        if let Some(word) = header.get(0..4) {
+            let payload = u64::from(u32::from_le_bytes([word[0], word[1], word[2], word[3]]));
+            if payload <= max_payload {
+                let whole = FRAME_HEADER_LEN as u64 + payload + FRAME_CHECKSUM_LEN as u64;
+                len = usize::try_from(whole.next_multiple_of(FRAME_ALIGN as u64)).unwrap_or(len);
+            }
+        }
+        let bytes = self.at(offset, len, path)?;
+        Ok(decode_frame(bytes, position, seed, max_payload))
+    }
+}
+
 /// The records of a log from a position up to an end, in position order.
 #[derive(Debug)]
 pub struct LogReader {
-    _io: Arc<dyn Io>,
+    io: Arc<dyn Io>,
+    segments: VecDeque<SegmentMeta>,
+    current: Option<SegmentBytes>,
+    position: LogPosition,
+    end: LogPosition,
+    max_record_bytes: u64,
+    done: bool,
 }
 
 impl LogReader {
@@ -35,8 +105,58 @@ impl LogReader {
         end: LogPosition,
         max_record_bytes: u64,
     ) -> Result<LogReader> {
-        let _ = (segments, from, end, max_record_bytes);
-        todo!("reader: {io:?}")
+        Ok(LogReader {
+            io,
+            segments: segments.into(),
+            current: None,
+            position: from,
+            end,
+            max_record_bytes,
+            done: false,
+        })
+    }
+
+    fn read_next(&mut self) -> Result<Record> {
+        while self.segments.len() > 1
+            && self.segments.get(1).is_some_and(|next| next.header.first_position <= self.position)
+        {
+            self.segments.pop_front();
+            self.current = None;
+        }
+        let Some(segment) = self.segments.front() else {
+            return Err(Error::OutOfRange {
+                position: self.position,
+                first: self.position,
+                end: self.end,
+            });
+        };
+        let path = segment.path.clone();
+        let header = segment.header;
+        let Some(offset) = header.offset_of(self.position) else {
+            return Err(Error::OutOfRange {
+                position: self.position,
+                first: header.first_position,
+                end: self.end,
+            });
+        };
+        let current = match &mut self.current {
+            Some(current) => current,
+            None => self.current.insert(SegmentBytes::open(self.io.as_ref(), &path)?),
+        };
+        let position = self.position;
+        match current.frame(offset, position, header.frame_seed(), self.max_record_bytes, &path)? {
+            Decoded::Frame(frame) => {
+                self.position = LogPosition::new(position.get() + frame.len as u64);
+                Ok(Record { position, kind: frame.kind, payload: frame.payload.to_vec() })
+            }
+            Decoded::Zeroed => Err(Error::Corrupt {
+                path,
+                offset,
+                position,
+                damage: Damage::Truncated { needed: FRAME_HEADER_LEN as u64, available: 0 },
+            }),
+            Decoded::Damaged(damage) => Err(Error::Corrupt { path, offset, position, damage }),
+        }
     }
 }
 
@@ -44,6 +164,11 @@ impl Iterator for LogReader {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Result<Record>> {
-        todo!("reader")
+        if self.done || self.position >= self.end {
+            return None;
+        }
+        let record = self.read_next();
+        self.done = record.is_err();
+        Some(record)
     }
 }

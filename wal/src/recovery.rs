@@ -1,12 +1,17 @@
 //! Recovery: what [`crate::Wal::open`] does before the log takes appends.
 
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
-use crate::format::Damage;
-use crate::io::Io;
+use crate::error::{Error, Result};
+use crate::format::{
+    parse_segment_file_name, Damage, Decoded, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
+};
+use crate::io::{write_all_durably, Io, OpenFlags};
 use crate::options::{RecoveryMode, WalOptions};
-use crate::segment::SegmentMeta;
+use crate::reader::SegmentBytes;
+use crate::segment::{SegmentMeta, UNFINISHED_SUFFIX};
 use crate::LogPosition;
 
 /// What recovery found and did.
@@ -57,5 +62,349 @@ pub(crate) struct Recovered {
 
 /// Recovers the log in `dir` as `options.recovery` says.
 pub(crate) fn recover(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Recovered> {
-    todo!("recovery of {io:?} {} {options:?}", dir.display())
+    io.create_dir_all(dir).map_err(|e| Error::io("create log directory", dir, e))?;
+    let mode = options.recovery;
+    let mut report = RecoveryReport {
+        mode,
+        segments: 0,
+        records: 0,
+        first: LogPosition::ZERO,
+        end: LogPosition::ZERO,
+        cut: None,
+        dropped: Vec::new(),
+        removed_unfinished: Vec::new(),
+    };
+    let named = list_segments(io, dir, mode, &mut report)?;
+    let (mut segments, mut stop) = read_headers(io, &named, mode)?;
+
+    // Walk the frames of every segment; each but the newest must end exactly where the
+    // next begins.
+    let mut end = segments.first().map_or(LogPosition::ZERO, |s| s.header.first_position);
+    let mut kept = segments.len();
+    for index in 0..segments.len() {
+        let segment = &segments[index];
+        let limit = segments.get(index + 1).map(|next| next.header.first_position);
+        let walk = walk_segment(io, segment, limit, options)?;
+        report.records += walk.records;
+        end = walk.end;
+        let Some(stopped) = walk.stopped else { continue };
+        let newest = limit.is_none();
+        refuse_unless_cuttable(mode, newest, segment, &stopped, walk.end)?;
+        // Cut: zero what lies after the last good frame, durably, before any new append.
+        let zeroed = zero_tail(io, segment, stopped.offset, stopped.nonzero_end)?;
+        if zeroed > 0 {
+            report.cut = Some(TailCut {
+                path: segment.path.clone(),
+                offset: stopped.offset,
+                position: walk.end,
+                bytes: zeroed,
+                // Zeroes, then written bytes: the frame's first block never reached the disk.
+                damage: stopped.damage.unwrap_or(Damage::BadHeader),
+            });
+        }
+        if !newest {
+            // `segments` is a prefix of `named`: what follows this one is set aside.
+            kept = index + 1;
+            stop = Some(index + 1);
+        }
+        break;
+    }
+    segments.truncate(kept);
+    if let Some(from) = stop {
+        for (_, path) in named.iter().skip(from) {
+            let mut aside = path.clone().into_os_string();
+            aside.push(".dropped");
+            io.rename(path, Path::new(&aside))
+                .map_err(|e| Error::io("set segment aside", path, e))?;
+            report.dropped.push(PathBuf::from(aside));
+        }
+        io.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    report.segments = segments.len();
+    report.first = segments.first().map_or(end, |s| s.header.first_position);
+    report.end = end;
+    Ok(Recovered { segments, end, report })
+}
+
+/// The segment files of `dir` by first position; removes (and reports) unfinished ones.
+fn list_segments(
+    io: &dyn Io,
+    dir: &Path,
+    mode: RecoveryMode,
+    report: &mut RecoveryReport,
+) -> Result<Vec<(LogPosition, PathBuf)>> {
+    let mut named = Vec::new();
+    let names = io.list_dir(dir).map_err(|e| Error::io("list log directory", dir, e))?;
+    for name in names {
+        let Some(name) = name.to_str() else { continue };
+        let path = dir.join(name);
+        if let Some(segment) = name.strip_suffix(UNFINISHED_SUFFIX) {
+            if parse_segment_file_name(segment).is_some() {
+                if mode == RecoveryMode::Strict {
+                    return Err(Error::Inconsistent {
+                        path,
+                        reason: "an unfinished segment (interrupted creation)".into(),
+                    });
+                }
+                io.remove(&path).map_err(|e| Error::io("remove unfinished segment", &path, e))?;
+                report.removed_unfinished.push(path);
+            }
+            continue;
+        }
+        if let Some(first) = parse_segment_file_name(name) {
+            named.push((first, path));
+        }
+    }
+    if !report.removed_unfinished.is_empty() {
+        io.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    named.sort();
+
+    Ok(named)
+}
+
+/// The headers of `named`, checked to follow each other; under `PointInTime`, the index
+/// of the first that does not (where the log stops) instead of an error.
+fn read_headers(
+    io: &dyn Io,
+    named: &[(LogPosition, PathBuf)],
+    mode: RecoveryMode,
+) -> Result<(Vec<SegmentMeta>, Option<usize>)> {
+    let mut segments: Vec<SegmentMeta> = Vec::new();
+    let mut stop: Option<usize> = None;
+    for (index, (first, path)) in named.iter().enumerate() {
+        let problem = match read_header(io, path) {
+            Ok(header) if header.first_position != *first => Some(Error::Inconsistent {
+                path: path.clone(),
+                reason: format!("header says first position {}", header.first_position),
+            }),
+            Ok(header)
+                if segments.last().is_some_and(|prev| prev.header.number + 1 != header.number) =>
+            {
+                Some(Error::Inconsistent {
+                    path: path.clone(),
+                    reason: format!(
+                        "segment number {} does not follow the previous one",
+                        header.number
+                    ),
+                })
+            }
+            Ok(header) => {
+                segments.push(SegmentMeta { path: path.clone(), header });
+                None
+            }
+            Err(error) => Some(error),
+        };
+        if let Some(error) = problem {
+            if mode != RecoveryMode::PointInTime {
+                return Err(error);
+            }
+            stop = Some(index);
+            break;
+        }
+    }
+
+    Ok((segments, stop))
+}
+
+/// Whether `mode` lets recovery cut what stopped the walk of `segment`, or makes it an
+/// error naming the file and offset.
+fn refuse_unless_cuttable(
+    mode: RecoveryMode,
+    newest: bool,
+    segment: &SegmentMeta,
+    stopped: &Stopped,
+    position: LogPosition,
+) -> Result<()> {
+    match (mode, newest) {
+        (RecoveryMode::Strict, _) | (RecoveryMode::TolerateTornTail, false) => {
+            if let Some(damage) = stopped.damage {
+                return Err(Error::Corrupt {
+                    path: segment.path.clone(),
+                    offset: stopped.offset,
+                    position,
+                    damage,
+                });
+            }
+            let written_after = stopped.nonzero_end > stopped.offset;
+            if !newest || stopped.valid_after_window.is_some() || written_after {
+                return Err(Error::Inconsistent {
+                    path: segment.path.clone(),
+                    reason: format!("zeroed region at offset {} inside the log", stopped.offset),
+                });
+            }
+        }
+        (RecoveryMode::TolerateTornTail, true) => {
+            if let Some(offset) = stopped.valid_after_window {
+                return Err(Error::Corrupt {
+                    path: segment.path.clone(),
+                    offset: stopped.offset,
+                    position,
+                    damage: stopped.damage.unwrap_or(Damage::Truncated {
+                        needed: FRAME_HEADER_LEN as u64,
+                        available: offset - stopped.offset,
+                    }),
+                });
+            }
+        }
+        (RecoveryMode::PointInTime, _) => {}
+    }
+    Ok(())
+}
+
+fn read_header(io: &dyn Io, path: &Path) -> Result<SegmentHeader> {
+    let mut bytes = SegmentBytes::open(io, path)?;
+    let block = bytes.at(0, SEGMENT_HEADER_LEN as usize, path)?;
+    SegmentHeader::decode(block)
+        .map_err(|reason| Error::BadSegmentHeader { path: path.into(), reason })
+}
+
+/// Where a segment's frames stopped before their expected end.
+struct Stopped {
+    /// The file offset of the first frame that is not valid.
+    offset: u64,
+    /// What is wrong there (`None`: zeroes).
+    damage: Option<Damage>,
+    /// The end of the last non-zero byte within the in-flight window after `offset`.
+    nonzero_end: u64,
+    /// The offset of a valid frame beyond the window, if there is one.
+    valid_after_window: Option<u64>,
+}
+
+struct Walk {
+    records: u64,
+    end: LogPosition,
+    stopped: Option<Stopped>,
+}
+
+fn walk_segment(
+    io: &dyn Io,
+    segment: &SegmentMeta,
+    limit: Option<LogPosition>,
+    options: &WalOptions,
+) -> Result<Walk> {
+    let path = &segment.path;
+    let header = segment.header;
+    let mut bytes = SegmentBytes::open(io, path)?;
+    let mut position = header.first_position;
+    let mut records = 0;
+    loop {
+        if limit.is_some_and(|limit| position >= limit) {
+            if limit != Some(position) {
+                return Err(Error::Inconsistent {
+                    path: path.clone(),
+                    reason: format!("frames end at {position}, past the next segment's start"),
+                });
+            }
+            // What follows the last frame of a finished segment was never written.
+            if let Some(offset) = header.offset_of(position) {
+                let nonzero_end = last_nonzero_end(&mut bytes, offset, header.size, path)?;
+                if nonzero_end > offset {
+                    return Err(Error::Inconsistent {
+                        path: path.clone(),
+                        reason: format!(
+                            "written bytes at offsets {offset}..{nonzero_end}, after the last frame"
+                        ),
+                    });
+                }
+            }
+            return Ok(Walk { records, end: position, stopped: None });
+        }
+        let offset = header.offset_of(position).unwrap_or(header.size);
+        let decoded = if offset >= header.size {
+            Decoded::Zeroed
+        } else {
+            bytes.frame(offset, position, header.frame_seed(), options.max_record_bytes, path)?
+        };
+        let damage = match decoded {
+            Decoded::Frame(frame) => {
+                position = LogPosition::new(position.get() + frame.len as u64);
+                records += 1;
+                continue;
+            }
+            Decoded::Zeroed => None,
+            Decoded::Damaged(damage) => Some(damage),
+        };
+        let window = options.max_queued_bytes.saturating_add(options.max_frame_len());
+        let window_end = offset.saturating_add(window).min(header.size);
+        let nonzero_end = last_nonzero_end(&mut bytes, offset, window_end, path)?;
+        let valid_after_window = valid_frame_after(&mut bytes, &header, window_end, options, path)?;
+        let stopped = Stopped { offset, damage, nonzero_end, valid_after_window };
+        return Ok(Walk { records, end: position, stopped: Some(stopped) });
+    }
+}
+
+/// The end of the last non-zero byte in `[from, to)`, or `from` if all are zero.
+fn last_nonzero_end(bytes: &mut SegmentBytes, from: u64, to: u64, path: &Path) -> Result<u64> {
+    let mut end = from;
+    let mut at = from;
+    while at < to {
+        let len = usize::try_from((to - at).min(1 << 20)).unwrap_or(1 << 20);
+        let chunk = bytes.at(at, len, path)?;
+        if chunk.is_empty() {
+            break;
+        }
+        if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
+            end = at + last as u64 + 1;
+        }
+        at += chunk.len() as u64;
+    }
+    Ok(end)
+}
+
+/// The offset of a frame that validates where it sits, at or after `from`.
+fn valid_frame_after(
+    bytes: &mut SegmentBytes,
+    header: &SegmentHeader,
+    from: u64,
+    options: &WalOptions,
+    path: &Path,
+) -> Result<Option<u64>> {
+    let mut offset = from.next_multiple_of(FRAME_ALIGN as u64);
+    while offset + (FRAME_HEADER_LEN as u64) <= header.size {
+        let Some(position) = header.position_at(offset) else { break };
+        let head = bytes.at(offset, FRAME_HEADER_LEN, path)?;
+        if head.len() < FRAME_HEADER_LEN {
+            break;
+        }
+        // Cheap filter first: a frame names the position it sits at.
+        if head[8..16] == position.get().to_le_bytes() {
+            let decoded = bytes.frame(
+                offset,
+                position,
+                header.frame_seed(),
+                options.max_record_bytes,
+                path,
+            )?;
+            if matches!(decoded, Decoded::Frame(_)) {
+                return Ok(Some(offset));
+            }
+        }
+        offset += FRAME_ALIGN as u64;
+    }
+    Ok(None)
+}
+
+/// Zeroes `[from, to)` of a segment durably; returns the bytes zeroed.
+fn zero_tail(io: &dyn Io, segment: &SegmentMeta, from: u64, to: u64) -> Result<u64> {
+    if to <= from {
+        return Ok(0);
+    }
+    let path = &segment.path;
+    let file = io
+        .open(path, true, OpenFlags::default())
+        .map_err(|e| Error::io("open segment to cut its tail", path, e))?;
+    let zeroes = vec![0u8; usize::try_from((to - from).min(1 << 20)).unwrap_or(1 << 20)];
+    let mut at = from;
+    while at < to {
+        let len = usize::try_from((to - at).min(zeroes.len() as u64)).unwrap_or(zeroes.len());
+        write_all_durably(file.as_ref(), &[IoSlice::new(&zeroes[..len])], at, false)
+            .map_err(|e| Error::io("zero torn tail", path, e))?;
+        at += len as u64;
+    }
+    file.sync_data().map_err(|e| Error::io("fdatasync", path, e))?;
+    if let Some(dir) = path.parent() {
+        io.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    Ok(to - from)
 }

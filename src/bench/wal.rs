@@ -1,0 +1,145 @@
+//! The wal workload: appends of [`WAL_RECORD_BYTES`]-byte records to the write-ahead log,
+//! each waited for until durable ([`Wal::append_sync`]), on real files.
+//!
+//! Everything is written under one temporary directory made inside `--dir` (default: the
+//! current directory, so the figures are those of its disk; `/tmp` may be in memory) and
+//! removed at the end, error or not. Each thread count and backend gets a fresh log in its
+//! own subdirectory, removed after its run, so no run recovers or appends to another's log.
+//! With `--baseline fsync` the raw rates ([`super::fsync`]) are measured first in the same
+//! directory, so every wal row can carry its ratio as soon as it is written; the raw rows
+//! follow the wal rows.
+//!
+//! Commits per fsync and fsyncs/s come from the log's own counters ([`Wal::stats`]), read
+//! just before and just after the measured run, so the fdatasync of the segment's
+//! preallocation at open is not counted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use inmem::wal::{FrameKind, Wal, WalOptions};
+
+use super::args::{BaselineKind, Config, WalBackend, WalConfig, Workload, WAL_RECORD_BYTES};
+use super::error::BenchError;
+use super::fsync;
+use super::progress;
+use super::report::{Report, RunRecord, WalCounts};
+use super::rss::PeakRss;
+use super::runner::{run_threads, RunPlan};
+
+/// `statfs` magic of tmpfs: fdatasync there is free, so its figures say nothing of a disk.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// Runs the wal workload as `wal` says, and the fsync baseline if asked, writing each
+/// record to `report`.
+///
+/// # Errors
+/// [`BenchError::BenchDir`] if the temporary directory cannot be made or removed,
+/// [`BenchError::Wal`] if the log fails, [`BenchError::FsyncBaseline`] if a raw write
+/// fails, [`BenchError::Output`] if the report cannot be written.
+pub(crate) fn run<W: Write>(
+    config: &Config,
+    wal: &WalConfig,
+    progress: bool,
+    report: &mut Report<W>,
+) -> Result<(), BenchError> {
+    let parent = wal.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = tempfile::Builder::new()
+        .prefix("inmem-bench-")
+        .tempdir_in(&parent)
+        .map_err(|source| BenchError::BenchDir { path: parent.clone(), source })?;
+    warn_if_in_memory(dir.path());
+    let baseline = match config.baseline {
+        Some(BaselineKind::Fsync) => Some(fsync::measure(config, dir.path(), progress)?),
+        Some(BaselineKind::Skipmap) | None => None,
+    };
+    for &threads in &config.threads {
+        for &backend in &wal.backends {
+            let mut record = measure(config, dir.path(), backend, threads, progress)?;
+            if let Some((single, grouped)) = &baseline {
+                record.compare_with_fsync(single, grouped);
+            }
+            report.write(record).map_err(BenchError::Output)?;
+        }
+    }
+    for record in baseline.into_iter().flat_map(|(single, grouped)| [single, grouped]) {
+        report.write(record).map_err(BenchError::Output)?;
+    }
+    dir.close().map_err(|source| BenchError::BenchDir { path: parent, source })
+}
+
+/// Says on stderr when `dir` is in memory, where the figures would mean nothing.
+#[allow(clippy::useless_conversion, reason = "f_type is i64 on x86_64, narrower elsewhere")]
+fn warn_if_in_memory(dir: &Path) {
+    let in_memory = rustix::fs::statfs(dir).is_ok_and(|fs| i64::from(fs.f_type) == TMPFS_MAGIC);
+    if in_memory {
+        eprintln!(
+            "warning: {} is on tmpfs (memory), where fdatasync costs nothing; give --dir a \
+             directory on the disk to measure",
+            dir.display()
+        );
+    }
+}
+
+/// One measured run: `threads` threads committing to a fresh log on `backend` in a new
+/// subdirectory of `root`, removed afterwards.
+fn measure(
+    config: &Config,
+    root: &Path,
+    backend: WalBackend,
+    threads: usize,
+    progress: bool,
+) -> Result<RunRecord, BenchError> {
+    let failed = |doing| move |source| BenchError::Wal { doing, backend: backend.name(), source };
+    let dir = root.join(format!("wal-{}-x{threads}", backend.name()));
+    let options = WalOptions::default().backend(backend.choice());
+    let log = Wal::open(&dir, options).map_err(failed("open"))?;
+    let plan = RunPlan {
+        engine: "inmem",
+        workload: Workload::Wal,
+        threads,
+        ops: config.ops_for(Workload::Wal),
+        seed: config.seed,
+        layout: config.layout,
+    };
+    let payload = record_payload(config.seed);
+    // run_threads stops on an engine error; the log's own error is kept here to report.
+    let first_error: Mutex<Option<inmem::wal::Error>> = Mutex::new(None);
+    let label = format!("wal {} x{threads}", backend.name());
+    let bar = progress::bar(progress, plan.ops, label);
+    let before = log.stats();
+    let peak = PeakRss::start();
+    let measured = run_threads(&plan, &bar, |worker, _| {
+        let appended = worker.latency.time(|| log.append_sync(FrameKind::RECORD, &payload));
+        appended.map(drop).map_err(|error| keep_first(&first_error, error))
+    });
+    let rss = peak.finish();
+    let after = log.stats();
+    bar.finish_and_clear();
+    let kept = first_error.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let measured = match (measured, kept) {
+        (Err(BenchError::Engine { .. }), Some(source)) => Err(failed("append")(source)),
+        (measured, _) => measured,
+    }?;
+    let name = log.backend_name();
+    log.close().map_err(failed("close"))?;
+    std::fs::remove_dir_all(&dir).map_err(|source| BenchError::BenchDir { path: dir, source })?;
+    let counts =
+        WalCounts { appends: after.appends - before.appends, fsyncs: after.fsyncs - before.fsyncs };
+    Ok(RunRecord::wal(config, threads, &measured, rss, name, counts))
+}
+
+/// Keeps `error` if it is the first, and returns what stops the worker.
+#[cold]
+fn keep_first(first: &Mutex<Option<inmem::wal::Error>>, error: inmem::wal::Error) -> inmem::Error {
+    let message = error.to_string();
+    first.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
+    inmem::Error::Io { context: "wal append_sync", kind: std::io::ErrorKind::Other, message }
+}
+
+/// The payload every commit appends: bytes that vary (not all zero, so nothing downstream
+/// can treat them as a hole), the same for every run of one seed.
+fn record_payload(seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..WAL_RECORD_BYTES).map(|_| rng.u8(..)).collect()
+}
