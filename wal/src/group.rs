@@ -10,13 +10,13 @@
 //!   and wakes the writer if it sleeps; it waits on `space` while `pending` is full;
 //! - the writer takes the whole of `pending` as one batch (swapping in a spare buffer), lets
 //!   the lock go, writes and syncs the batch, then retakes the lock to publish the new
-//!   durable end and wake every waiter (`durable_wake`);
-//! - a waiter returns as soon as `durable > position`, checked first without the lock on
-//!   [`GroupCommit::durable`] and then under it before each wait. The writer publishes the
-//!   durable end under the lock, so a waiter that found it too small is already waiting
-//!   when the writer notifies: no wake-up is lost. The atomic is stored before the lock is
-//!   released (Release) and loaded with Acquire, so a waiter that returns on the fast path
-//!   sees everything the writer did before publishing.
+//!   durable end, and wakes every waiter through [`Signal`] (`durable_changed`);
+//! - a waiter returns as soon as the atomic `durable` is past its position. It sleeps on
+//!   `durable_changed` without the lock: it reads the signal's epoch, then `durable` and
+//!   `failed`, and sleeps only if neither lets it go, on the epoch it read; the writer stores
+//!   `durable` (or `failed`) before it bumps the epoch, all `SeqCst`, so a waiter that read
+//!   the old value sleeps on an old epoch and returns at once: no wake-up is lost. The woken
+//!   waiters need no lock to return, so they do not queue on the mutex.
 //!
 //! After a failed write or sync the state keeps the failure: waiters beyond the durable
 //! end, and every later append, get [`Error::Failed`]. Nothing is acknowledged that the
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{encode_unsealed, frame_len, FrameKind};
-use crate::sync::{AtomicU64, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering, Signal};
 use crate::LogPosition;
 
 /// The shared state of appenders, the writer and waiters.
@@ -38,9 +38,11 @@ pub(crate) struct GroupCommit {
     /// Wakes appenders waiting for room in `pending`.
     space: Condvar,
     /// Wakes waiters: the durable end moved, or the log failed.
-    durable_wake: Condvar,
-    /// The durable end, for the waiters' lock-free fast path; written only under the lock.
+    durable_changed: Signal,
+    /// The durable end, which waiters read without the lock; written only under the lock.
     durable: AtomicU64,
+    /// Set (under the lock) once `State::failure` is.
+    failed: AtomicBool,
     /// `pending` accepts a frame while it holds less than this (or is empty).
     max_queued_bytes: u64,
 }
@@ -65,6 +67,9 @@ struct State {
     failure: Option<Error>,
     closing: bool,
     writer_sleeping: bool,
+    /// While the writer sleeps: how many queued records make an append wake it (1 when it
+    /// is idle; the batch it gathers for when it waits for committers to join one).
+    writer_wakes_at: u64,
 }
 
 /// What the writer is to do next.
@@ -128,11 +133,13 @@ impl GroupCommit {
                 failure: None,
                 closing: false,
                 writer_sleeping: false,
+                writer_wakes_at: 1,
             }),
             writer_wake: Condvar::new(),
             space: Condvar::new(),
-            durable_wake: Condvar::new(),
+            durable_changed: Signal::new(),
             durable: AtomicU64::new(end.get()),
+            failed: AtomicBool::new(false),
             max_queued_bytes,
         }
     }
@@ -157,8 +164,15 @@ impl GroupCommit {
         LogPosition::new(self.lock().next)
     }
 
-    /// Queues a frame; returns its position. Waits while the queue is full.
-    pub(crate) fn append(&self, kind: FrameKind, payload: &[u8]) -> Result<LogPosition> {
+    /// Queues a frame; returns its position. Waits while the queue is full. With
+    /// `then_wait`, registers in the same critical section that the caller will wait for
+    /// it to be durable, so that [`GroupCommit::wait_registered`] needs no lock.
+    pub(crate) fn append(
+        &self,
+        kind: FrameKind,
+        payload: &[u8],
+        then_wait: bool,
+    ) -> Result<LogPosition> {
         let len = frame_len(payload.len()) as u64;
         let mut state = self.lock();
         loop {
@@ -178,8 +192,15 @@ impl GroupCommit {
         encode_unsealed(&mut state.pending, kind, position, payload);
         state.next += len;
         state.pending_records += 1;
+        if then_wait {
+            // The frame is queued, so no wake-up of the writer is needed for it (see
+            // `want_durable`).
+            state.wanted = state.wanted.max(position.get() + 1);
+        }
         debug_assert_eq!(state.pending_start + state.pending.len() as u64, state.next);
-        if state.writer_sleeping {
+        // A gathering writer is woken once, by the append that completes its batch (or by its
+        // timeout), not by every append on the way there.
+        if state.writer_sleeping && state.pending_records >= state.writer_wakes_at {
             self.writer_wake.notify_one();
         }
         Ok(position)
@@ -199,20 +220,45 @@ impl GroupCommit {
                 end: LogPosition::new(state.next),
             });
         }
+        self.want_durable(&mut state, needed);
+        drop(state);
+        self.wait_registered(position)
+    }
+
+    /// Records that the frame at `needed` is waited for, and wakes the writer if that gives
+    /// it a sync to do. Only written data waits on the writer for a sync: a frame still
+    /// queued is written (and, under `Sync`, synced) by a batch the writer is due to take,
+    /// and under `Buffered` the writer checks `wanted` after each write.
+    fn want_durable(&self, state: &mut State, needed: u64) {
         if state.wanted <= needed {
             state.wanted = needed + 1;
-            if state.writer_sleeping {
+            if state.writer_sleeping && needed < state.written {
                 self.writer_wake.notify_one();
             }
         }
+    }
+
+    /// Returns once the frame at `position`, registered as waited for, is durable; takes no
+    /// lock unless the log failed.
+    pub(crate) fn wait_registered(&self, position: LogPosition) -> Result<()> {
+        let needed = position.get();
         loop {
-            if state.durable > needed {
+            let seen = self.durable_changed.epoch();
+            if self.durable.load(Ordering::SeqCst) > needed {
                 return Ok(());
             }
-            if let Some(failure) = &state.failure {
-                return Err(Error::Failed { cause: Box::new(failure.clone()) });
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(self.failed_error());
             }
-            state = self.wait(&self.durable_wake, state);
+            self.durable_changed.wait(seen);
+        }
+    }
+
+    #[cold]
+    fn failed_error(&self) -> Error {
+        match &self.lock().failure {
+            Some(failure) => Error::Failed { cause: Box::new(failure.clone()) },
+            None => Error::Closed,
         }
     }
 
@@ -225,6 +271,7 @@ impl GroupCommit {
                 return Work::Stop;
             }
             let mut timeout = None;
+            state.writer_wakes_at = 1;
             if !state.pending.is_empty() {
                 if !policy.sync_every_batch
                     || state.closing
@@ -234,7 +281,10 @@ impl GroupCommit {
                 }
                 let since = *gathering_since.get_or_insert_with(Instant::now);
                 match policy.gather.checked_sub(since.elapsed()) {
-                    Some(left) if !left.is_zero() => timeout = Some(left),
+                    Some(left) if !left.is_zero() => {
+                        timeout = Some(left);
+                        state.writer_wakes_at = policy.gather_records;
+                    }
                     _ => return Work::Write(self.take_batch(&mut state)),
                 }
             } else if state.written > state.durable {
@@ -298,7 +348,7 @@ impl GroupCommit {
         debug_assert!(durable <= written && written.get() <= state.pending_start);
         state.written = written.get();
         state.durable = durable.get();
-        self.durable.store(durable.get(), Ordering::Release);
+        self.durable.store(durable.get(), Ordering::SeqCst);
         if let Some(mut buffer) = buffer {
             buffer.clear();
             if state.spare.capacity() < buffer.capacity() {
@@ -307,7 +357,7 @@ impl GroupCommit {
         }
         let queued = state.pending_records;
         drop(state);
-        self.durable_wake.notify_all();
+        self.durable_changed.wake_all();
         queued
     }
 
@@ -317,8 +367,9 @@ impl GroupCommit {
         if state.failure.is_none() {
             state.failure = Some(error);
         }
+        self.failed.store(true, Ordering::SeqCst);
         drop(state);
-        self.durable_wake.notify_all();
+        self.durable_changed.wake_all();
         self.space.notify_all();
         self.writer_wake.notify_all();
     }

@@ -134,11 +134,15 @@ impl Wal {
     /// # Errors
     /// [`Error::RecordTooLarge`], [`Error::Failed`] after an I/O failure, [`Error::Closed`].
     pub fn append(&self, kind: FrameKind, payload: &[u8]) -> Result<LogPosition> {
+        self.queue(kind, payload, false)
+    }
+
+    fn queue(&self, kind: FrameKind, payload: &[u8], then_wait: bool) -> Result<LogPosition> {
         let limit = self.shared.options.max_record_bytes;
         if payload.len() as u64 > limit {
             return Err(Error::RecordTooLarge { len: payload.len() as u64, limit });
         }
-        let position = self.shared.group.append(kind, payload)?;
+        let position = self.shared.group.append(kind, payload, then_wait)?;
         let stats = &self.shared.stats;
         stats.appends.fetch_add(1, Ordering::Relaxed);
         stats.bytes.fetch_add(crate::format::frame_len(payload.len()) as u64, Ordering::Relaxed);
@@ -159,8 +163,8 @@ impl Wal {
     /// # Errors
     /// As both.
     pub fn append_sync(&self, kind: FrameKind, payload: &[u8]) -> Result<LogPosition> {
-        let position = self.append(kind, payload)?;
-        self.wait_durable(position)?;
+        let position = self.queue(kind, payload, true)?;
+        self.shared.group.wait_registered(position)?;
         Ok(position)
     }
 

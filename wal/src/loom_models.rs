@@ -50,9 +50,20 @@ fn writer(group: &GroupCommit, disk: &AtomicU64, fail_batch: Option<u32>) {
     }
 }
 
-fn committer(group: &GroupCommit, disk: &AtomicU64) -> Result<LogPosition, Error> {
-    let position = group.append(FrameKind::RECORD, b"x")?;
+/// Appends and waits: the first committer as `Wal::append_sync` does (registered in the
+/// append, lock-free wait), the second as `append` then `wait_durable`.
+fn committer(index: usize, group: &GroupCommit, disk: &AtomicU64) -> Result<LogPosition, Error> {
+    if index == 0 {
+        let position = group.append(FrameKind::RECORD, b"x", true)?;
+        group.wait_registered(position)?;
+        return released(position, disk);
+    }
+    let position = group.append(FrameKind::RECORD, b"x", false)?;
     group.wait_durable(position)?;
+    released(position, disk)
+}
+
+fn released(position: LogPosition, disk: &AtomicU64) -> Result<LogPosition, Error> {
     assert!(
         disk.load(Ordering::SeqCst) > position.get(),
         "a waiter was released before its record reached the disk"
@@ -66,9 +77,9 @@ fn loom_no_waiter_is_released_before_its_record_is_durable_and_none_sleeps_forev
         let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 1 << 20));
         let disk = Arc::new(AtomicU64::new(0));
         let committers: Vec<_> = (0..2)
-            .map(|_| {
+            .map(|index| {
                 let (group, disk) = (Arc::clone(&group), Arc::clone(&disk));
-                loom::thread::spawn(move || committer(&group, &disk))
+                loom::thread::spawn(move || committer(index, &group, &disk))
             })
             .collect();
         let writer_thread = {
@@ -93,9 +104,9 @@ fn loom_after_a_failed_write_nothing_more_is_acknowledged() {
         let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 1 << 20));
         let disk = Arc::new(AtomicU64::new(0));
         let committers: Vec<_> = (0..2)
-            .map(|_| {
+            .map(|index| {
                 let (group, disk) = (Arc::clone(&group), Arc::clone(&disk));
-                loom::thread::spawn(move || committer(&group, &disk))
+                loom::thread::spawn(move || committer(index, &group, &disk))
             })
             .collect();
         let writer_thread = {
@@ -109,6 +120,9 @@ fn loom_after_a_failed_write_nothing_more_is_acknowledged() {
             assert!(outcome.is_err(), "an append was acknowledged after the log failed");
         }
         writer_thread.join().expect("writer");
-        assert!(group.append(FrameKind::RECORD, b"y").is_err(), "a failed log takes appends");
+        assert!(
+            group.append(FrameKind::RECORD, b"y", false).is_err(),
+            "a failed log takes appends"
+        );
     });
 }

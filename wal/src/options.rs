@@ -58,8 +58,6 @@ pub struct WalOptions {
     pub preallocation: Preallocation,
     /// Flags segments are opened with for writing.
     pub open_flags: OpenFlags,
-    /// Reuse the files of deleted segments for new ones instead of creating files.
-    pub recycle_segments: bool,
     /// A backend to use instead of `backend` (a fault-injecting one, in tests).
     pub io: Option<Arc<dyn Io>>,
 }
@@ -75,7 +73,6 @@ impl Default for WalOptions {
             backend: BackendChoice::Auto,
             preallocation: Preallocation::default(),
             open_flags: OpenFlags::default(),
-            recycle_segments: false,
             io: None,
         }
     }

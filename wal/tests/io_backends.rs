@@ -125,7 +125,7 @@ fn write_and_sync_of_several_slices_writes_them_back_to_back() {
 
 #[test]
 fn files_opened_with_dsync_take_writes_and_syncs() {
-    let flags = OpenFlags { dsync: true, direct: false };
+    let flags = OpenFlags { dsync: true };
     for io in backends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("segment");
@@ -134,7 +134,30 @@ fn files_opened_with_dsync_take_writes_and_syncs() {
         drop(file);
         let file = io.open(&path, true, flags).expect("open with O_DSYNC");
         assert_eq!(contents(&*file), b"durable", "{}", io.name());
+        let open_flags = open_flags_of(&path).expect("the open file is in /proc/self/fd");
+        assert_eq!(open_flags & O_DSYNC, O_DSYNC, "{}: flags {open_flags:o}", io.name());
+        assert_eq!(open_flags & O_SYNC_ONLY_BIT, 0, "{}: O_SYNC, not O_DSYNC", io.name());
     }
+}
+
+/// `O_DSYNC`, and the bit `O_SYNC` adds to it, as Linux numbers them (octal).
+const O_DSYNC: u32 = 0o10000;
+const O_SYNC_ONLY_BIT: u32 = 0o4000000;
+
+/// The `open(2)` flags of this process's open file at `path`, from `/proc/self/fdinfo`.
+fn open_flags_of(path: &Path) -> Option<u32> {
+    let target = std::fs::canonicalize(path).ok()?;
+    for entry in std::fs::read_dir("/proc/self/fd").ok()? {
+        let entry = entry.ok()?;
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(target.as_path()) {
+            continue;
+        }
+        let info = std::fs::read_to_string(Path::new("/proc/self/fdinfo").join(entry.file_name()));
+        let line =
+            info.ok()?.lines().find_map(|line| line.strip_prefix("flags:").map(str::to_owned));
+        return u32::from_str_radix(line?.trim(), 8).ok();
+    }
+    None
 }
 
 #[test]

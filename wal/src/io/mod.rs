@@ -38,8 +38,6 @@ pub enum Preallocation {
 pub struct OpenFlags {
     /// `O_DSYNC`: every write is durable when it returns (no separate fdatasync needed).
     pub dsync: bool,
-    /// `O_DIRECT`: bypass the page cache (writes must be block-aligned).
-    pub direct: bool,
 }
 
 /// Which backend a log uses.

@@ -23,14 +23,18 @@ impl SyncIo {
 pub(crate) fn custom_flags(flags: OpenFlags) -> i32 {
     let mut custom = 0;
     if flags.dsync {
-        custom |= rustix::fs::OFlags::DSYNC.bits();
-    }
-    if flags.direct {
-        custom |= rustix::fs::OFlags::DIRECT.bits();
+        custom |= O_DSYNC;
     }
     // The flags are small positive bit masks: they fit in an i32.
     i32::try_from(custom).unwrap_or(0)
 }
+
+/// The kernel's `O_DSYNC` (data and the metadata needed to read it back, not timestamps).
+/// Not rustix's `OFlags::DSYNC`, which is `O_SYNC` on Linux.
+#[cfg(target_os = "linux")]
+const O_DSYNC: u32 = linux_raw_sys::general::O_DSYNC;
+#[cfg(not(target_os = "linux"))]
+const O_DSYNC: u32 = rustix::fs::OFlags::DSYNC.bits();
 
 /// Opens `path` as the log opens its files.
 pub(crate) fn open_file(
