@@ -3,7 +3,7 @@
 //! Checks the shape and sanity of what it reports (every JSON line parses and carries the
 //! documented fields, percentiles are ordered, both engines appear, txn lines carry
 //! conflicts, wal lines carry the log's figures and backend, the fsync baseline its two
-//! batches) and that unusable flags end in an error message and a nonzero exit, not a
+//! overwrite batches and its four append modes) and that unusable flags end in an error message and a nonzero exit, not a
 //! panic. No timing is asserted: the machine may be busy. The wal tests write real files,
 //! in a temporary directory of their own (given as --dir), checked empty afterwards.
 
@@ -34,6 +34,10 @@ const WAL_FIELDS: [&str; 5] =
 
 /// The backends the log reports.
 const BACKENDS: [&str; 2] = ["io_uring", "sync"];
+
+/// The fsync baseline's append modes, in the order it reports them.
+const APPEND_MODES: [&str; 4] =
+    ["append-fallocate", "append-zeroed", "append-dsync", "append-direct"];
 
 fn bench(flags: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_inmem"))
@@ -252,12 +256,16 @@ fn the_fsync_baseline_adds_its_two_batches_and_the_ratios() {
     let output = bench(&[&flags[..], &["--json", "--dir", path]].concat());
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let lines = json_lines(&output);
-    let runs: Vec<_> = lines
+    let overwrites: Vec<_> = lines
+        .iter()
+        .filter(|line| line["workload"] != "fsync" || line["mode"] == "overwrite")
+        .collect();
+    let runs: Vec<_> = overwrites
         .iter()
         .map(|line| (line["workload"].as_str().unwrap_or_default(), u64_field(line, "threads")))
         .collect();
     assert_eq!(runs, [("wal", 1), ("wal", 32), ("fsync", 1), ("fsync", 1)]);
-    let batches: Vec<_> = lines.iter().filter_map(|line| line["batch"].as_u64()).collect();
+    let batches: Vec<_> = overwrites.iter().filter_map(|line| line["batch"].as_u64()).collect();
     assert_eq!(batches, [1, 32]);
     for line in lines.iter().filter(|line| line["workload"] == "fsync") {
         assert_sane_timing(line);
@@ -276,8 +284,44 @@ fn the_fsync_baseline_adds_its_two_batches_and_the_ratios() {
     assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("commits/fsync="), "{stdout}");
+    assert!(stdout.contains("mode=overwrite batch=32 x32="), "{stdout}");
     assert!(stdout.contains("raw fsyncs/s (batch 1), threads 1: "), "{stdout}");
     assert!(stdout.contains("(32 x raw fsyncs/s of batch 32), threads 32: "), "{stdout}");
+    assert_left_nothing(&dir);
+}
+
+#[test]
+fn the_fsync_baseline_appends_into_files_prepared_four_ways() {
+    let dir = wal_dir();
+    let path = dir.path().to_str().unwrap_or_default();
+    let flags = ["--workload", "wal", "--baseline", "fsync", "--ops", "50", "--json", "--dir"];
+    let output = bench(&[&flags[..], &[path]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    let lines = json_lines(&output);
+    let appends: Vec<_> = lines
+        .iter()
+        .filter(|line| line["workload"] == "fsync" && line["mode"] != "overwrite")
+        .collect();
+    let modes: Vec<_> =
+        appends.iter().map(|line| line["mode"].as_str().unwrap_or_default()).collect();
+    // Only O_DIRECT may be refused (by the file system), and only if the run said so.
+    let direct_refused = stderr.contains("append-direct unavailable");
+    let expected = if direct_refused { &APPEND_MODES[..3] } else { &APPEND_MODES[..] };
+    assert_eq!(modes, expected, "stderr: {stderr}");
+    for line in appends {
+        assert_eq!((line["engine"].as_str(), u64_field(line, "threads")), (Some("raw"), 1));
+        assert_sane_timing(line);
+        assert_eq!(u64_field(line, "ops"), 50, "one durable write per block: {line}");
+        assert_eq!(u64_field(line, "batch"), 1, "{line}");
+        assert!(f64_field(line, "fsyncs_per_sec") > 0.0, "{line}");
+    }
+    let overwrites: Vec<_> = lines
+        .iter()
+        .filter(|line| line["mode"] == "overwrite")
+        .map(|line| u64_field(line, "batch"))
+        .collect();
+    assert_eq!(overwrites, [1, 32], "the overwrite rows stay");
     assert_left_nothing(&dir);
 }
 

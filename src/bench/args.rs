@@ -75,8 +75,8 @@ pub struct BenchArgs {
     pub json: bool,
 
     /// Also run every workload on a bare data structure in the same process and report the
-    /// ratio of the engine's ops/s to it (skipmap), or measure the raw fdatasync rate of the
-    /// disk the wal workload writes to (fsync).
+    /// ratio of the engine's ops/s to it (skipmap), or measure the raw durable-write rates
+    /// of the disk the wal workload writes to (fsync).
     #[arg(long, value_enum)]
     pub baseline: Option<BaselineKind>,
 
@@ -141,8 +141,16 @@ With --baseline fsync, the same directory first gets the raw rate of the fastest
 write: a 4 KiB pwrite + fdatasync overwriting an already written block of a file (batch
 1, as many as --ops), and one 128 KiB pwrite (32 such blocks) + fdatasync of already
 written blocks (batch 32, --ops / 4 of them, at least min(--ops, 200)), the limit of a
-32-commit group. Their rows have workload fsync, engine raw, ops = fdatasyncs, ops/s =
-fsyncs/s; JSON adds batch, fsyncs_per_sec and commits_per_sec (batch x fsyncs/s). A wal
+32-commit group (mode overwrite). Then the log's own write pattern, --ops 4 KiB blocks
+appended one after another, each made durable, into a file of that size prepared four
+ways (mode): append-fallocate (fallocated; pwrite + fdatasync), append-zeroed
+(zero-filled and fsync'd, as the log's segments are; pwrite + fdatasync), append-dsync
+(zero-filled, opened O_DSYNC; pwrite only) and append-direct (zero-filled, opened
+O_DIRECT|O_DSYNC, aligned buffer; pwrite only). A mode the file system refuses
+(O_DIRECT or fallocate) is left out, and stderr says so. All these rows have workload
+fsync, engine raw, ops = durable writes, ops/s = fsyncs/s (durable writes/s); the notes
+give mode and batch; JSON adds mode, batch, fsyncs_per_sec and commits_per_sec (batch x
+fsyncs/s). Under the table, each append mode's rate over append-zeroed's. A wal
 run at 1 thread gets the ratio of its commits/s to the batch-1 fsyncs/s, and one at 32 or
 more threads to 32 x the batch-32 fsyncs/s (column 'vs base'; JSON ratio_vs_baseline,
 baseline \"fsync\" and baseline_batch).";
@@ -193,7 +201,8 @@ impl std::fmt::Display for Workload {
 pub enum BaselineKind {
     /// A bare `crossbeam_skiplist::SkipMap<Vec<u8>, Vec<u8>>` (the engine workloads).
     Skipmap,
-    /// The raw rate of 4 KiB pwrite + fdatasync on the same disk (the wal workload).
+    /// The raw rates of 4 KiB durable writes on the same disk (the wal workload):
+    /// overwrites, and appends into files prepared four ways.
     Fsync,
 }
 

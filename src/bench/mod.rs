@@ -13,7 +13,7 @@
 //! | `rss.rs` | the peak resident memory of one run |
 //! | `report.rs` | the record of a run (the JSON schema), the table |
 //! | `wal.rs` | the wal workload: its directory, a fresh log per run, the log's counters |
-//! | `fsync.rs` | the raw pwrite + fdatasync baseline of the wal workload |
+//! | `fsync.rs` | the raw durable-write baseline of the wal workload (overwrites, appends) |
 //!
 //! Order of a session: for each thread count, the engine runs every workload on a fresh
 //! database, which is then dropped; then the baseline (if asked for) does the same on a

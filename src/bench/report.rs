@@ -83,14 +83,21 @@ pub struct RunRecord {
     /// wal: payload bytes per record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_bytes: Option<usize>,
-    /// fsync: 4 KiB blocks written together before each fdatasync.
+    /// fsync: how the raw file was prepared and written: `overwrite` (the batch-1 and
+    /// batch-32 rows), or one of the append modes (`append-fallocate`, `append-zeroed`,
+    /// `append-dsync`, `append-direct`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    /// fsync: 4 KiB blocks written together in each durable write (before each fdatasync,
+    /// or in one pwrite under O_DSYNC); 1 in every append mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<u64>,
     /// wal: commits made durable per second (= `ops_per_sec`); fsync: the commits per second
     /// this raw batch would allow (`batch` x `fsyncs_per_sec`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commits_per_sec: Option<f64>,
-    /// wal, fsync: fdatasyncs per second.
+    /// wal: fdatasyncs per second; fsync: durable writes per second (each with its
+    /// fdatasync, or each an O_DSYNC pwrite).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fsyncs_per_sec: Option<f64>,
     /// wal: commits per fdatasync, as group commit batched them.
@@ -110,16 +117,18 @@ pub(crate) struct WalCounts {
     pub(crate) fsyncs: u64,
 }
 
-/// One raw fsync baseline run: `fsyncs` writes of `batch` blocks, each followed by an
-/// fdatasync, timed one by one.
+/// One raw fsync baseline run: `fsyncs` writes of `batch` blocks, each made durable (by an
+/// fdatasync, or by O_DSYNC), timed one by one.
 pub(crate) struct FsyncRun {
+    /// How the file was prepared and written (the record's `mode`).
+    pub(crate) mode: &'static str,
     /// Blocks per write.
     pub(crate) batch: u64,
-    /// Writes, each with its fdatasync.
+    /// Writes, each made durable.
     pub(crate) fsyncs: u64,
     /// Wall time of the whole run.
     pub(crate) elapsed: Duration,
-    /// Each write + fdatasync, in nanoseconds.
+    /// Each write (+ fdatasync), in nanoseconds.
     pub(crate) latency: Histogram<u64>,
 }
 
@@ -163,6 +172,7 @@ impl RunRecord {
             ratio_vs_baseline: None,
             baseline_batch: None,
             record_bytes: None,
+            mode: None,
             batch: None,
             commits_per_sec: None,
             fsyncs_per_sec: None,
@@ -224,6 +234,7 @@ impl RunRecord {
             ratio_vs_baseline: None,
             baseline_batch: None,
             record_bytes: None,
+            mode: Some(run.mode),
             batch: Some(run.batch),
             commits_per_sec: Some(run.batch as f64 * fsyncs_per_sec),
             fsyncs_per_sec: Some(fsyncs_per_sec),
@@ -366,6 +377,9 @@ fn table_row(record: &RunRecord, with_ratio: bool) -> String {
 /// What a row says beyond the columns.
 fn notes(record: &RunRecord) -> String {
     let mut notes = Vec::new();
+    if let Some(mode) = record.mode {
+        notes.push(format!("mode={mode}"));
+    }
     if let Some(batch) = record.batch {
         notes.push(format!("batch={batch}"));
         if let (true, Some(commits)) = (batch > 1, record.commits_per_sec) {
@@ -410,7 +424,8 @@ fn rss_note(records: &[RunRecord]) -> &'static str {
 }
 
 /// One line per thread count with the engine's ratios to the baseline, then one per wal
-/// run with its ratio to the raw fsync limit.
+/// run with its ratio to the raw fsync limit, then one with the raw append modes' ratios
+/// to each other.
 fn ratio_summary(records: &[RunRecord]) -> Vec<String> {
     let mut lines: Vec<(usize, String)> = Vec::new();
     let mut wal_lines = Vec::new();
@@ -442,7 +457,42 @@ fn ratio_summary(records: &[RunRecord]) -> Vec<String> {
             )),
         }
     }
-    lines.into_iter().map(|(_, line)| line).chain(wal_lines).collect()
+    lines
+        .into_iter()
+        .map(|(_, line)| line)
+        .chain(wal_lines)
+        .chain(append_summary(records))
+        .collect()
+}
+
+/// The mode of the raw append rows that the others are compared with: what the log does
+/// today (pwrite + fdatasync into zero-filled segments).
+const APPEND_REFERENCE_MODE: &str = "append-zeroed";
+
+/// One line with each raw append mode's durable writes/s over those of
+/// [`APPEND_REFERENCE_MODE`], if that row and another append row are there.
+fn append_summary(records: &[RunRecord]) -> Option<String> {
+    let appends: Vec<_> = records
+        .iter()
+        .filter(|record| record.mode.is_some_and(|mode| mode.starts_with("append-")))
+        .collect();
+    let reference = appends.iter().find(|record| record.mode == Some(APPEND_REFERENCE_MODE))?;
+    let base = reference.fsyncs_per_sec.filter(|&rate| rate > 0.0)?;
+    let ratios: Vec<_> = appends
+        .iter()
+        .filter(|record| record.mode != Some(APPEND_REFERENCE_MODE))
+        .filter_map(|record| {
+            let (mode, rate) = (record.mode?, record.fsyncs_per_sec?);
+            Some(format!("{mode} {:.2}x", rate / base))
+        })
+        .collect();
+    (!ratios.is_empty()).then(|| {
+        format!(
+            "raw appends, durable writes/s / those of {APPEND_REFERENCE_MODE} (the log's \
+             pwrite + fdatasync): {}",
+            ratios.join(", ")
+        )
+    })
 }
 
 /// `count / seconds`, or 0 for an instant run.
@@ -528,6 +578,7 @@ mod tests {
             ratio_vs_baseline: Some(0.5),
             baseline_batch: None,
             record_bytes: None,
+            mode: None,
             batch: None,
             commits_per_sec: None,
             fsyncs_per_sec: None,
@@ -557,8 +608,8 @@ mod tests {
     fn fsync_record(batch: u64, fsyncs_per_sec: u64) -> RunRecord {
         let mut latency = Histogram::new_with_bounds(1, 1_000_000_000, 3).unwrap();
         latency.record(50_000).unwrap();
-        let run =
-            FsyncRun { batch, fsyncs: fsyncs_per_sec, elapsed: Duration::from_secs(1), latency };
+        let elapsed = Duration::from_secs(1);
+        let run = FsyncRun { mode: "overwrite", batch, fsyncs: fsyncs_per_sec, elapsed, latency };
         let rss =
             PeakRssReport { peak_bytes: Some(1 << 20), scope: RssScope::Run, start_bytes: None };
         RunRecord::fsync(&config(), &run, rss)
@@ -583,9 +634,11 @@ mod tests {
         let grouped = fsync_record(32, 1_000);
         assert_eq!(grouped.commits_per_sec, Some(32_000.0));
         assert_eq!(grouped.ops_per_sec, 1_000.0);
-        assert!(table_row(&grouped, false).ends_with("batch=32 x32=32,000 commits/s"));
+        let row = table_row(&grouped, false);
+        assert!(row.ends_with("mode=overwrite batch=32 x32=32,000 commits/s"), "{row}");
         let json = serde_json::to_value(&grouped).unwrap();
         assert_eq!((json["workload"].as_str(), json["batch"].as_u64()), (Some("fsync"), Some(32)));
+        assert_eq!(json["mode"], "overwrite");
         assert_eq!(json["p50_ns"], 50_015, "the histogram's bucket of 50us");
         assert!(json.get("keys").is_none() && json.get("value_size").is_none(), "{json}");
     }
@@ -610,5 +663,27 @@ mod tests {
                 "inmem wal commits/s (sync) / (32 x raw fsyncs/s of batch 32), threads 32: 0.50x",
             ]
         );
+    }
+
+    #[test]
+    fn append_modes_are_compared_with_the_zero_filled_one() {
+        let mut appends: Vec<_> = [("append-fallocate", 500), ("append-zeroed", 1_000)]
+            .into_iter()
+            .chain([("append-direct", 1_500)])
+            .map(|(mode, rate)| {
+                let mut record = fsync_record(1, rate);
+                record.mode = Some(mode);
+                record
+            })
+            .collect();
+        assert!(table_row(&appends[0], false).ends_with("mode=append-fallocate batch=1"));
+        let summary = ratio_summary(&appends);
+        assert_eq!(
+            summary,
+            ["raw appends, durable writes/s / those of append-zeroed (the log's pwrite + \
+              fdatasync): append-fallocate 0.50x, append-direct 1.50x"]
+        );
+        appends.remove(1);
+        assert!(ratio_summary(&appends).is_empty(), "no reference, no line");
     }
 }

@@ -7,7 +7,7 @@
 //! own subdirectory, removed after its run, so no run recovers or appends to another's log.
 //! With `--baseline fsync` the raw rates ([`super::fsync`]) are measured first in the same
 //! directory, so every wal row can carry its ratio as soon as it is written; the raw rows
-//! follow the wal rows.
+//! (the two overwrite batches, then the append modes) follow the wal rows.
 //!
 //! Commits per fsync and fsyncs/s come from the log's own counters ([`Wal::stats`]), read
 //! just before and just after the measured run, so the fdatasync of the segment's
@@ -56,13 +56,13 @@ pub(crate) fn run<W: Write>(
     for &threads in &config.threads {
         for &backend in &wal.backends {
             let mut record = measure(config, dir.path(), backend, threads, progress)?;
-            if let Some((single, grouped)) = &baseline {
-                record.compare_with_fsync(single, grouped);
+            if let Some(baseline) = &baseline {
+                record.compare_with_fsync(&baseline.single, &baseline.grouped);
             }
             report.write(record).map_err(BenchError::Output)?;
         }
     }
-    for record in baseline.into_iter().flat_map(|(single, grouped)| [single, grouped]) {
+    for record in baseline.into_iter().flat_map(fsync::Baseline::into_records) {
         report.write(record).map_err(BenchError::Output)?;
     }
     dir.close().map_err(|source| BenchError::BenchDir { path: parent, source })
