@@ -68,6 +68,7 @@ pub struct Wal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     report: RecoveryReport,
+    backend_reason: String,
 }
 
 impl Wal {
@@ -79,11 +80,15 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Wal> {
         let dir = dir.as_ref().to_path_buf();
         options.validate()?;
-        let io = match &options.io {
-            Some(io) => Arc::clone(io),
-            None => io::backend(options.backend)
+        let selected = match &options.io {
+            Some(io) => io::SelectedBackend {
+                io: Arc::clone(io),
+                reason: "given by WalOptions::io".to_owned(),
+            },
+            None => io::select_backend(options.backend, &dir)
                 .map_err(|e| Error::io("set up the I/O backend for", &dir, e))?,
         };
+        let io = selected.io;
         let recovered = recover(io.as_ref(), &dir, &options)?;
         let end = recovered.end;
         let mut segments = recovered.segments;
@@ -115,7 +120,12 @@ impl Wal {
             .name("inmem-wal-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| Error::io("start the writer thread for", &shared.dir, e))?;
-        Ok(Wal { shared, writer: Some(writer), report: recovered.report })
+        Ok(Wal {
+            shared,
+            writer: Some(writer),
+            report: recovered.report,
+            backend_reason: selected.reason,
+        })
     }
 
     /// What recovery found when the log was opened.
@@ -126,6 +136,14 @@ impl Wal {
     /// The I/O backend in use (`"io_uring"`, `"sync"`, or a wrapper's name).
     pub fn backend_name(&self) -> String {
         self.shared.io.name()
+    }
+
+    /// Why the log uses that backend: as asked, or, for [`BackendChoice::Auto`], what the
+    /// measurement at open found (see [`crate::io::select_backend`]).
+    ///
+    /// [`BackendChoice::Auto`]: crate::BackendChoice::Auto
+    pub fn backend_reason(&self) -> &str {
+        &self.backend_reason
     }
 
     /// Hands a record to the log; returns its position without waiting for it to be

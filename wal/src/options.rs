@@ -52,7 +52,9 @@ pub struct WalOptions {
     pub durability: Durability,
     /// What recovery does with damage (default [`RecoveryMode::TolerateTornTail`]).
     pub recovery: RecoveryMode,
-    /// Which I/O backend to use (default: io_uring if available).
+    /// Which I/O backend to use (default [`BackendChoice::Auto`]: io_uring where it writes
+    /// to the log's file system inline, as measured at open; [`crate::Wal::backend_reason`]
+    /// says what was found).
     pub backend: BackendChoice,
     /// How new segments reserve their space.
     pub preallocation: Preallocation,

@@ -233,3 +233,28 @@ fn the_backend_in_use_is_reported() {
     let uring = Wal::open(dir.path(), small().backend(BackendChoice::Uring)).expect("open");
     assert_eq!(uring.backend_name(), "io_uring");
 }
+
+#[test]
+fn auto_measures_the_file_system_and_says_which_backend_it_took_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let reason = wal.backend_reason().to_owned();
+    let expected: &[&str] = match wal.backend_name().as_str() {
+        "io_uring" => &["io_uring writes inline here", "io_uring, unmeasured"],
+        "sync" => &["io_uring punts writes", "io_uring is unavailable"],
+        other => panic!("Auto chose {other}"),
+    };
+    assert!(expected.iter().any(|start| reason.starts_with(start)), "{reason}");
+    wal.append_sync(FrameKind::RECORD, b"after the measurement").expect("append");
+    wal.close().expect("close");
+    // The measurement's scratch file is gone: only the log's segment is left.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() == 1 && names[0].ends_with(".wal"), "{names:?}");
+
+    let explicit = Wal::open(dir.path(), small().backend(BackendChoice::Sync)).expect("reopen");
+    assert_eq!(explicit.backend_reason(), "as WalOptions::backend asks");
+    assert_eq!(read_all(&explicit).len(), 1);
+}
