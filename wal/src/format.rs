@@ -21,12 +21,18 @@
 //!     48  4048  zero (checked: a header with anything else there is refused)
 //! ```
 //!
+//! A header is valid only if its number is at least 1, its size is larger than the header,
+//! and every position of its frame area fits in 64 bits: first position plus segment size
+//! minus header length is at most `u64::MAX`.
+//!
 //! # Positions
 //!
 //! A log position counts frame bytes only, across segments: the frame at position `p` of a
 //! segment whose first position is `f` starts at file offset
 //! `SEGMENT_HEADER_LEN + (p - f)`, and the next frame's position is `p` plus the frame's
-//! length. A segment's unused tail (too short for the next frame) holds no positions.
+//! length. A segment's unused tail (too short for the next frame) holds no positions. A
+//! frame lies wholly inside its segment: one that would run past the segment's size is
+//! damage, whatever the file holds beyond it.
 //!
 //! # Frames
 //!
@@ -120,8 +126,8 @@ pub enum HeaderError {
     /// The checksum does not match the fields.
     #[error("header checksum mismatch")]
     BadChecksum,
-    /// The fields are inconsistent (header length, a size too small to hold it, or non-zero
-    /// bytes after the fields).
+    /// The fields are inconsistent (header length, a size too small to hold it, number 0,
+    /// positions past 2^64, or non-zero bytes after the fields).
     #[error("inconsistent header fields")]
     BadFields,
 }
@@ -169,6 +175,7 @@ impl SegmentHeader {
             || padding.iter().any(|&b| b != 0)
             || header.size <= SEGMENT_HEADER_LEN
             || header.number == 0
+            || header.first_position.checked_add(header.capacity()).is_none()
         {
             return Err(HeaderError::BadFields);
         }
@@ -450,6 +457,18 @@ mod tests {
         block[20] ^= 1;
         assert_eq!(SegmentHeader::decode(&block), Err(HeaderError::BadChecksum));
         assert_eq!(SegmentHeader::decode(&block[..10]), Err(HeaderError::Truncated { len: 10 }));
+    }
+
+    #[test]
+    fn a_header_is_refused_when_its_last_position_would_pass_2_64() {
+        let size = 8192;
+        let capacity = size - SEGMENT_HEADER_LEN;
+        let last_fits = LogPosition::new(u64::MAX - capacity);
+        let header = SegmentHeader { number: 1, first_position: last_fits, size };
+        assert_eq!(SegmentHeader::decode(&header.encode()), Ok(header));
+        let past =
+            SegmentHeader { first_position: LogPosition::new(u64::MAX - capacity + 1), ..header };
+        assert_eq!(SegmentHeader::decode(&past.encode()), Err(HeaderError::BadFields));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    decode_frame, Damage, Decoded, FrameKind, FRAME_ALIGN, FRAME_CHECKSUM_LEN, FRAME_HEADER_LEN,
+    decode_frame, Damage, Decoded, FrameKind, SegmentHeader, FRAME_ALIGN, FRAME_CHECKSUM_LEN,
+    FRAME_HEADER_LEN,
 };
 use crate::io::{Io, LogFile, OpenFlags};
 use crate::segment::SegmentMeta;
@@ -60,26 +61,35 @@ impl SegmentBytes {
         Ok(self.bytes.get(from..to).unwrap_or(&[]))
     }
 
-    /// The frame (or what stands in its place) at `position`, file `offset`.
+    /// The frame (or what stands in its place) at `position`, file `offset`, of the
+    /// segment `segment` heads.
+    ///
+    /// Only the segment's own bytes count: a frame that would run past the segment's size
+    /// is [`Damage::Truncated`], even if the file goes on. So every frame read ends inside
+    /// its segment, and (as the header's positions fit in 64 bits) at a position that does
+    /// too.
     pub(crate) fn frame(
         &mut self,
+        segment: &SegmentHeader,
         offset: u64,
         position: LogPosition,
-        seed: u64,
         max_payload: u64,
         path: &Path,
     ) -> Result<Decoded<'_>> {
-        let header = self.at(offset, FRAME_HEADER_LEN, path)?;
-        let mut len = FRAME_HEADER_LEN;
+        let in_segment = segment.size.saturating_sub(offset);
+        let header_len = FRAME_HEADER_LEN.min(usize::try_from(in_segment).unwrap_or(usize::MAX));
+        let header = self.at(offset, header_len, path)?;
+        let mut len = header_len;
         if let Some(word) = header.get(0..4) {
             let payload = u64::from(u32::from_le_bytes([word[0], word[1], word[2], word[3]]));
             if payload <= max_payload {
                 let whole = FRAME_HEADER_LEN as u64 + payload + FRAME_CHECKSUM_LEN as u64;
-                len = usize::try_from(whole.next_multiple_of(FRAME_ALIGN as u64)).unwrap_or(len);
+                let whole = whole.next_multiple_of(FRAME_ALIGN as u64).min(in_segment);
+                len = usize::try_from(whole).unwrap_or(len);
             }
         }
         let bytes = self.at(offset, len, path)?;
-        Ok(decode_frame(bytes, position, seed, max_payload))
+        Ok(decode_frame(bytes, position, segment.frame_seed(), max_payload))
     }
 }
 
@@ -144,7 +154,7 @@ impl LogReader {
             None => self.current.insert(SegmentBytes::open(self.io.as_ref(), &path)?),
         };
         let position = self.position;
-        match current.frame(offset, position, header.frame_seed(), self.max_record_bytes, &path)? {
+        match current.frame(&header, offset, position, self.max_record_bytes, &path)? {
             Decoded::Frame(frame) => {
                 self.position = LogPosition::new(position.get() + frame.len as u64);
                 Ok(Record { position, kind: frame.kind, payload: frame.payload.to_vec() })

@@ -90,8 +90,15 @@ pub(crate) fn recover(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<R
         let Some(stopped) = walk.stopped else { continue };
         let newest = limit.is_none();
         refuse_unless_cuttable(mode, newest, segment, &stopped, walk.end)?;
-        // Cut: zero what lies after the last good frame, durably, before any new append.
-        let zeroed = zero_tail(io, segment, stopped.offset, stopped.nonzero_end)?;
+        // Cut: zero what lies after the last good frame, durably, before any new append:
+        // every written byte of the segment (`PointInTime`), or of the window (the other
+        // modes, which refuse written bytes beyond it), so that the segment's tail is clean
+        // when the writer later finishes it.
+        let cut_end = match (mode, stopped.beyond_window) {
+            (RecoveryMode::PointInTime, Some((_, end))) => end,
+            _ => stopped.in_window.map_or(stopped.offset, |(_, end)| end),
+        };
+        let zeroed = zero_tail(io, segment, stopped.offset, cut_end)?;
         if zeroed > 0 {
             report.cut = Some(TailCut {
                 path: segment.path.clone(),
@@ -179,7 +186,9 @@ fn read_headers(
                 reason: format!("header says first position {}", header.first_position),
             }),
             Ok(header)
-                if segments.last().is_some_and(|prev| prev.header.number + 1 != header.number) =>
+                if segments.last().is_some_and(|prev| {
+                    prev.header.number.checked_add(1) != Some(header.number)
+                }) =>
             {
                 Some(Error::Inconsistent {
                     path: path.clone(),
@@ -226,8 +235,23 @@ fn refuse_unless_cuttable(
                     damage,
                 });
             }
-            let written_after = stopped.nonzero_end > stopped.offset;
-            if !newest || stopped.valid_after_window.is_some() || written_after {
+            // The newest segment ends cleanly only with nothing written after its frames.
+            let written = match (stopped.in_window, stopped.beyond_window) {
+                (Some((first, _)), Some((_, end))) => Some((first, end)),
+                (span, None) | (None, span) => span,
+            };
+            if newest {
+                if let Some((first, end)) = written {
+                    return Err(Error::Inconsistent {
+                        path: segment.path.clone(),
+                        reason: format!(
+                            "written bytes at offsets {first}..{end}, after the end of the log \
+                             at offset {}",
+                            stopped.offset
+                        ),
+                    });
+                }
+            } else {
                 return Err(Error::Inconsistent {
                     path: segment.path.clone(),
                     reason: format!("zeroed region at offset {} inside the log", stopped.offset),
@@ -244,6 +268,18 @@ fn refuse_unless_cuttable(
                         needed: FRAME_HEADER_LEN as u64,
                         available: offset - stopped.offset,
                     }),
+                });
+            }
+            // One torn batch cannot reach past the window: written bytes there are other
+            // damage, and left in place they would make the segment refused once finished.
+            if let Some((first, end)) = stopped.beyond_window {
+                return Err(Error::Inconsistent {
+                    path: segment.path.clone(),
+                    reason: format!(
+                        "written bytes at offsets {first}..{end}, after the torn tail at offset \
+                         {} and beyond what one write batch could leave (up to offset {})",
+                        stopped.offset, stopped.window_end
+                    ),
                 });
             }
         }
@@ -265,8 +301,14 @@ struct Stopped {
     offset: u64,
     /// What is wrong there (`None`: zeroes).
     damage: Option<Damage>,
-    /// The end of the last non-zero byte within the in-flight window after `offset`.
-    nonzero_end: u64,
+    /// The first non-zero byte within the in-flight window after `offset`, and the end of
+    /// the last one, if there are any.
+    in_window: Option<(u64, u64)>,
+    /// The end of the window: what one torn write batch may have left starts before it.
+    window_end: u64,
+    /// The first and the end of the last non-zero byte from the end of the window to the
+    /// end of the segment, if there are any.
+    beyond_window: Option<(u64, u64)>,
     /// The offset of a valid frame beyond the window, if there is one.
     valid_after_window: Option<u64>,
 }
@@ -298,12 +340,11 @@ fn walk_segment(
             }
             // What follows the last frame of a finished segment was never written.
             if let Some(offset) = header.offset_of(position) {
-                let nonzero_end = last_nonzero_end(&mut bytes, offset, header.size, path)?;
-                if nonzero_end > offset {
+                if let Some((first, end)) = nonzero_span(&mut bytes, offset, header.size, path)? {
                     return Err(Error::Inconsistent {
                         path: path.clone(),
                         reason: format!(
-                            "written bytes at offsets {offset}..{nonzero_end}, after the last frame"
+                            "written bytes at offsets {first}..{end}, after the last frame"
                         ),
                     });
                 }
@@ -314,10 +355,12 @@ fn walk_segment(
         let decoded = if offset >= header.size {
             Decoded::Zeroed
         } else {
-            bytes.frame(offset, position, header.frame_seed(), options.max_record_bytes, path)?
+            bytes.frame(&header, offset, position, options.max_record_bytes, path)?
         };
         let damage = match decoded {
             Decoded::Frame(frame) => {
+                // No overflow: the frame ends inside the segment, whose positions all fit
+                // in 64 bits (`SegmentHeader::decode` checks it).
                 position = LogPosition::new(position.get() + frame.len as u64);
                 records += 1;
                 continue;
@@ -327,16 +370,31 @@ fn walk_segment(
         };
         let window = options.max_queued_bytes.saturating_add(options.max_frame_len());
         let window_end = offset.saturating_add(window).min(header.size);
-        let nonzero_end = last_nonzero_end(&mut bytes, offset, window_end, path)?;
-        let valid_after_window = valid_frame_after(&mut bytes, &header, window_end, options, path)?;
-        let stopped = Stopped { offset, damage, nonzero_end, valid_after_window };
+        let in_window = nonzero_span(&mut bytes, offset, window_end, path)?;
+        let beyond_window = nonzero_span(&mut bytes, window_end, header.size, path)?;
+        // A frame starts 8-byte aligned, with its first non-zero byte at most 7 bytes in.
+        let valid_after_window = match beyond_window {
+            Some((first, _)) => {
+                let from = window_end.max(first - first % FRAME_ALIGN as u64);
+                valid_frame_after(&mut bytes, &header, from, options, path)?
+            }
+            None => None,
+        };
+        let stopped =
+            Stopped { offset, damage, in_window, window_end, beyond_window, valid_after_window };
         return Ok(Walk { records, end: position, stopped: Some(stopped) });
     }
 }
 
-/// The end of the last non-zero byte in `[from, to)`, or `from` if all are zero.
-fn last_nonzero_end(bytes: &mut SegmentBytes, from: u64, to: u64, path: &Path) -> Result<u64> {
-    let mut end = from;
+/// The offset of the first non-zero byte in `[from, to)` and the end of the last one, or
+/// `None` if all are zero (bytes past the end of the file count as zero).
+fn nonzero_span(
+    bytes: &mut SegmentBytes,
+    from: u64,
+    to: u64,
+    path: &Path,
+) -> Result<Option<(u64, u64)>> {
+    let mut span: Option<(u64, u64)> = None;
     let mut at = from;
     while at < to {
         let len = usize::try_from((to - at).min(1 << 20)).unwrap_or(1 << 20);
@@ -345,11 +403,13 @@ fn last_nonzero_end(bytes: &mut SegmentBytes, from: u64, to: u64, path: &Path) -
             break;
         }
         if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
-            end = at + last as u64 + 1;
+            let first = chunk.iter().position(|&b| b != 0).map_or(last, |first| first);
+            let start = span.map_or(at + first as u64, |(start, _)| start);
+            span = Some((start, at + last as u64 + 1));
         }
         at += chunk.len() as u64;
     }
-    Ok(end)
+    Ok(span)
 }
 
 /// The offset of a frame that validates where it sits, at or after `from`.
@@ -369,13 +429,7 @@ fn valid_frame_after(
         }
         // Cheap filter first: a frame names the position it sits at.
         if head[8..16] == position.get().to_le_bytes() {
-            let decoded = bytes.frame(
-                offset,
-                position,
-                header.frame_seed(),
-                options.max_record_bytes,
-                path,
-            )?;
+            let decoded = bytes.frame(header, offset, position, options.max_record_bytes, path)?;
             if matches!(decoded, Decoded::Frame(_)) {
                 return Ok(Some(offset));
             }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use inmem_wal::format::Damage;
 use inmem_wal::{Error, FrameKind, LogPosition, RecoveryMode, Wal, WalOptions};
 
 /// Two segments' worth of a small log; the window (one batch) covers a whole segment.
@@ -185,4 +186,166 @@ fn a_huge_length_field_is_damage_not_an_allocation() {
     let wal = Wal::open(dir.path(), options()).expect("a torn tail");
     assert_eq!(read_back(&wal).len(), 2);
     assert!(wal.recovery_report().cut.is_some());
+}
+
+/// Minimum-size segments, one frame per write batch: the window recovery may cut after a
+/// torn frame is about one frame long, far less than a segment.
+fn small_window_options() -> WalOptions {
+    WalOptions::default().segment_size(8192).max_record_bytes(1000).max_queued_bytes(8)
+}
+
+/// Appends records of `len` bytes until the log has rotated into a new segment; returns
+/// the payloads appended.
+fn append_past_a_rotation(wal: &Wal, len: usize) -> Vec<Vec<u8>> {
+    let first_segment = wal.end_position();
+    let mut appended = Vec::new();
+    while appended.len() < 64 {
+        let payload = vec![0xc3 ^ appended.len() as u8; len];
+        wal.append_sync(FrameKind::RECORD, &payload).expect("append");
+        appended.push(payload);
+        if wal.end_position().get() - first_segment.get() > 4096 {
+            break;
+        }
+    }
+    appended
+}
+
+#[test]
+fn written_bytes_beyond_one_batch_after_a_torn_frame_are_refused_or_all_cut_never_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small_window_options()).expect("open");
+    let positions: Vec<LogPosition> = (0..14)
+        .map(|i| wal.append_sync(FrameKind::RECORD, &[i as u8 + 1; 258]).expect("append"))
+        .collect();
+    wal.close().expect("close");
+    let segment = dir.path().join("00000000000000000000.wal");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // Frame 10 of 14 is damaged; frames 11 to 13 run past what one batch could have left.
+    let damaged = offset_in_segment(&segment, positions[10]);
+    bytes[damaged as usize + 40] ^= 0x04;
+    std::fs::write(&segment, &bytes).unwrap();
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
+        let error = Wal::open(dir.path(), small_window_options().recovery(mode)).unwrap_err();
+        assert!(error.to_string().contains("00000000000000000000.wal"), "{mode:?}: {error}");
+        assert_eq!(std::fs::read(&segment).unwrap(), bytes, "{mode:?} changed the segment");
+    }
+    let options = small_window_options().recovery(RecoveryMode::PointInTime);
+    let wal = Wal::open(dir.path(), options.clone()).expect("point in time keeps the prefix");
+    let cut = wal.recovery_report().cut.clone().expect("a cut");
+    assert_eq!(cut.offset, damaged);
+    assert_eq!(
+        cut.offset + cut.bytes,
+        offset_in_segment(&segment, positions[13]) + 282,
+        "to the last written byte"
+    );
+    assert_eq!(read_back(&wal).len(), 10);
+    let appended = append_past_a_rotation(&wal, 1000);
+    wal.close().expect("close");
+    let wal = Wal::open(dir.path(), small_window_options()).expect("the finished segment is clean");
+    let read = read_back(&wal);
+    assert_eq!(read.len(), 10 + appended.len());
+    assert_eq!(read[10..], appended[..]);
+}
+
+#[test]
+fn a_stray_byte_far_past_the_end_of_the_newest_segment_is_refused_not_left_to_break_it_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small_window_options()).expect("open");
+    wal.append_sync(FrameKind::RECORD, b"the only record").expect("append");
+    wal.close().expect("close");
+    let segment = dir.path().join("00000000000000000000.wal");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[8191] = 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
+        let error = Wal::open(dir.path(), small_window_options().recovery(mode)).unwrap_err();
+        assert!(matches!(error, Error::Inconsistent { .. }), "{mode:?}: {error}");
+        assert!(error.to_string().contains("8191"), "{mode:?}: names the offset: {error}");
+    }
+    let options = small_window_options().recovery(RecoveryMode::PointInTime);
+    let wal = Wal::open(dir.path(), options).expect("point in time");
+    assert_eq!(wal.recovery_report().cut.as_ref().map(|cut| cut.offset + cut.bytes), Some(8192));
+    let appended = append_past_a_rotation(&wal, 1000);
+    wal.close().expect("close");
+    let wal = Wal::open(dir.path(), small_window_options().recovery(RecoveryMode::Strict))
+        .expect("after a rotation the finished segment is clean");
+    assert_eq!(read_back(&wal).len(), 1 + appended.len());
+}
+
+/// A segment file of `size` bytes whose header says `header_size`, holding frames of
+/// `payload_len`-byte payloads from `first` on, the last one wherever `frames` ends.
+fn handmade_segment(first: u64, header_size: u64, frames: usize, payload_len: usize) -> Vec<u8> {
+    use inmem_wal::format::{encode_frame, SegmentHeader};
+    let header =
+        SegmentHeader { number: 1, first_position: LogPosition::new(first), size: header_size };
+    let mut bytes = header.encode();
+    let mut position = first;
+    for index in 0..frames {
+        let start = bytes.len();
+        let payload = vec![index as u8 + 1; payload_len];
+        encode_frame(&mut bytes, FrameKind::RECORD, LogPosition::new(position), &payload, 1);
+        position += (bytes.len() - start) as u64;
+    }
+    bytes
+}
+
+#[test]
+fn a_frame_running_past_its_segments_size_is_damage_even_if_the_file_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = dir.path().join("00000000000000000000.wal");
+    // 18 frames of 224 bytes fill 4032 of the 4096 frame bytes; the 19th runs 160 past.
+    let mut bytes = handmade_segment(0, 8192, 19, 200);
+    bytes.resize(12288, 0);
+    std::fs::write(&segment, &bytes).unwrap();
+    let options = || WalOptions::default().segment_size(8192).max_record_bytes(200);
+    let strict = Wal::open(dir.path(), options().recovery(RecoveryMode::Strict)).unwrap_err();
+    assert!(
+        matches!(strict, Error::Corrupt { offset: 8128, damage: Damage::Truncated { .. }, .. }),
+        "{strict}"
+    );
+    let wal = Wal::open(dir.path(), options()).expect("a torn tail");
+    assert_eq!(
+        wal.recovery_report().end,
+        LogPosition::new(18 * 224),
+        "the log ends in its segment"
+    );
+    assert_eq!(read_back(&wal).len(), 18);
+    wal.append_sync(FrameKind::RECORD, b"into the next segment").expect("append");
+    wal.close().expect("close");
+    let wal = Wal::open(dir.path(), options().recovery(RecoveryMode::Strict)).expect("reopen");
+    assert_eq!(read_back(&wal).len(), 19);
+}
+
+#[test]
+fn a_segment_whose_positions_would_pass_2_to_the_64_is_refused_not_an_overflow() {
+    use inmem_wal::format::{segment_file_name, HeaderError};
+    let dir = tempfile::tempdir().unwrap();
+    let first = u64::MAX - 30;
+    let path = dir.path().join(segment_file_name(LogPosition::new(first)));
+    std::fs::write(&path, handmade_segment(first, 8192, 1, 0)).unwrap();
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
+        let error = Wal::open(dir.path(), options().recovery(mode)).unwrap_err();
+        assert!(
+            matches!(error, Error::BadSegmentHeader { reason: HeaderError::BadFields, .. }),
+            "{mode:?}: {error}"
+        );
+    }
+    let wal = Wal::open(dir.path(), options().recovery(RecoveryMode::PointInTime)).expect("open");
+    assert_eq!(wal.recovery_report().dropped.len(), 1, "the segment is set aside");
+    assert!(read_back(&wal).is_empty());
+}
+
+#[test]
+fn a_segment_after_one_numbered_u64_max_is_inconsistent_not_an_overflow() {
+    use inmem_wal::format::{segment_file_name, SegmentHeader};
+    let dir = tempfile::tempdir().unwrap();
+    for (number, first) in [(u64::MAX, 0), (1, 4096)] {
+        let header = SegmentHeader { number, first_position: LogPosition::new(first), size: 8192 };
+        let mut bytes = header.encode();
+        bytes.resize(8192, 0);
+        std::fs::write(dir.path().join(segment_file_name(LogPosition::new(first))), bytes).unwrap();
+    }
+    let error = Wal::open(dir.path(), options()).unwrap_err();
+    assert!(matches!(error, Error::Inconsistent { .. }), "{error}");
+    assert!(error.to_string().contains("00000000000000004096.wal"), "{error}");
 }
