@@ -73,6 +73,18 @@ pub enum Error {
     /// Options that cannot work together.
     #[error("invalid log options: {0}")]
     InvalidOptions(String),
+    /// The log's positions or segment numbers would pass 2^64: nothing more fits in it.
+    #[error("the log is full: its {what} would pass 2^64")]
+    Exhausted {
+        /// `"positions"` or `"segment numbers"`.
+        what: &'static str,
+    },
+    /// The log writer thread panicked (a bug): the log acknowledges nothing more.
+    #[error("the log writer panicked: {message}")]
+    WriterPanicked {
+        /// The panic's message, where it had one.
+        message: String,
+    },
     /// A position the log does not hold (before its first segment, or past its end).
     #[error("log position {position} is outside the log ({first}..{end})")]
     OutOfRange {

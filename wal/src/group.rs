@@ -189,8 +189,11 @@ impl GroupCommit {
             state = self.wait(&self.space, state);
         }
         let position = LogPosition::new(state.next);
+        let Some(next) = state.next.checked_add(len) else {
+            return Err(Error::Exhausted { what: "positions" });
+        };
         encode_unsealed(&mut state.pending, kind, position, payload);
-        state.next += len;
+        state.next = next;
         state.pending_records += 1;
         if then_wait {
             // The frame is queued, so no wake-up of the writer is needed for it (see
@@ -273,6 +276,15 @@ impl GroupCommit {
             let mut timeout = None;
             state.writer_wakes_at = 1;
             if !state.pending.is_empty() {
+                let unsynced = state.written - state.durable;
+                if !policy.sync_every_batch
+                    && unsynced > 0
+                    && unsynced + state.pending.len() as u64 > self.max_queued_bytes
+                {
+                    // Never more than one batch's worth unsynced: what a crash can tear stays
+                    // inside the window recovery may cut, whatever the durability.
+                    return Work::Sync { end: LogPosition::new(state.written) };
+                }
                 if !policy.sync_every_batch
                     || state.closing
                     || state.pending_records >= policy.gather_records

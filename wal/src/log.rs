@@ -1,5 +1,6 @@
 //! The log: [`Wal`].
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -116,9 +117,21 @@ impl Wal {
             segments: Mutex::new(segments),
         });
         let writer = Writer::new(Arc::clone(&shared), file, header);
+        let on_panic = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("inmem-wal-writer".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                // A panic here is a bug; it must still fail the waiters rather than leave
+                // them asleep forever.
+                if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| writer.run())) {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    on_panic.group.fail(Error::WriterPanicked { message });
+                }
+            })
             .map_err(|e| Error::io("start the writer thread for", &shared.dir, e))?;
         Ok(Wal {
             shared,

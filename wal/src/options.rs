@@ -13,8 +13,10 @@ pub enum Durability {
     /// Every batch the writer writes is fdatasync'd before the next one (group commit).
     #[default]
     Sync,
-    /// Batches are written as they come and fdatasync'd at least every `interval`, or at
-    /// once when someone waits for a position ([`crate::Wal::wait_durable`]).
+    /// Batches are written as they come and fdatasync'd at least every `interval`, at once
+    /// when someone waits for a position ([`crate::Wal::wait_durable`]), and before more than
+    /// [`WalOptions::max_queued_bytes`] would be written and unsynced (so that what a crash
+    /// can tear stays within what recovery may cut as a torn tail).
     Buffered {
         /// The longest time a written record may stay unsynced.
         interval: Duration,

@@ -151,11 +151,13 @@ impl Writer {
 
     /// Starts a new segment whose first frame is at `first`.
     fn rotate(&mut self, first: LogPosition) -> Result<()> {
-        let header = SegmentHeader {
-            number: self.segment.number + 1,
-            first_position: first,
-            size: self.shared.options.segment_size,
-        };
+        let number = self.segment.number.checked_add(1);
+        let number = number.ok_or(Error::Exhausted { what: "segment numbers" })?;
+        let header =
+            SegmentHeader { number, first_position: first, size: self.shared.options.segment_size };
+        if first.checked_add(header.capacity()).is_none() {
+            return Err(Error::Exhausted { what: "positions" });
+        }
         let (meta, file) = create_segment(
             self.shared.io.as_ref(),
             &self.shared.dir,

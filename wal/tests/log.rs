@@ -4,12 +4,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::io::IoSlice;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use inmem_wal::io::fault::{Fault, FaultIo, Op, EIO, ENOSPC};
 use inmem_wal::io::sync::SyncIo;
-use inmem_wal::io::Io;
+use inmem_wal::io::{Io, LogFile, OpenFlags, Preallocation};
 use inmem_wal::{
     BackendChoice, Durability, Error, FrameKind, LogPosition, Record, Wal, WalOptions,
 };
@@ -165,6 +167,30 @@ fn buffered_appends_become_durable_within_the_interval_without_anyone_waiting() 
     wal.wait_durable(waited).expect("a waiter gets a sync");
 }
 
+#[test]
+fn buffered_appends_are_synced_before_more_than_the_queue_bound_is_left_unsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    // An interval that never comes due during the test: only the byte bound syncs.
+    let interval = Duration::from_secs(3600);
+    let options = small().durability(Durability::Buffered { interval }).max_queued_bytes(4096);
+    let wal = Wal::open(dir.path(), options).expect("open");
+    let payload = [0x42_u8; 1000];
+    let mut last = LogPosition::ZERO;
+    for _ in 0..40 {
+        last = wal.append(FrameKind::RECORD, &payload).expect("append");
+        // Written but unsynced bytes never pass the bound plus the frame being taken.
+        let unsynced = wal.end_position().get() - wal.durable_position().get();
+        assert!(unsynced <= 4096 + 2 * 1024 + 4096, "{unsynced} bytes unsynced");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wal.stats().fsyncs < 5 {
+        assert!(std::time::Instant::now() < deadline, "the byte bound never synced");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(wal.durable_position() > LogPosition::ZERO);
+    wal.wait_durable(last).expect("a waiter gets a sync");
+}
+
 /// A log over a fault-injecting sync backend, with `fault` armed once it is open.
 fn faulty(dir: &std::path::Path, fault: Fault) -> (Wal, Arc<FaultIo>) {
     let inner: Arc<dyn Io> = Arc::new(SyncIo::new());
@@ -257,4 +283,93 @@ fn auto_measures_the_file_system_and_says_which_backend_it_took_and_why() {
     let explicit = Wal::open(dir.path(), small().backend(BackendChoice::Sync)).expect("reopen");
     assert_eq!(explicit.backend_reason(), "as WalOptions::backend asks");
     assert_eq!(read_all(&explicit).len(), 1);
+}
+
+/// The sync backend, except that a file's `write_and_sync` panics once `armed` is set: a
+/// stand-in for a bug in the writer's path.
+#[derive(Debug)]
+struct PanickingIo {
+    inner: SyncIo,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+struct PanickingFile {
+    inner: Box<dyn LogFile>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Io for PanickingIo {
+    fn name(&self) -> String {
+        "panicking".into()
+    }
+    fn create(&self, path: &Path, flags: OpenFlags) -> std::io::Result<Box<dyn LogFile>> {
+        let inner = self.inner.create(path, flags)?;
+        Ok(Box::new(PanickingFile { inner, armed: Arc::clone(&self.armed) }))
+    }
+    fn open(
+        &self,
+        path: &Path,
+        writable: bool,
+        flags: OpenFlags,
+    ) -> std::io::Result<Box<dyn LogFile>> {
+        let inner = self.inner.open(path, writable, flags)?;
+        Ok(Box::new(PanickingFile { inner, armed: Arc::clone(&self.armed) }))
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        self.inner.list_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+impl LogFile for PanickingFile {
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn preallocate(&self, len: u64, how: Preallocation) -> std::io::Result<()> {
+        self.inner.preallocate(len, how)
+    }
+    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
+        self.inner.write_at(bufs, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn write_and_sync(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
+        assert!(!self.armed.load(std::sync::atomic::Ordering::SeqCst), "injected writer panic");
+        self.inner.write_and_sync(bufs, offset)
+    }
+}
+
+#[test]
+fn a_panic_on_the_writer_thread_fails_the_waiters_instead_of_leaving_them_asleep() {
+    let dir = tempfile::tempdir().unwrap();
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let io: Arc<dyn Io> = Arc::new(PanickingIo { inner: SyncIo::new(), armed: Arc::clone(&armed) });
+    let wal = Wal::open(dir.path(), small().io(io)).expect("open");
+    wal.append_sync(FrameKind::RECORD, b"before").expect("a write before the panic");
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = wal.append_sync(FrameKind::RECORD, b"during").expect_err("the writer panicked");
+    match error {
+        Error::Failed { cause } => assert!(
+            matches!(&*cause, Error::WriterPanicked { message } if message.contains("injected")),
+            "{cause}"
+        ),
+        other => panic!("expected Failed(WriterPanicked), got {other}"),
+    }
+    assert!(matches!(wal.append(FrameKind::RECORD, b"after"), Err(Error::Failed { .. })));
 }
