@@ -209,8 +209,8 @@ pub enum BaselineKind {
 /// The write-ahead log's I/O backend, as `--backend` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WalBackend {
-    /// The log's own choice: io_uring where it writes inline (measured at open), else
-    /// pwritev + fdatasync.
+    /// The log's default: the backend measured faster for its writer (today pwritev +
+    /// fdatasync).
     Auto,
     /// io_uring, or an error if the kernel refuses it.
     Uring,

@@ -94,9 +94,6 @@ fn measure(
     let dir = root.join(format!("wal-{}-x{threads}", backend.name()));
     let options = WalOptions::default().backend(backend.choice());
     let log = Wal::open(&dir, options).map_err(failed("open"))?;
-    if backend == WalBackend::Auto {
-        eprintln!("wal x{threads}: backend {} ({})", log.backend_name(), log.backend_reason());
-    }
     let plan = RunPlan {
         engine: "inmem",
         workload: Workload::Wal,

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crate::error::{Error, Result};
 use crate::format::{FrameKind, SegmentHeader};
 use crate::group::GroupCommit;
-use crate::io::{self, Io, LogFile};
+use crate::io::{self, BackendChoice, Io, LogFile};
 use crate::options::WalOptions;
 use crate::reader::LogReader;
 use crate::recovery::{recover, RecoveryReport};
@@ -69,7 +69,7 @@ pub struct Wal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     report: RecoveryReport,
-    backend_reason: String,
+    backend_reason: &'static str,
 }
 
 impl Wal {
@@ -81,15 +81,18 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Wal> {
         let dir = dir.as_ref().to_path_buf();
         options.validate()?;
-        let selected = match &options.io {
-            Some(io) => io::SelectedBackend {
-                io: Arc::clone(io),
-                reason: "given by WalOptions::io".to_owned(),
-            },
-            None => io::select_backend(options.backend, &dir)
-                .map_err(|e| Error::io("set up the I/O backend for", &dir, e))?,
+        let (io, backend_reason) = match &options.io {
+            Some(io) => (Arc::clone(io), "given by WalOptions::io"),
+            None => {
+                let io = io::backend(options.backend)
+                    .map_err(|e| Error::io("set up the I/O backend for", &dir, e))?;
+                let reason = match options.backend {
+                    BackendChoice::Auto => io::AUTO_REASON,
+                    BackendChoice::Uring | BackendChoice::Sync => "as WalOptions::backend asks",
+                };
+                (io, reason)
+            }
         };
-        let io = selected.io;
         let recovered = recover(io.as_ref(), &dir, &options)?;
         let end = recovered.end;
         let mut segments = recovered.segments;
@@ -133,12 +136,7 @@ impl Wal {
                 }
             })
             .map_err(|e| Error::io("start the writer thread for", &shared.dir, e))?;
-        Ok(Wal {
-            shared,
-            writer: Some(writer),
-            report: recovered.report,
-            backend_reason: selected.reason,
-        })
+        Ok(Wal { shared, writer: Some(writer), report: recovered.report, backend_reason })
     }
 
     /// What recovery found when the log was opened.
@@ -151,12 +149,10 @@ impl Wal {
         self.shared.io.name()
     }
 
-    /// Why the log uses that backend: as asked, or, for [`BackendChoice::Auto`], what the
-    /// measurement at open found (see [`crate::io::select_backend`]).
-    ///
-    /// [`BackendChoice::Auto`]: crate::BackendChoice::Auto
-    pub fn backend_reason(&self) -> &str {
-        &self.backend_reason
+    /// Why the log uses that backend: as asked, or, for [`BackendChoice::Auto`], the figures
+    /// behind the choice ([`crate::io::AUTO_REASON`]).
+    pub fn backend_reason(&self) -> &'static str {
+        self.backend_reason
     }
 
     /// Hands a record to the log; returns its position without waiting for it to be

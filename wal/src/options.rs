@@ -54,9 +54,8 @@ pub struct WalOptions {
     pub durability: Durability,
     /// What recovery does with damage (default [`RecoveryMode::TolerateTornTail`]).
     pub recovery: RecoveryMode,
-    /// Which I/O backend to use (default [`BackendChoice::Auto`]: io_uring where it writes
-    /// to the log's file system inline, as measured at open; [`crate::Wal::backend_reason`]
-    /// says what was found).
+    /// Which I/O backend to use (default [`BackendChoice::Auto`], the one measured faster
+    /// for this writer; [`crate::Wal::backend_reason`] says why).
     pub backend: BackendChoice,
     /// How new segments reserve their space.
     pub preallocation: Preallocation,

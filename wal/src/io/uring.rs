@@ -33,7 +33,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use parking_lot::Mutex;
@@ -89,60 +88,6 @@ impl UringIo {
     fn file(&self, file: File) -> Box<dyn LogFile> {
         Box::new(UringFile { file, ring: Arc::clone(&self.ring) })
     }
-}
-
-/// Median costs of one 4 KiB write, through the ring and by pwrite.
-#[derive(Copy, Clone, Debug)]
-pub(crate) struct WriteTimes {
-    pub(crate) ring: Duration,
-    pub(crate) pwrite: Duration,
-}
-
-/// Writes timed each way by [`UringIo::time_writes`].
-const TIMED_WRITES: usize = 9;
-/// The scratch file [`UringIo::time_writes`] writes in the log's directory; recovery
-/// ignores it (it is not a segment name), and it is removed afterwards.
-const PROBE_FILE: &str = "backend-probe.tmp";
-
-impl UringIo {
-    /// Times [`TIMED_WRITES`] overwrites of one 4 KiB block of a scratch file in `dir`
-    /// through the ring, and as many pwrites, after one untimed write of each kind; no
-    /// fsync. Returns the medians.
-    pub(crate) fn time_writes(&self, dir: &Path) -> io::Result<WriteTimes> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(PROBE_FILE);
-        let file = File::options().read(true).write(true).create(true).truncate(true).open(&path);
-        let file = UringFile { file: file?, ring: Arc::clone(&self.ring) };
-        let block = [0x5a_u8; 4096];
-        let bufs = [IoSlice::new(&block)];
-        let mut ring = [Duration::ZERO; TIMED_WRITES + 1];
-        let mut pwrite = [Duration::ZERO; TIMED_WRITES + 1];
-        let timed = (|| {
-            for (ring, pwrite) in ring.iter_mut().zip(pwrite.iter_mut()) {
-                let started = Instant::now();
-                file.write_at(&bufs, 0)?;
-                *ring = started.elapsed();
-                let started = Instant::now();
-                file.file.write_all_at(&block, 0)?;
-                *pwrite = started.elapsed();
-            }
-            Ok::<(), io::Error>(())
-        })();
-        let removed = std::fs::remove_file(&path);
-        timed?;
-        removed?;
-        Ok(WriteTimes {
-            ring: median_after_first(&mut ring),
-            pwrite: median_after_first(&mut pwrite),
-        })
-    }
-}
-
-/// The median of `times` without the first (warm-up) one.
-fn median_after_first(times: &mut [Duration]) -> Duration {
-    let rest = times.get_mut(1..).unwrap_or_default();
-    rest.sort_unstable();
-    rest.get(rest.len() / 2).copied().unwrap_or_default()
 }
 
 impl Io for UringIo {
