@@ -333,7 +333,11 @@ fn versions_committed_during_a_collection_pass_are_collected_by_a_later_pass() {
     const LATE_WRITES: u64 = 10;
     let queued_key = |index: u64| format!("q{index:06}").into_bytes();
     let last = queued_key(QUEUED - 1);
-    for _attempt in 0..10 {
+    // Each attempt needs the pass to still be short of `last` when the late writes are done,
+    // which a busy machine (the pass thread scheduled first, or alone) can deny many times
+    // running; an attempt costs some 30 ms.
+    const ATTEMPTS: u32 = 200;
+    for _attempt in 0..ATTEMPTS {
         let db = open_quiet();
         for generation in 0..2u64 {
             for index in 0..QUEUED {
@@ -369,7 +373,7 @@ fn versions_committed_during_a_collection_pass_are_collected_by_a_later_pass() {
         );
         return;
     }
-    panic!("could not write while a collection pass was running in 10 attempts");
+    panic!("could not write while a collection pass was running in {ATTEMPTS} attempts");
 }
 
 fn encode(n: u64) -> [u8; 8] {
