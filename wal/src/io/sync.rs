@@ -51,6 +51,21 @@ pub(crate) fn open_file(
     options.open(path)
 }
 
+/// Reads at `offset` until `buf` is full or the file ends (retrying interruptions); returns
+/// the bytes read. Both backends read this way (reads are recovery's, not the ring's).
+pub(crate) fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
 /// Reserves `len` bytes of `file` as `how` says.
 pub(crate) fn preallocate(file: &File, len: u64, how: Preallocation) -> io::Result<()> {
     match how {
@@ -118,16 +133,7 @@ impl LogFile for SyncFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(read) => filled += read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(filled)
+        read_full(&self.file, buf, offset)
     }
 
     fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()> {

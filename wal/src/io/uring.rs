@@ -30,14 +30,13 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 use parking_lot::Mutex;
 
-use super::sync::{open_file, preallocate};
+use super::sync::{open_file, preallocate, read_full};
 use super::{total_len, Io, LogFile, OpenFlags, Preallocation};
 
 /// Entries of the submission queue (the completion queue gets twice as many). One operation
@@ -347,16 +346,7 @@ impl LogFile for UringFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(read) => filled += read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(filled)
+        read_full(&self.file, buf, offset)
     }
 
     fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()> {
