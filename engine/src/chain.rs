@@ -31,8 +31,8 @@
 //!
 //! Each block is argued where it stands: `Nodes::next` (dereferencing a node pointer loaded
 //! under a guard); `Retired` / `Released` (lists `prune` detached, freed only after the
-//! epoch's grace period); and `Drop for VersionChain` (freeing nodes of an unreachable
-//! chain).
+//! epoch's grace period); `Drop for VersionChain` (freeing nodes of an unreachable
+//! chain); and `prefetch` (a cache hint, which reads nothing).
 
 #![allow(unsafe_code)]
 
@@ -372,15 +372,27 @@ impl Nodes<'_> {
     /// Asks the CPU to start loading the next version it will visit, without waiting for
     /// it: a scan calls this for each key as it walks the index, so those cache misses
     /// overlap with the walk's own instead of following them.
+    #[cfg_attr(loom, allow(dead_code, reason = "the loom index model does not prefetch"))]
     pub(crate) fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint that never faults and never reads into the program;
-        // any address is allowed. SSE, which it needs, is part of the x86_64 baseline.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.next.as_raw().cast::<i8>());
-        }
+        prefetch(self.next.as_raw());
     }
+}
+
+/// Asks the CPU to start loading the cache line at `address` into every cache level, without
+/// waiting for it. Only a hint: `address` may be anything, null or dangling included, and
+/// nothing is read into the program. A no-op where the target has no such instruction in
+/// its baseline.
+#[cfg_attr(loom, allow(dead_code, reason = "the loom index model does not prefetch"))]
+pub(crate) fn prefetch<T>(address: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and never reads into the program;
+    // any address is allowed. SSE, which it needs, is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 impl<'a> Iterator for Nodes<'a> {

@@ -17,6 +17,12 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
+/// The word type of the skiplist's own atomics, which a scan reads to prefetch ahead
+/// (`index.rs`). Only the real index reads them: under loom the index is a model without a
+/// skiplist, so there is no twin.
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::AtomicUsize;
+
 /// The mutex of the commit sequencer and of the engine's few other short critical sections.
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Mutex, MutexGuard};
