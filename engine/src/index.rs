@@ -298,34 +298,39 @@ mod lock_free {
                 address + node_layout::KEY,
                 "the entry's layout is the one node_layout describes"
             );
-            let mut words = NodeWords {
-                node: std::ptr::with_exposed_provenance(address),
-                height: 1,
-                _entry: std::marker::PhantomData,
-            };
-            words.height = (words.refs_and_height() & ((1 << node_layout::HEIGHT_BITS) - 1)) + 1;
-            words
+            let node = std::ptr::with_exposed_provenance(address);
+            // SAFETY: the word at REFS_AND_HEIGHT lies inside every node (see `node_layout`).
+            let refs_and_height = unsafe { Self::word(node, node_layout::REFS_AND_HEIGHT) };
+            let height = (refs_and_height & ((1 << node_layout::HEIGHT_BITS) - 1)) + 1;
+            NodeWords { node, height, _entry: std::marker::PhantomData }
+        }
+
+        /// The word at `offset` in the node at `node`.
+        ///
+        /// # Safety
+        /// `node` points to the node of an entry that lives for the call, and the word at
+        /// `offset` lies inside that node, below its tower's height.
+        unsafe fn word(node: *const u8, offset: usize) -> usize {
+            // SAFETY: the entry keeps its node allocated while it lives, and the word lies
+            // inside it (the caller's contract); the node's words at these offsets are aligned
+            // atomics, written and read only atomically, as here.
+            let word = unsafe { &*node.wrapping_add(offset).cast::<AtomicUsize>() };
+            word.load(Ordering::Relaxed)
         }
 
         /// The reference count and the height, as one word.
+        #[cfg(test)]
         fn refs_and_height(&self) -> usize {
-            // SAFETY: `node` points to the entry's node, which the entry keeps allocated while
-            // it lives; the word at REFS_AND_HEIGHT lies inside it (see `node_layout`), is
-            // aligned, and is only ever accessed atomically, as here.
-            let word = unsafe {
-                &*self.node.wrapping_add(node_layout::REFS_AND_HEIGHT).cast::<AtomicUsize>()
-            };
-            word.load(Ordering::Relaxed)
+            // SAFETY: as in `of`.
+            unsafe { Self::word(self.node, node_layout::REFS_AND_HEIGHT) }
         }
 
         /// The tower's link at `level` (below the height): a tagged address.
         fn link(&self, level: usize) -> usize {
             assert!(level < self.height, "a tower has `height` links");
-            let link = self.node.wrapping_add(node_layout::TOWER + level * node_layout::LINK);
-            // SAFETY: as in `refs_and_height`; the tower holds `height` aligned words, written
-            // and read only atomically, so this one (below `height`) lies inside the node too.
-            let word = unsafe { &*link.cast::<AtomicUsize>() };
-            word.load(Ordering::Relaxed)
+            // SAFETY: the tower holds `height` words after REFS_AND_HEIGHT, and `level` is below
+            // it (asserted); `self` borrows the entry, which lives meanwhile.
+            unsafe { Self::word(self.node, node_layout::TOWER + level * node_layout::LINK) }
         }
     }
 
