@@ -5,6 +5,12 @@
 //! interleaving loom explores. Under loom the engine's atomics, fences, locks and epoch
 //! types are loom's (`sync.rs`) and the key index is a `Mutex<BTreeMap>` (`index.rs`), so
 //! the whole-database models run the real commit and read paths.
+//!
+//! Every model runs through [`model`], which bounds loom's search at three preemptions per
+//! execution unless `LOOM_MAX_PREEMPTIONS` says otherwise: unbounded, the three-finisher and
+//! whole-database models run for hours on two cores, while the bugs these protocols can
+//! have (a publish before an install, a prune past a registered reader) need one or two.
+//! `LOOM_MAX_PREEMPTIONS=N` searches deeper.
 
 #![allow(clippy::expect_used, reason = "a failed expectation fails the model, as it should")]
 
@@ -21,6 +27,15 @@ use crate::visible::VisibleVersion;
 use crate::watermark::SnapshotRegistry;
 use crate::Database;
 
+/// Runs `f` under loom with the preemption bound the module documents.
+fn model<F: Fn() + Sync + Send + 'static>(f: F) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
 fn node(version: u64, value: &str) -> Owned<VersionNode> {
     let mut node = VersionNode::put(Bytes::from(value), NEVER_EXPIRES);
     node.set_version(version);
@@ -35,7 +50,7 @@ fn value_at(chain: &VersionChain, version: u64) -> Option<Bytes> {
 /// Finishers of versions `first..first+count`, each raising an "installed" flag before it
 /// finishes, racing a reader that checks every version it sees visible was installed.
 fn finish_out_of_order(first: u64, count: u64) {
-    loom::model(move || {
+    model(move || {
         let visible = Arc::new(VisibleVersion::new(first - 1));
         let installed: Arc<Vec<AtomicBool>> =
             Arc::new((0..count).map(|_| AtomicBool::new(false)).collect());
@@ -85,7 +100,7 @@ fn loom_visible_version_advances_across_the_ring_wrap() {
 /// always reads exactly the value of the version it registered at.
 #[test]
 fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
-    loom::model(|| {
+    model(|| {
         let visible = Arc::new(VisibleVersion::new(0));
         let registry = Arc::new(SnapshotRegistry::new());
         let chain = Arc::new(VersionChain::new());
@@ -128,7 +143,7 @@ fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
 /// reads that version intact, however the collector's pass interleaves.
 #[test]
 fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
-    loom::model(|| {
+    model(|| {
         let visible = Arc::new(VisibleVersion::new(0));
         let registry = Arc::new(SnapshotRegistry::new());
         let chain = Arc::new(VersionChain::new());
@@ -163,7 +178,7 @@ fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
 /// collection pass; the reader sees both writes or neither, never one.
 #[test]
 fn loom_database_commits_are_atomic_to_concurrent_snapshots() {
-    loom::model(|| {
+    model(|| {
         let db = Arc::new(Database::in_memory().expect("opens"));
         db.transaction(|txn| {
             txn.put(b"x", b"0")?;
@@ -203,7 +218,7 @@ fn loom_database_commits_are_atomic_to_concurrent_snapshots() {
 /// version; exactly one commits (first committer wins), and the loser's write is invisible.
 #[test]
 fn loom_database_first_committer_wins() {
-    loom::model(|| {
+    model(|| {
         let db = Arc::new(Database::in_memory().expect("opens"));
         db.put(b"k", b"0").expect("seed");
         let racers: Vec<_> = ["a", "b"]

@@ -1,22 +1,33 @@
 //! The group-commit hand-off between appenders, the log writer and waiters.
 //!
-//! No I/O happens here; `writer.rs` does it between [`GroupCommit::next_work`] and
-//! [`GroupCommit::finish`], holding no lock.
+//! No I/O happens here: a [`Worker`] (the real one is `writer.rs`'s) does it, between taking
+//! a [`Work`] and handing back its [`Done`], with no lock held.
 //!
 //! # Protocol
 //!
-//! One mutex guards the [`State`]; three condition variables hang off it:
-//! - an appender encodes its frame into `pending` under the lock, takes the next position,
-//!   and wakes the writer if it sleeps; it waits on `space` while `pending` is full;
-//! - the writer takes the whole of `pending` as one batch (swapping in a spare buffer), lets
-//!   the lock go, writes and syncs the batch, then retakes the lock to publish the new
-//!   durable end, and wakes every waiter through [`Signal`] (`durable_changed`);
-//! - a waiter returns as soon as the atomic `durable` is past its position. It sleeps on
-//!   `durable_changed` without the lock: it reads the signal's epoch, then `durable` and
-//!   `failed`, and sleeps only if neither lets it go, on the epoch it read; the writer stores
-//!   `durable` (or `failed`) before it bumps the epoch, all `SeqCst`, so a waiter that read
-//!   the old value sleeps on an old epoch and returns at once: no wake-up is lost. The woken
-//!   waiters need no lock to return, so they do not queue on the mutex.
+//! One mutex guards the [`State`]. The worker, which owns the open segment, lives in it as
+//! the *writer token*: `state.writer` is `Some` while nobody writes, and whoever takes it
+//! out under the lock is the one writer until it puts it back. Two kinds of thread take it:
+//! - a **waiter** ([`GroupCommit::wait_registered`]) whose position is not durable and who
+//!   finds the token free leads: it takes everything queued as one batch (after waiting a
+//!   little for the committers it expects to join, under `Durability::Sync`), writes and
+//!   syncs it on its own thread, puts the token back and wakes the others. A lone committer
+//!   so does its own write and fdatasync with no thread hand-off at all; a waiter that
+//!   finds the token taken sleeps until the holder is done, then looks again;
+//! - the **background writer** thread does what no waiter asked for: appends nobody waits
+//!   on, `Buffered` writes and interval syncs, and the final flush when the log closes.
+//!
+//! An appender encodes its frame into `pending` under the lock and takes the next position;
+//! it waits on `space` while `pending` is full. It wakes a gathering leader when its frame
+//! completes the batch the leader waits for, or the background writer when the frame is one
+//! that nobody will wait for and the background has something to do.
+//!
+//! A waiter sleeps on `durable_changed` without the lock: it reads the signal's epoch, then
+//! `durable` and `failed`, then (under the lock) whether the token is free, and sleeps only
+//! if none lets it go, on the epoch it read. The holder stores `durable` (or `failed`) and
+//! puts the token back under the lock, and bumps the epoch after letting the lock go; so a
+//! waiter that saw the old state read the epoch before the bump, and its sleep returns at
+//! once: no wake-up is lost, and the woken waiters need no lock to return.
 //!
 //! After a failed write or sync the state keeps the failure: waiters beyond the durable
 //! end, and every later append, get [`Error::Failed`]. Nothing is acknowledged that the
@@ -29,15 +40,39 @@ use crate::format::{encode_unsealed, frame_len, FrameKind};
 use crate::sync::{AtomicBool, AtomicU64, Condvar, Mutex, MutexGuard, Ordering, Signal};
 use crate::LogPosition;
 
+/// What does the log's I/O for the thread that holds the writer token.
+pub(crate) trait Worker: Send {
+    /// Performs `work`; says what is written and durable after it.
+    ///
+    /// # Errors
+    /// The failed write or sync; the log then fails.
+    fn perform(&mut self, work: Work) -> Result<Done>;
+}
+
+/// How the writer paces its work.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Pacing {
+    /// `Durability::Sync`: every batch is synced as it is written. Otherwise batches are
+    /// written at once and synced when someone waits, when closing, or every `interval`.
+    pub(crate) sync_every_batch: bool,
+    /// The longest a written batch stays unsynced when not `sync_every_batch`.
+    pub(crate) interval: Duration,
+    /// Under `sync_every_batch`, the longest a writer waits for the committers it expects
+    /// to join a batch (never longer than the last write took, either). Zero: never wait.
+    pub(crate) gather_max: Duration,
+}
+
 /// The shared state of appenders, the writer and waiters.
 #[derive(Debug)]
-pub(crate) struct GroupCommit {
-    state: Mutex<State>,
-    /// Wakes the writer: something to write or sync, or closing.
-    writer_wake: Condvar,
+pub(crate) struct GroupCommit<W> {
+    state: Mutex<State<W>>,
+    /// Wakes the background writer: something for it to do, the token back, or closing.
+    background_wake: Condvar,
+    /// Wakes a leader gathering a batch: the batch it waits for is complete.
+    gather_wake: Condvar,
     /// Wakes appenders waiting for room in `pending`.
     space: Condvar,
-    /// Wakes waiters: the durable end moved, or the log failed.
+    /// Wakes waiters: the durable end moved, the token came back, or the log failed.
     durable_changed: Signal,
     /// The durable end, which waiters read without the lock; written only under the lock.
     durable: AtomicU64,
@@ -45,42 +80,64 @@ pub(crate) struct GroupCommit {
     failed: AtomicBool,
     /// `pending` accepts a frame while it holds less than this (or is empty).
     max_queued_bytes: u64,
+    pacing: Pacing,
 }
 
 #[derive(Debug)]
-struct State {
-    /// Unsealed frames not yet taken by the writer, in position order from `pending_start`.
+struct State<W> {
+    /// The writer token: `None` while some thread writes.
+    writer: Option<W>,
+    /// Unsealed frames not yet taken by a writer, in position order from `pending_start`.
     pending: Vec<u8>,
     pending_start: u64,
     pending_records: u64,
+    /// Whether some frame in `pending` was appended by a caller that did not say it would
+    /// wait for it: only those give the background writer work under `Sync`.
+    pending_unwaited: bool,
     /// A cleared buffer to swap in for the next batch.
     spare: Vec<u8>,
     /// The position the next append gets.
     next: u64,
-    /// The end of what the writer has written (durable or not).
+    /// The end of what has been written (durable or not).
     written: u64,
     /// The end of what is durable.
     durable: u64,
-    /// The highest end some waiter needs durable.
-    wanted: u64,
     /// The failure that stopped the log, if any.
     failure: Option<Error>,
     closing: bool,
-    writer_sleeping: bool,
-    /// While the writer sleeps: how many queued records make an append wake it (1 when it
-    /// is idle; the batch it gathers for when it waits for committers to join one).
-    writer_wakes_at: u64,
+    /// Appenders waiting on `space`.
+    space_waiters: u32,
+    /// While the background writer sleeps: how many queued records make an append wake it
+    /// (1 when it is idle; the batch it gathers for when it waits for committers).
+    background_wakes_at: Option<u64>,
+    /// While a leader gathers: how many queued records complete its batch.
+    gather_target: Option<u64>,
+    /// Records expected in the next batch: those of the last one and those queued while it
+    /// was written, which is how many committers a steady load brings back.
+    expected_records: u64,
+    /// How long the last write took, the longest worth waiting for a batch to fill.
+    last_write: Duration,
+    last_sync: Instant,
 }
 
 /// What the writer is to do next.
 #[derive(Debug)]
 pub(crate) enum Work {
-    /// Write (and, if asked, sync) this batch.
-    Write(Batch),
-    /// Nothing new to write, but written data waits for a sync.
+    /// Write this batch, and sync it if `sync`.
+    Write { batch: Batch, sync: bool },
+    /// Nothing new to write, but written data up to `end` waits for a sync.
     Sync { end: LogPosition },
-    /// Closing, with everything written and synced; or failed.
-    Stop,
+}
+
+/// What a piece of work left behind.
+#[derive(Debug)]
+pub(crate) struct Done {
+    /// Everything before it is written.
+    pub(crate) written: LogPosition,
+    /// Everything before it is durable, if the work synced.
+    pub(crate) durable: Option<LogPosition>,
+    /// The batch's buffer, for reuse.
+    pub(crate) buffer: Option<Vec<u8>>,
 }
 
 /// Frames the writer takes in one go.
@@ -101,57 +158,97 @@ impl Batch {
     }
 }
 
-/// What the writer considers when deciding to go.
-#[derive(Copy, Clone, Debug)]
-pub(crate) struct Policy {
-    /// `Durability::Sync`: every batch is synced as it is written. Otherwise batches are
-    /// written at once and synced when someone waits, when closing, or every `interval`.
-    pub(crate) sync_every_batch: bool,
-    /// The longest a written batch stays unsynced when not `sync_every_batch`.
-    pub(crate) interval: Duration,
-    /// When the writer last synced.
-    pub(crate) last_sync: Instant,
-    /// Under `sync_every_batch`, wait for this many records before writing a batch...
-    pub(crate) gather_records: u64,
-    /// ...but no longer than this after the first one is queued.
-    pub(crate) gather: Duration,
+/// What the background writer decided under the lock.
+enum Plan {
+    Work(Work),
+    /// Sleep for at most `timeout`, unless `wake_at` records are queued first.
+    Sleep {
+        timeout: Option<Duration>,
+        wake_at: u64,
+    },
+    Stop,
 }
 
-impl GroupCommit {
-    /// An empty hand-off for a log whose next position is `end`.
-    pub(crate) fn new(end: LogPosition, max_queued_bytes: u64) -> GroupCommit {
+impl Plan {
+    const IDLE: Plan = Plan::Sleep { timeout: None, wake_at: 1 };
+}
+
+/// The message a panic carried, if it was a string.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+impl<W: Worker> GroupCommit<W> {
+    /// An empty hand-off for a log whose next position is `end`, with no writer yet: see
+    /// [`GroupCommit::install`].
+    pub(crate) fn new(end: LogPosition, max_queued_bytes: u64, pacing: Pacing) -> GroupCommit<W> {
         GroupCommit {
             state: Mutex::new(State {
+                writer: None,
                 pending: Vec::new(),
                 pending_start: end.get(),
                 pending_records: 0,
+                pending_unwaited: false,
                 spare: Vec::new(),
                 next: end.get(),
                 written: end.get(),
                 durable: end.get(),
-                wanted: end.get(),
                 failure: None,
                 closing: false,
-                writer_sleeping: false,
-                writer_wakes_at: 1,
+                space_waiters: 0,
+                background_wakes_at: None,
+                gather_target: None,
+                expected_records: 1,
+                last_write: Duration::ZERO,
+                last_sync: Instant::now(),
             }),
-            writer_wake: Condvar::new(),
+            background_wake: Condvar::new(),
+            gather_wake: Condvar::new(),
             space: Condvar::new(),
             durable_changed: Signal::new(),
             durable: AtomicU64::new(end.get()),
             failed: AtomicBool::new(false),
             max_queued_bytes,
+            pacing,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<W>> {
         // A poisoned lock means a thread panicked while holding it; every critical section
         // here leaves the state consistent at each step, so going on is sound.
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn wait<'a>(&self, condvar: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    fn wait<'a>(
+        &self,
+        condvar: &Condvar,
+        guard: MutexGuard<'a, State<W>>,
+    ) -> MutexGuard<'a, State<W>> {
         condvar.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sleeps on `condvar` for at most `timeout` (forever if `None`).
+    fn wait_for<'a>(
+        &self,
+        condvar: &Condvar,
+        guard: MutexGuard<'a, State<W>>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, State<W>> {
+        match timeout {
+            // loom has no timed waits; its models run without gathering or intervals.
+            #[cfg(not(loom))]
+            Some(timeout) => {
+                condvar
+                    .wait_timeout(guard, timeout)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0
+            }
+            _ => self.wait(condvar, guard),
+        }
     }
 
     /// The end of what is durable.
@@ -164,9 +261,9 @@ impl GroupCommit {
         LogPosition::new(self.lock().next)
     }
 
-    /// Queues a frame; returns its position. Waits while the queue is full. With
-    /// `then_wait`, registers in the same critical section that the caller will wait for
-    /// it to be durable, so that [`GroupCommit::wait_registered`] needs no lock.
+    /// Queues a frame; returns its position. Waits while the queue is full. `then_wait`
+    /// says the caller goes on to [`GroupCommit::wait_registered`] for it, and so writes it
+    /// itself if nobody else does: the background writer need not be woken for it.
     pub(crate) fn append(
         &self,
         kind: FrameKind,
@@ -186,7 +283,9 @@ impl GroupCommit {
             {
                 break;
             }
+            state.space_waiters += 1;
             state = self.wait(&self.space, state);
+            state.space_waiters -= 1;
         }
         let position = LogPosition::new(state.next);
         let Some(next) = state.next.checked_add(len) else {
@@ -195,54 +294,41 @@ impl GroupCommit {
         encode_unsealed(&mut state.pending, kind, position, payload);
         state.next = next;
         state.pending_records += 1;
-        if then_wait {
-            // The frame is queued, so no wake-up of the writer is needed for it (see
-            // `want_durable`).
-            state.wanted = state.wanted.max(position.get() + 1);
-        }
+        state.pending_unwaited |= !then_wait;
         debug_assert_eq!(state.pending_start + state.pending.len() as u64, state.next);
         // A gathering writer is woken once, by the append that completes its batch (or by its
         // timeout), not by every append on the way there.
-        if state.writer_sleeping && state.pending_records >= state.writer_wakes_at {
-            self.writer_wake.notify_one();
+        if state.gather_target.is_some_and(|target| state.pending_records >= target) {
+            state.gather_target = None;
+            self.gather_wake.notify_one();
+        } else if !then_wait
+            && state.writer.is_some()
+            && state.background_wakes_at.is_some_and(|at| state.pending_records >= at)
+        {
+            state.background_wakes_at = None;
+            self.background_wake.notify_one();
         }
         Ok(position)
     }
 
     /// Returns once the frame at `position` is durable.
     pub(crate) fn wait_durable(&self, position: LogPosition) -> Result<()> {
-        let needed = position.get();
-        if self.durable.load(Ordering::Acquire) > needed {
+        if self.durable.load(Ordering::Acquire) > position.get() {
             return Ok(());
         }
-        let mut state = self.lock();
-        if needed >= state.next {
+        let next = self.lock().next;
+        if position.get() >= next {
             return Err(Error::OutOfRange {
                 position,
                 first: LogPosition::ZERO,
-                end: LogPosition::new(state.next),
+                end: LogPosition::new(next),
             });
         }
-        self.want_durable(&mut state, needed);
-        drop(state);
         self.wait_registered(position)
     }
 
-    /// Records that the frame at `needed` is waited for, and wakes the writer if that gives
-    /// it a sync to do. Only written data waits on the writer for a sync: a frame still
-    /// queued is written (and, under `Sync`, synced) by a batch the writer is due to take,
-    /// and under `Buffered` the writer checks `wanted` after each write.
-    fn want_durable(&self, state: &mut State, needed: u64) {
-        if state.wanted <= needed {
-            state.wanted = needed + 1;
-            if state.writer_sleeping && needed < state.written {
-                self.writer_wake.notify_one();
-            }
-        }
-    }
-
-    /// Returns once the frame at `position`, registered as waited for, is durable; takes no
-    /// lock unless the log failed.
+    /// Returns once the frame at `position`, which has been appended, is durable: writes it
+    /// itself when nobody else is writing.
     pub(crate) fn wait_registered(&self, position: LogPosition) -> Result<()> {
         let needed = position.get();
         loop {
@@ -253,7 +339,9 @@ impl GroupCommit {
             if self.failed.load(Ordering::SeqCst) {
                 return Err(self.failed_error());
             }
-            self.durable_changed.wait(seen);
+            if !self.lead(needed) {
+                self.durable_changed.wait(seen);
+            }
         }
     }
 
@@ -265,75 +353,197 @@ impl GroupCommit {
         }
     }
 
-    /// Waits for the writer's next piece of work.
-    pub(crate) fn next_work(&self, policy: Policy) -> Work {
+    /// Makes the frame at `needed` durable if the writer token is free: one write (and
+    /// sync) of everything queued, or one sync of what is written. Returns false, having
+    /// done nothing, if another thread holds the token; its release wakes the caller.
+    fn lead(&self, needed: u64) -> bool {
         let mut state = self.lock();
-        let mut gathering_since: Option<Instant> = None;
-        loop {
-            if state.failure.is_some() {
-                return Work::Stop;
-            }
-            let mut timeout = None;
-            state.writer_wakes_at = 1;
-            if !state.pending.is_empty() {
-                let unsynced = state.written - state.durable;
-                if !policy.sync_every_batch
-                    && unsynced > 0
-                    && unsynced + state.pending.len() as u64 > self.max_queued_bytes
-                {
-                    // Never more than one batch's worth unsynced: what a crash can tear stays
-                    // inside the window recovery may cut, whatever the durability.
-                    return Work::Sync { end: LogPosition::new(state.written) };
-                }
-                if !policy.sync_every_batch
-                    || state.closing
-                    || state.pending_records >= policy.gather_records
-                {
-                    return Work::Write(self.take_batch(&mut state));
-                }
-                let since = *gathering_since.get_or_insert_with(Instant::now);
-                match policy.gather.checked_sub(since.elapsed()) {
-                    Some(left) if !left.is_zero() => {
-                        timeout = Some(left);
-                        state.writer_wakes_at = policy.gather_records;
-                    }
-                    _ => return Work::Write(self.take_batch(&mut state)),
-                }
-            } else if state.written > state.durable {
-                let due = policy.interval.checked_sub(policy.last_sync.elapsed());
-                if state.wanted > state.durable || state.closing || due.is_none() {
-                    return Work::Sync { end: LogPosition::new(state.written) };
-                }
-                timeout = due;
-            } else if state.closing {
-                return Work::Stop;
-            }
-            state = self.sleep(state, timeout);
+        if state.failure.is_some() || state.durable > needed {
+            return true;
         }
+        let Some(writer) = state.writer.take() else {
+            return false;
+        };
+        let work = if needed < state.written {
+            Work::Sync { end: LogPosition::new(state.written) }
+        } else {
+            if self.pacing.sync_every_batch && !state.closing {
+                state = self.gather(state);
+            }
+            Work::Write { batch: self.take_batch(&mut state), sync: true }
+        };
+        drop(state);
+        self.perform(writer, work);
+        true
     }
 
-    fn sleep<'a>(
-        &self,
-        mut state: MutexGuard<'a, State>,
-        timeout: Option<Duration>,
-    ) -> MutexGuard<'a, State> {
-        state.writer_sleeping = true;
-        let mut state = match timeout {
-            // loom has no timed waits; its models run without gathering or intervals.
-            #[cfg(not(loom))]
-            Some(timeout) => {
-                self.writer_wake
-                    .wait_timeout(state, timeout)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0
+    /// Waits, holding the token, for the batch to reach the records a steady load brings
+    /// back, but no longer than the last write took (nor `gather_max`): so that a steady set
+    /// of committers shares one sync instead of splitting into two alternating halves.
+    fn gather<'a>(&self, mut state: MutexGuard<'a, State<W>>) -> MutexGuard<'a, State<W>> {
+        let target = state.expected_records;
+        let window = state.last_write.min(self.pacing.gather_max);
+        if state.pending_records >= target || window.is_zero() {
+            return state;
+        }
+        let deadline = Instant::now() + window;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.pending_records >= target
+                || state.closing
+                || state.failure.is_some()
+                || left.is_zero()
+            {
+                break;
             }
-            _ => self.wait(&self.writer_wake, state),
-        };
-        state.writer_sleeping = false;
+            state.gather_target = Some(target);
+            state = self.wait_for(&self.gather_wake, state, Some(left));
+        }
+        state.gather_target = None;
         state
     }
 
-    fn take_batch(&self, state: &mut State) -> Batch {
+    /// Does `work` with the token, then hands the token back and publishes the outcome.
+    fn perform(&self, mut writer: W, work: Work) {
+        let (records, synced) = match &work {
+            Work::Write { batch, sync } => (batch.records, *sync),
+            Work::Sync { .. } => (0, true),
+        };
+        let started = Instant::now();
+        // A panic in the worker is a bug; on a committer's thread it must not unwind into
+        // the caller with the token lost, leaving every other waiter asleep: it fails the
+        // log instead, and the caller gets the error.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.perform(work)))
+                .unwrap_or_else(|panic| {
+                    Err(Error::WriterPanicked { message: panic_message(panic.as_ref()) })
+                });
+        let took = started.elapsed();
+        let mut state = self.lock();
+        let done = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                // The writer is dropped with the failure: nothing more is written.
+                drop(state);
+                self.fail(error);
+                return;
+            }
+        };
+        debug_assert!(done.written.get() >= state.written);
+        debug_assert!(done.written.get() <= state.pending_start);
+        state.written = done.written.get();
+        if let Some(durable) = done.durable {
+            debug_assert!(durable.get() >= state.durable && durable <= done.written);
+            state.durable = durable.get();
+            self.durable.store(durable.get(), Ordering::SeqCst);
+        }
+        if synced {
+            state.last_sync = Instant::now();
+        }
+        if records > 0 {
+            state.expected_records = (records + state.pending_records).max(1);
+            state.last_write = took;
+        }
+        if let Some(mut buffer) = done.buffer {
+            buffer.clear();
+            if state.spare.capacity() < buffer.capacity() {
+                state.spare = buffer;
+            }
+        }
+        state.writer = Some(writer);
+        let wake_background =
+            state.background_wakes_at.is_some() && Self::background_has_work(&state);
+        if wake_background {
+            state.background_wakes_at = None;
+        }
+        drop(state);
+        self.durable_changed.wake_all();
+        if wake_background {
+            self.background_wake.notify_one();
+        }
+    }
+
+    /// Whether the background writer has something to do now or on a timer: appends nobody
+    /// waits for, syncs of written data, closing. (Appends whose callers wait are written by
+    /// those callers.)
+    fn background_has_work(state: &State<W>) -> bool {
+        state.closing
+            || (!state.pending.is_empty() && state.pending_unwaited)
+            || state.written > state.durable
+    }
+
+    /// Runs the background writer until the log closes or fails.
+    pub(crate) fn run_background(&self) {
+        let mut state = self.lock();
+        let mut gathering_since: Option<Instant> = None;
+        loop {
+            match self.plan(&mut state, &mut gathering_since) {
+                Plan::Stop => return,
+                Plan::Sleep { timeout, wake_at } => {
+                    state.background_wakes_at = Some(wake_at);
+                    state = self.wait_for(&self.background_wake, state, timeout);
+                    state.background_wakes_at = None;
+                }
+                Plan::Work(work) => {
+                    gathering_since = None;
+                    // `plan` gives work only while the token is here.
+                    let Some(writer) = state.writer.take() else { continue };
+                    drop(state);
+                    self.perform(writer, work);
+                    state = self.lock();
+                }
+            }
+        }
+    }
+
+    /// The background writer's next move.
+    fn plan(&self, state: &mut State<W>, gathering_since: &mut Option<Instant>) -> Plan {
+        if state.failure.is_some() {
+            return Plan::Stop;
+        }
+        if !Self::background_has_work(state) || state.writer.is_none() {
+            // Nothing to do, or a leader writes: it wakes this thread when it hands the token
+            // back and something is left for it.
+            return Plan::IDLE;
+        }
+        let sync_every_batch = self.pacing.sync_every_batch;
+        if !state.pending.is_empty() {
+            let unsynced = state.written - state.durable;
+            if !sync_every_batch
+                && unsynced > 0
+                && unsynced + state.pending.len() as u64 > self.max_queued_bytes
+            {
+                // Never more than one batch's worth unsynced: what a crash can tear stays
+                // inside the window recovery may cut, whatever the durability.
+                return Plan::Work(Work::Sync { end: LogPosition::new(state.written) });
+            }
+            if !sync_every_batch || state.closing {
+                let sync = sync_every_batch || state.closing;
+                return Plan::Work(Work::Write { batch: self.take_batch(state), sync });
+            }
+            let since = *gathering_since.get_or_insert_with(Instant::now);
+            let window = state.last_write.min(self.pacing.gather_max);
+            if state.pending_records < state.expected_records {
+                if let Some(left) = window.checked_sub(since.elapsed()).filter(|d| !d.is_zero()) {
+                    return Plan::Sleep { timeout: Some(left), wake_at: state.expected_records };
+                }
+            }
+            return Plan::Work(Work::Write { batch: self.take_batch(state), sync: true });
+        }
+        if state.written > state.durable {
+            let due = self.pacing.interval.checked_sub(state.last_sync.elapsed());
+            return match due {
+                Some(due) if !state.closing && !due.is_zero() => {
+                    Plan::Sleep { timeout: Some(due), wake_at: 1 }
+                }
+                _ => Plan::Work(Work::Sync { end: LogPosition::new(state.written) }),
+            };
+        }
+        // Closing, with everything written and synced.
+        Plan::Stop
+    }
+
+    fn take_batch(&self, state: &mut State<W>) -> Batch {
         let spare = std::mem::take(&mut state.spare);
         let bytes = std::mem::replace(&mut state.pending, spare);
         let batch = Batch {
@@ -341,36 +551,12 @@ impl GroupCommit {
             bytes,
             records: std::mem::take(&mut state.pending_records),
         };
+        state.pending_unwaited = false;
         state.pending_start = state.next;
-        self.space.notify_all();
-        batch
-    }
-
-    /// Publishes that the writer wrote everything before `written`, and that everything
-    /// before `durable` is durable; takes back a batch's buffer for reuse. Returns how many
-    /// records were queued meanwhile.
-    pub(crate) fn finish(
-        &self,
-        written: LogPosition,
-        durable: LogPosition,
-        buffer: Option<Vec<u8>>,
-    ) -> u64 {
-        let mut state = self.lock();
-        debug_assert!(written.get() >= state.written && durable.get() >= state.durable);
-        debug_assert!(durable <= written && written.get() <= state.pending_start);
-        state.written = written.get();
-        state.durable = durable.get();
-        self.durable.store(durable.get(), Ordering::SeqCst);
-        if let Some(mut buffer) = buffer {
-            buffer.clear();
-            if state.spare.capacity() < buffer.capacity() {
-                state.spare = buffer;
-            }
+        if state.space_waiters > 0 {
+            self.space.notify_all();
         }
-        let queued = state.pending_records;
-        drop(state);
-        self.durable_changed.wake_all();
-        queued
+        batch
     }
 
     /// Stops the log: every waiter beyond the durable end and every later append fails.
@@ -380,10 +566,13 @@ impl GroupCommit {
             state.failure = Some(error);
         }
         self.failed.store(true, Ordering::SeqCst);
+        let writer = state.writer.take();
         drop(state);
+        drop(writer);
         self.durable_changed.wake_all();
         self.space.notify_all();
-        self.writer_wake.notify_all();
+        self.gather_wake.notify_all();
+        self.background_wake.notify_all();
     }
 
     /// The failure that stopped the log, if any.
@@ -394,7 +583,19 @@ impl GroupCommit {
     /// Asks the writer to write and sync everything queued, then stop; refuses appends.
     pub(crate) fn close(&self) {
         self.lock().closing = true;
-        self.writer_wake.notify_all();
+        self.background_wake.notify_all();
+        self.gather_wake.notify_all();
         self.space.notify_all();
+    }
+
+    /// Hands the token to `writer`, before anyone appends.
+    pub(crate) fn install(&self, writer: W) {
+        self.lock().writer = Some(writer);
+    }
+
+    /// Takes the worker out for good, once the background writer has stopped: it may hold
+    /// a reference back to whatever holds this hand-off.
+    pub(crate) fn retire(&self) -> Option<W> {
+        self.lock().writer.take()
     }
 }

@@ -8,13 +8,13 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::format::{FrameKind, SegmentHeader};
-use crate::group::GroupCommit;
+use crate::group::{panic_message, GroupCommit, Pacing};
 use crate::io::{self, BackendChoice, Io, LogFile};
-use crate::options::WalOptions;
+use crate::options::{Durability, WalOptions};
 use crate::reader::LogReader;
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{create_segment, remove_segments, SegmentMeta};
-use crate::writer::Writer;
+use crate::writer::{Writer, GATHER_MAX};
 use crate::LogPosition;
 
 /// Counters of a log since it was opened.
@@ -45,7 +45,7 @@ pub(crate) struct Counters {
 /// What the log's threads share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) group: GroupCommit,
+    pub(crate) group: GroupCommit<Writer>,
     pub(crate) io: Arc<dyn Io>,
     pub(crate) dir: PathBuf,
     pub(crate) options: WalOptions,
@@ -62,8 +62,11 @@ impl Shared {
 
 /// A write-ahead log in a directory: records go in, durable positions come out.
 ///
-/// Many threads may append and wait at once; one writer thread, started by
-/// [`Wal::open`] and stopped by [`Wal::close`] (or drop), does every write and fsync.
+/// Many threads may append and wait at once; one thread at a time writes. A committer
+/// waiting for its record ([`Wal::append_sync`], [`Wal::wait_durable`]) that finds nobody
+/// writing writes and syncs everything queued itself, on its own thread; a background
+/// writer thread, started by [`Wal::open`] and stopped by [`Wal::close`] (or drop), does
+/// what nobody waits for: [`Wal::append`]s, `Buffered` syncs, the final flush.
 #[derive(Debug)]
 pub struct Wal {
     shared: Arc<Shared>,
@@ -112,30 +115,31 @@ impl Wal {
             }
         };
         let shared = Arc::new(Shared {
-            group: GroupCommit::new(end, options.max_queued_bytes),
+            group: GroupCommit::new(end, options.max_queued_bytes, pacing(&options)),
             io,
             dir,
             options,
             stats: Counters::default(),
             segments: Mutex::new(segments),
         });
-        let writer = Writer::new(Arc::clone(&shared), file, header);
-        let on_panic = Arc::clone(&shared);
+        // The writer holds the shared state that holds it: `stop` breaks the cycle.
+        shared.group.install(Writer::new(Arc::clone(&shared), file, header));
+        let background = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("inmem-wal-writer".into())
             .spawn(move || {
                 // A panic here is a bug; it must still fail the waiters rather than leave
                 // them asleep forever.
-                if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| writer.run())) {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    on_panic.group.fail(Error::WriterPanicked { message });
+                let run = || background.group.run_background();
+                if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(run)) {
+                    let message = panic_message(panic.as_ref());
+                    background.group.fail(Error::WriterPanicked { message });
                 }
             })
-            .map_err(|e| Error::io("start the writer thread for", &shared.dir, e))?;
+            .map_err(|e| {
+                drop(shared.group.retire());
+                Error::io("start the writer thread for", &shared.dir, e)
+            })?;
         Ok(Wal { shared, writer: Some(writer), report: recovered.report, backend_reason })
     }
 
@@ -285,7 +289,17 @@ impl Wal {
                 self.shared.group.fail(Error::Closed);
             }
         }
+        drop(self.shared.group.retire());
     }
+}
+
+/// How the writer paces batches under the log's durability.
+fn pacing(options: &WalOptions) -> Pacing {
+    let (sync_every_batch, interval) = match options.durability {
+        Durability::Sync => (true, std::time::Duration::ZERO),
+        Durability::Buffered { interval } => (false, interval),
+    };
+    Pacing { sync_every_batch, interval, gather_max: GATHER_MAX }
 }
 
 impl Drop for Wal {

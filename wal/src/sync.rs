@@ -21,10 +21,14 @@ pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 /// bumped it, so its sleep cannot miss the bump.
 ///
 /// Unlike a condition variable, waking needs no mutex, so the woken threads do not queue on
-/// one to return.
+/// one to return. A waker makes no system call when nobody sleeps: a sleeper counts itself
+/// in `sleepers` before it checks the epoch and sleeps, and a waker that finds no sleeper
+/// after its bump came before that count, so the sleeper's futex wait, which checks the
+/// epoch in the kernel, sees the bump and returns at once.
 #[derive(Debug)]
 pub(crate) struct Signal {
     epoch: AtomicU32,
+    sleepers: AtomicU32,
     /// loom has no futex: a mutex and condvar give the same check-then-sleep atomicity.
     #[cfg(loom)]
     lock: Mutex<()>,
@@ -36,6 +40,7 @@ impl Signal {
     pub(crate) fn new() -> Signal {
         Signal {
             epoch: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
             #[cfg(loom)]
             lock: Mutex::new(()),
             #[cfg(loom)]
@@ -50,6 +55,7 @@ impl Signal {
 
     /// Sleeps unless the epoch has moved on from `seen`; may return spuriously.
     pub(crate) fn wait(&self, seen: u32) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
         #[cfg(not(loom))]
         atomic_wait::wait(&self.epoch, seen);
         #[cfg(loom)]
@@ -59,11 +65,19 @@ impl Signal {
                 drop(self.sleep.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner));
             }
         }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Moves the epoch on and wakes every sleeper.
     pub(crate) fn wake_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        // A read-modify-write, not a load: a sleeper's count that this does not see comes
+        // after it in the counter's modification order and so reads from it, which makes
+        // the bump above visible to the sleeper's epoch check (`SeqCst` alone would say so
+        // too, but loom checks only what acquire and release give).
+        if self.sleepers.fetch_add(0, Ordering::SeqCst) == 0 {
+            return;
+        }
         #[cfg(not(loom))]
         atomic_wait::wake_all(&self.epoch);
         #[cfg(loom)]

@@ -1,44 +1,48 @@
-//! The log writer: the one thread that writes and syncs the log.
+//! The log's worker: what writes and syncs the log, for whichever thread holds the writer
+//! token (`group.rs`): a committer leading a batch, or the background writer thread.
 //!
-//! It takes everything pending as one batch ([`GroupCommit::next_work`]), seals each frame
-//! with the checksum seed of the segment it lands in, writes the batch with one submission
-//! (write and fdatasync linked, on io_uring) and publishes the new durable end. When the
-//! next frame does not fit in the current segment, the part before it is written and
-//! synced, a new segment is created (header durable, directory synced), and the rest goes
-//! there: a segment's frames always end where the next segment begins.
-//!
-//! Under `Durability::Sync` the writer gathers: after a batch of `r` records, with `p` more
-//! queued meanwhile, it expects about `r + p` committers to come back, and waits for them
-//! (never longer than the last write took, nor [`GATHER_MAX`]) before writing, so that a
-//! steady set of committers shares one fsync instead of splitting into two alternating
-//! halves.
+//! It seals each frame of a batch with the checksum seed of the segment it lands in, writes
+//! the batch with one submission (write and fdatasync linked, on io_uring) and says how far
+//! the log is written and durable. When the next frame does not fit in the current segment,
+//! the part before it is written and synced, a new segment is created (header durable,
+//! directory synced), and the rest goes there: a segment's frames always end where the next
+//! segment begins.
 
 use std::io::IoSlice;
 use std::sync::atomic::Ordering as StdOrdering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{seal_frame, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::group::{Batch, Policy, Work};
+use crate::group::{Batch, Done, Work, Worker};
 use crate::io::{write_all_durably, LogFile};
 use crate::log::Shared;
-use crate::options::Durability;
 use crate::segment::create_segment;
 use crate::LogPosition;
 
-/// The longest the writer waits for committers to join a batch.
+/// The longest a writer waits for committers to join a batch under `Durability::Sync`.
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(500);
 
-/// The writer's own state; it lives on the writer thread.
+/// The open segment and what writes to it.
+#[derive(Debug)]
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     file: Box<dyn LogFile>,
     segment: SegmentHeader,
-    last_sync: Instant,
-    /// Records expected in the next batch, and how long the last write took.
-    expected_records: u64,
-    last_write: Duration,
+}
+
+impl Worker for Writer {
+    fn perform(&mut self, work: Work) -> Result<Done> {
+        match work {
+            Work::Write { batch, sync } => self.write(batch, sync),
+            Work::Sync { end } => {
+                self.file.sync_data().map_err(|e| self.error("fdatasync", e))?;
+                self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
+                Ok(Done { written: end, durable: Some(end), buffer: None })
+            }
+        }
+    }
 }
 
 impl Writer {
@@ -47,56 +51,10 @@ impl Writer {
         file: Box<dyn LogFile>,
         segment: SegmentHeader,
     ) -> Writer {
-        Writer {
-            shared,
-            file,
-            segment,
-            last_sync: Instant::now(),
-            expected_records: 1,
-            last_write: Duration::ZERO,
-        }
+        Writer { shared, file, segment }
     }
 
-    fn policy(&self) -> Policy {
-        let (sync_every_batch, interval) = match self.shared.options.durability {
-            Durability::Sync => (true, Duration::ZERO),
-            Durability::Buffered { interval } => (false, interval),
-        };
-        Policy {
-            sync_every_batch,
-            interval,
-            last_sync: self.last_sync,
-            gather_records: self.expected_records,
-            gather: self.last_write.min(GATHER_MAX),
-        }
-    }
-
-    /// Runs until the log closes or fails.
-    pub(crate) fn run(mut self) {
-        loop {
-            let outcome = match self.shared.group.next_work(self.policy()) {
-                Work::Stop => return,
-                Work::Write(batch) => self.write(batch),
-                Work::Sync { end } => self.sync(end),
-            };
-            if let Err(error) = outcome {
-                self.shared.group.fail(error);
-                return;
-            }
-        }
-    }
-
-    fn sync(&mut self, end: LogPosition) -> Result<()> {
-        self.file.sync_data().map_err(|e| self.error("fdatasync", e))?;
-        self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
-        self.last_sync = Instant::now();
-        self.shared.group.finish(end, end, None);
-        Ok(())
-    }
-
-    fn write(&mut self, mut batch: Batch) -> Result<()> {
-        let started = Instant::now();
-        let sync = matches!(self.shared.options.durability, Durability::Sync);
+    fn write(&mut self, mut batch: Batch, sync: bool) -> Result<Done> {
         let end = batch.end();
         let mut from = 0;
         let mut at = 0;
@@ -118,18 +76,8 @@ impl Writer {
             position = LogPosition::new(position.get() + len as u64);
         }
         self.write_slice(&batch.bytes[from..], batch_position(&batch, from), sync)?;
-        self.last_write = started.elapsed();
-        let stats = &self.shared.stats;
-        stats.batches.fetch_add(1, StdOrdering::Relaxed);
-        let durable = if sync {
-            self.last_sync = Instant::now();
-            end
-        } else {
-            self.shared.group.durable()
-        };
-        let queued_meanwhile = self.shared.group.finish(end, durable, Some(batch.bytes));
-        self.expected_records = (batch.records + queued_meanwhile).max(1);
-        Ok(())
+        self.shared.stats.batches.fetch_add(1, StdOrdering::Relaxed);
+        Ok(Done { written: end, durable: sync.then_some(end), buffer: Some(batch.bytes) })
     }
 
     /// Writes `bytes`, the frames from `position` on, into the current segment.

@@ -274,27 +274,48 @@ fn the_log_says_why_it_uses_its_backend() {
     assert_eq!(given.backend_reason(), "given by WalOptions::io");
 }
 
-/// The sync backend, except that a file's `write_and_sync` panics once `armed` is set: a
-/// stand-in for a bug in the writer's path.
+/// The sync backend, recording which thread makes each write, and whose files'
+/// `write_and_sync` panics once `armed` is set: a stand-in for a bug in the writer's path.
 #[derive(Debug)]
-struct PanickingIo {
+struct ProbeIo {
     inner: SyncIo,
     armed: Arc<std::sync::atomic::AtomicBool>,
+    writers: Writers,
+}
+
+/// The threads that made the writes, in order.
+type Writers = Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>;
+
+impl ProbeIo {
+    fn new() -> ProbeIo {
+        ProbeIo { inner: SyncIo::new(), armed: Arc::default(), writers: Arc::default() }
+    }
+
+    fn file(&self, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
+        let (armed, writers) = (Arc::clone(&self.armed), Arc::clone(&self.writers));
+        Box::new(ProbeFile { inner, armed, writers })
+    }
 }
 
 #[derive(Debug)]
-struct PanickingFile {
+struct ProbeFile {
     inner: Box<dyn LogFile>,
     armed: Arc<std::sync::atomic::AtomicBool>,
+    writers: Writers,
 }
 
-impl Io for PanickingIo {
+impl ProbeFile {
+    fn record_writer(&self) {
+        self.writers.lock().unwrap().push(std::thread::current().id());
+    }
+}
+
+impl Io for ProbeIo {
     fn name(&self) -> String {
-        "panicking".into()
+        "probe".into()
     }
     fn create(&self, path: &Path, flags: OpenFlags) -> std::io::Result<Box<dyn LogFile>> {
-        let inner = self.inner.create(path, flags)?;
-        Ok(Box::new(PanickingFile { inner, armed: Arc::clone(&self.armed) }))
+        Ok(self.file(self.inner.create(path, flags)?))
     }
     fn open(
         &self,
@@ -302,8 +323,7 @@ impl Io for PanickingIo {
         writable: bool,
         flags: OpenFlags,
     ) -> std::io::Result<Box<dyn LogFile>> {
-        let inner = self.inner.open(path, writable, flags)?;
-        Ok(Box::new(PanickingFile { inner, armed: Arc::clone(&self.armed) }))
+        Ok(self.file(self.inner.open(path, writable, flags)?))
     }
     fn remove(&self, path: &Path) -> std::io::Result<()> {
         self.inner.remove(path)
@@ -322,7 +342,7 @@ impl Io for PanickingIo {
     }
 }
 
-impl LogFile for PanickingFile {
+impl LogFile for ProbeFile {
     fn size(&self) -> std::io::Result<u64> {
         self.inner.size()
     }
@@ -333,22 +353,25 @@ impl LogFile for PanickingFile {
         self.inner.preallocate(len, how)
     }
     fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
+        self.record_writer();
         self.inner.write_at(bufs, offset)
     }
     fn sync_data(&self) -> std::io::Result<()> {
         self.inner.sync_data()
     }
     fn write_and_sync(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
+        self.record_writer();
         assert!(!self.armed.load(std::sync::atomic::Ordering::SeqCst), "injected writer panic");
         self.inner.write_and_sync(bufs, offset)
     }
 }
 
 #[test]
-fn a_panic_on_the_writer_thread_fails_the_waiters_instead_of_leaving_them_asleep() {
+fn a_panic_while_writing_fails_the_waiters_instead_of_leaving_them_asleep() {
     let dir = tempfile::tempdir().unwrap();
-    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let io: Arc<dyn Io> = Arc::new(PanickingIo { inner: SyncIo::new(), armed: Arc::clone(&armed) });
+    let probe = ProbeIo::new();
+    let armed = Arc::clone(&probe.armed);
+    let io: Arc<dyn Io> = Arc::new(probe);
     let wal = Wal::open(dir.path(), small().io(io)).expect("open");
     wal.append_sync(FrameKind::RECORD, b"before").expect("a write before the panic");
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -361,4 +384,45 @@ fn a_panic_on_the_writer_thread_fails_the_waiters_instead_of_leaving_them_asleep
         other => panic!("expected Failed(WriterPanicked), got {other}"),
     }
     assert!(matches!(wal.append(FrameKind::RECORD, b"after"), Err(Error::Failed { .. })));
+}
+
+#[test]
+fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = ProbeIo::new();
+    let writers = Arc::clone(&probe.writers);
+    let io: Arc<dyn Io> = Arc::new(probe);
+    let wal = Wal::open(dir.path(), small().io(io)).expect("open");
+    writers.lock().unwrap().clear();
+    for index in 0..20 {
+        let position = wal.append_sync(FrameKind::RECORD, &payload(0, index)).expect("commit");
+        assert!(wal.durable_position() > position, "acknowledged before durable");
+    }
+    let writers = writers.lock().unwrap().clone();
+    assert_eq!(writers.len(), 20, "one write per commit: {writers:?}");
+    let me = std::thread::current().id();
+    assert!(writers.iter().all(|&writer| writer == me), "a write was handed off: {writers:?}");
+    assert_eq!(wal.stats().fsyncs, 20, "one fdatasync per commit");
+}
+
+#[test]
+fn an_append_nobody_waits_for_is_made_durable_by_the_background_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = ProbeIo::new();
+    let writers = Arc::clone(&probe.writers);
+    let io: Arc<dyn Io> = Arc::new(probe);
+    let wal = Wal::open(dir.path(), small().io(io)).expect("open");
+    writers.lock().unwrap().clear();
+    let position = wal.append(FrameKind::RECORD, b"unwaited").expect("append");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while wal.durable_position() <= position {
+        assert!(std::time::Instant::now() < deadline, "an unwaited append never became durable");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let writers = writers.lock().unwrap().clone();
+    let me = std::thread::current().id();
+    assert!(!writers.is_empty() && writers.iter().all(|&w| w != me), "{writers:?}");
+    // A waiter for a record the background made durable returns at once.
+    wal.wait_durable(position).expect("durable");
+    assert_eq!(read_all(&wal).last().map(|r| r.payload.clone()), Some(b"unwaited".to_vec()));
 }
