@@ -18,9 +18,8 @@
 //!   on, `Buffered` writes and interval syncs, and the final flush when the log closes.
 //!
 //! An appender encodes its frame into `pending` under the lock and takes the next position;
-//! it waits on `space` while `pending` is full. It wakes a gathering leader when its frame
-//! completes the batch the leader waits for, or the background writer when the frame is one
-//! that nobody will wait for and the background has something to do.
+//! it waits on `space` while `pending` is full. It wakes the background writer when the
+//! frame is one that nobody will wait for.
 //!
 //! A waiter sleeps on `durable_changed` without the lock: it reads the signal's epoch, then
 //! `durable` and `failed`, then (under the lock) whether the token is free, and sleeps only
@@ -68,8 +67,6 @@ pub(crate) struct GroupCommit<W> {
     state: Mutex<State<W>>,
     /// Wakes the background writer: something for it to do, the token back, or closing.
     background_wake: Condvar,
-    /// Wakes a leader gathering a batch: the batch it waits for is complete.
-    gather_wake: Condvar,
     /// Wakes appenders waiting for room in `pending`.
     space: Condvar,
     /// Wakes waiters: the durable end moved, the token came back, or the log failed.
@@ -110,8 +107,6 @@ struct State<W> {
     /// While the background writer sleeps: how many queued records make an append wake it
     /// (1 when it is idle; the batch it gathers for when it waits for committers).
     background_wakes_at: Option<u64>,
-    /// While a leader gathers: how many queued records complete its batch.
-    gather_target: Option<u64>,
     /// Records expected in the next batch: those of the last one and those queued while it
     /// was written, which is how many committers a steady load brings back.
     expected_records: u64,
@@ -201,13 +196,11 @@ impl<W: Worker> GroupCommit<W> {
                 closing: false,
                 space_waiters: 0,
                 background_wakes_at: None,
-                gather_target: None,
                 expected_records: 1,
                 last_write: Duration::ZERO,
                 last_sync: Instant::now(),
             }),
             background_wake: Condvar::new(),
-            gather_wake: Condvar::new(),
             space: Condvar::new(),
             durable_changed: Signal::new(),
             durable: AtomicU64::new(end.get()),
@@ -296,12 +289,10 @@ impl<W: Worker> GroupCommit<W> {
         state.pending_records += 1;
         state.pending_unwaited |= !then_wait;
         debug_assert_eq!(state.pending_start + state.pending.len() as u64, state.next);
-        // A gathering writer is woken once, by the append that completes its batch (or by its
-        // timeout), not by every append on the way there.
-        if state.gather_target.is_some_and(|target| state.pending_records >= target) {
-            state.gather_target = None;
-            self.gather_wake.notify_one();
-        } else if !then_wait
+        // The background writer, when it gathers, is woken once, by the append that completes
+        // its batch (or by its timeout), not by every append on the way there. A gathering
+        // leader needs no wake-up: it yields its CPU and looks again.
+        if !then_wait
             && state.writer.is_some()
             && state.background_wakes_at.is_some_and(|at| state.pending_records >= at)
         {
@@ -380,7 +371,14 @@ impl<W: Worker> GroupCommit<W> {
     /// Waits, holding the token, for the batch to reach the records a steady load brings
     /// back, but no longer than the last write took (nor `gather_max`): so that a steady set
     /// of committers shares one sync instead of splitting into two alternating halves.
-    fn gather<'a>(&self, mut state: MutexGuard<'a, State<W>>) -> MutexGuard<'a, State<W>> {
+    ///
+    /// It waits by yielding its CPU, not by sleeping: the committers it waits for are the
+    /// ones just released, runnable and queued for the CPUs, and a yield runs them at once
+    /// where a sleep would add a wake-up of the leader to every batch (on the 2-core machine,
+    /// 270,000 against 190,000 commits/s for 32 committers on tmpfs, where fdatasync is
+    /// free). It spins only under `Sync`, only for a batch it expects more committers for,
+    /// and never longer than the window.
+    fn gather<'a>(&'a self, mut state: MutexGuard<'a, State<W>>) -> MutexGuard<'a, State<W>> {
         let target = state.expected_records;
         let window = state.last_write.min(self.pacing.gather_max);
         if state.pending_records >= target || window.is_zero() {
@@ -396,10 +394,10 @@ impl<W: Worker> GroupCommit<W> {
             {
                 break;
             }
-            state.gather_target = Some(target);
-            state = self.wait_for(&self.gather_wake, state, Some(left));
+            drop(state);
+            std::thread::yield_now();
+            state = self.lock();
         }
-        state.gather_target = None;
         state
     }
 
@@ -571,7 +569,6 @@ impl<W: Worker> GroupCommit<W> {
         drop(writer);
         self.durable_changed.wake_all();
         self.space.notify_all();
-        self.gather_wake.notify_all();
         self.background_wake.notify_all();
     }
 
@@ -584,7 +581,6 @@ impl<W: Worker> GroupCommit<W> {
     pub(crate) fn close(&self) {
         self.lock().closing = true;
         self.background_wake.notify_all();
-        self.gather_wake.notify_all();
         self.space.notify_all();
     }
 
