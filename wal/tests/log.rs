@@ -386,14 +386,20 @@ fn a_panic_while_writing_fails_the_waiters_instead_of_leaving_them_asleep() {
     assert!(matches!(wal.append(FrameKind::RECORD, b"after"), Err(Error::Failed { .. })));
 }
 
-#[test]
-fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
-    let dir = tempfile::tempdir().unwrap();
+/// A log over [`ProbeIo`] in `dir`, and the writers it records from after the open on.
+fn probed_log(dir: &Path) -> (Wal, Writers) {
     let probe = ProbeIo::new();
     let writers = Arc::clone(&probe.writers);
     let io: Arc<dyn Io> = Arc::new(probe);
-    let wal = Wal::open(dir.path(), small().io(io)).expect("open");
+    let wal = Wal::open(dir, small().io(io)).expect("open");
     writers.lock().unwrap().clear();
+    (wal, writers)
+}
+
+#[test]
+fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, writers) = probed_log(dir.path());
     for index in 0..20 {
         let position = wal.append_sync(FrameKind::RECORD, &payload(0, index)).expect("commit");
         assert!(wal.durable_position() > position, "acknowledged before durable");
@@ -408,11 +414,7 @@ fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
 #[test]
 fn an_append_nobody_waits_for_is_made_durable_by_the_background_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let probe = ProbeIo::new();
-    let writers = Arc::clone(&probe.writers);
-    let io: Arc<dyn Io> = Arc::new(probe);
-    let wal = Wal::open(dir.path(), small().io(io)).expect("open");
-    writers.lock().unwrap().clear();
+    let (wal, writers) = probed_log(dir.path());
     let position = wal.append(FrameKind::RECORD, b"unwaited").expect("append");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while wal.durable_position() <= position {
