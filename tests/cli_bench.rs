@@ -278,6 +278,9 @@ fn the_fsync_baseline_adds_its_two_batches_and_the_ratios() {
         assert_eq!(line["baseline"], "fsync");
         assert_eq!(u64_field(line, "baseline_batch"), batch);
         assert!(f64_field(line, "ratio_vs_baseline") > 0.0, "{line}");
+        let limit = f64_field(line, "baseline_fsyncs_per_sec") * batch as f64;
+        let ratio = f64_field(line, "commits_per_sec") / limit;
+        assert!((ratio - f64_field(line, "ratio_vs_baseline")).abs() < 1e-9, "{line}");
     }
 
     let output = bench(&[&flags[..], &["--dir", path]].concat());
@@ -285,8 +288,11 @@ fn the_fsync_baseline_adds_its_two_batches_and_the_ratios() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("commits/fsync="), "{stdout}");
     assert!(stdout.contains("mode=overwrite batch=32 x32="), "{stdout}");
-    assert!(stdout.contains("raw fsyncs/s (batch 1), threads 1: "), "{stdout}");
-    assert!(stdout.contains("(32 x raw fsyncs/s of batch 32), threads 32: "), "{stdout}");
+    assert!(stdout.contains("raw fsyncs/s (batch 1, interleaved), threads 1: "), "{stdout}");
+    assert!(
+        stdout.contains("(32 x raw fsyncs/s of batch 32, interleaved), threads 32: "),
+        "{stdout}"
+    );
     assert_left_nothing(&dir);
 }
 

@@ -151,9 +151,13 @@ O_DIRECT|O_DSYNC, aligned buffer; pwrite only). A mode the file system refuses
 fsync, engine raw, ops = durable writes, ops/s = fsyncs/s (durable writes/s); the notes
 give mode and batch; JSON adds mode, batch, fsyncs_per_sec and commits_per_sec (batch x
 fsyncs/s). Under the table, each append mode's rate over append-zeroed's. A wal
-run at 1 thread gets the ratio of its commits/s to the batch-1 fsyncs/s, and one at 32 or
-more threads to 32 x the batch-32 fsyncs/s (column 'vs base'; JSON ratio_vs_baseline,
-baseline \"fsync\" and baseline_batch).";
+run at 1 thread gets the ratio of its commits/s to a batch-1 fsyncs/s, and one at 32 or
+more threads to 32 x a batch-32 fsyncs/s (column 'vs base'; JSON ratio_vs_baseline,
+baseline \"fsync\" and baseline_batch), measured not by the rows above but by raw
+overwrites interleaved with the run: it is cut into 5 slices, each preceded by as many
+durable writes of the batch as the slice has commits over the batch (at least 20), so
+that both sides of the ratio see the disk as it is then (note raw_fsyncs/s; JSON
+baseline_fsyncs_per_sec).";
 
 /// A named workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]

@@ -39,7 +39,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -179,57 +179,87 @@ fn measure_overwrites(
     dir: &Path,
     progress: bool,
 ) -> Result<(RunRecord, RunRecord), BenchError> {
-    let path = dir.join("fsync-baseline");
-    let failed = |source| BenchError::FsyncBaseline { path: path.clone(), source };
-    let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path);
-    let file = file.map_err(failed)?;
-    let mut blocks = vec![FILL_BYTE; BLOCK_BYTES * GROUP_BLOCKS];
-    file.write_all_at(&blocks, 0).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
+    let mut overwrites = Overwrites::create(dir, "fsync-baseline")?;
     let ops = config.ops_for(Workload::Wal);
     let group_fsyncs = (ops / GROUP_RUN_DIVISOR).max(ops.min(GROUP_FSYNCS_MIN));
-    let single = measure_batch(config, &file, &path, &mut blocks[..BLOCK_BYTES], ops, progress)?;
-    let grouped = measure_batch(config, &file, &path, &mut blocks, group_fsyncs, progress)?;
-    drop(file);
-    std::fs::remove_file(&path).map_err(failed)?;
+    let single = measure_batch(config, &mut overwrites, 1, ops, progress)?;
+    let grouped = measure_batch(config, &mut overwrites, GROUP_BLOCKS, group_fsyncs, progress)?;
+    overwrites.remove()?;
     Ok((single, grouped))
 }
 
-/// One measured run of `fsyncs` overwrites of `data`, as a record.
+/// One measured run of `fsyncs` overwrites of `batch` blocks, as a record.
 fn measure_batch(
     config: &Config,
-    file: &File,
-    path: &Path,
-    data: &mut [u8],
+    overwrites: &mut Overwrites,
+    batch: usize,
     fsyncs: u64,
     progress: bool,
 ) -> Result<RunRecord, BenchError> {
-    let label = format!("fsync batch {}", data.len() / BLOCK_BYTES);
-    let bar = progress::bar(progress, fsyncs, label);
+    let bar = progress::bar(progress, fsyncs, format!("fsync batch {batch}"));
     let peak = PeakRss::start();
-    let run = overwrite_and_sync(file, path, data, fsyncs, &bar);
+    let run = overwrites.run(batch, fsyncs, &bar);
     let rss = peak.finish();
     bar.finish_and_clear();
     Ok(RunRecord::fsync(config, &run?, rss))
 }
 
-/// Writes `data` at offset 0 of `file` (at `path`) and fdatasyncs it, `fsyncs` times, each
-/// timed.
-fn overwrite_and_sync(
-    file: &File,
-    path: &Path,
-    data: &mut [u8],
-    fsyncs: u64,
-    bar: &ProgressBar,
-) -> Result<FsyncRun, BenchError> {
-    debug_assert!(data.len() % BLOCK_BYTES == 0 && !data.is_empty());
-    let mut latency = latency_histogram()?;
-    let elapsed = time_each(data, fsyncs, &mut latency, bar, |data, _| {
-        file.write_all_at(data, 0).and_then(|()| file.sync_data())
-    })
-    .map_err(|(_, source)| BenchError::FsyncBaseline { path: path.to_owned(), source })?;
-    let batch = (data.len() / BLOCK_BYTES) as u64;
-    Ok(FsyncRun { mode: OVERWRITE_MODE, batch, fsyncs, elapsed, latency })
+/// A file of [`GROUP_BLOCKS`] blocks, written and fsync'd once when made, that overwrite
+/// runs rewrite from offset 0: no fdatasync of theirs has metadata to update.
+pub(crate) struct Overwrites {
+    file: File,
+    path: PathBuf,
+    blocks: Vec<u8>,
+}
+
+impl Overwrites {
+    /// Makes the file `name` in `dir`.
+    ///
+    /// # Errors
+    /// [`BenchError::FsyncBaseline`] if it cannot be made, written or synced.
+    pub(crate) fn create(dir: &Path, name: &str) -> Result<Overwrites, BenchError> {
+        let path = dir.join(name);
+        let failed = |source| BenchError::FsyncBaseline { path: path.clone(), source };
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path);
+        let file = file.map_err(failed)?;
+        let blocks = vec![FILL_BYTE; BLOCK_BYTES * GROUP_BLOCKS];
+        file.write_all_at(&blocks, 0).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
+        Ok(Overwrites { file, path, blocks })
+    }
+
+    /// Writes `batch` blocks (at most [`GROUP_BLOCKS`]) at offset 0 and fdatasyncs them,
+    /// `fsyncs` times, each timed.
+    ///
+    /// # Errors
+    /// [`BenchError::Histogram`] if no latency histogram can be made,
+    /// [`BenchError::FsyncBaseline`] if a write or an fdatasync fails.
+    pub(crate) fn run(
+        &mut self,
+        batch: usize,
+        fsyncs: u64,
+        bar: &ProgressBar,
+    ) -> Result<FsyncRun, BenchError> {
+        debug_assert!((1..=GROUP_BLOCKS).contains(&batch));
+        let data = &mut self.blocks[..batch * BLOCK_BYTES];
+        let mut latency = latency_histogram()?;
+        let file = &self.file;
+        let elapsed = time_each(data, fsyncs, &mut latency, bar, |data, _| {
+            file.write_all_at(data, 0).and_then(|()| file.sync_data())
+        })
+        .map_err(|(_, source)| BenchError::FsyncBaseline { path: self.path.clone(), source })?;
+        Ok(FsyncRun { mode: OVERWRITE_MODE, batch: batch as u64, fsyncs, elapsed, latency })
+    }
+
+    /// Closes and removes the file.
+    ///
+    /// # Errors
+    /// [`BenchError::FsyncBaseline`] if it cannot be removed.
+    pub(crate) fn remove(self) -> Result<(), BenchError> {
+        drop(self.file);
+        std::fs::remove_file(&self.path)
+            .map_err(|source| BenchError::FsyncBaseline { path: self.path, source })
+    }
 }
 
 /// Why an append run ends without a row.

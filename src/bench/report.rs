@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::args::{Config, Workload, WAL_RECORD_BYTES};
+use super::error::BenchError;
 use super::rss::{PeakRssReport, RssScope};
 use super::runner::Measured;
 
@@ -80,6 +81,10 @@ pub struct RunRecord {
     /// wal with --baseline fsync: the raw batch (1 or 32) the ratio is against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_batch: Option<u64>,
+    /// wal with --baseline fsync: the raw fsyncs/s of `baseline_batch` measured in slices
+    /// interleaved with this run's (the ratio is commits/s over `baseline_batch` x this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_fsyncs_per_sec: Option<f64>,
     /// wal: payload bytes per record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_bytes: Option<usize>,
@@ -132,6 +137,19 @@ pub(crate) struct FsyncRun {
     pub(crate) latency: Histogram<u64>,
 }
 
+impl FsyncRun {
+    /// Adds `other`, a later run of the same mode and batch, to this one.
+    ///
+    /// # Errors
+    /// [`BenchError::Histogram`] if the latencies cannot be merged.
+    pub(crate) fn absorb(&mut self, other: &FsyncRun) -> Result<(), BenchError> {
+        debug_assert_eq!((self.mode, self.batch), (other.mode, other.batch));
+        self.fsyncs += other.fsyncs;
+        self.elapsed += other.elapsed;
+        self.latency.add(&other.latency).map_err(|e| BenchError::Histogram(format!("{e:?}")))
+    }
+}
+
 impl RunRecord {
     /// The record of a finished run.
     pub(crate) fn new(
@@ -171,6 +189,7 @@ impl RunRecord {
             baseline: None,
             ratio_vs_baseline: None,
             baseline_batch: None,
+            baseline_fsyncs_per_sec: None,
             record_bytes: None,
             mode: None,
             batch: None,
@@ -233,6 +252,7 @@ impl RunRecord {
             baseline: None,
             ratio_vs_baseline: None,
             baseline_batch: None,
+            baseline_fsyncs_per_sec: None,
             record_bytes: None,
             mode: Some(run.mode),
             batch: Some(run.batch),
@@ -243,21 +263,14 @@ impl RunRecord {
         }
     }
 
-    /// Adds the ratio of this wal run's commits/s to the raw limit of its thread count:
-    /// `single`'s fsyncs/s at 1 thread, 32 x `grouped`'s at 32 threads or more; other thread
-    /// counts get none.
-    pub(crate) fn compare_with_fsync(&mut self, single: &RunRecord, grouped: &RunRecord) {
-        debug_assert_eq!((single.batch, grouped.batch), (Some(1), Some(32)));
-        let against = match self.threads {
-            1 => single,
-            32.. => grouped,
-            _ => return,
-        };
-        let (Some(batch), Some(limit)) = (against.batch, against.commits_per_sec) else {
-            return;
-        };
+    /// Adds the ratio of this wal run's commits/s to the commits/s `raw`, overwrites of
+    /// `raw.batch` blocks measured interleaved with it, would allow.
+    pub(crate) fn compare_with_interleaved_fsync(&mut self, raw: &FsyncRun) {
+        let fsyncs_per_sec = per_second(raw.fsyncs, raw.elapsed.as_secs_f64());
         self.baseline = Some("fsync");
-        self.baseline_batch = Some(batch);
+        self.baseline_batch = Some(raw.batch);
+        self.baseline_fsyncs_per_sec = Some(fsyncs_per_sec);
+        let limit = fsyncs_per_sec * raw.batch as f64;
         if limit > 0.0 {
             self.ratio_vs_baseline = Some(self.ops_per_sec / limit);
         }
@@ -392,6 +405,9 @@ fn notes(record: &RunRecord) -> String {
             notes.push(format!("commits/fsync={per_fsync:.2}"));
         }
         notes.push(format!("backend={backend}"));
+        if let Some(raw) = record.baseline_fsyncs_per_sec {
+            notes.push(format!("raw_fsyncs/s={}", thousands(raw.round() as u64)));
+        }
     }
     if let (Some(conflicts), Some(retries), Some(aborts)) =
         (record.conflicts, record.retries, record.aborts)
@@ -435,8 +451,8 @@ fn ratio_summary(records: &[RunRecord]) -> Vec<String> {
         };
         if let Some(batch) = record.baseline_batch {
             let limit = match batch {
-                1 => "raw fsyncs/s (batch 1)".to_owned(),
-                _ => format!("({batch} x raw fsyncs/s of batch {batch})"),
+                1 => "raw fsyncs/s (batch 1, interleaved)".to_owned(),
+                _ => format!("({batch} x raw fsyncs/s of batch {batch}, interleaved)"),
             };
             let backend = record.backend.as_deref().unwrap_or("?");
             wal_lines.push(format!(
@@ -577,6 +593,7 @@ mod tests {
             baseline: Some("skipmap"),
             ratio_vs_baseline: Some(0.5),
             baseline_batch: None,
+            baseline_fsyncs_per_sec: None,
             record_bytes: None,
             mode: None,
             batch: None,
@@ -605,14 +622,17 @@ mod tests {
         Config::from_args(&cli.bench).unwrap()
     }
 
-    fn fsync_record(batch: u64, fsyncs_per_sec: u64) -> RunRecord {
+    fn fsync_run(batch: u64, fsyncs_per_sec: u64) -> FsyncRun {
         let mut latency = Histogram::new_with_bounds(1, 1_000_000_000, 3).unwrap();
         latency.record(50_000).unwrap();
         let elapsed = Duration::from_secs(1);
-        let run = FsyncRun { mode: "overwrite", batch, fsyncs: fsyncs_per_sec, elapsed, latency };
+        FsyncRun { mode: "overwrite", batch, fsyncs: fsyncs_per_sec, elapsed, latency }
+    }
+
+    fn fsync_record(batch: u64, fsyncs_per_sec: u64) -> RunRecord {
         let rss =
             PeakRssReport { peak_bytes: Some(1 << 20), scope: RssScope::Run, start_bytes: None };
-        RunRecord::fsync(&config(), &run, rss)
+        RunRecord::fsync(&config(), &fsync_run(batch, fsyncs_per_sec), rss)
     }
 
     fn wal_record(threads: usize, commits_per_sec: f64) -> RunRecord {
@@ -644,23 +664,27 @@ mod tests {
     }
 
     #[test]
-    fn wal_runs_compare_with_the_raw_limit_of_their_thread_count() {
-        let (single, grouped) = (fsync_record(1, 1_000), fsync_record(32, 1_000));
+    fn wal_runs_compare_with_the_raw_overwrites_interleaved_with_them() {
         let mut runs = [wal_record(1, 900.0), wal_record(2, 1_500.0), wal_record(32, 16_000.0)];
-        for run in &mut runs {
-            run.compare_with_fsync(&single, &grouped);
-        }
+        runs[0].compare_with_interleaved_fsync(&fsync_run(1, 1_000));
+        runs[2].compare_with_interleaved_fsync(&fsync_run(32, 1_000));
         let ratios: Vec<_> = runs.iter().map(|run| run.ratio_vs_baseline).collect();
         assert_eq!(ratios, [Some(0.9), None, Some(0.5)]);
         assert_eq!(runs[2].baseline_batch, Some(32));
+        assert_eq!(runs[2].baseline_fsyncs_per_sec, Some(1_000.0));
         let row = table_row(&runs[2], true);
-        assert!(row.ends_with("fsyncs/s=4,000 commits/fsync=4.00 backend=sync"), "{row}");
+        assert!(row.ends_with("commits/fsync=4.00 backend=sync raw_fsyncs/s=1,000"), "{row}");
+        assert!(!table_row(&runs[1], true).contains("raw_fsyncs/s"), "no pairing, no figure");
+        let json = serde_json::to_value(&runs[0]).unwrap();
+        assert_eq!(json["baseline_fsyncs_per_sec"], 1_000.0);
         let summary = ratio_summary(&runs);
         assert_eq!(
             summary,
             [
-                "inmem wal commits/s (sync) / raw fsyncs/s (batch 1), threads 1: 0.90x",
-                "inmem wal commits/s (sync) / (32 x raw fsyncs/s of batch 32), threads 32: 0.50x",
+                "inmem wal commits/s (sync) / raw fsyncs/s (batch 1, interleaved), threads 1: \
+                 0.90x",
+                "inmem wal commits/s (sync) / (32 x raw fsyncs/s of batch 32, interleaved), \
+                 threads 32: 0.50x",
             ]
         );
     }

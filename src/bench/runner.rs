@@ -175,6 +175,23 @@ pub(crate) struct Measured {
     pub(crate) tally: Tally,
 }
 
+impl Measured {
+    /// Adds `other`, a later run of the same workload, to this one: wall times add up,
+    /// latencies and counts merge.
+    ///
+    /// # Errors
+    /// [`BenchError::Histogram`] if the latencies cannot be merged.
+    pub(crate) fn absorb(&mut self, other: Measured) -> Result<(), BenchError> {
+        self.elapsed += other.elapsed;
+        self.latency
+            .0
+            .add(&other.latency.0)
+            .map_err(|e| BenchError::Histogram(format!("{e:?}")))?;
+        self.tally.add(other.tally);
+        Ok(())
+    }
+}
+
 /// Runs `op` for every operation index of `plan` on `plan.threads` threads.
 ///
 /// # Errors
