@@ -299,7 +299,7 @@ fn pacing(options: &WalOptions) -> Pacing {
         Durability::Sync => (true, std::time::Duration::ZERO),
         Durability::Buffered { interval } => (false, interval),
     };
-    Pacing { sync_every_batch, interval, gather_max: GATHER_MAX }
+    Pacing { sync_every_batch, interval, gather_max: GATHER_MAX, wait_spin: options.wait_spin }
 }
 
 impl Drop for Wal {

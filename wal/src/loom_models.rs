@@ -18,8 +18,12 @@ use crate::group::{Done, GroupCommit, Pacing, Work, Worker};
 use crate::LogPosition;
 
 /// `Durability::Sync`, without gathering (loom has no timed waits).
-const PACING: Pacing =
-    Pacing { sync_every_batch: true, interval: Duration::ZERO, gather_max: Duration::ZERO };
+const PACING: Pacing = Pacing {
+    sync_every_batch: true,
+    interval: Duration::ZERO,
+    gather_max: Duration::ZERO,
+    wait_spin: Duration::ZERO,
+};
 
 /// A fake disk: an atomic that says how far it holds the log. Fails the `fail_batch`-th
 /// batch (counting from 1).

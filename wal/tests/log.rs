@@ -53,9 +53,16 @@ fn appended_records_read_back_in_order_with_their_positions_and_kinds() {
 
 #[test]
 fn eight_concurrent_appenders_have_every_acknowledged_record_read_back_in_position_order() {
-    for backend in [BackendChoice::Sync, BackendChoice::Uring] {
+    // Waiters that yield before they sleep (the default) and waiters that sleep at once.
+    let spinning = WalOptions::default().wait_spin;
+    for (backend, spin) in [
+        (BackendChoice::Sync, spinning),
+        (BackendChoice::Uring, spinning),
+        (BackendChoice::Sync, Duration::ZERO),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let wal = Arc::new(Wal::open(dir.path(), small().backend(backend)).expect("open"));
+        let options = small().backend(backend).wait_spin(spin);
+        let wal = Arc::new(Wal::open(dir.path(), options).expect("open"));
         let acknowledged: Vec<(LogPosition, Vec<u8>)> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..8)
                 .map(|thread| {
@@ -77,7 +84,7 @@ fn eight_concurrent_appenders_have_every_acknowledged_record_read_back_in_positi
         let read = read_all(&wal);
         let read: Vec<(LogPosition, Vec<u8>)> =
             read.into_iter().map(|record| (record.position, record.payload)).collect();
-        assert_eq!(read, expected.into_iter().collect::<Vec<_>>(), "{backend:?}");
+        assert_eq!(read, expected.into_iter().collect::<Vec<_>>(), "{backend:?} {spin:?}");
         let stats = wal.stats();
         assert!(stats.segments_created >= 1, "the records span several segments");
         assert!(stats.batches <= stats.appends);
