@@ -32,6 +32,15 @@ fn read_all(wal: &Wal) -> Vec<Record> {
     wal.read_from(wal.first_position()).expect("reader").collect::<Result<_, _>>().expect("read")
 }
 
+/// Polls `done` until it holds, failing the test after 30 s.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn appended_records_read_back_in_order_with_their_positions_and_kinds() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,11 +173,7 @@ fn buffered_appends_become_durable_within_the_interval_without_anyone_waiting() 
     let wal =
         Wal::open(dir.path(), small().durability(Durability::Buffered { interval })).expect("open");
     let position = wal.append(FrameKind::RECORD, b"buffered").expect("append");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while wal.durable_position() <= position {
-        assert!(std::time::Instant::now() < deadline, "never synced");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually("the buffered append is synced", || wal.durable_position() > position);
     assert!(wal.stats().fsyncs >= 1);
     let waited = wal.append(FrameKind::RECORD, b"waited for").expect("append");
     wal.wait_durable(waited).expect("a waiter gets a sync");
@@ -189,11 +194,7 @@ fn buffered_appends_are_synced_before_more_than_the_queue_bound_is_left_unsynced
         let unsynced = wal.end_position().get() - wal.durable_position().get();
         assert!(unsynced <= 4096 + 2 * 1024 + 4096, "{unsynced} bytes unsynced");
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while wal.stats().fsyncs < 5 {
-        assert!(std::time::Instant::now() < deadline, "the byte bound never synced");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    eventually("the byte bound syncs", || wal.stats().fsyncs >= 5);
     assert!(wal.durable_position() > LogPosition::ZERO);
     wal.wait_durable(last).expect("a waiter gets a sync");
 }
@@ -282,25 +283,35 @@ fn the_log_says_why_it_uses_its_backend() {
 }
 
 /// The sync backend, recording which thread makes each write, and whose files'
-/// `write_and_sync` panics once `armed` is set: a stand-in for a bug in the writer's path.
+/// `write_and_sync` panics once `armed` is set (a stand-in for a bug in the writer's path)
+/// and waits while a test holds `gate` for writing (a write that takes as long as it likes).
 #[derive(Debug)]
 struct ProbeIo {
     inner: SyncIo,
     armed: Arc<std::sync::atomic::AtomicBool>,
+    gate: Gate,
     writers: Writers,
 }
+
+/// Held for writing by a test to keep the log's writes from completing.
+type Gate = Arc<std::sync::RwLock<()>>;
 
 /// The threads that made the writes, in order.
 type Writers = Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>;
 
 impl ProbeIo {
     fn new() -> ProbeIo {
-        ProbeIo { inner: SyncIo::new(), armed: Arc::default(), writers: Arc::default() }
+        ProbeIo {
+            inner: SyncIo::new(),
+            armed: Arc::default(),
+            gate: Arc::default(),
+            writers: Arc::default(),
+        }
     }
 
     fn file(&self, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
         let (armed, writers) = (Arc::clone(&self.armed), Arc::clone(&self.writers));
-        Box::new(ProbeFile { inner, armed, writers })
+        Box::new(ProbeFile { inner, armed, gate: Arc::clone(&self.gate), writers })
     }
 }
 
@@ -308,6 +319,7 @@ impl ProbeIo {
 struct ProbeFile {
     inner: Box<dyn LogFile>,
     armed: Arc<std::sync::atomic::AtomicBool>,
+    gate: Gate,
     writers: Writers,
 }
 
@@ -369,6 +381,7 @@ impl LogFile for ProbeFile {
     fn write_and_sync(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
         self.record_writer();
         assert!(!self.armed.load(std::sync::atomic::Ordering::SeqCst), "injected writer panic");
+        let _open = self.gate.read().unwrap();
         self.inner.write_and_sync(bufs, offset)
     }
 }
@@ -393,20 +406,47 @@ fn a_panic_while_writing_fails_the_waiters_instead_of_leaving_them_asleep() {
     assert!(matches!(wal.append(FrameKind::RECORD, b"after"), Err(Error::Failed { .. })));
 }
 
-/// A log over [`ProbeIo`] in `dir`, and the writers it records from after the open on.
-fn probed_log(dir: &Path) -> (Wal, Writers) {
+/// A log over [`ProbeIo`] in `dir`, the writers it records from after the open on, and
+/// its gate.
+fn probed_log(dir: &Path) -> (Wal, Writers, Gate) {
     let probe = ProbeIo::new();
-    let writers = Arc::clone(&probe.writers);
+    let (writers, gate) = (Arc::clone(&probe.writers), Arc::clone(&probe.gate));
     let io: Arc<dyn Io> = Arc::new(probe);
     let wal = Wal::open(dir, small().io(io)).expect("open");
     writers.lock().unwrap().clear();
-    (wal, writers)
+    (wal, writers, gate)
+}
+
+#[test]
+fn committers_that_queue_behind_a_write_share_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, writers, gate) = probed_log(dir.path());
+    let held = gate.write().unwrap();
+    let positions: Vec<LogPosition> = std::thread::scope(|scope| {
+        let first = scope.spawn(|| wal.append_sync(FrameKind::RECORD, b"first").expect("commit"));
+        eventually("the first commit is being written", || writers.lock().unwrap().len() == 1);
+        let queued: Vec<_> = (0..7)
+            .map(|index| {
+                let wal = &wal;
+                scope.spawn(move || wal.append_sync(FrameKind::RECORD, &payload(1, index)))
+            })
+            .collect();
+        eventually("seven more commits are queued", || wal.stats().appends == 8);
+        drop(held);
+        let mut positions = vec![first.join().unwrap()];
+        positions.extend(queued.into_iter().map(|q| q.join().unwrap().expect("commit")));
+        positions
+    });
+    assert!(positions.iter().all(|&position| wal.durable_position() > position));
+    assert_eq!(writers.lock().unwrap().len(), 2, "the seven queued commits made one write");
+    let stats = wal.stats();
+    assert_eq!((stats.batches, stats.fsyncs), (2, 2), "{stats:?}");
 }
 
 #[test]
 fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, writers) = probed_log(dir.path());
+    let (wal, writers, _gate) = probed_log(dir.path());
     for index in 0..20 {
         let position = wal.append_sync(FrameKind::RECORD, &payload(0, index)).expect("commit");
         assert!(wal.durable_position() > position, "acknowledged before durable");
@@ -421,13 +461,9 @@ fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
 #[test]
 fn an_append_nobody_waits_for_is_made_durable_by_the_background_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, writers) = probed_log(dir.path());
+    let (wal, writers, _gate) = probed_log(dir.path());
     let position = wal.append(FrameKind::RECORD, b"unwaited").expect("append");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while wal.durable_position() <= position {
-        assert!(std::time::Instant::now() < deadline, "an unwaited append never became durable");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually("the unwaited append is durable", || wal.durable_position() > position);
     let writers = writers.lock().unwrap().clone();
     let me = std::thread::current().id();
     assert!(!writers.is_empty() && writers.iter().all(|&w| w != me), "{writers:?}");
