@@ -21,7 +21,7 @@ use crate::log::Shared;
 use crate::segment::create_segment;
 use crate::LogPosition;
 
-/// The longest a writer waits for committers to join a batch under `Durability::Sync`.
+/// The longest a batch waits for committers to join it under `Durability::Sync`.
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(500);
 
 /// The open segment and what writes to it.
