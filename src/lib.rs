@@ -27,6 +27,6 @@ pub use inmem_primitives as primitives;
 pub use inmem_wal as wal;
 
 pub use inmem_engine::{
-    Bytes, CommitVersion, Committed, Database, Error, Isolation, Limits, Options, Result,
-    Retention, RetryPolicy, Snapshot, Stats, Transaction, TransactionOptions,
+    Bytes, CommitVersion, Committed, Database, Durability, Error, Isolation, Limits, Options,
+    RecoveryMode, Result, Retention, RetryPolicy, Snapshot, Stats, Transaction, TransactionOptions,
 };

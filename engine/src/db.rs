@@ -1,18 +1,22 @@
 //! The database: the shared state every snapshot and transaction works on, its public
 //! handle, and the background maintenance thread.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use inmem_wal::WalOptions;
+
 use crate::bytes::Bytes;
 use crate::clock;
+use crate::durable::{self, DirLock, Log};
 use crate::error::{Error, Limit, Result};
 use crate::gc::GarbageCollector;
 use crate::index::KeyIndex;
-use crate::options::{Isolation, Options, Retention, RetryPolicy};
+use crate::options::{Durability, Isolation, Options, Retention, RetryPolicy};
 use crate::snapshot::{Clock, Snapshot, VersionRecord};
 use crate::stats::{Counters, GcReport, GcStats, OldestSnapshot, Stats};
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{spin_wait, AtomicBool, AtomicU64, Ordering};
 use crate::ttl::Reaper;
 use crate::txn::commit::Sequencer;
 use crate::txn::Transaction;
@@ -38,6 +42,8 @@ pub(crate) struct Shared {
     maintenance_thread: std::sync::OnceLock<std::thread::Thread>,
     /// Asks the maintenance thread to stop.
     stopping: AtomicBool,
+    /// The write-ahead log, for a database on a directory that logs its commits.
+    pub(crate) log: Option<Log>,
     /// Declared last so it drops last: the collector's queues and the reaper's heap hold
     /// counted handles into the index's skiplist, and each must be released before the
     /// skiplist is freed (see `index::ChainRef`).
@@ -59,7 +65,27 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             maintenance_thread: std::sync::OnceLock::new(),
             stopping: AtomicBool::new(false),
+            log: None,
         }
+    }
+
+    /// Continues after `version`, recovered from disk: it is visible, and the next commit
+    /// takes the version after it. Only before the state is shared.
+    fn recovered_at(&mut self, version: u64) {
+        self.visible = VisibleVersion::new(version);
+        self.sequencer.recovered_at(version);
+    }
+
+    /// Waits until `version` is visible; gives up if the database is poisoned meanwhile (a
+    /// commit before it failed in the log and will never be visible).
+    pub(crate) fn wait_visible(&self, version: u64) -> Result<()> {
+        let mut round = 0u32;
+        while self.visible.load() < version {
+            self.check_not_poisoned()?;
+            spin_wait(round);
+            round = round.saturating_add(1);
+        }
+        Ok(())
     }
 
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
@@ -114,8 +140,7 @@ impl Shared {
         now_ms
     }
 
-    #[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
-    fn poison(&self) {
+    pub(crate) fn poison(&self) {
         self.poisoned.store(true, Ordering::Relaxed);
     }
 
@@ -149,6 +174,9 @@ pub struct TransactionOptions {
     pub isolation: Option<Isolation>,
     /// The retry policy of [`Database::transaction_with`], instead of [`Options::retry`].
     pub retry: Option<RetryPolicy>,
+    /// The durability of this transaction's commit, if stronger than the database's
+    /// [`Options::durability`] (`Sync` in a `Buffered` database); a weaker one is ignored.
+    pub durability: Option<Durability>,
 }
 
 impl TransactionOptions {
@@ -161,6 +189,12 @@ impl TransactionOptions {
     /// Retries the transaction's closure by `retry`.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = Some(retry);
+        self
+    }
+
+    /// Commits with `durability` if it is stronger than the database's.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = Some(durability);
         self
     }
 }
@@ -195,8 +229,10 @@ pub struct Committed<T> {
 /// ```
 pub struct Database {
     /// Held for its `Drop`, which stops the maintenance thread and waits for it.
-    _maintenance: Option<Maintenance>,
+    maintenance: Option<Maintenance>,
     shared: Arc<Shared>,
+    /// The directory's lock, for a database on one; dropped last.
+    _lock: Option<DirLock>,
 }
 
 impl Database {
@@ -214,10 +250,87 @@ impl Database {
     /// [`Error::InvalidOption`] if an option is out of range.
     pub fn with_options(options: Options) -> Result<Database> {
         options.validate()?;
-        let interval = options.maintenance_interval;
-        let shared = Arc::new(Shared::new(options));
+        Database::start(Shared::new(options), None)
+    }
+
+    /// Opens the database in directory `dir` (created if missing): recovers what its log
+    /// holds, then logs commits as [`Options::durability`] says.
+    ///
+    /// ```
+    /// use inmem_engine::{Database, Durability, Options};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("inmem-doc-open-{}", std::process::id()));
+    /// let db = Database::open(&dir, Options::default())?;
+    /// let version = db.put(b"config/mode", b"fast")?; // durable when it returns
+    /// drop(db);
+    ///
+    /// let db = Database::open(&dir, Options::default().durability(Durability::Sync))?;
+    /// assert_eq!(db.get(b"config/mode")?.as_deref(), Some(&b"fast"[..]));
+    /// assert_eq!(db.visible_version(), version);
+    /// # drop(db);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), inmem_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another handle has it open; [`Error::Log`] for a log that
+    /// cannot be opened or is damaged beyond what [`Options::recovery`] accepts (the
+    /// message names the file and offset); [`Error::CorruptRecord`]; [`Error::Io`];
+    /// [`Error::InvalidOption`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
+        Database::open_with_log_options(dir, options, WalOptions::default())
+    }
+
+    /// As [`Database::open`], with the log's own options (segment size, I/O backend, a
+    /// fault-injecting backend in tests); their durability and recovery mode are replaced
+    /// by the database's.
+    ///
+    /// # Errors
+    /// As [`Database::open`].
+    pub fn open_with_log_options(
+        dir: impl AsRef<Path>,
+        options: Options,
+        log_options: WalOptions,
+    ) -> Result<Database> {
+        options.validate()?;
+        let one_key = options.limits.key_bytes_max as u64
+            + (crate::record::HEADER_LEN + crate::record::WRITE_OVERHEAD) as u64;
+        if log_options.max_record_bytes < one_key {
+            return Err(Error::InvalidOption {
+                name: "log max_record_bytes",
+                reason: "must hold a commit of one key of limits.key_bytes_max bytes",
+            });
+        }
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)
+            .map_err(|error| Error::io("creating the database directory", &error))?;
+        let lock = DirLock::acquire(dir)?;
+        let mut shared = Shared::new(options);
+        let (log, version) = durable::open_log(dir, &shared, &shared.options, log_options)?;
+        shared.recovered_at(version);
+        shared.log = log;
+        Database::start(shared, Some(lock))
+    }
+
+    fn start(shared: Shared, lock: Option<DirLock>) -> Result<Database> {
+        let interval = shared.options.maintenance_interval;
+        let shared = Arc::new(shared);
         let maintenance = Maintenance::start(&shared, interval)?;
-        Ok(Database { _maintenance: maintenance, shared })
+        Ok(Database { maintenance, shared, _lock: lock })
+    }
+
+    /// Closes the database: stops its maintenance, and makes everything its log holds
+    /// durable (dropping it does the same, without reporting an error).
+    ///
+    /// # Errors
+    /// [`Error::Log`] if the last sync fails.
+    pub fn close(mut self) -> Result<()> {
+        drop(self.maintenance.take());
+        let log = Arc::get_mut(&mut self.shared).and_then(|shared| shared.log.take());
+        match log {
+            Some(log) => log.wal.close().map_err(|error| Error::log("closing the log", &error)),
+            None => Ok(()),
+        }
     }
 
     /// The options the database was opened with.
@@ -327,7 +440,7 @@ impl Database {
     /// Begins a transaction with per-transaction options.
     pub fn begin_with(&self, options: TransactionOptions) -> Transaction<'_> {
         let isolation = options.isolation.unwrap_or(self.shared.options.isolation);
-        Transaction::new(self.shared.snapshot(), isolation)
+        Transaction::new(self.shared.snapshot(), isolation, options.durability)
     }
 
     /// Runs `f` in a transaction and commits it, running it again (with jittered backoff,

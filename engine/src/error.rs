@@ -15,6 +15,8 @@ pub enum Limit {
     TransactionWrites,
     /// Keys and ranges read by one serializable transaction (its read set).
     TransactionReads,
+    /// Bytes in one commit's log record (the log's [`inmem_wal::WalOptions::max_record_bytes`]).
+    CommitBytes,
 }
 
 impl std::fmt::Display for Limit {
@@ -24,6 +26,7 @@ impl std::fmt::Display for Limit {
             Limit::ValueBytes => "value bytes",
             Limit::TransactionWrites => "writes per transaction",
             Limit::TransactionReads => "reads per serializable transaction",
+            Limit::CommitBytes => "bytes per commit record",
         })
     }
 }
@@ -78,9 +81,40 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// A background maintenance thread panicked; the database refuses further commits.
-    #[error("the database is poisoned: a maintenance thread panicked")]
+    /// A background maintenance thread panicked, or the write-ahead log failed; the
+    /// database refuses further commits until it is reopened.
+    #[error(
+        "the database is poisoned (a maintenance thread panicked or the log failed): reopen it"
+    )]
     Poisoned,
+
+    /// The write-ahead log failed or refused something: a write or fsync that failed (the
+    /// commit is not acknowledged, and the database is poisoned), or damage found while
+    /// recovering (the message names the file and offset).
+    #[error("write-ahead log, {context}: {message}")]
+    Log {
+        /// What the engine was doing.
+        context: &'static str,
+        /// The log's error.
+        message: String,
+    },
+
+    /// A commit record read back from the log does not decode: the log's checksums
+    /// passed, so the record was written so (a bug, or a log written by something else).
+    #[error("commit record at log position {position} is malformed: {reason}")]
+    CorruptRecord {
+        /// The record's position in the log.
+        position: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Another handle (in this process or another) has the database directory open.
+    #[error("the database at {path} is open elsewhere (its lock file is held)")]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+    },
 
     /// The operating system refused something the engine needs.
     #[error("{context}: {message} ({kind:?})")]
@@ -98,6 +132,10 @@ impl Error {
     #[cfg_attr(loom, allow(dead_code, reason = "loom models start no thread"))]
     pub(crate) fn io(context: &'static str, error: &std::io::Error) -> Error {
         Error::Io { context, kind: error.kind(), message: error.to_string() }
+    }
+
+    pub(crate) fn log(context: &'static str, error: &inmem_wal::Error) -> Error {
+        Error::Log { context, message: error.to_string() }
     }
 
     /// Whether this is a [`Error::Conflict`]: the transaction may succeed if run again.

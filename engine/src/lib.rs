@@ -55,10 +55,12 @@ mod bytes;
 mod chain;
 mod clock;
 mod db;
+mod durable;
 mod error;
 mod gc;
 mod index;
 mod options;
+mod record;
 mod snapshot;
 mod stats;
 mod sync;
@@ -76,7 +78,9 @@ mod tidy;
 pub use crate::bytes::Bytes;
 pub use crate::db::{Committed, Database, TransactionOptions};
 pub use crate::error::{Error, Limit, Result};
-pub use crate::options::{Isolation, Limits, Options, Retention, RetryPolicy};
+pub use crate::options::{
+    Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy,
+};
 pub use crate::snapshot::{Iter, Snapshot, VersionRecord};
 pub use crate::stats::{GcReport, GcStats, OldestSnapshot, Stats};
 pub use crate::txn::{Transaction, TxnIter};

@@ -102,6 +102,45 @@ impl RetryPolicy {
     }
 }
 
+/// When a commit counts as done, for a database opened on a directory
+/// ([`crate::Database::open`]).
+///
+/// | mode | `commit` returns after | lost on power failure |
+/// |---|---|---|
+/// | `None` | the commit is visible in memory; nothing is logged | every commit of the session |
+/// | `Buffered { interval }` | the record is queued for the log; fsync'd at least every `interval` | at most about `interval` of commits |
+/// | `Sync` | the record (and every earlier one) is fdatasync'd | nothing acknowledged |
+///
+/// Whatever the mode, what recovery keeps is a prefix of the commits in version order:
+/// never a commit without every commit before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// No log: the directory's state is recovered at open, and this session's commits are
+    /// lost when it ends.
+    None,
+    /// Commits are visible at once and logged in the background.
+    Buffered {
+        /// The longest a logged commit stays unsynced.
+        interval: Duration,
+    },
+    /// Commits become visible, and `commit` returns, once durable (group commit).
+    #[default]
+    Sync,
+}
+
+impl Durability {
+    /// How strong it is: `None` < `Buffered` < `Sync`.
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            Durability::None => 0,
+            Durability::Buffered { .. } => 1,
+            Durability::Sync => 2,
+        }
+    }
+}
+
+pub use inmem_wal::RecoveryMode;
+
 /// Options of a [`crate::Database`].
 ///
 /// ```
@@ -127,6 +166,10 @@ pub struct Options {
     /// How often the background thread collects garbage and reaps expired keys. Default
     /// 50 ms.
     pub maintenance_interval: Duration,
+    /// When commits count as done, for a database on a directory. Default `Sync`.
+    pub durability: Durability,
+    /// What opening a directory does with a damaged log. Default `TolerateTornTail`.
+    pub recovery: RecoveryMode,
 }
 
 impl Default for Options {
@@ -137,6 +180,8 @@ impl Default for Options {
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             maintenance_interval: Duration::from_millis(50),
+            durability: Durability::default(),
+            recovery: RecoveryMode::default(),
         }
     }
 }
@@ -172,6 +217,18 @@ impl Options {
         self
     }
 
+    /// Sets the durability of a database on a directory.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the recovery mode of a database on a directory.
+    pub fn recovery(mut self, recovery: RecoveryMode) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
     /// Refuses values the engine cannot work with.
     pub(crate) fn validate(&self) -> Result<()> {
         let invalid = |name, reason| Err(Error::InvalidOption { name, reason });
@@ -192,6 +249,9 @@ impl Options {
         }
         if self.maintenance_interval.is_zero() {
             return invalid("maintenance_interval", "must be above zero");
+        }
+        if self.durability == (Durability::Buffered { interval: Duration::ZERO }) {
+            return invalid("durability", "a buffered interval must be above zero");
         }
         Ok(())
     }

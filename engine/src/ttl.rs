@@ -16,6 +16,7 @@ use std::collections::BinaryHeap;
 use crate::clock;
 use crate::db::Shared;
 use crate::index::ChainRef;
+use crate::record;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Mutex;
@@ -76,9 +77,25 @@ impl Shared {
                 expired.push(expiry);
             }
         }
+        // Each batch also fits one log record: a key's tombstone takes 5 bytes and the key
+        // (the record's header, 12), and `Database::open` checks that the longest key fits.
+        let record_max = self.log.as_ref().map_or(u64::MAX, |log| log.wal.max_record_bytes());
         let mut reaped = 0;
-        for batch in expired.chunks(REAPS_PER_COMMIT_MAX) {
+        let mut rest = expired.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = record::HEADER_LEN as u64;
+            let mut len = 0;
+            for expiry in rest.iter().take(REAPS_PER_COMMIT_MAX) {
+                let more = 5 + expiry.chain.key().len() as u64;
+                if len > 0 && bytes + more > record_max {
+                    break;
+                }
+                bytes += more;
+                len += 1;
+            }
+            let (batch, later) = rest.split_at(len);
             reaped += self.commit_tombstones(batch, &guard);
+            rest = later;
         }
         Counters::add(&self.counters.expirations_reaped, reaped);
         reaped
@@ -103,14 +120,32 @@ impl Shared {
         }
         let version = self.take_version(&mut state);
         let reaped = still.len() as u64;
+        let mut keys = Vec::with_capacity(still.len());
         for (expiry, mut tombstone) in still {
             tombstone.set_version(version);
-            self.link(&mut state, expiry.chain.key().clone(), tombstone, guard);
+            let key = expiry.chain.key().clone();
+            if self.log.is_some() {
+                keys.push(key.clone());
+            }
+            self.link(&mut state, key, tombstone, guard);
         }
-        self.finish_in_memory(version);
+        let Some(log) = &self.log else {
+            self.finish_in_memory(version);
+            drop(state);
+            // In memory, it finished under the lock: it is visible.
+            return reaped;
+        };
         drop(state);
-        self.visible.wait_visible(version);
-        reaped
+        // Encoded after the sequencer: which keys it reaps is known only under its lock.
+        keys.sort_unstable();
+        let reaper_tombstone = VersionNode::tombstone(Origin::Reaper);
+        // Keys within the key limit, a few hundred of them: far below any record limit.
+        let record = record::encode(keys.iter().map(|key| (key.as_slice(), &reaper_tombstone)));
+        // A failure poisons the database: nothing more is reaped or committed.
+        match self.finish_logged(log, record, version, log.durability) {
+            Ok(()) => reaped,
+            Err(_) => 0,
+        }
     }
 }
 

@@ -27,7 +27,7 @@
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{spin_wait, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
 /// How many commits may be in flight (versioned but not yet visible) at once.
 #[cfg(not(any(test, loom)))]
@@ -101,17 +101,6 @@ impl VisibleVersion {
                 Ok(_) => current = next,
                 Err(actual) => current = actual,
             }
-        }
-    }
-
-    /// Waits until `version` is visible. A commit calls this after `finish`, so that once it
-    /// returns, every new snapshot sees the commit; it waits only for earlier commits still
-    /// in flight.
-    pub(crate) fn wait_visible(&self, version: u64) {
-        let mut round = 0;
-        while self.load() < version {
-            spin_wait(round);
-            round = round.saturating_add(1);
         }
     }
 }

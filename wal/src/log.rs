@@ -123,7 +123,7 @@ impl Wal {
             segments: Mutex::new(segments),
         });
         // The writer holds the shared state that holds it: `stop` breaks the cycle.
-        shared.group.install(Writer::new(Arc::clone(&shared), file, header));
+        shared.group.install(Writer::new(Arc::clone(&shared), file, header, end));
         let background = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("inmem-wal-writer".into())
@@ -189,6 +189,20 @@ impl Wal {
         self.shared.group.wait_durable(position)
     }
 
+    /// Returns once everything appended before `end` (a [`Wal::end_position`] read
+    /// earlier) is durable: the records of other appenders included.
+    ///
+    /// # Errors
+    /// As [`Wal::wait_durable`].
+    pub fn wait_durable_before(&self, end: LogPosition) -> Result<()> {
+        match end.get().checked_sub(1) {
+            None => Ok(()),
+            // Any offset inside the last frame stands for it: durable past it means durable
+            // through `end`, the frame's end.
+            Some(last) => self.shared.group.wait_durable(LogPosition::new(last)),
+        }
+    }
+
     /// [`Wal::append`], then [`Wal::wait_durable`].
     ///
     /// # Errors
@@ -202,6 +216,11 @@ impl Wal {
     /// The end of what is durable: every record before it is on stable storage.
     pub fn durable_position(&self) -> LogPosition {
         self.shared.group.durable()
+    }
+
+    /// The longest record payload it accepts ([`WalOptions::max_record_bytes`]).
+    pub fn max_record_bytes(&self) -> u64 {
+        self.shared.options.max_record_bytes
     }
 
     /// The position the next record will get.

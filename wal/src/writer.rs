@@ -30,28 +30,58 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     file: Box<dyn LogFile>,
     segment: SegmentHeader,
+    /// The end of what is known durable.
+    durable: LogPosition,
+    /// The end of the furthest write attempted into the current segment (a file offset).
+    attempted: u64,
 }
 
 impl Worker for Writer {
     fn perform(&mut self, work: Work) -> Result<Done> {
-        match work {
+        let outcome = match work {
             Work::Write { batch, sync } => self.write(batch, sync),
-            Work::Sync { end } => {
-                self.file.sync_data().map_err(|e| self.error("fdatasync", e))?;
-                self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
-                Ok(Done { written: end, durable: Some(end), buffer: None })
-            }
+            Work::Sync { end } => match self.file.sync_data() {
+                Ok(()) => {
+                    self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
+                    Ok(Done { written: end, durable: Some(end), buffer: None })
+                }
+                Err(error) => Err(self.error("fdatasync", error)),
+            },
+        };
+        match &outcome {
+            Ok(done) => self.durable = done.durable.unwrap_or(self.durable),
+            Err(_) => self.void_unsynced(),
         }
+        outcome
     }
 }
 
 impl Writer {
+    /// The writer of `segment`, open as `file`, whose log is durable up to `durable`.
     pub(crate) fn new(
         shared: Arc<Shared>,
         file: Box<dyn LogFile>,
         segment: SegmentHeader,
+        durable: LogPosition,
     ) -> Writer {
-        Writer { shared, file, segment }
+        let mut writer = Writer { shared, file, segment, durable, attempted: 0 };
+        writer.attempted = writer.offset_of(durable.max(segment.first_position));
+        writer
+    }
+
+    /// After a failed write or sync (the log then fails): overwrites with zeros, and
+    /// syncs, what was written into the segment since the last successful sync, so that a
+    /// reopen does not find records that were never acknowledged (the reader stops at a
+    /// zeroed region). Best effort: if this fails too, a reopen may find them (they were
+    /// never acknowledged, so keeping them breaks no promise), or a torn tail to cut.
+    fn void_unsynced(&mut self) {
+        let from = self.offset_of(self.durable.max(self.segment.first_position));
+        let len = self.attempted.saturating_sub(from);
+        if len == 0 {
+            return;
+        }
+        let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        let _ = write_all_durably(self.file.as_ref(), &[IoSlice::new(&zeros)], from, true);
     }
 
     fn write(&mut self, mut batch: Batch, sync: bool) -> Result<Done> {
@@ -87,6 +117,7 @@ impl Writer {
         }
         let offset = self.offset_of(position);
         debug_assert!(offset + bytes.len() as u64 <= self.segment.size, "a batch fits its segment");
+        self.attempted = self.attempted.max(offset + bytes.len() as u64);
         // An O_DSYNC file makes each write durable before it returns: no fdatasync to add.
         let fdatasync = sync && !self.shared.options.open_flags.dsync;
         write_all_durably(self.file.as_ref(), &[IoSlice::new(bytes)], offset, fdatasync)
@@ -116,6 +147,9 @@ impl Writer {
         self.shared.stats.segments_created.fetch_add(1, StdOrdering::Relaxed);
         self.file = file;
         self.segment = header;
+        // The segment left behind was synced before the rotation.
+        self.durable = first;
+        self.attempted = SEGMENT_HEADER_LEN;
         Ok(())
     }
 

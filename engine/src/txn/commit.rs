@@ -8,14 +8,16 @@
 //!
 //! Then the commit finishes: the visible version advances over it (see `visible.rs`), and
 //! `commit` returns once it is visible, so every snapshot taken afterwards sees it. In
-//! memory that happens before the lock is released (`finish_in_memory`); once the
-//! write-ahead log is wired in, the lock is released first, the log takes the record, and
-//! the commit finishes when the record is as durable as it asked.
+//! memory that happens before the lock is released (`finish_in_memory`); with the
+//! write-ahead log, the lock is released first, the log takes the record, and the commit
+//! finishes when the record is as durable as it asked (`durable.rs`).
 
 use crate::bytes::Bytes;
 use crate::db::Shared;
+use crate::durable::encode_commit;
 use crate::error::Result;
 use crate::index::ChainRef;
+use crate::options::Durability;
 use crate::options::Retention;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
@@ -64,6 +66,11 @@ impl Sequencer {
     pub(crate) fn lock(&self) -> MutexGuard<'_, SequencerState> {
         self.state.lock()
     }
+
+    /// Continues the commit clock after `version`, recovered from the log.
+    pub(crate) fn recovered_at(&self, version: u64) {
+        self.state.lock().last_version = version;
+    }
 }
 
 impl Shared {
@@ -72,6 +79,7 @@ impl Shared {
         &self,
         writes: Vec<(Bytes, Owned<VersionNode>)>,
         validation: Validation<'_>,
+        durability: Option<Durability>,
     ) -> Result<CommitVersion> {
         self.check_not_poisoned()?;
         debug_assert!(!writes.is_empty(), "a commit that writes nothing takes no version");
@@ -79,6 +87,12 @@ impl Shared {
             writes.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "one write per key, in key order"
         );
+        // Encoded before the sequencer, which never covers encoding; one the log would
+        // refuse is refused here, before it takes a version.
+        let record = match &self.log {
+            Some(log) => Some(encode_commit(&writes, log.wal.max_record_bytes())?),
+            None => None,
+        };
         let guard = epoch::pin();
         let version = {
             let mut state = self.sequencer.lock();
@@ -88,10 +102,20 @@ impl Shared {
                 node.set_version(version);
                 self.link(&mut state, key, node, &guard);
             }
-            self.finish_in_memory(version);
+            if record.is_none() {
+                self.finish_in_memory(version);
+            }
             version
         };
-        self.visible.wait_visible(version);
+        match (&self.log, record) {
+            (Some(log), Some(record)) => {
+                let asked = durability.unwrap_or(log.durability);
+                let durability =
+                    if asked.rank() > log.durability.rank() { asked } else { log.durability };
+                self.finish_logged(log, record, version, durability)?;
+            }
+            _ => self.wait_visible(version)?,
+        }
         Ok(CommitVersion::new(version))
     }
 

@@ -17,7 +17,7 @@ use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
 use crate::error::Result;
-use crate::options::Isolation;
+use crate::options::{Durability, Isolation};
 use crate::snapshot::{owned_bound, prefix_bounds, Snapshot};
 use crate::version::{CommitVersion, NEVER_EXPIRES};
 use read_set::ReadSet;
@@ -47,13 +47,19 @@ pub use write_set::TxnIter;
 pub struct Transaction<'db> {
     snapshot: Snapshot<'db>,
     isolation: Isolation,
+    durability: Option<Durability>,
     writes: WriteSet,
     reads: ReadSet,
 }
 
 impl<'db> Transaction<'db> {
-    pub(crate) fn new(snapshot: Snapshot<'db>, isolation: Isolation) -> Transaction<'db> {
-        Transaction { snapshot, isolation, writes: WriteSet::default(), reads: ReadSet::default() }
+    pub(crate) fn new(
+        snapshot: Snapshot<'db>,
+        isolation: Isolation,
+        durability: Option<Durability>,
+    ) -> Transaction<'db> {
+        let (writes, reads) = (WriteSet::default(), ReadSet::default());
+        Transaction { snapshot, isolation, durability, writes, reads }
     }
 
     fn shared(&self) -> &'db Shared {
@@ -177,7 +183,7 @@ impl<'db> Transaction<'db> {
     /// [`crate::Error::Conflict`] if validation fails (nothing becomes visible);
     /// [`crate::Error::Poisoned`].
     pub fn commit(self) -> Result<CommitVersion> {
-        let Transaction { snapshot, isolation, writes, reads } = self;
+        let Transaction { snapshot, isolation, durability, writes, reads } = self;
         if writes.is_empty() {
             return Ok(snapshot.version());
         }
@@ -188,7 +194,7 @@ impl<'db> Transaction<'db> {
         };
         // The snapshot stays registered until the commit is done, so the collector keeps
         // everything validation compares against.
-        snapshot.shared().commit(writes.into_nodes(), validation)
+        snapshot.shared().commit(writes.into_nodes(), validation, durability)
     }
 
     /// Discards the transaction (as dropping it does).
@@ -230,6 +236,6 @@ impl Shared {
             None => PendingWrite::delete(),
         };
         let node = crate::sync::epoch::Owned::new(write.into_node());
-        self.commit(vec![(Bytes::copy_from(key), node)], Validation::Blind)
+        self.commit(vec![(Bytes::copy_from(key), node)], Validation::Blind, None)
     }
 }

@@ -1,0 +1,301 @@
+//! A database on a directory: its lock, its write-ahead log, the commit path through the
+//! log, and recovery by replaying it.
+//!
+//! # Directory layout
+//!
+//! | path | what |
+//! |---|---|
+//! | `LOCK` | empty; held with an exclusive `flock` while a handle has the database open |
+//! | `wal/` | the write-ahead log's segments (`wal/src/format.rs` documents them) |
+//!
+//! # Commits
+//!
+//! A commit's record is encoded before the sequencer (`record.rs`), and handed to the log
+//! after it, once the commit has its version. Records may so reach the log out of version
+//! order; the visible version keeps the order (`visible.rs`), and recovery restores it.
+//!
+//! - `Sync`: append, wait until the record is durable, then finish (become visible). A
+//!   commit is visible only once durable, so every commit visible before it is durable too.
+//! - `Buffered`: append, finish at once; the log syncs in the background. A transaction
+//!   that asks for `Sync` in a buffered database waits, once it is visible, until
+//!   everything appended by then is durable: its record and those of every earlier commit.
+//!
+//! A failed append or sync poisons the database: the failing commit never becomes visible,
+//! and every later one fails. Nothing unacknowledged needs undoing on disk, since recovery
+//! keeps only a prefix of commits in version order.
+//!
+//! # Recovery
+//!
+//! Replay reads every record from the start of the log and applies commits in version
+//! order: each at the version it was given, over a contiguous run from the base (0 for
+//! now: checkpoints come later). A record that arrives before its predecessor waits for it.
+//! Records whose predecessor never reached the log are not applied (they were never
+//! acknowledged: a commit is acknowledged only once every earlier one is, in its mode).
+//! Their versions are handed out again, so open first logs a reset record (`record.rs`)
+//! that voids them, and makes it durable before the first new commit.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
+
+use crate::bytes::Bytes;
+use crate::db::Shared;
+use crate::error::{Error, Limit, Result};
+use crate::options::{Durability, Options};
+use crate::record::{self, DecodedCommit};
+use crate::sync::epoch::{self, Owned};
+
+/// The lock file's name in a database directory.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+/// The log's directory in a database directory.
+pub(crate) const WAL_DIR: &str = "wal";
+
+/// The database directory's lock: held as long as this is alive.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock of `dir`, creating the lock file if needed.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another handle holds it; [`Error::Io`].
+    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| Error::io("opening the database's lock file", &error))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(DirLock { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Locked { path }),
+            Err(errno) => Err(Error::io("locking the database directory", &errno.into())),
+        }
+    }
+}
+
+/// The log of a database whose durability is `Buffered` or `Sync`.
+pub(crate) struct Log {
+    pub(crate) wal: Wal,
+    /// The database's durability: `Buffered` or `Sync`.
+    pub(crate) durability: Durability,
+}
+
+/// Opens the log of `dir`, replays it into `shared` and returns the log (or `None` for
+/// `Durability::None`) with the version recovered.
+pub(crate) fn open_log(
+    dir: &Path,
+    shared: &Shared,
+    options: &Options,
+    wal_options: WalOptions,
+) -> Result<(Option<Log>, u64)> {
+    let mut wal_options = wal_options;
+    wal_options.recovery = options.recovery;
+    wal_options.durability = match options.durability {
+        Durability::Buffered { interval } => LogDurability::Buffered { interval },
+        Durability::Sync | Durability::None => LogDurability::Sync,
+    };
+    let wal = Wal::open(dir.join(WAL_DIR), wal_options)
+        .map_err(|error| Error::log("opening the log", &error))?;
+    let replayed = replay(shared, &wal)?;
+    if options.durability == Durability::None {
+        // Nothing this session commits is logged; the versions it hands out are never in
+        // the log, and so never meet the orphans.
+        wal.close().map_err(|error| Error::log("closing the log after recovery", &error))?;
+        return Ok((None, replayed.version));
+    }
+    if replayed.orphans > 0 {
+        wal.append_sync(record::RESET, &record::encode_reset(replayed.version))
+            .map_err(|error| Error::log("logging the reset of unkept records", &error))?;
+    }
+    Ok((Some(Log { wal, durability: options.durability }), replayed.version))
+}
+
+/// What a replay recovered.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    /// The version of the last commit applied.
+    pub(crate) version: u64,
+    /// Commit records not applied, for want of a predecessor.
+    pub(crate) orphans: usize,
+}
+
+/// Applies every commit of `wal` to `shared`, in version order, as far as they run
+/// contiguously.
+fn replay(shared: &Shared, wal: &Wal) -> Result<Replayed> {
+    let reader = wal
+        .read_from(wal.first_position())
+        .map_err(|error| Error::log("reading the log", &error))?;
+    let mut applied = 0u64;
+    let mut waiting: BTreeMap<u64, DecodedCommit> = BTreeMap::new();
+    for record in reader {
+        let record = record.map_err(|error| Error::log("reading the log", &error))?;
+        let position = record.position.get();
+        if record.kind == record::COMMIT {
+            let commit = record::decode(&record.payload, position)?;
+            if commit.version <= applied || waiting.contains_key(&commit.version) {
+                return Err(Error::CorruptRecord { position, reason: "a version logged twice" });
+            }
+            waiting.insert(commit.version, commit);
+            while let Some(next) = waiting.remove(&(applied + 1)) {
+                apply(shared, next);
+                applied += 1;
+            }
+        } else if record.kind == record::RESET {
+            let version = record::decode_reset(&record.payload, position)?;
+            if version != applied {
+                return Err(Error::CorruptRecord {
+                    position,
+                    reason: "a reset to another version than the one recovered",
+                });
+            }
+            waiting.clear();
+        } else {
+            return Err(Error::CorruptRecord { position, reason: "an unknown record kind" });
+        }
+    }
+    Ok(Replayed { version: applied, orphans: waiting.len() })
+}
+
+/// Links a recovered commit's versions.
+fn apply(shared: &Shared, commit: DecodedCommit) {
+    let guard = epoch::pin();
+    let mut state = shared.sequencer.lock();
+    for (key, node) in commit.writes {
+        shared.link(&mut state, key, Owned::new(node), &guard);
+    }
+}
+
+/// The record of a commit, encoded before the sequencer.
+///
+/// # Errors
+/// [`Error::LimitExceeded`] ([`Limit::CommitBytes`]) for a record longer than `max` bytes.
+pub(crate) fn encode_commit(
+    writes: &[(Bytes, Owned<crate::version::VersionNode>)],
+    max: u64,
+) -> Result<Vec<u8>> {
+    let record = record::encode(writes.iter().map(|(key, node)| (key.as_slice(), &**node)));
+    if record.len() as u64 > max {
+        let actual = record.len() as u64;
+        return Err(Error::LimitExceeded { limit: Limit::CommitBytes, actual, max });
+    }
+    Ok(record)
+}
+
+impl Shared {
+    /// Finishes commit `version` through the log: appends its record (version patched in)
+    /// and, as its durability asks, waits for it; then makes it visible. A failure poisons
+    /// the database and the commit never becomes visible.
+    pub(crate) fn finish_logged(
+        &self,
+        log: &Log,
+        mut record: Vec<u8>,
+        version: u64,
+        durability: Durability,
+    ) -> Result<()> {
+        record::set_version(&mut record, version);
+        let logged = log.wal.append(record::COMMIT, &record).and_then(|position| {
+            if log.durability == Durability::Sync {
+                log.wal.wait_durable(position)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(error) = logged {
+            self.poison();
+            return Err(Error::log("committing", &error));
+        }
+        self.visible.finish(version);
+        self.wait_visible(version)?;
+        if log.durability != Durability::Sync && durability == Durability::Sync {
+            // Every commit up to this one is visible, so appended: waiting for the log's
+            // end as it is now covers all of their records.
+            let end: LogPosition = log.wal.end_position();
+            if let Err(error) = log.wal.wait_durable_before(end) {
+                self.poison();
+                return Err(Error::log("syncing a commit", &error));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::expect_used, reason = "a failed expectation in a test helper fails the test")]
+mod tests {
+    use super::*;
+    use crate::version::VersionNode;
+    use crate::Database;
+
+    /// Appends a commit record of `key` = `value` at `version` to the log in `dir`.
+    fn log_commit(wal: &Wal, version: u64, key: &[u8], value: &[u8]) {
+        let node = VersionNode::put(Bytes::copy_from(value), 0);
+        let mut payload = record::encode([(key, &node)].into_iter());
+        record::set_version(&mut payload, version);
+        wal.append_sync(record::COMMIT, &payload).expect("append");
+    }
+
+    fn raw_log(dir: &Path) -> Wal {
+        Wal::open(dir.join(WAL_DIR), WalOptions::default()).expect("open log")
+    }
+
+    #[test]
+    fn records_out_of_version_order_are_applied_in_order_and_orphans_are_voided() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = raw_log(dir.path());
+        // 1, then 3 before 2 (as two committers may append), then 5 whose 4 never came.
+        log_commit(&wal, 1, b"k", b"one");
+        log_commit(&wal, 3, b"k", b"three");
+        log_commit(&wal, 2, b"k", b"two");
+        log_commit(&wal, 5, b"k", b"five");
+        wal.close().expect("close");
+
+        let options = Options::default().retention(crate::Retention::KeepAll);
+        let db = Database::open(dir.path(), options.clone()).expect("open");
+        assert_eq!(db.visible_version().get(), 3, "applied 1, 2, 3; 5 lacks 4");
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"three"[..]));
+        let history: Vec<_> = db.history(b"k", 10, None).unwrap();
+        let values: Vec<_> =
+            history.iter().map(|v| v.value.as_ref().map(|b| b.as_slice().to_vec())).collect();
+        assert_eq!(values, [Some(b"three".to_vec()), Some(b"two".to_vec()), Some(b"one".to_vec())]);
+        // Version 4 is handed out again; the reset logged at open voids the old 5.
+        assert_eq!(db.put(b"k", b"four").unwrap().get(), 4);
+        drop(db);
+
+        let db = Database::open(dir.path(), options).expect("reopen");
+        assert_eq!(db.visible_version().get(), 4);
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"four"[..]));
+        assert_eq!(db.put(b"k", b"five again").unwrap().get(), 5);
+    }
+
+    #[test]
+    fn a_version_logged_twice_is_an_error_naming_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = raw_log(dir.path());
+        log_commit(&wal, 1, b"a", b"x");
+        let second = wal.end_position().get();
+        log_commit(&wal, 1, b"b", b"y");
+        wal.close().expect("close");
+        let error = Database::open(dir.path(), Options::default()).expect_err("refused");
+        assert!(
+            matches!(error, Error::CorruptRecord { position, reason: "a version logged twice" } if position == second),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_record_of_an_unknown_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = raw_log(dir.path());
+        let kind = inmem_wal::FrameKind::new(99).unwrap();
+        wal.append_sync(kind, b"?").expect("append");
+        wal.close().expect("close");
+        let error = Database::open(dir.path(), Options::default()).expect_err("refused");
+        assert!(matches!(error, Error::CorruptRecord { reason: "an unknown record kind", .. }));
+    }
+}

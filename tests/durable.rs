@@ -1,0 +1,268 @@
+//! Databases on a directory: commits through the write-ahead log, recovery on reopen, the
+//! directory lock, durability modes, and failed log I/O.
+
+#![allow(clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::NO_MAINTENANCE;
+use inmem_engine::{
+    Bytes, CommitVersion, Database, Durability, Error, Limit, Limits, Options, RecoveryMode,
+    Retention, TransactionOptions,
+};
+use inmem_wal::io::fault::{Fault, FaultIo, Op};
+use inmem_wal::io::sync::SyncIo;
+use inmem_wal::io::Io;
+use inmem_wal::WalOptions;
+
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+fn quiet() -> Options {
+    Options::default().maintenance_interval(NO_MAINTENANCE)
+}
+
+fn value_of(db: &Database, key: &[u8]) -> Option<Vec<u8>> {
+    db.get(key).expect("get").map(|value| value.to_vec())
+}
+
+/// Every key and value of the visible state.
+fn contents(db: &Database) -> Vec<(Bytes, Bytes)> {
+    db.snapshot().prefix(b"").collect()
+}
+
+#[test]
+fn a_database_reopens_with_its_commits_after_close_and_after_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    db.put(b"a", b"1").expect("put");
+    db.transaction(|txn| {
+        txn.put(b"b", b"2")?;
+        txn.put(b"c", b"3")?;
+        Ok(())
+    })
+    .expect("txn");
+    let last = db.delete(b"a").expect("delete");
+    let before = contents(&db);
+    db.close().expect("close");
+
+    let db = Database::open(dir.path(), quiet()).expect("reopen after close");
+    assert_eq!(db.visible_version(), last);
+    assert_eq!(contents(&db), before);
+    let more = db.put(b"d", b"4").expect("put after reopen");
+    assert_eq!(more.get(), last.get() + 1, "versions go on after the recovered one");
+    drop(db);
+
+    let db = Database::open(dir.path(), quiet()).expect("reopen after drop");
+    assert_eq!(db.visible_version(), more);
+    assert_eq!(value_of(&db, b"d"), Some(b"4".to_vec()));
+    assert_eq!(value_of(&db, b"a"), None);
+}
+
+#[test]
+fn history_ttls_and_tombstones_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = quiet().retention(Retention::KeepAll);
+    let db = Database::open(dir.path(), options.clone()).expect("open");
+    let v1 = db.put(b"k", b"one").expect("put");
+    db.put(b"k", b"two").expect("put");
+    let deleted = db.delete(b"k").expect("delete");
+    db.put_with_ttl(b"lives", b"long", Duration::from_secs(3600)).expect("ttl put");
+    db.put_with_ttl(b"dies", b"soon", Duration::from_millis(1)).expect("ttl put");
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(db.reap_expired(), 1, "the short-lived value expired and was reaped");
+    let history_before = db.history(b"k", 10, None).expect("history");
+    let ttl_before = db.history(b"lives", 1, None).expect("history");
+    let reaped_before = db.history(b"dies", 10, None).expect("history");
+    drop(db);
+
+    let db = Database::open(dir.path(), options).expect("reopen");
+    assert_eq!(db.history(b"k", 10, None).expect("history"), history_before);
+    assert_eq!(db.history(b"k", 10, None).expect("history")[0].version, deleted);
+    assert_eq!(
+        db.snapshot_at(v1).expect("kept").get(b"k").expect("get").as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(db.history(b"lives", 1, None).expect("history"), ttl_before);
+    assert!(ttl_before[0].expires_at_ms.is_some());
+    assert_eq!(value_of(&db, b"lives"), Some(b"long".to_vec()));
+    let reaped_after = db.history(b"dies", 10, None).expect("history");
+    assert_eq!(reaped_after, reaped_before);
+    assert!(reaped_after[0].reaped, "the reaper's tombstone is recovered as the reaper's");
+    assert_eq!(value_of(&db, b"dies"), None);
+}
+
+#[test]
+fn a_directory_is_opened_by_one_handle_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    let second = Database::open(dir.path(), quiet());
+    assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+    drop(db);
+    Database::open(dir.path(), quiet()).expect("free again once the first is gone");
+}
+
+#[test]
+fn buffered_commits_are_visible_at_once_and_kept_by_a_clean_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = quiet().durability(Durability::Buffered { interval: Duration::from_millis(20) });
+    let db = Database::open(dir.path(), options.clone()).expect("open");
+    for index in 0u32..200 {
+        let version = db.put(index.to_le_bytes(), b"v").expect("put");
+        assert_eq!(db.visible_version(), version, "visible when put returns");
+    }
+    db.close().expect("close syncs");
+    let db = Database::open(dir.path(), options).expect("reopen");
+    assert_eq!(contents(&db).len(), 200);
+}
+
+/// A log backend whose calls are counted and into which faults can be injected.
+fn faulty_log() -> (WalOptions, Arc<FaultIo>) {
+    let inner: Arc<dyn Io> = Arc::new(SyncIo::new());
+    let faults = FaultIo::new(inner);
+    let io: Arc<dyn Io> = faults.clone();
+    (WalOptions::default().io(io), faults)
+}
+
+#[test]
+fn a_sync_transaction_in_a_buffered_database_is_synced_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    // An interval that never comes due during the test: only the transaction syncs.
+    let options = quiet().durability(Durability::Buffered { interval: Duration::from_secs(3600) });
+    let (log, faults) = faulty_log();
+    let db = Database::open_with_log_options(dir.path(), options, log).expect("open");
+    db.put(b"buffered", b"1").expect("put");
+    let syncs = faults.calls(Op::Sync);
+    let committed = db
+        .transaction_with(TransactionOptions::default().durability(Durability::Sync), |txn| {
+            txn.put(b"synced", b"2")
+        })
+        .expect("commit");
+    assert!(faults.calls(Op::Sync) > syncs, "the Sync transaction returned before a sync");
+    assert_eq!(committed.version, db.visible_version());
+}
+
+#[test]
+fn a_failed_log_write_or_sync_fails_the_commit_and_reopening_keeps_only_acknowledged_ones() {
+    for fault in
+        [Fault::error(Op::Sync, EIO), Fault::error(Op::Write, EIO), Fault::error(Op::Write, ENOSPC)]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, faults) = faulty_log();
+        let db = Database::open_with_log_options(dir.path(), quiet(), log).expect("open");
+        let kept = db.put(b"before", b"1").expect("put");
+        faults.inject(fault.sticky());
+        let failed = db.put(b"during", b"2");
+        assert!(matches!(failed, Err(Error::Log { .. })), "{fault:?}: {failed:?}");
+        assert_eq!(db.visible_version(), kept, "{fault:?}: the failed commit is not visible");
+        assert_eq!(value_of(&db, b"during"), None);
+        let later = db.put(b"after", b"3");
+        assert!(matches!(later, Err(Error::Poisoned)), "{fault:?}: {later:?}");
+        assert_eq!(value_of(&db, b"before"), Some(b"1".to_vec()), "reads go on");
+        drop(db);
+
+        let db = Database::open(dir.path(), quiet()).expect("reopen");
+        assert_eq!(db.visible_version(), kept, "{fault:?}");
+        assert_eq!(value_of(&db, b"before"), Some(b"1".to_vec()));
+        assert_eq!(value_of(&db, b"during"), None, "{fault:?}: nothing of it after reopen");
+        db.put(b"after", b"3").expect("usable after reopen");
+    }
+}
+
+#[test]
+fn concurrent_sync_committers_have_every_acknowledged_commit_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    let acknowledged: Vec<(u32, CommitVersion)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0u32..8)
+            .map(|thread| {
+                let db = &db;
+                scope.spawn(move || {
+                    (0u32..100)
+                        .map(|index| {
+                            let key = thread * 1000 + index;
+                            (key, db.put(key.to_le_bytes(), index.to_le_bytes()).expect("put"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().expect("worker")).collect()
+    });
+    let newest = acknowledged.iter().map(|(_, version)| *version).max().expect("commits");
+    drop(db);
+    let db = Database::open(dir.path(), quiet()).expect("reopen");
+    assert_eq!(db.visible_version(), newest);
+    for (key, version) in acknowledged {
+        let history = db.history(key.to_le_bytes(), 1, None).expect("history");
+        assert_eq!(history[0].version, version, "key {key}");
+    }
+}
+
+#[test]
+fn a_database_without_durability_recovers_the_directory_and_logs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    let logged = db.put(b"logged", b"1").expect("put");
+    drop(db);
+    let db = Database::open(dir.path(), quiet().durability(Durability::None)).expect("open");
+    assert_eq!(value_of(&db, b"logged"), Some(b"1".to_vec()), "recovered");
+    db.put(b"unlogged", b"2").expect("put");
+    drop(db);
+    let db = Database::open(dir.path(), quiet()).expect("reopen");
+    assert_eq!(db.visible_version(), logged);
+    assert_eq!(value_of(&db, b"unlogged"), None);
+}
+
+#[test]
+fn damage_inside_the_log_is_an_error_unless_point_in_time_recovery_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    // With at most 512 bytes in flight and records of at most 1 KiB, damage further from
+    // the end than that cannot be a torn tail.
+    let log = || WalOptions::default().max_queued_bytes(512).max_record_bytes(1024);
+    let refused = Database::open_with_log_options(dir.path(), quiet(), log());
+    assert!(
+        matches!(refused, Err(Error::InvalidOption { .. })),
+        "records too small for the longest key are refused: {refused:?}"
+    );
+    let limits = Limits { key_bytes_max: 64, ..Limits::default() };
+    let quiet = || quiet().limits(limits);
+    let open = |options: Options| Database::open_with_log_options(dir.path(), options, log());
+    let db = open(quiet()).expect("open");
+    let first = db.put(b"first", b"1").expect("put");
+    for index in 0u32..40 {
+        db.put(index.to_le_bytes(), [7u8; 100]).expect("put");
+    }
+    let oversized = db.put(b"big", [1u8; 2000]);
+    assert!(
+        matches!(oversized, Err(Error::LimitExceeded { limit: Limit::CommitBytes, .. })),
+        "a commit over the log's record limit is refused before it takes a version: {oversized:?}"
+    );
+    db.put(b"after", b"still usable").expect("put");
+    db.close().expect("close");
+    // Flip a byte inside the second record's frame: damage that is not a torn tail.
+    let segment = std::fs::read_dir(dir.path().join("wal"))
+        .expect("log dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_none_or(|ext| ext != "tmp"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let offset = 4096 + 100;
+    bytes[offset] ^= 0x40;
+    std::fs::write(&segment, &bytes).expect("write");
+
+    let error = open(quiet()).expect_err("damage is reported");
+    let message = error.to_string();
+    assert!(matches!(error, Error::Log { .. }), "{message}");
+    let name = segment.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(message.contains(&name), "names the file: {message}");
+
+    let strict = open(quiet().recovery(RecoveryMode::Strict)).expect_err("strict refuses");
+    assert!(matches!(strict, Error::Log { .. }), "{strict}");
+    let db = open(quiet().recovery(RecoveryMode::PointInTime)).expect("point in time");
+    assert_eq!(db.visible_version(), first, "the prefix before the damage");
+    assert_eq!(value_of(&db, b"first"), Some(b"1".to_vec()));
+}
