@@ -1,12 +1,15 @@
 //! The `inmem` command-line tool.
 //!
-//! `inmem bench` runs macro workloads on an in-memory database (see `src/bench/`). Errors
+//! `inmem bench` runs macro workloads on an in-memory database (see `src/bench/`);
+//! `inmem crashtest` kills a committing process and checks what recovery keeps (see
+//! `src/crashtest.rs`). Errors
 //! are printed to stderr as one `error: ...` line with a nonzero exit; malformed flags are
 //! reported by clap (exit 2). A reader that closes the pipe early (`| head`) just stops it.
 
 #![deny(unsafe_code)]
 
 mod bench;
+mod crashtest;
 
 use std::process::ExitCode;
 
@@ -25,12 +28,16 @@ struct Cli {
 enum Command {
     /// Benchmark the engine: throughput, latency percentiles and peak memory per workload.
     Bench(bench::BenchArgs),
+    /// Kill a process committing transactions at random moments and check, after each
+    /// reopen, that every acknowledged commit survived whole.
+    Crashtest(crashtest::CrashtestArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Crashtest(args) => return crashtest::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

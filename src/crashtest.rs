@@ -1,0 +1,438 @@
+//! `inmem crashtest`: kills a committing process at random moments and checks what a
+//! reopen recovers.
+//!
+//! The parent runs cycles. In each, it starts a child (this binary, `crashtest --child`)
+//! on the directory; the child opens the database in `Sync` mode and commits transfers
+//! from [`WRITERS`] threads, printing `ack <txn> <version>` on stdout once each commit
+//! returns. After a random delay the parent kills it with SIGKILL, reopens the directory
+//! and checks, against every commit acknowledged in any cycle so far:
+//!
+//! - recovery succeeds (`recovery_errors`);
+//! - every acknowledged transaction is present, at the version it was acknowledged with
+//!   (`lost`);
+//! - no transaction is partly visible (`partial`): the balances sum to zero (every
+//!   transfer moves money between [`ACCOUNTS`] accounts without creating any), and each
+//!   account's last writer is a transaction whose record is present and names it.
+//!
+//! Each transfer `t` takes three distinct accounts `a`, `b`, `c` and an amount `x`, moves
+//! `2x` out of `a` and `x` into each of `b` and `c`, stamps the three with `t`, and writes
+//! `txn/<t>` = the three account numbers: four keys in one transaction.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Args;
+use inmem::{Database, Options};
+
+/// Accounts the transfers move money between.
+pub(crate) const ACCOUNTS: u32 = 16;
+/// Committing threads in the child.
+pub(crate) const WRITERS: u64 = 4;
+/// How long the parent waits for a child to say it is ready, or to die once killed.
+const CHILD_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills a process committing transactions at random moments, reopens its database and
+/// checks that every acknowledged commit survived, whole.
+///
+/// Ends with `cycles=N acknowledged=A lost=0 partial=0 recovery_errors=0` and exit 0, or
+/// a nonzero exit and the first violation in detail.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CrashtestArgs {
+    /// Kill-and-recover cycles to run.
+    #[arg(long, default_value_t = 20)]
+    cycles: u64,
+    /// The database directory (kept afterwards); default a temporary one, removed at the end.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Seed of the kill delays and the transfers.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The longest a child runs before it is killed, in milliseconds (each delay is
+    /// uniform between 0 and this).
+    #[arg(long, default_value_t = 200)]
+    kill_after_max_ms: u64,
+    /// Run as the committing child of cycle `--cycle` (used by the parent).
+    #[arg(long, hide = true)]
+    child: bool,
+    /// The cycle a child runs in (used by the parent).
+    #[arg(long, hide = true, default_value_t = 0)]
+    cycle: u64,
+}
+
+/// Runs the command.
+pub(crate) fn run(args: &CrashtestArgs) -> ExitCode {
+    if args.child {
+        return match args.dir.as_deref().map(|dir| child(dir, args.cycle, args.seed)) {
+            Some(Ok(())) => ExitCode::SUCCESS,
+            Some(Err(error)) => {
+                eprintln!("crashtest child: {error}");
+                ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("crashtest child: --dir is required");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match parent(args) {
+        Ok(summary) => {
+            println!("{summary}");
+            if summary.clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A commit the child acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ack {
+    pub(crate) txn: u64,
+    pub(crate) version: u64,
+}
+
+/// The counts the run ends with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) cycles: u64,
+    pub(crate) acknowledged: u64,
+    pub(crate) lost: u64,
+    pub(crate) partial: u64,
+    pub(crate) recovery_errors: u64,
+}
+
+impl Summary {
+    fn clean(&self) -> bool {
+        self.lost == 0 && self.partial == 0 && self.recovery_errors == 0
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cycles={} acknowledged={} lost={} partial={} recovery_errors={}",
+            self.cycles, self.acknowledged, self.lost, self.partial, self.recovery_errors
+        )
+    }
+}
+
+fn parent(args: &CrashtestArgs) -> Result<Summary, String> {
+    let temporary;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temporary = tempfile::Builder::new()
+                .prefix("inmem-crashtest-")
+                .tempdir_in(".")
+                .map_err(|error| format!("creating a temporary directory: {error}"))?;
+            temporary.path().to_path_buf()
+        }
+    };
+    let exe = std::env::current_exe().map_err(|error| format!("finding this binary: {error}"))?;
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let mut acks: Vec<Ack> = Vec::new();
+    let mut summary = Summary::default();
+    for cycle in 0..args.cycles {
+        let delay = Duration::from_millis(rng.u64(0..=args.kill_after_max_ms));
+        acks.extend(run_child(&exe, &dir, cycle, args.seed, delay)?);
+        summary.cycles = cycle + 1;
+        summary.acknowledged = acks.len() as u64;
+        let db = match Database::open(&dir, Options::default()) {
+            Ok(db) => db,
+            Err(error) => {
+                summary.recovery_errors += 1;
+                eprintln!("cycle {cycle}: recovery failed: {error}");
+                return Ok(summary);
+            }
+        };
+        let violations = check(&db, &acks);
+        summary.lost = violations.lost;
+        summary.partial = violations.partial;
+        if let Some(first) = violations.first {
+            eprintln!("cycle {cycle}: {first}");
+            return Ok(summary);
+        }
+    }
+    Ok(summary)
+}
+
+/// Runs one child for `delay` (once it is ready), kills it, and returns what it
+/// acknowledged.
+fn run_child(
+    exe: &Path,
+    dir: &Path,
+    cycle: u64,
+    seed: u64,
+    delay: Duration,
+) -> Result<Vec<Ack>, String> {
+    let mut child = Command::new(exe)
+        .args(["crashtest", "--child", "--cycle", &cycle.to_string()])
+        .args(["--seed", &seed.to_string(), "--dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| format!("starting the child: {error}"))?;
+    let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut acks = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line == "ready" {
+                let _ = ready_tx.send(());
+            } else if let Some(ack) = parse_ack(&line) {
+                acks.push(ack);
+            }
+        }
+        acks
+    });
+    let ready = ready_rx.recv_timeout(CHILD_DEADLINE);
+    if ready.is_ok() {
+        std::thread::sleep(delay);
+    }
+    // SIGKILL: the child gets no chance to flush or close anything.
+    let _ = child.kill();
+    let status = child.wait().map_err(|error| format!("waiting for the child: {error}"))?;
+    let acks = reader.join().map_err(|_| "the child's reader panicked".to_string())?;
+    if ready.is_err() {
+        return Err(format!("cycle {cycle}: the child never became ready ({status})"));
+    }
+    // A child killed by the signal has no exit code; one that exited made an error.
+    if status.code().is_some() {
+        return Err(format!("cycle {cycle}: the child stopped on its own ({status})"));
+    }
+    Ok(acks)
+}
+
+fn parse_ack(line: &str) -> Option<Ack> {
+    let mut words = line.strip_prefix("ack ")?.split(' ');
+    let txn = words.next()?.parse().ok()?;
+    let version = words.next()?.parse().ok()?;
+    Some(Ack { txn, version })
+}
+
+/// An account's key.
+fn account_key(account: u32) -> Vec<u8> {
+    format!("acct/{account:02}").into_bytes()
+}
+
+/// A transaction record's key.
+fn txn_key(txn: u64) -> Vec<u8> {
+    format!("txn/{txn:016x}").into_bytes()
+}
+
+/// An account's value: balance and the last transaction that wrote it.
+fn account_value(balance: i64, txn: u64) -> [u8; 16] {
+    let mut value = [0; 16];
+    value[..8].copy_from_slice(&balance.to_le_bytes());
+    value[8..].copy_from_slice(&txn.to_le_bytes());
+    value
+}
+
+/// Reads an account's value; absent is zero, never written.
+fn read_account(value: Option<&[u8]>) -> Option<(i64, u64)> {
+    let Some(value) = value else { return Some((0, 0)) };
+    let balance = i64::from_le_bytes(value.get(..8)?.try_into().ok()?);
+    let txn = u64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
+    Some((balance, txn))
+}
+
+/// The child: commits transfers from [`WRITERS`] threads until it is killed.
+fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
+    let db = Database::open(dir, Options::default()).map_err(|error| error.to_string())?;
+    let stdout = std::sync::Mutex::new(std::io::stdout());
+    writeln!(stdout.lock().map_err(|_| "stdout lock")?, "ready").map_err(|e| e.to_string())?;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (db, stdout) = (&db, &stdout);
+                scope.spawn(move || -> Result<(), String> {
+                    let mut rng = fastrand::Rng::with_seed(seed ^ (cycle << 8) ^ writer);
+                    for n in 0u64.. {
+                        let txn = ((cycle + 1) << 40) | (writer << 32) | n;
+                        let version = transfer(db, &mut rng, txn)?;
+                        let mut out = stdout.lock().map_err(|_| "stdout lock")?;
+                        writeln!(out, "ack {txn} {version}").map_err(|e| e.to_string())?;
+                        out.flush().map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().map_err(|_| "a writer panicked".to_string())??;
+        }
+        Ok(())
+    })
+}
+
+/// Commits transfer `txn` and returns its version.
+fn transfer(db: &Database, rng: &mut fastrand::Rng, txn: u64) -> Result<u64, String> {
+    let mut accounts = [0u32; 3];
+    for index in 0..3 {
+        accounts[index] = loop {
+            let account = rng.u32(0..ACCOUNTS);
+            if !accounts[..index].contains(&account) {
+                break account;
+            }
+        };
+    }
+    let amount = rng.i64(1..1000);
+    let committed = db
+        .transaction_with(Default::default(), |tx| {
+            let mut record = Vec::with_capacity(12);
+            for (index, &account) in accounts.iter().enumerate() {
+                let value = tx.get(account_key(account))?;
+                let Some((balance, _)) = read_account(value.as_deref()) else {
+                    return Err(inmem::Error::InvalidOption {
+                        name: "crashtest",
+                        reason: "an account value is malformed",
+                    });
+                };
+                let moved = if index == 0 { -2 * amount } else { amount };
+                tx.put(account_key(account), account_value(balance + moved, txn))?;
+                record.extend_from_slice(&account.to_le_bytes());
+            }
+            tx.put(txn_key(txn), record)
+        })
+        .map_err(|error| format!("transfer {txn}: {error}"))?;
+    Ok(committed.version.get())
+}
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub(crate) struct Violations {
+    pub(crate) lost: u64,
+    pub(crate) partial: u64,
+    /// The first violation, in detail.
+    pub(crate) first: Option<String>,
+}
+
+impl Violations {
+    fn note(&mut self, detail: String) {
+        if self.first.is_none() {
+            self.first = Some(detail);
+        }
+    }
+}
+
+/// Checks the recovered `db` against every acknowledged commit.
+pub(crate) fn check(db: &Database, acks: &[Ack]) -> Violations {
+    let mut found = Violations::default();
+    let snapshot = db.snapshot();
+    let visible = snapshot.version().get();
+    for ack in acks {
+        let history = db.history(txn_key(ack.txn), 1, None).unwrap_or_default();
+        match history.first() {
+            Some(record) if record.version.get() == ack.version => {}
+            Some(record) => {
+                found.lost += 1;
+                found.note(format!(
+                    "acknowledged transaction {} at version {} is at version {} (visible {visible})",
+                    ack.txn, ack.version, record.version
+                ));
+            }
+            None => {
+                found.lost += 1;
+                found.note(format!(
+                    "acknowledged transaction {} at version {} is missing (visible {visible})",
+                    ack.txn, ack.version
+                ));
+            }
+        }
+    }
+    let mut sum: i64 = 0;
+    for account in 0..ACCOUNTS {
+        let value = snapshot.get(account_key(account)).ok().flatten();
+        let Some((balance, last)) = read_account(value.as_deref()) else {
+            found.partial += 1;
+            found.note(format!("account {account} holds a malformed value"));
+            continue;
+        };
+        sum += balance;
+        if last == 0 {
+            continue;
+        }
+        let record = snapshot.get(txn_key(last)).ok().flatten();
+        let names_it = record.as_deref().is_some_and(|record| {
+            record.chunks_exact(4).any(|chunk| chunk == account.to_le_bytes())
+        });
+        if !names_it {
+            found.partial += 1;
+            found.note(format!(
+                "account {account} was last written by transaction {last}, whose record is \
+                 missing or does not name it: a transaction is partly visible"
+            ));
+        }
+    }
+    if sum != 0 {
+        found.partial += 1;
+        found.note(format!("the balances sum to {sum}, not 0: a transfer is partly visible"));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));
+        let db = Database::open(dir.path(), Options::default())
+            .unwrap_or_else(|error| panic!("open: {error}"));
+        (dir, db)
+    }
+
+    #[test]
+    fn acknowledged_transfers_pass_the_check() {
+        let (_dir, db) = db();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let acks: Vec<Ack> = (1..=50)
+            .map(|txn| Ack { txn, version: transfer(&db, &mut rng, txn).unwrap_or(0) })
+            .collect();
+        let found = check(&db, &acks);
+        assert_eq!((found.lost, found.partial), (0, 0), "{:?}", found.first);
+    }
+
+    #[test]
+    fn a_missing_acknowledged_commit_counts_as_lost() {
+        let (_dir, db) = db();
+        let mut rng = fastrand::Rng::with_seed(2);
+        let version = transfer(&db, &mut rng, 1).unwrap_or(0);
+        let acks = [Ack { txn: 1, version }, Ack { txn: 2, version: version + 1 }];
+        let found = check(&db, &acks);
+        assert_eq!(found.lost, 1);
+        assert!(found.first.is_some_and(|first| first.contains("transaction 2")));
+    }
+
+    #[test]
+    fn a_partly_visible_transfer_is_found() {
+        let (_dir, db) = db();
+        let mut rng = fastrand::Rng::with_seed(3);
+        transfer(&db, &mut rng, 1).unwrap_or(0);
+        // One account moved without the rest of a transfer: money appears, and its
+        // stamp names a transaction that does not exist.
+        db.put(account_key(0), account_value(5, 99)).unwrap_or_default();
+        let found = check(&db, &[]);
+        assert!(found.partial >= 1, "{found:?}");
+    }
+
+    #[test]
+    fn ack_lines_parse_and_other_lines_do_not() {
+        assert_eq!(parse_ack("ack 7 12"), Some(Ack { txn: 7, version: 12 }));
+        assert_eq!(parse_ack("ready"), None);
+        assert_eq!(parse_ack("ack 7"), None);
+    }
+}
