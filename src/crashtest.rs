@@ -4,7 +4,7 @@
 //! The parent runs cycles. In each, it starts a child (this binary, `crashtest --child`)
 //! on the directory; the child opens the database in `Sync` mode and commits transfers
 //! from [`WRITERS`] threads, printing `ack <txn> <version>` on stdout once each commit
-//! returns. After a random delay the parent kills it with SIGKILL, reopens the directory
+//! returns, while another thread takes a checkpoint every 5-50 ms. After a random delay the parent kills it with SIGKILL, reopens the directory
 //! and checks, against every commit acknowledged in any cycle so far:
 //!
 //! - recovery succeeds (`recovery_errors`);
@@ -255,6 +255,18 @@ fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
     let stdout = std::sync::Mutex::new(std::io::stdout());
     writeln!(stdout.lock().map_err(|_| "stdout lock")?, "ready").map_err(|e| e.to_string())?;
     std::thread::scope(|scope| {
+        // Checkpoints all along, so that kills land in them too.
+        let db_ref = &db;
+        scope.spawn(move || {
+            let mut rng = fastrand::Rng::with_seed(seed ^ (cycle << 8) ^ 0xc0ffee);
+            loop {
+                std::thread::sleep(Duration::from_millis(rng.u64(5..50)));
+                if let Err(error) = db_ref.checkpoint() {
+                    eprintln!("crashtest child: checkpoint: {error}");
+                    std::process::exit(1);
+                }
+            }
+        });
         let workers: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let (db, stdout) = (&db, &stdout);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use inmem_wal::WalOptions;
 
 use crate::bytes::Bytes;
+use crate::checkpoint::CheckpointReport;
 use crate::clock;
 use crate::durable::{self, DirLock, Log};
 use crate::error::{Error, Limit, Result};
@@ -151,12 +152,13 @@ impl Shared {
         }
     }
 
-    /// One maintenance round: collect garbage, then reap expired keys.
+    /// One maintenance round: collect garbage, reap expired keys, checkpoint if due.
     #[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
     fn maintain(&self) {
         self.refresh_clock();
         self.collect_garbage();
         self.reap_expired();
+        self.checkpoint_if_due();
     }
 }
 
@@ -230,7 +232,7 @@ pub struct Committed<T> {
 pub struct Database {
     /// Held for its `Drop`, which stops the maintenance thread and waits for it.
     maintenance: Option<Maintenance>,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// The directory's lock, for a database on one; dropped last.
     _lock: Option<DirLock>,
 }
@@ -507,7 +509,21 @@ impl Database {
                 keys_removed: Counters::get(&counters.keys_removed),
             },
             expirations_reaped: Counters::get(&counters.expirations_reaped),
+            background_checkpoints: Counters::get(&counters.checkpoints),
+            background_checkpoint_failures: Counters::get(&counters.checkpoint_failures),
         }
+    }
+
+    /// Writes a checkpoint: every retained version up to the newest visible one, in one
+    /// file, so that reopening replays only the log after it; then deletes older
+    /// checkpoints and the log segments it covers. Writers and readers go on meanwhile.
+    /// [`Options::checkpoint_log_bytes`] has the maintenance thread do it as the log grows.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a database without a log (in memory, or
+    /// `Durability::None`); [`Error::Io`] or [`Error::Log`] if writing or deleting fails.
+    pub fn checkpoint(&self) -> Result<CheckpointReport> {
+        self.shared.checkpoint()
     }
 
     /// Runs a garbage-collection pass now (the maintenance thread runs them every

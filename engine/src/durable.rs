@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `LOCK` | empty; held with an exclusive `flock` while a handle has the database open |
 //! | `wal/` | the write-ahead log's segments (`wal/src/format.rs` documents them) |
+//! | `checkpoints/` | `checkpoint-<version>.ckpt` files (`checkpoint.rs` documents them), the newest one used |
 //!
 //! # Commits
 //!
@@ -26,9 +27,9 @@
 //!
 //! # Recovery
 //!
-//! Replay reads every record from the start of the log and applies commits in version
-//! order: each at the version it was given, over a contiguous run from the base (0 for
-//! now: checkpoints come later). A record that arrives before its predecessor waits for it.
+//! Open loads the newest checkpoint (`checkpoint.rs`), if any, then replays the log from
+//! the position it names, applying commits above its version in version order: each at
+//! the version it was given, over a contiguous run from the checkpoint's version. A record that arrives before its predecessor waits for it.
 //! Records whose predecessor never reached the log are not applied (they were never
 //! acknowledged: a commit is acknowledged only once every earlier one is, in its mode).
 //! Their versions are handed out again, so open first logs a reset record (`record.rs`)
@@ -36,16 +37,18 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
 
 use crate::bytes::Bytes;
+use crate::checkpoint;
 use crate::db::Shared;
 use crate::error::{Error, Limit, Result};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
 use crate::sync::epoch::{self, Owned};
+use crate::sync::{AtomicU64, Mutex};
 
 /// The lock file's name in a database directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -84,6 +87,12 @@ pub(crate) struct Log {
     pub(crate) wal: Wal,
     /// The database's durability: `Buffered` or `Sync`.
     pub(crate) durability: Durability,
+    /// The database's directory.
+    pub(crate) dir: PathBuf,
+    /// Held while a checkpoint is taken: one at a time.
+    pub(crate) checkpointing: Mutex<()>,
+    /// Where replay starts after the newest checkpoint (0 without one).
+    pub(crate) checkpointed_end: AtomicU64,
 }
 
 /// Opens the log of `dir`, replays it into `shared` and returns the log (or `None` for
@@ -102,7 +111,14 @@ pub(crate) fn open_log(
     };
     let wal = Wal::open(dir.join(WAL_DIR), wal_options)
         .map_err(|error| Error::log("opening the log", &error))?;
-    let replayed = replay(shared, &wal)?;
+    let checkpoint_dir = dir.join(checkpoint::CHECKPOINT_DIR);
+    checkpoint::remove_unfinished(&checkpoint_dir)?;
+    let checkpoints = checkpoint::list(&checkpoint_dir)?;
+    let base = match checkpoints.first() {
+        Some((_, path)) => checkpoint::load(shared, path)?,
+        None => checkpoint::Loaded { version: 0, replay_from: 0 },
+    };
+    let replayed = replay(shared, &wal, base)?;
     if options.durability == Durability::None {
         // Nothing this session commits is logged; the versions it hands out are never in
         // the log, and so never meet the orphans.
@@ -113,7 +129,14 @@ pub(crate) fn open_log(
         wal.append_sync(record::RESET, &record::encode_reset(replayed.version))
             .map_err(|error| Error::log("logging the reset of unkept records", &error))?;
     }
-    Ok((Some(Log { wal, durability: options.durability }), replayed.version))
+    let log = Log {
+        wal,
+        durability: options.durability,
+        dir: dir.to_path_buf(),
+        checkpointing: Mutex::new(()),
+        checkpointed_end: AtomicU64::new(base.replay_from),
+    };
+    Ok((Some(log), replayed.version))
 }
 
 /// What a replay recovered.
@@ -127,17 +150,32 @@ pub(crate) struct Replayed {
 
 /// Applies every commit of `wal` to `shared`, in version order, as far as they run
 /// contiguously.
-fn replay(shared: &Shared, wal: &Wal) -> Result<Replayed> {
+fn replay(shared: &Shared, wal: &Wal, base: checkpoint::Loaded) -> Result<Replayed> {
+    let first = wal.first_position().get();
+    if first > base.replay_from {
+        return Err(Error::Log {
+            context: "recovering",
+            message: format!(
+                "the log starts at position {first}, after position {} where replay must \
+                 start (a deleted segment not covered by a checkpoint)",
+                base.replay_from
+            ),
+        });
+    }
     let reader = wal
-        .read_from(wal.first_position())
+        .read_from(LogPosition::new(base.replay_from))
         .map_err(|error| Error::log("reading the log", &error))?;
-    let mut applied = 0u64;
+    let mut applied = base.version;
     let mut waiting: BTreeMap<u64, DecodedCommit> = BTreeMap::new();
     for record in reader {
         let record = record.map_err(|error| Error::log("reading the log", &error))?;
         let position = record.position.get();
         if record.kind == record::COMMIT {
             let commit = record::decode(&record.payload, position)?;
+            if commit.version <= base.version {
+                // In the checkpoint already: logged after the position it starts replay at.
+                continue;
+            }
             if commit.version <= applied || waiting.contains_key(&commit.version) {
                 return Err(Error::CorruptRecord { position, reason: "a version logged twice" });
             }
@@ -271,6 +309,24 @@ mod tests {
         assert_eq!(db.visible_version().get(), 4);
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"four"[..]));
         assert_eq!(db.put(b"k", b"five again").unwrap().get(), 5);
+    }
+
+    #[test]
+    fn records_a_checkpoint_covers_are_skipped_by_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), Options::default()).expect("open");
+        for value in [&b"1"[..], b"2", b"3"] {
+            db.put(b"k", value).expect("put");
+        }
+        // A checkpoint at 3 whose replay starts at the log's beginning: all of the log's
+        // records are at or below its version.
+        let checkpoints = dir.path().join(checkpoint::CHECKPOINT_DIR);
+        checkpoint::write(&db.shared, &checkpoints, 3, 0).expect("checkpoint");
+        drop(db);
+        let db = Database::open(dir.path(), Options::default()).expect("reopen");
+        assert_eq!(db.visible_version().get(), 3);
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(db.put(b"k", b"4").unwrap().get(), 4);
     }
 
     #[test]

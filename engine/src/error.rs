@@ -109,6 +109,17 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A checkpoint file is damaged: a checksum, a length or a field does not hold.
+    #[error("checkpoint {path} is damaged at offset {offset}: {reason}")]
+    CorruptCheckpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Where in it.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// Another handle (in this process or another) has the database directory open.
     #[error("the database at {path} is open elsewhere (its lock file is held)")]
     Locked {

@@ -53,6 +53,7 @@
 
 mod bytes;
 mod chain;
+mod checkpoint;
 mod clock;
 mod db;
 mod durable;
@@ -76,6 +77,7 @@ mod loom_models;
 mod tidy;
 
 pub use crate::bytes::Bytes;
+pub use crate::checkpoint::CheckpointReport;
 pub use crate::db::{Committed, Database, TransactionOptions};
 pub use crate::error::{Error, Limit, Result};
 pub use crate::options::{

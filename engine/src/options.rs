@@ -170,6 +170,10 @@ pub struct Options {
     pub durability: Durability,
     /// What opening a directory does with a damaged log. Default `TolerateTornTail`.
     pub recovery: RecoveryMode,
+    /// The maintenance thread checkpoints once the log has grown this many bytes since the
+    /// last checkpoint (0: never; [`crate::Database::checkpoint`] still does). Default
+    /// 64 MiB.
+    pub checkpoint_log_bytes: u64,
 }
 
 impl Default for Options {
@@ -182,6 +186,7 @@ impl Default for Options {
             maintenance_interval: Duration::from_millis(50),
             durability: Durability::default(),
             recovery: RecoveryMode::default(),
+            checkpoint_log_bytes: 64 << 20,
         }
     }
 }
@@ -220,6 +225,12 @@ impl Options {
     /// Sets the durability of a database on a directory.
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sets how much the log grows between background checkpoints (0: never).
+    pub fn checkpoint_log_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_log_bytes = bytes;
         self
     }
 

@@ -115,7 +115,7 @@ pub(crate) struct DecodedCommit {
 /// [`Error::CorruptRecord`] saying what is wrong.
 pub(crate) fn decode(payload: &[u8], position: u64) -> Result<DecodedCommit> {
     let corrupt = |reason: &'static str| Error::CorruptRecord { position, reason };
-    let mut reader = Reader { bytes: payload };
+    let mut reader = Reader::new(payload);
     let version = reader.u64().ok_or_else(|| corrupt("shorter than its header"))?;
     let count = reader.u32().ok_or_else(|| corrupt("shorter than its header"))?;
     if version == 0 {
@@ -174,11 +174,20 @@ pub(crate) fn decode_reset(payload: &[u8], position: u64) -> Result<u64> {
 }
 
 /// A cursor over untrusted bytes; every read says `None` rather than run past the end.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     fn take(&mut self, len: usize) -> Option<&'a [u8]> {
         if len > self.bytes.len() {
             return None;
@@ -188,19 +197,19 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         self.take(1).map(|bytes| bytes[0])
     }
 
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         self.take(4).and_then(|bytes| bytes.try_into().ok()).map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.take(8).and_then(|bytes| bytes.try_into().ok()).map(u64::from_le_bytes)
     }
 
-    fn bytes(&mut self) -> Option<&'a [u8]> {
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.u32()?).ok()?;
         self.take(len)
     }

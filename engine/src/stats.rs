@@ -21,6 +21,8 @@ pub(crate) struct Counters {
     pub(crate) keys_removed: AtomicU64,
     pub(crate) pinned_bytes: AtomicU64,
     pub(crate) expirations_reaped: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) checkpoint_failures: AtomicU64,
 }
 
 impl Counters {
@@ -67,6 +69,10 @@ pub struct Stats {
     pub gc: GcStats,
     /// Expired versions the TTL reaper replaced by tombstones.
     pub expirations_reaped: u64,
+    /// Checkpoints the background policy took ([`crate::Options::checkpoint_log_bytes`]).
+    pub background_checkpoints: u64,
+    /// Background checkpoints that failed (each is tried again at the next round).
+    pub background_checkpoint_failures: u64,
 }
 
 /// The oldest open snapshot, as [`Stats::oldest_snapshot`] reports it.

@@ -67,6 +67,11 @@ impl Sequencer {
         self.state.lock()
     }
 
+    /// The last commit version handed out (visible or not).
+    pub(crate) fn last_version(&self) -> u64 {
+        self.state.lock().last_version
+    }
+
     /// Continues the commit clock after `version`, recovered from the log.
     pub(crate) fn recovered_at(&self, version: u64) {
         self.state.lock().last_version = version;

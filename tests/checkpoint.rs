@@ -1,0 +1,187 @@
+//! Checkpoints: written while the database works, recovered from with the log after them,
+//! damaged ones reported, and taken in the background as the log grows.
+
+#![allow(clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, NO_MAINTENANCE};
+use inmem_engine::{Bytes, CommitVersion, Database, Error, Options, Retention};
+use inmem_wal::WalOptions;
+
+fn quiet() -> Options {
+    Options::default().maintenance_interval(NO_MAINTENANCE).checkpoint_log_bytes(0)
+}
+
+/// Small segments, so that a few hundred commits fill several.
+fn small_segments() -> WalOptions {
+    WalOptions::default().segment_size(64 << 10).max_record_bytes(16 << 10)
+}
+
+fn contents(db: &Database) -> Vec<(Bytes, Bytes)> {
+    db.snapshot().prefix(b"").collect()
+}
+
+fn checkpoint_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .map(|entries| entries.map(|entry| entry.expect("entry").path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_reopen_recovers_from_the_checkpoint_and_the_log_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open_with_log_options(dir.path(), quiet(), small_segments());
+    let db = open().expect("open");
+    for index in 0u32..2000 {
+        db.put(index.to_le_bytes(), [index as u8; 64]).expect("put");
+    }
+    let report = db.checkpoint().expect("checkpoint");
+    assert_eq!(report.version, db.visible_version());
+    assert_eq!(report.keys, 2000);
+    assert!(report.segments_deleted >= 1, "the segments it covers are deleted: {report:?}");
+    assert_eq!(checkpoint_files(dir.path()), std::slice::from_ref(&report.path));
+    for index in 0u32..100 {
+        db.delete(index.to_le_bytes()).expect("delete");
+    }
+    db.put(b"after", b"the checkpoint").expect("put");
+    let before = contents(&db);
+    let version = db.visible_version();
+    drop(db);
+
+    let db = open().expect("reopen");
+    assert_eq!(db.visible_version(), version);
+    assert_eq!(contents(&db), before);
+    let second = db.checkpoint().expect("a second checkpoint");
+    assert_eq!(checkpoint_files(dir.path()), [second.path], "the older one is removed");
+    drop(db);
+    let db = open().expect("reopen from the second");
+    assert_eq!(contents(&db), before);
+    assert_eq!(db.put(b"next", b"1").expect("put").get(), version.get() + 1);
+}
+
+#[test]
+fn history_ttls_and_tombstones_are_kept_in_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = quiet().retention(Retention::KeepAll);
+    let db = Database::open(dir.path(), options.clone()).expect("open");
+    let v1 = db.put(b"k", b"one").expect("put");
+    db.put(b"k", b"two").expect("put");
+    db.delete(b"k").expect("delete");
+    db.put_with_ttl(b"ttl", b"v", Duration::from_secs(3600)).expect("put");
+    db.put_with_ttl(b"gone", b"v", Duration::from_millis(1)).expect("put");
+    std::thread::sleep(Duration::from_millis(5));
+    db.reap_expired();
+    let history = db.history(b"k", 10, None).expect("history");
+    let ttl = db.history(b"ttl", 10, None).expect("history");
+    let reaped = db.history(b"gone", 10, None).expect("history");
+    db.checkpoint().expect("checkpoint");
+    drop(db);
+    // Only the checkpoint holds them now: the log's segments before it may be gone.
+    let db = Database::open(dir.path(), options).expect("reopen");
+    assert_eq!(db.history(b"k", 10, None).expect("history"), history);
+    assert_eq!(db.history(b"ttl", 10, None).expect("history"), ttl);
+    assert_eq!(db.history(b"gone", 10, None).expect("history"), reaped);
+    let at_v1 = db.snapshot_at(v1).expect("kept");
+    assert_eq!(at_v1.get(b"k").expect("get").as_deref(), Some(&b"one"[..]));
+}
+
+#[test]
+fn checkpoints_taken_during_concurrent_commits_lose_none_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open_with_log_options(dir.path(), quiet(), small_segments());
+    let db = open().expect("open");
+    let acknowledged: Vec<(u32, CommitVersion)> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0u32..4)
+            .map(|writer| {
+                let db = &db;
+                scope.spawn(move || {
+                    (0u32..300)
+                        .map(|index| {
+                            let key = writer * 10_000 + index;
+                            (key, db.put(key.to_le_bytes(), [3u8; 100]).expect("put"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            db.checkpoint().expect("checkpoint while writers write");
+        }
+        writers.into_iter().flat_map(|writer| writer.join().expect("writer")).collect()
+    });
+    let version = db.visible_version();
+    drop(db);
+    let db = open().expect("reopen");
+    assert_eq!(db.visible_version(), version);
+    for (key, version) in acknowledged {
+        let newest = db.history(key.to_le_bytes(), 1, None).expect("history");
+        assert_eq!(newest.first().map(|record| record.version), Some(version), "key {key}");
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_an_error_naming_its_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    for index in 0u32..100 {
+        db.put(index.to_le_bytes(), b"value").expect("put");
+    }
+    let report = db.checkpoint().expect("checkpoint");
+    drop(db);
+    let mut bytes = std::fs::read(&report.path).expect("read");
+    bytes[48 + 8 + 20] ^= 1; // inside the first block's entries
+    std::fs::write(&report.path, &bytes).expect("write");
+    let error = Database::open(dir.path(), quiet()).expect_err("refused");
+    match &error {
+        Error::CorruptCheckpoint { path, offset, .. } => {
+            assert_eq!(path, &report.path);
+            assert_eq!(*offset, 48, "the first block");
+        }
+        other => panic!("expected CorruptCheckpoint, got {other}"),
+    }
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&report.path, &bytes).expect("write");
+    let error = Database::open(dir.path(), quiet()).expect_err("refused");
+    assert!(matches!(error, Error::CorruptCheckpoint { .. }), "{error}");
+}
+
+#[test]
+fn the_maintenance_thread_checkpoints_as_the_log_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .maintenance_interval(Duration::from_millis(5))
+        .checkpoint_log_bytes(16 << 10);
+    let db = Database::open(dir.path(), options).expect("open");
+    for index in 0u32..500 {
+        db.put(index.to_le_bytes(), [1u8; 100]).expect("put");
+    }
+    assert!(eventually(|| db.stats().background_checkpoints >= 1), "{:?}", db.stats());
+    assert_eq!(db.stats().background_checkpoint_failures, 0);
+    assert!(!checkpoint_files(dir.path()).is_empty());
+}
+
+#[test]
+fn a_checkpoint_left_unfinished_by_a_crash_is_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    db.put(b"k", b"v").expect("put");
+    let report = db.checkpoint().expect("checkpoint");
+    drop(db);
+    let unfinished = dir.path().join("checkpoints").join("checkpoint-00000000000000000009.tmp");
+    std::fs::write(&unfinished, b"half a checkpoint").expect("write");
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    assert!(!unfinished.exists());
+    assert_eq!(checkpoint_files(dir.path()), [report.path]);
+    assert_eq!(db.get(b"k").expect("get").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_database_without_a_log_has_no_checkpoints() {
+    let db = Database::in_memory().expect("open");
+    assert!(matches!(db.checkpoint(), Err(Error::InvalidOption { .. })));
+}
