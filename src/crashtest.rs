@@ -10,13 +10,10 @@
 //! - recovery succeeds (`recovery_errors`);
 //! - every acknowledged transaction is present, at the version it was acknowledged with
 //!   (`lost`);
-//! - no transaction is partly visible (`partial`): the balances sum to zero (every
-//!   transfer moves money between [`ACCOUNTS`] accounts without creating any), and each
+//! - no transaction is partly visible (`partial`): the balances sum to zero, and each
 //!   account's last writer is a transaction whose record is present and names it.
 //!
-//! Each transfer `t` takes three distinct accounts `a`, `b`, `c` and an amount `x`, moves
-//! `2x` out of `a` and `x` into each of `b` and `c`, stamps the three with `t`, and writes
-//! `txn/<t>` = the three account numbers: four keys in one transaction.
+//! The transfers and the check are `inmem::harness`'s.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -25,10 +22,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
+use inmem::harness::{check, transfer, Ack};
 use inmem::{Database, Options};
 
-/// Accounts the transfers move money between.
-pub(crate) const ACCOUNTS: u32 = 16;
 /// Committing threads in the child.
 pub(crate) const WRITERS: u64 = 4;
 /// How long the parent waits for a child to say it is ready, or to die once killed.
@@ -91,13 +87,6 @@ pub(crate) fn run(args: &CrashtestArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// A commit the child acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ack {
-    pub(crate) txn: u64,
-    pub(crate) version: u64,
 }
 
 /// The counts the run ends with.
@@ -223,32 +212,6 @@ fn parse_ack(line: &str) -> Option<Ack> {
     Some(Ack { txn, version })
 }
 
-/// An account's key.
-fn account_key(account: u32) -> Vec<u8> {
-    format!("acct/{account:02}").into_bytes()
-}
-
-/// A transaction record's key.
-fn txn_key(txn: u64) -> Vec<u8> {
-    format!("txn/{txn:016x}").into_bytes()
-}
-
-/// An account's value: balance and the last transaction that wrote it.
-fn account_value(balance: i64, txn: u64) -> [u8; 16] {
-    let mut value = [0; 16];
-    value[..8].copy_from_slice(&balance.to_le_bytes());
-    value[8..].copy_from_slice(&txn.to_le_bytes());
-    value
-}
-
-/// Reads an account's value; absent is zero, never written.
-fn read_account(value: Option<&[u8]>) -> Option<(i64, u64)> {
-    let Some(value) = value else { return Some((0, 0)) };
-    let balance = i64::from_le_bytes(value.get(..8)?.try_into().ok()?);
-    let txn = u64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
-    Some((balance, txn))
-}
-
 /// The child: commits transfers from [`WRITERS`] threads until it is killed.
 fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
     let db = Database::open(dir, Options::default()).map_err(|error| error.to_string())?;
@@ -290,156 +253,9 @@ fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
     })
 }
 
-/// Commits transfer `txn` and returns its version.
-fn transfer(db: &Database, rng: &mut fastrand::Rng, txn: u64) -> Result<u64, String> {
-    let mut accounts = [0u32; 3];
-    for index in 0..3 {
-        accounts[index] = loop {
-            let account = rng.u32(0..ACCOUNTS);
-            if !accounts[..index].contains(&account) {
-                break account;
-            }
-        };
-    }
-    let amount = rng.i64(1..1000);
-    let committed = db
-        .transaction_with(Default::default(), |tx| {
-            let mut record = Vec::with_capacity(12);
-            for (index, &account) in accounts.iter().enumerate() {
-                let value = tx.get(account_key(account))?;
-                let Some((balance, _)) = read_account(value.as_deref()) else {
-                    return Err(inmem::Error::InvalidOption {
-                        name: "crashtest",
-                        reason: "an account value is malformed",
-                    });
-                };
-                let moved = if index == 0 { -2 * amount } else { amount };
-                tx.put(account_key(account), account_value(balance + moved, txn))?;
-                record.extend_from_slice(&account.to_le_bytes());
-            }
-            tx.put(txn_key(txn), record)
-        })
-        .map_err(|error| format!("transfer {txn}: {error}"))?;
-    Ok(committed.version.get())
-}
-
-/// What a check found.
-#[derive(Debug, Default)]
-pub(crate) struct Violations {
-    pub(crate) lost: u64,
-    pub(crate) partial: u64,
-    /// The first violation, in detail.
-    pub(crate) first: Option<String>,
-}
-
-impl Violations {
-    fn note(&mut self, detail: String) {
-        if self.first.is_none() {
-            self.first = Some(detail);
-        }
-    }
-}
-
-/// Checks the recovered `db` against every acknowledged commit.
-pub(crate) fn check(db: &Database, acks: &[Ack]) -> Violations {
-    let mut found = Violations::default();
-    let snapshot = db.snapshot();
-    let visible = snapshot.version().get();
-    for ack in acks {
-        let history = db.history(txn_key(ack.txn), 1, None).unwrap_or_default();
-        match history.first() {
-            Some(record) if record.version.get() == ack.version => {}
-            Some(record) => {
-                found.lost += 1;
-                found.note(format!(
-                    "acknowledged transaction {} at version {} is at version {} (visible {visible})",
-                    ack.txn, ack.version, record.version
-                ));
-            }
-            None => {
-                found.lost += 1;
-                found.note(format!(
-                    "acknowledged transaction {} at version {} is missing (visible {visible})",
-                    ack.txn, ack.version
-                ));
-            }
-        }
-    }
-    let mut sum: i64 = 0;
-    for account in 0..ACCOUNTS {
-        let value = snapshot.get(account_key(account)).ok().flatten();
-        let Some((balance, last)) = read_account(value.as_deref()) else {
-            found.partial += 1;
-            found.note(format!("account {account} holds a malformed value"));
-            continue;
-        };
-        sum += balance;
-        if last == 0 {
-            continue;
-        }
-        let record = snapshot.get(txn_key(last)).ok().flatten();
-        let names_it = record.as_deref().is_some_and(|record| {
-            record.chunks_exact(4).any(|chunk| chunk == account.to_le_bytes())
-        });
-        if !names_it {
-            found.partial += 1;
-            found.note(format!(
-                "account {account} was last written by transaction {last}, whose record is \
-                 missing or does not name it: a transaction is partly visible"
-            ));
-        }
-    }
-    if sum != 0 {
-        found.partial += 1;
-        found.note(format!("the balances sum to {sum}, not 0: a transfer is partly visible"));
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn db() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));
-        let db = Database::open(dir.path(), Options::default())
-            .unwrap_or_else(|error| panic!("open: {error}"));
-        (dir, db)
-    }
-
-    #[test]
-    fn acknowledged_transfers_pass_the_check() {
-        let (_dir, db) = db();
-        let mut rng = fastrand::Rng::with_seed(1);
-        let acks: Vec<Ack> = (1..=50)
-            .map(|txn| Ack { txn, version: transfer(&db, &mut rng, txn).unwrap_or(0) })
-            .collect();
-        let found = check(&db, &acks);
-        assert_eq!((found.lost, found.partial), (0, 0), "{:?}", found.first);
-    }
-
-    #[test]
-    fn a_missing_acknowledged_commit_counts_as_lost() {
-        let (_dir, db) = db();
-        let mut rng = fastrand::Rng::with_seed(2);
-        let version = transfer(&db, &mut rng, 1).unwrap_or(0);
-        let acks = [Ack { txn: 1, version }, Ack { txn: 2, version: version + 1 }];
-        let found = check(&db, &acks);
-        assert_eq!(found.lost, 1);
-        assert!(found.first.is_some_and(|first| first.contains("transaction 2")));
-    }
-
-    #[test]
-    fn a_partly_visible_transfer_is_found() {
-        let (_dir, db) = db();
-        let mut rng = fastrand::Rng::with_seed(3);
-        transfer(&db, &mut rng, 1).unwrap_or(0);
-        // One account moved without the rest of a transfer: money appears, and its
-        // stamp names a transaction that does not exist.
-        db.put(account_key(0), account_value(5, 99)).unwrap_or_default();
-        let found = check(&db, &[]);
-        assert!(found.partial >= 1, "{found:?}");
-    }
 
     #[test]
     fn ack_lines_parse_and_other_lines_do_not() {

@@ -22,6 +22,8 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod harness;
+
 pub use inmem_engine as engine;
 pub use inmem_primitives as primitives;
 pub use inmem_wal as wal;

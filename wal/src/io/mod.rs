@@ -6,6 +6,8 @@
 //!   io_uring, with the same semantics.
 //! - [`FaultIo`](fault::FaultIo): wraps another backend and injects short writes, EIO,
 //!   ENOSPC and failed fsyncs at chosen points, for tests.
+//! - [`SimIo`](sim::SimIo): an in-memory disk that records every operation and builds the
+//!   images a power failure could leave, for power-loss tests.
 //!
 //! A backend's file operations report what the system call did, short writes included; the
 //! log's writer ([`write_all_durably`]) loops over them.
@@ -17,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub mod fault;
+pub mod sim;
 pub mod sync;
 #[cfg(target_os = "linux")]
 pub mod uring;
