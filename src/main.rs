@@ -2,7 +2,8 @@
 //!
 //! `inmem bench` runs macro workloads on an in-memory database (see `src/bench/`);
 //! `inmem crashtest` kills a committing process and checks what recovery keeps (see
-//! `src/crashtest.rs`). Errors
+//! `src/crashtest.rs`); `inmem verify` and `inmem inspect` look at a database directory
+//! without changing it (`src/inspect.rs`). Errors
 //! are printed to stderr as one `error: ...` line with a nonzero exit; malformed flags are
 //! reported by clap (exit 2). A reader that closes the pipe early (`| head`) just stops it.
 
@@ -10,6 +11,7 @@
 
 mod bench;
 mod crashtest;
+mod inspect;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,11 @@ enum Command {
     /// Kill a process committing transactions at random moments and check, after each
     /// reopen, that every acknowledged commit survived whole.
     Crashtest(crashtest::CrashtestArgs),
+    /// Check every checkpoint and log segment of a database directory, changing nothing;
+    /// report each damage with its file and offset and what it loses; exit 1 on damage.
+    Verify(inspect::DirArgs),
+    /// Print a database directory's segments, checkpoints, log positions and versions.
+    Inspect(inspect::DirArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +45,8 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Crashtest(args) => return crashtest::run(args),
+        Command::Verify(args) => return inspect::verify(args),
+        Command::Inspect(args) => return inspect::inspect_dir(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

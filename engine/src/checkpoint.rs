@@ -354,12 +354,39 @@ pub(crate) struct Loaded {
     pub(crate) replay_from: u64,
 }
 
-/// Loads the checkpoint at `path` into `shared`, verifying every checksum. Untrusted
-/// input: no length makes it allocate more than the file holds, and nothing panics.
+/// What a checkpoint file holds, as [`crate::inspect`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// Its version: every commit at or below it is in it.
+    pub version: u64,
+    /// The log position replay starts from after it.
+    pub replay_from: u64,
+    /// Keys in it.
+    pub keys: u64,
+    /// Versions in it.
+    pub versions: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// Loads the checkpoint at `path` into `shared`, verifying every checksum.
+///
+/// # Errors
+/// As [`read`].
+pub(crate) fn load(shared: &Shared, path: &Path) -> Result<Loaded> {
+    let info = read(Some(shared), path)?;
+    Ok(Loaded { version: info.version, replay_from: info.replay_from })
+}
+
+/// Reads the checkpoint at `path`, verifying every checksum and entry, and links its
+/// versions into `shared` if given. Untrusted input: no length makes it allocate more than
+/// the file holds, and nothing panics.
 ///
 /// # Errors
 /// [`Error::CorruptCheckpoint`] naming the file, the offset and what is wrong; [`Error::Io`].
-pub(crate) fn load(shared: &Shared, path: &Path) -> Result<Loaded> {
+pub(crate) fn read(shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
     let file = File::open(path).map_err(|error| Error::io("opening a checkpoint", &error))?;
     let size = file.metadata().map_err(|error| Error::io("reading a checkpoint", &error))?.len();
     let mut input =
@@ -421,13 +448,20 @@ pub(crate) fn load(shared: &Shared, path: &Path) -> Result<Loaded> {
     if input.offset != input.size {
         return Err(input.corrupt(input.offset, "bytes after the footer"));
     }
-    Ok(Loaded { version, replay_from })
+    Ok(CheckpointInfo {
+        path: path.to_path_buf(),
+        version,
+        replay_from,
+        keys,
+        versions,
+        bytes: size,
+    })
 }
 
 /// Links the entries of one verified block; returns its keys and versions, or what is
 /// wrong with it.
 fn apply_block(
-    shared: &Shared,
+    shared: Option<&Shared>,
     payload: &[u8],
     count: u32,
     checkpoint_version: u64,
@@ -435,7 +469,7 @@ fn apply_block(
 ) -> std::result::Result<(u64, u64), &'static str> {
     let mut reader = crate::record::Reader::new(payload);
     let mut versions = 0u64;
-    let mut state = shared.sequencer.lock();
+    let mut state = shared.map(|shared| shared.sequencer.lock());
     for _ in 0..count {
         let key = reader.bytes().ok_or("a key longer than its block")?;
         let n = reader.u32().ok_or("an entry cut short")?;
@@ -460,7 +494,9 @@ fn apply_block(
                 _ => return Err("an unknown operation"),
             };
             node.set_version(version);
-            shared.link(&mut state, Bytes::copy_from(key), Owned::new(node), guard);
+            if let (Some(shared), Some(state)) = (shared, state.as_mut()) {
+                shared.link(state, Bytes::copy_from(key), Owned::new(node), guard);
+            }
             versions += 1;
         }
     }

@@ -355,3 +355,62 @@ mod tests {
         assert!(matches!(error, Error::CorruptRecord { reason: "an unknown record kind", .. }));
     }
 }
+
+/// What a database directory holds, checked without changing anything in it: by
+/// [`inspect`].
+#[derive(Debug)]
+pub struct Inspection {
+    /// Each checkpoint file, newest first: what it holds, or its damage.
+    pub checkpoints: Vec<std::result::Result<checkpoint::CheckpointInfo, Error>>,
+    /// The log's segment files and their sizes, by name.
+    pub segments: Vec<(PathBuf, u64)>,
+    /// What opening the log (`TolerateTornTail`) would do: a torn tail it would cut, or
+    /// the damage it would refuse (naming file and offset).
+    pub log: std::result::Result<inmem_wal::RecoveryReport, Error>,
+    /// When the log is damaged: what `PointInTime` recovery would keep and set aside.
+    pub point_in_time: Option<std::result::Result<inmem_wal::RecoveryReport, Error>>,
+}
+
+impl Inspection {
+    /// Whether anything is damaged: a checkpoint, the log, or a torn tail to cut.
+    pub fn is_damaged(&self) -> bool {
+        self.checkpoints.iter().any(std::result::Result::is_err)
+            || match &self.log {
+                Ok(report) => report.cut.is_some() || !report.removed_unfinished.is_empty(),
+                Err(_) => true,
+            }
+    }
+}
+
+/// Checks every checkpoint and log segment of the database directory `dir`, changing
+/// nothing (no lock is taken: it may be open elsewhere, and then what it reports may be a
+/// moment old).
+///
+/// # Errors
+/// [`Error::Io`] if `dir` is not a directory or cannot be listed.
+pub fn inspect(dir: &Path) -> Result<Inspection> {
+    if !dir.is_dir() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, dir.display().to_string());
+        return Err(Error::io("inspecting a database directory", &missing));
+    }
+    let checkpoints = checkpoint::list(&dir.join(checkpoint::CHECKPOINT_DIR))?
+        .into_iter()
+        .map(|(_, path)| checkpoint::read(None, &path))
+        .collect();
+    let wal_dir = dir.join(WAL_DIR);
+    let mut segments = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&wal_dir) {
+        for entry in entries.flatten() {
+            let size = entry.metadata().map(|meta| meta.len()).unwrap_or(0);
+            segments.push((entry.path(), size));
+        }
+    }
+    segments.sort();
+    let verify = |recovery| {
+        let options = WalOptions::default().recovery(recovery);
+        Wal::verify(&wal_dir, &options).map_err(|error| Error::log("checking the log", &error))
+    };
+    let log = verify(inmem_wal::RecoveryMode::TolerateTornTail);
+    let point_in_time = log.is_err().then(|| verify(inmem_wal::RecoveryMode::PointInTime));
+    Ok(Inspection { checkpoints, segments, log, point_in_time })
+}

@@ -218,6 +218,24 @@ impl Wal {
         self.shared.group.durable()
     }
 
+    /// Checks the log in `dir` as opening it under `options.recovery` would, changing
+    /// nothing: the report says what an open would cut (a torn tail), set aside
+    /// (`PointInTime`) or remove (unfinished segments).
+    ///
+    /// # Errors
+    /// As [`Wal::open`]: damage the recovery mode does not accept, naming file and offset.
+    pub fn verify(dir: impl AsRef<Path>, options: &WalOptions) -> Result<RecoveryReport> {
+        options.validate()?;
+        let dir = dir.as_ref();
+        let inner = match &options.io {
+            Some(io) => Arc::clone(io),
+            None => io::backend(BackendChoice::Sync)
+                .map_err(|e| Error::io("set up the I/O backend for", dir, e))?,
+        };
+        let io = crate::io::readonly::ReadOnlyIo { inner };
+        Ok(recover(&io, dir, options)?.report)
+    }
+
     /// The longest record payload it accepts ([`WalOptions::max_record_bytes`]).
     pub fn max_record_bytes(&self) -> u64 {
         self.shared.options.max_record_bytes

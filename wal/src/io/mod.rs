@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub mod fault;
+pub(crate) mod readonly;
 pub mod sim;
 pub mod sync;
 #[cfg(target_os = "linux")]
