@@ -346,3 +346,35 @@ fn unusable_wal_flags_end_in_an_error_message_not_a_panic() {
     assert_refused(&["--workload", "wal", "--baseline", "skipmap"], "an engine workload");
     assert_refused(&["--workload", "wal", "--backend", "posix"], "invalid value 'posix'");
 }
+
+#[test]
+fn durable_runs_carry_their_durability_and_leave_nothing_behind() {
+    let dir = wal_dir();
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path");
+    let output = bench(&[
+        "--workload",
+        "fill,get,txn",
+        "--keys",
+        "300",
+        "--durability",
+        "none,buffered,sync",
+        "--threads",
+        "1,4",
+        "--json",
+        "--dir",
+        dir_arg,
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 3 * 2 * 3, "a line per durability, thread count and workload");
+    for line in &lines {
+        assert_sane_record(line);
+    }
+    let modes: Vec<&str> =
+        lines.iter().map(|line| line["durability"].as_str().unwrap_or("?")).collect();
+    for mode in ["none", "buffered", "sync"] {
+        assert_eq!(modes.iter().filter(|&&m| m == mode).count(), 6, "{modes:?}");
+    }
+    assert_left_nothing(&dir);
+    assert_refused(&["--workload", "wal", "--durability", "sync"], "--durability applies only");
+}

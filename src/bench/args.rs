@@ -85,11 +85,50 @@ pub struct BenchArgs {
     #[arg(long = "backend", value_enum, value_delimiter = ',')]
     pub backends: Vec<WalBackend>,
 
-    /// wal: an existing directory on the disk to measure; the log and the fsync baseline
-    /// write in a temporary directory made inside it and removed afterwards [default: the
-    /// current directory].
+    /// Run the engine workloads on a database in a directory, logging its commits with
+    /// this durability (a list such as `none,sync` runs each) [default: in memory, no
+    /// directory].
+    #[arg(long = "durability", value_enum, value_delimiter = ',')]
+    pub durabilities: Vec<DurabilityArg>,
+
+    /// wal, and --durability: an existing directory on the disk to measure; the log, the
+    /// fsync baseline and each database write in a temporary directory made inside it and
+    /// removed afterwards [default: the current directory].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+/// A database's durability, as `--durability` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// A database in a directory that logs nothing.
+    None,
+    /// Commits visible at once, logged and synced at least every 10 ms.
+    Buffered,
+    /// Commits durable (group commit) when they return.
+    Sync,
+}
+
+impl DurabilityArg {
+    /// The name, as on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DurabilityArg::None => "none",
+            DurabilityArg::Buffered => "buffered",
+            DurabilityArg::Sync => "sync",
+        }
+    }
+
+    /// The engine's durability.
+    pub(crate) fn durability(self) -> inmem::Durability {
+        match self {
+            DurabilityArg::None => inmem::Durability::None,
+            DurabilityArg::Buffered => {
+                inmem::Durability::Buffered { interval: std::time::Duration::from_millis(10) }
+            }
+            DurabilityArg::Sync => inmem::Durability::Sync,
+        }
+    }
 }
 
 const AFTER_HELP: &str = "\
@@ -266,6 +305,10 @@ pub(crate) struct Config {
     pub(crate) ops: Option<u64>,
     pub(crate) json: bool,
     pub(crate) baseline: Option<BaselineKind>,
+    /// Each engine session's durability, in order; `None`: in memory.
+    pub(crate) durabilities: Vec<Option<DurabilityArg>>,
+    /// Where databases with a durability are made (in a temporary directory each).
+    pub(crate) disk_dir: PathBuf,
 }
 
 impl Config {
@@ -311,6 +354,12 @@ impl Config {
             ops: args.ops,
             json: args.json,
             baseline: args.baseline,
+            durabilities: if args.durabilities.is_empty() {
+                vec![None]
+            } else {
+                args.durabilities.iter().copied().map(Some).collect()
+            },
+            disk_dir: args.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
         })
     }
 
@@ -336,7 +385,12 @@ fn wal_config(args: &BenchArgs, engine_workloads: bool) -> Result<Option<WalConf
             Some(("--baseline skipmap", "an engine workload (fill, get, mixed, scan or txn)"))
         }
         _ if !wal && !args.backends.is_empty() => Some(("--backend", "--workload wal")),
-        _ if !wal && args.dir.is_some() => Some(("--dir", "--workload wal")),
+        _ if !wal && args.dir.is_some() && args.durabilities.is_empty() => {
+            Some(("--dir", "--workload wal or --durability"))
+        }
+        _ if !engine_workloads && !args.durabilities.is_empty() => {
+            Some(("--durability", "an engine workload (fill, get, mixed, scan or txn)"))
+        }
         _ => None,
     };
     if let Some((flag, needs)) = misplaced {

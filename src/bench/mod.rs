@@ -46,11 +46,11 @@ use std::io::StdoutLock;
 pub use args::BenchArgs;
 pub use error::BenchError;
 
-use args::{BaselineKind, Config, Workload};
+use args::{BaselineKind, Config, DurabilityArg, Workload};
 use report::{Report, RunRecord};
 use rss::PeakRss;
 use runner::RunPlan;
-use store::{EngineStore, SkipMapStore, Store};
+use store::{Disk, EngineStore, SkipMapStore, Store};
 use workloads::{run_workload, Dataset};
 
 /// Runs `inmem bench` with `args`, writing the report to stdout.
@@ -77,7 +77,20 @@ fn run_engine(
     report: &mut StdoutReport,
 ) -> Result<(), BenchError> {
     let data = Dataset::new(config.layout, config.value_size, config.seed)?;
-    let session = Session { config, data: &data, progress };
+    for &durability in &config.durabilities {
+        let disk = durability.map(|durability| Disk {
+            parent: config.disk_dir.clone(),
+            durability: durability.durability(),
+        });
+        let session = Session { config, data: &data, progress, disk, durability };
+        run_session(&session, report)?;
+    }
+    Ok(())
+}
+
+/// Runs one durability's engine workloads at every thread count, with the baseline if asked.
+fn run_session(session: &Session<'_>, report: &mut StdoutReport) -> Result<(), BenchError> {
+    let config = session.config;
     for &threads in &config.threads {
         match config.baseline {
             None | Some(BaselineKind::Fsync) => {
@@ -101,11 +114,14 @@ fn run_engine(
 /// The report, written to stdout.
 type StdoutReport = Report<StdoutLock<'static>>;
 
-/// What every run of one invocation shares.
+/// What every run of one invocation and durability shares.
 struct Session<'a> {
     config: &'a Config,
     data: &'a Dataset,
     progress: bool,
+    /// Where the engine's databases go, for a durability (the baseline stays in memory).
+    disk: Option<Disk>,
+    durability: Option<DurabilityArg>,
 }
 
 impl Session<'_> {
@@ -127,7 +143,7 @@ impl Session<'_> {
             }
             let current = match store.take() {
                 Some(current) => current,
-                None => S::create().map_err(|source| BenchError::Engine {
+                None => S::create(self.disk.as_ref()).map_err(|source| BenchError::Engine {
                     engine: S::NAME,
                     workload: "setup",
                     source,
@@ -183,6 +199,10 @@ impl Session<'_> {
         let measured = run_workload(store, self.data, &plan, &bar);
         let rss = peak.finish();
         bar.finish_and_clear();
-        Ok(RunRecord::new(self.config, S::NAME, workload, threads, &measured?, rss))
+        let mut record = RunRecord::new(self.config, S::NAME, workload, threads, &measured?, rss);
+        if S::LOGS {
+            record.durability = self.durability.map(DurabilityArg::name);
+        }
+        Ok(record)
     }
 }

@@ -111,6 +111,9 @@ pub struct RunRecord {
     /// wal: the log's I/O backend (`io_uring` or `sync`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// Engine runs with `--durability`: the database's (`none`, `buffered` or `sync`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durability: Option<&'static str>,
 }
 
 /// What the log counted during one wal run.
@@ -197,6 +200,7 @@ impl RunRecord {
             fsyncs_per_sec: None,
             commits_per_fsync: None,
             backend: None,
+            durability: None,
         }
     }
 
@@ -260,6 +264,7 @@ impl RunRecord {
             fsyncs_per_sec: Some(fsyncs_per_sec),
             commits_per_fsync: None,
             backend: None,
+            durability: None,
         }
     }
 
@@ -390,6 +395,9 @@ fn table_row(record: &RunRecord, with_ratio: bool) -> String {
 /// What a row says beyond the columns.
 fn notes(record: &RunRecord) -> String {
     let mut notes = Vec::new();
+    if let Some(durability) = record.durability {
+        notes.push(format!("durability={durability}"));
+    }
     if let Some(mode) = record.mode {
         notes.push(format!("mode={mode}"));
     }
@@ -601,6 +609,7 @@ mod tests {
             fsyncs_per_sec: None,
             commits_per_fsync: None,
             backend: None,
+            durability: None,
         };
         let row = table_row(&record, true);
         assert_eq!(header.find("vs base").map(|at| at + 7), row.find("0.50x").map(|at| at + 5));

@@ -74,7 +74,10 @@ pub(crate) trait Store: Sync + Sized {
     ///
     /// # Errors
     /// As the store's constructor.
-    fn create() -> Result<Self, inmem::Error>;
+    fn create(disk: Option<&Disk>) -> Result<Self, inmem::Error>;
+
+    /// Whether it honours [`Disk`] (the engine does; the baseline stays in memory).
+    const LOGS: bool = false;
 
     /// Writes `key` = `value`.
     ///
@@ -107,17 +110,41 @@ fn touch(value: &[u8]) {
     black_box((value.len(), value.first().copied()));
 }
 
-/// The engine, in memory, with default options.
+/// Where and how a store keeps its data on disk (`--durability`).
+#[derive(Debug, Clone)]
+pub(crate) struct Disk {
+    /// The directory a fresh temporary directory is made in for each store.
+    pub(crate) parent: std::path::PathBuf,
+    pub(crate) durability: inmem::Durability,
+}
+
+/// The engine with default options: in memory, or opened on a temporary directory with a
+/// durability.
 pub(crate) struct EngineStore {
     db: Database,
+    /// Removed once the database is dropped (fields drop in order).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Store for EngineStore {
     const NAME: &'static str = "inmem";
+    const LOGS: bool = true;
     const READS_SEE_OVERWRITTEN_KEYS: bool = true;
 
-    fn create() -> Result<Self, inmem::Error> {
-        Ok(EngineStore { db: Database::with_options(Options::default())? })
+    fn create(disk: Option<&Disk>) -> Result<Self, inmem::Error> {
+        let Some(disk) = disk else {
+            return Ok(EngineStore { db: Database::with_options(Options::default())?, _dir: None });
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("inmem-bench-db-")
+            .tempdir_in(&disk.parent)
+            .map_err(|error| inmem::Error::Io {
+                context: "creating the benchmark's database directory",
+                kind: error.kind(),
+                message: error.to_string(),
+            })?;
+        let db = Database::open(dir.path(), Options::default().durability(disk.durability))?;
+        Ok(EngineStore { db, _dir: Some(dir) })
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), inmem::Error> {
@@ -178,7 +205,7 @@ impl Store for SkipMapStore {
     const NAME: &'static str = "skipmap";
     const READS_SEE_OVERWRITTEN_KEYS: bool = false;
 
-    fn create() -> Result<Self, inmem::Error> {
+    fn create(_disk: Option<&Disk>) -> Result<Self, inmem::Error> {
         Ok(SkipMapStore { map: SkipMap::new() })
     }
 
