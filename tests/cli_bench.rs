@@ -378,3 +378,22 @@ fn durable_runs_carry_their_durability_and_leave_nothing_behind() {
     assert_left_nothing(&dir);
     assert_refused(&["--workload", "wal", "--durability", "sync"], "--durability applies only");
 }
+
+#[test]
+fn recover_times_an_open_from_a_checkpoint_and_from_the_log() {
+    let dir = wal_dir();
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path");
+    let output = bench(&["--workload", "recover", "--keys", "500", "--json", "--dir", dir_arg]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    let modes: Vec<&str> = lines.iter().map(|line| line["mode"].as_str().unwrap_or("?")).collect();
+    assert_eq!(modes, ["checkpoint", "log"]);
+    for line in &lines {
+        assert_sane_timing(line);
+        assert_eq!(line["workload"], "recover");
+        assert_eq!(u64_field(line, "ops"), 500, "every key recovered: {line}");
+        assert!(u64_field(line, "recovered_bytes") > 500 * 100, "{line}");
+        assert!(f64_field(line, "mb_per_sec") > 0.0, "{line}");
+    }
+    assert_left_nothing(&dir);
+}

@@ -213,12 +213,20 @@ pub enum Workload {
     Txn,
     /// Appends of 128-byte records to the write-ahead log, each waited for until durable.
     Wal,
+    /// Opens of a database of --keys keys, from a checkpoint and from the log alone.
+    Recover,
 }
 
 impl Workload {
     /// Every workload on the in-memory engine, in the default order (all but wal).
     pub const ALL: [Workload; 5] =
         [Workload::Fill, Workload::Get, Workload::Mixed, Workload::Scan, Workload::Txn];
+
+    /// Whether it runs apart from the engine sessions (on the log, or on databases of its
+    /// own): wal and recover.
+    pub(crate) fn is_apart(self) -> bool {
+        matches!(self, Workload::Wal | Workload::Recover)
+    }
 
     /// The workload's name, as on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -229,6 +237,7 @@ impl Workload {
             Workload::Scan => "scan",
             Workload::Txn => "txn",
             Workload::Wal => "wal",
+            Workload::Recover => "recover",
         }
     }
 }
@@ -309,6 +318,8 @@ pub(crate) struct Config {
     pub(crate) durabilities: Vec<Option<DurabilityArg>>,
     /// Where databases with a durability are made (in a temporary directory each).
     pub(crate) disk_dir: PathBuf,
+    /// Whether the recover workload was asked for.
+    pub(crate) recover: bool,
 }
 
 impl Config {
@@ -341,7 +352,7 @@ impl Config {
             return Err(BenchError::NoWorkload);
         }
         let workloads: Vec<Workload> =
-            args.workloads.iter().copied().filter(|&w| w != Workload::Wal).collect();
+            args.workloads.iter().copied().filter(|&w| !w.is_apart()).collect();
         let wal = wal_config(args, !workloads.is_empty())?;
         Ok(Config {
             workloads,
@@ -360,6 +371,7 @@ impl Config {
                 args.durabilities.iter().copied().map(Some).collect()
             },
             disk_dir: args.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+            recover: args.workloads.contains(&Workload::Recover),
         })
     }
 
@@ -371,6 +383,7 @@ impl Config {
             (Workload::Scan, None) => (self.keys / KEYS_PER_DEFAULT_SCAN).max(1),
             (Workload::Get | Workload::Mixed | Workload::Txn, None) => self.keys,
             (Workload::Wal, None) => WAL_OPS_DEFAULT,
+            (Workload::Recover, _) => self.keys,
         }
     }
 }
@@ -385,8 +398,12 @@ fn wal_config(args: &BenchArgs, engine_workloads: bool) -> Result<Option<WalConf
             Some(("--baseline skipmap", "an engine workload (fill, get, mixed, scan or txn)"))
         }
         _ if !wal && !args.backends.is_empty() => Some(("--backend", "--workload wal")),
-        _ if !wal && args.dir.is_some() && args.durabilities.is_empty() => {
-            Some(("--dir", "--workload wal or --durability"))
+        _ if !wal
+            && args.dir.is_some()
+            && args.durabilities.is_empty()
+            && !args.workloads.contains(&Workload::Recover) =>
+        {
+            Some(("--dir", "--workload wal or recover, or --durability"))
         }
         _ if !engine_workloads && !args.durabilities.is_empty() => {
             Some(("--durability", "an engine workload (fill, get, mixed, scan or txn)"))

@@ -34,6 +34,7 @@ mod dataset;
 mod error;
 mod fsync;
 mod progress;
+mod recover;
 mod report;
 mod rss;
 mod runner;
@@ -66,6 +67,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     }
     if let Some(wal) = &config.wal {
         wal::run(&config, wal, progress, &mut report)?;
+    }
+    if config.recover {
+        recover::run(&config, &mut report)?;
     }
     report.finish().map_err(BenchError::Output)
 }

@@ -114,6 +114,12 @@ pub struct RunRecord {
     /// Engine runs with `--durability`: the database's (`none`, `buffered` or `sync`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub durability: Option<&'static str>,
+    /// recover: the bytes the open read (the checkpoint's, or the log's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered_bytes: Option<u64>,
+    /// recover: those bytes per second, in MB (10^6 bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mb_per_sec: Option<f64>,
 }
 
 /// What the log counted during one wal run.
@@ -201,6 +207,8 @@ impl RunRecord {
             commits_per_fsync: None,
             backend: None,
             durability: None,
+            recovered_bytes: None,
+            mb_per_sec: None,
         }
     }
 
@@ -265,6 +273,8 @@ impl RunRecord {
             commits_per_fsync: None,
             backend: None,
             durability: None,
+            recovered_bytes: None,
+            mb_per_sec: None,
         }
     }
 
@@ -400,6 +410,9 @@ fn notes(record: &RunRecord) -> String {
     }
     if let Some(mode) = record.mode {
         notes.push(format!("mode={mode}"));
+    }
+    if let Some(mb) = record.mb_per_sec {
+        notes.push(format!("MB/s={mb:.1}"));
     }
     if let Some(batch) = record.batch {
         notes.push(format!("batch={batch}"));
@@ -610,6 +623,8 @@ mod tests {
             commits_per_fsync: None,
             backend: None,
             durability: None,
+            recovered_bytes: None,
+            mb_per_sec: None,
         };
         let row = table_row(&record, true);
         assert_eq!(header.find("vs base").map(|at| at + 7), row.find("0.50x").map(|at| at + 5));

@@ -89,7 +89,7 @@ impl Tally {
 pub(crate) struct Latency(Histogram<u64>);
 
 impl Latency {
-    fn new() -> Result<Latency, BenchError> {
+    pub(crate) fn new() -> Result<Latency, BenchError> {
         Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3)
             .map(Latency)
             .map_err(|error| BenchError::Histogram(format!("{error:?}")))
