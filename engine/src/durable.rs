@@ -237,13 +237,15 @@ impl Shared {
         durability: Durability,
     ) -> Result<()> {
         record::set_version(&mut record, version);
-        let logged = log.wal.append(record::COMMIT, &record).and_then(|position| {
-            if log.durability == Durability::Sync {
-                log.wal.wait_durable(position)
-            } else {
-                Ok(())
-            }
-        });
+        let logged = if log.durability == Durability::Sync {
+            // This thread waits for it, and so writes it or joins a batch: no hand-off to
+            // the background writer.
+            log.wal
+                .append_to_wait(record::COMMIT, &record)
+                .and_then(|position| log.wal.wait_durable(position))
+        } else {
+            log.wal.append(record::COMMIT, &record).map(drop)
+        };
         if let Err(error) = logged {
             self.poison();
             return Err(Error::log("committing", &error));

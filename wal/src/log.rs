@@ -168,6 +168,18 @@ impl Wal {
         self.queue(kind, payload, false)
     }
 
+    /// As [`Wal::append`], for a caller that goes on to [`Wal::wait_durable`] for the
+    /// record: it becomes durable as that wait leads it there (the waiter writes it, or
+    /// joins a batch being written), so the background writer is not woken for it. A
+    /// record appended so and never waited for is still written, by the next write of
+    /// anyone, or when the log closes.
+    ///
+    /// # Errors
+    /// As [`Wal::append`].
+    pub fn append_to_wait(&self, kind: FrameKind, payload: &[u8]) -> Result<LogPosition> {
+        self.queue(kind, payload, true)
+    }
+
     fn queue(&self, kind: FrameKind, payload: &[u8], then_wait: bool) -> Result<LogPosition> {
         let limit = self.shared.options.max_record_bytes;
         if payload.len() as u64 > limit {

@@ -459,6 +459,21 @@ fn a_lone_committer_writes_and_syncs_its_own_record_on_its_own_thread() {
 }
 
 #[test]
+fn an_append_to_wait_for_is_left_to_its_waiter_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, writers, _gate) = probed_log(dir.path());
+    let position = wal.append_to_wait(FrameKind::RECORD, b"mine").expect("append");
+    // The background writer is not woken for it (an unwaited append is written within
+    // moments: the next test): it waits for its waiter.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(wal.durable_position() <= position, "written before anyone waited");
+    assert!(writers.lock().unwrap().is_empty());
+    wal.wait_durable(position).expect("durable");
+    let me = std::thread::current().id();
+    assert_eq!(writers.lock().unwrap().clone(), [me], "the waiter wrote it itself");
+}
+
+#[test]
 fn an_append_nobody_waits_for_is_made_durable_by_the_background_writer() {
     let dir = tempfile::tempdir().unwrap();
     let (wal, writers, _gate) = probed_log(dir.path());
