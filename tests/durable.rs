@@ -266,3 +266,46 @@ fn damage_inside_the_log_is_an_error_unless_point_in_time_recovery_is_asked_for(
     assert_eq!(db.visible_version(), first, "the prefix before the damage");
     assert_eq!(value_of(&db, b"first"), Some(b"1".to_vec()));
 }
+
+#[test]
+fn recovering_the_same_files_twice_gives_the_same_state_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("original");
+    let options = quiet().retention(Retention::KeepAll);
+    let db = Database::open(&original, options.clone()).expect("open");
+    std::thread::scope(|scope| {
+        for writer in 0u32..4 {
+            let db = &db;
+            scope.spawn(move || {
+                for index in 0u32..100 {
+                    let key = (writer * 7 + index) % 50;
+                    db.put(key.to_le_bytes(), (writer * 1000 + index).to_le_bytes()).expect("put");
+                }
+            });
+        }
+    });
+    db.checkpoint().expect("checkpoint");
+    for index in 0u32..50 {
+        db.delete(index.to_le_bytes()).expect("delete");
+    }
+    drop(db);
+    // Two copies of the same files, each recovered on its own.
+    let copies = [dir.path().join("a"), dir.path().join("b")];
+    for copy in &copies {
+        for sub in ["wal", "checkpoints"] {
+            std::fs::create_dir_all(copy.join(sub)).expect("mkdir");
+            for entry in std::fs::read_dir(original.join(sub)).expect("list") {
+                let entry = entry.expect("entry");
+                std::fs::copy(entry.path(), copy.join(sub).join(entry.file_name())).expect("copy");
+            }
+        }
+    }
+    let opened: Vec<Database> =
+        copies.iter().map(|copy| Database::open(copy, options.clone()).expect("open")).collect();
+    assert_eq!(opened[0].visible_version(), opened[1].visible_version());
+    for key in 0u32..50 {
+        let history =
+            |db: &Database| db.history(key.to_le_bytes(), usize::MAX, None).expect("history");
+        assert_eq!(history(&opened[0]), history(&opened[1]), "key {key}");
+    }
+}
