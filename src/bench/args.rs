@@ -29,8 +29,9 @@ pub(crate) const WAL_OPS_DEFAULT: u64 = 20_000;
 /// Payload bytes of each record the wal workload appends.
 pub(crate) const WAL_RECORD_BYTES: usize = 128;
 
-/// Runs macro workloads on an in-memory database and prints throughput, latency
-/// percentiles and peak memory, one row (or one JSON line) per workload run.
+/// Runs macro workloads on an embedded database (in memory, or on disk with --durability)
+/// and prints throughput, latency percentiles and peak memory, one row (or one JSON line)
+/// per workload run.
 ///
 /// Each thread count starts from a fresh database; the workloads run in the order given on
 /// it. Workloads other than fill first load --keys keys (unmeasured) if the database is
@@ -142,6 +143,12 @@ Workloads:
   wal    (not in the default set) appends of 128-byte records to the write-ahead log, each
          waited for until durable (Wal::append_sync); --ops commits (default 20,000) over
          the threads, on a fresh log (64 MiB segments) per thread count and backend
+  recover (not in the default set) times Database::open of --keys keys on disk (under --dir),
+         from a checkpoint (mode checkpoint) and from the log alone (mode log); ops/s are
+         records/s, and the notes (JSON mb_per_sec, recovered_bytes) the bytes read per second
+
+With --durability none|buffered|sync the engine workloads run on a database opened in a
+temporary directory under --dir with that durability, instead of in memory.
 
 Key i is (i / 100) big-endian in key-size - 1 bytes, then the byte i % 100, so each
 prefix of key-size - 1 bytes holds 100 keys.
