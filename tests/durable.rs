@@ -309,3 +309,40 @@ fn recovering_the_same_files_twice_gives_the_same_state_and_version() {
         assert_eq!(history(&opened[0]), history(&opened[1]), "key {key}");
     }
 }
+
+#[test]
+fn a_torn_tail_is_cut_by_default_and_refused_by_strict_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), quiet()).expect("open");
+    for index in 0u32..10 {
+        db.put(index.to_le_bytes(), [9u8; 200]).expect("put");
+    }
+    let last = db.visible_version();
+    let end = db.put(b"torn", [8u8; 200]).expect("the last commit");
+    assert_eq!(end.get(), last.get() + 1);
+    drop(db);
+    // Tear the last commit's frame: its final bytes (the checksum among them) never reached
+    // the disk.
+    let segment = std::fs::read_dir(dir.path().join("wal"))
+        .expect("log dir")
+        .map(|entry| entry.expect("entry").path())
+        .next()
+        .expect("a segment");
+    let inspection = inmem_engine::inspect(dir.path()).expect("inspect");
+    let log_end = inspection.log.as_ref().expect("a clean log").end.get();
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let tail = 4096 + usize::try_from(log_end).expect("fits");
+    bytes[tail - 40..tail].fill(0);
+    std::fs::write(&segment, &bytes).expect("write");
+
+    let strict = Database::open(dir.path(), quiet().recovery(RecoveryMode::Strict));
+    assert!(matches!(strict, Err(Error::Log { .. })), "Strict refuses a torn tail: {strict:?}");
+    let db = Database::open(dir.path(), quiet()).expect("TolerateTornTail cuts it");
+    assert_eq!(db.visible_version(), last, "everything before the torn commit");
+    assert_eq!(value_of(&db, b"torn"), None);
+    assert_eq!(db.put(b"after", b"1").expect("put").get(), last.get() + 1);
+    drop(db);
+    let db = Database::open(dir.path(), quiet().recovery(RecoveryMode::Strict))
+        .expect("once cut, the log is clean even for Strict");
+    assert_eq!(value_of(&db, b"after"), Some(b"1".to_vec()));
+}
