@@ -34,8 +34,8 @@ pub(crate) fn verify(args: &DirArgs) -> ExitCode {
                 info.versions
             ),
             Err(error) => println!(
-                "DAMAGED: {error}; an open fails (it uses the newest checkpoint), and what only \
-                 this checkpoint holds is lost"
+                "DAMAGED: {error}; an open passes over it for the checkpoint before it (if that \
+                 one and the log since it are whole), else fails"
             ),
         }
     }
@@ -150,7 +150,9 @@ fn print_inspection(dir: &Path, inspection: &Inspection) {
              position {}",
             newest.version, newest.replay_from
         ),
-        Some(Err(_)) => println!("an open fails: the newest checkpoint is damaged"),
+        Some(Err(_)) => println!(
+            "the newest checkpoint is damaged: an open falls back to the one before it, if any"
+        ),
         None => println!("an open replays the whole log (no checkpoint)"),
     }
 }

@@ -43,7 +43,7 @@ fn a_reopen_recovers_from_the_checkpoint_and_the_log_after_it() {
     let report = db.checkpoint().expect("checkpoint");
     assert_eq!(report.version, db.visible_version());
     assert_eq!(report.keys, 2000);
-    assert!(report.segments_deleted >= 1, "the segments it covers are deleted: {report:?}");
+    assert_eq!(report.segments_deleted, 0, "the first keeps the log: no older checkpoint");
     assert_eq!(checkpoint_files(dir.path()), std::slice::from_ref(&report.path));
     for index in 0u32..100 {
         db.delete(index.to_le_bytes()).expect("delete");
@@ -57,11 +57,23 @@ fn a_reopen_recovers_from_the_checkpoint_and_the_log_after_it() {
     assert_eq!(db.visible_version(), version);
     assert_eq!(contents(&db), before);
     let second = db.checkpoint().expect("a second checkpoint");
-    assert_eq!(checkpoint_files(dir.path()), [second.path], "the older one is removed");
+    assert!(second.segments_deleted >= 1, "the log before the first is deleted: {second:?}");
+    assert_eq!(
+        checkpoint_files(dir.path()),
+        [report.path.clone(), second.path.clone()],
+        "the previous one stays"
+    );
+    let between = db.put(b"next", b"0").expect("put");
+    let third = db.checkpoint().expect("a third checkpoint");
+    assert_eq!(third.version, between);
+    assert_eq!(checkpoint_files(dir.path()), [second.path, third.path], "the oldest goes");
     drop(db);
-    let db = open().expect("reopen from the second");
-    assert_eq!(contents(&db), before);
-    assert_eq!(db.put(b"next", b"1").expect("put").get(), version.get() + 1);
+    let db = open().expect("reopen from the third");
+    let mut expected = before;
+    expected.push((Bytes::from("next"), Bytes::from("0")));
+    expected.sort();
+    assert_eq!(contents(&db), expected);
+    assert_eq!(db.put(b"next", b"1").expect("put").get(), version.get() + 2);
 }
 
 #[test]
@@ -163,6 +175,40 @@ fn the_maintenance_thread_checkpoints_as_the_log_grows() {
     assert!(eventually(|| db.stats().background_checkpoints >= 1), "{:?}", db.stats());
     assert_eq!(db.stats().background_checkpoint_failures, 0);
     assert!(!checkpoint_files(dir.path()).is_empty());
+}
+
+#[test]
+fn a_damaged_newest_checkpoint_is_passed_over_for_the_one_before_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open_with_log_options(dir.path(), quiet(), small_segments());
+    let db = open().expect("open");
+    for index in 0u32..500 {
+        db.put(index.to_le_bytes(), [1u8; 64]).expect("put");
+    }
+    let older = db.checkpoint().expect("checkpoint");
+    for index in 0u32..500 {
+        db.put(index.to_le_bytes(), [2u8; 64]).expect("put");
+    }
+    let newest = db.checkpoint().expect("checkpoint");
+    db.put(b"after", b"both").expect("put");
+    let before = contents(&db);
+    let version = db.visible_version();
+    drop(db);
+    let mut bytes = std::fs::read(&newest.path).expect("read");
+    bytes[60] ^= 1;
+    std::fs::write(&newest.path, &bytes).expect("write");
+
+    let db = open().expect("opens from the older checkpoint and the log since it");
+    assert_eq!(db.visible_version(), version);
+    assert_eq!(contents(&db), before);
+    let recovery = db.recovery().expect("a database on a directory");
+    assert_eq!(recovery.checkpoint.as_ref(), Some(&older.path));
+    assert_eq!(recovery.checkpoint_version, older.version);
+    assert_eq!(recovery.damaged_checkpoints.len(), 1);
+    assert!(matches!(
+        &recovery.damaged_checkpoints[0],
+        Error::CorruptCheckpoint { path, .. } if path == &newest.path
+    ));
 }
 
 #[test]

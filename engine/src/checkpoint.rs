@@ -10,10 +10,13 @@
 //!    collector), and write every key's versions at or below `V` that are still retained,
 //!    oldest first, into `checkpoint-<V>.tmp`; fsync it, rename it to
 //!    `checkpoint-<V>.ckpt`, fsync the directory. Writers and readers go on meanwhile.
-//! 3. Delete older checkpoints, then the log segments wholly below `P`.
+//! 3. Delete the checkpoints older than the previous one, then the log segments wholly
+//!    below the previous one's `P`: the previous checkpoint and the log since it stay, the
+//!    fallback if this one is ever found damaged.
 //!
-//! Recovery loads the newest checkpoint, then replays the log from its `P`, skipping
-//! versions at or below its `V` (records after `P` may still be of such versions).
+//! Recovery loads the newest checkpoint (or, if it is damaged, the one before it, and says
+//! so in `Database::recovery`), then replays the log from its `P`, skipping versions at or
+//! below its `V` (records after `P` may still be of such versions).
 //!
 //! # Format
 //!
@@ -60,6 +63,7 @@ use crate::record::{OP_DELETE, OP_PUT, OP_REAP};
 use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
 use crate::version::{Origin, VersionNode};
+use inmem_wal::LogPosition;
 
 /// The checkpoints' directory in a database directory.
 pub(crate) const CHECKPOINT_DIR: &str = "checkpoints";
@@ -114,17 +118,17 @@ impl Shared {
         let dir = log.dir.join(CHECKPOINT_DIR);
         let (path, keys, versions, bytes) = write(self, &dir, version, replay_from.get())?;
         drop(snapshot);
-        for (older, older_path) in list(&dir)? {
-            if older < version {
-                std::fs::remove_file(&older_path)
-                    .map_err(|error| Error::io("removing an older checkpoint", &error))?;
-            }
+        // The previous checkpoint stays, with the log since it: the fallback if this one
+        // is ever found damaged. Older ones, and the log before the previous one, go.
+        for (_, older_path) in list(&dir)?.into_iter().skip(2) {
+            std::fs::remove_file(&older_path)
+                .map_err(|error| Error::io("removing an older checkpoint", &error))?;
         }
         sync_dir(&dir)?;
-        log.checkpointed_end.store(replay_from.get(), Ordering::Relaxed);
+        let previous = log.checkpointed_end.swap(replay_from.get(), Ordering::Relaxed);
         let segments_deleted = log
             .wal
-            .delete_below(replay_from)
+            .delete_below(LogPosition::new(previous))
             .map_err(|error| Error::log("deleting segments a checkpoint covers", &error))?;
         Ok(CheckpointReport {
             version: crate::CommitVersion::new(version),

@@ -10,7 +10,7 @@ use inmem_wal::WalOptions;
 use crate::bytes::Bytes;
 use crate::checkpoint::CheckpointReport;
 use crate::clock;
-use crate::durable::{self, DirLock, Log};
+use crate::durable::{self, DirLock, Log, Recovery};
 use crate::error::{Error, Limit, Result};
 use crate::gc::GarbageCollector;
 use crate::index::KeyIndex;
@@ -52,7 +52,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(options: Options) -> Shared {
+    pub(crate) fn new(options: Options) -> Shared {
         Shared {
             options,
             index: KeyIndex::new(),
@@ -233,6 +233,8 @@ pub struct Database {
     /// Held for its `Drop`, which stops the maintenance thread and waits for it.
     maintenance: Option<Maintenance>,
     pub(crate) shared: Arc<Shared>,
+    /// What opening the directory recovered.
+    recovery: Option<Recovery>,
     /// The directory's lock, for a database on one; dropped last.
     _lock: Option<DirLock>,
 }
@@ -307,18 +309,26 @@ impl Database {
         std::fs::create_dir_all(dir)
             .map_err(|error| Error::io("creating the database directory", &error))?;
         let lock = DirLock::acquire(dir)?;
-        let mut shared = Shared::new(options);
-        let (log, version) = durable::open_log(dir, &shared, &shared.options, log_options)?;
-        shared.recovered_at(version);
-        shared.log = log;
-        Database::start(shared, Some(lock))
+        let opened = durable::open_log(dir, &options, log_options)?;
+        let mut shared = opened.shared;
+        shared.recovered_at(opened.version);
+        shared.log = opened.log;
+        let mut db = Database::start(shared, Some(lock))?;
+        db.recovery = Some(opened.recovery);
+        Ok(db)
     }
 
     fn start(shared: Shared, lock: Option<DirLock>) -> Result<Database> {
         let interval = shared.options.maintenance_interval;
         let shared = Arc::new(shared);
         let maintenance = Maintenance::start(&shared, interval)?;
-        Ok(Database { maintenance, shared, _lock: lock })
+        Ok(Database { maintenance, shared, recovery: None, _lock: lock })
+    }
+
+    /// What opening the directory recovered (`None` for a database in memory): the
+    /// checkpoint loaded, damaged newer ones passed over, and the log's recovery report.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
     }
 
     /// Closes the database: stops its maintenance, and makes everything its log holds
@@ -515,8 +525,10 @@ impl Database {
     }
 
     /// Writes a checkpoint: every retained version up to the newest visible one, in one
-    /// file, so that reopening replays only the log after it; then deletes older
-    /// checkpoints and the log segments it covers. Writers and readers go on meanwhile.
+    /// file, so that reopening replays only the log after it. The previous checkpoint and
+    /// the log since it are kept (the fallback if this one is ever found damaged); older
+    /// checkpoints and the log before the previous one are deleted. Writers and readers go
+    /// on meanwhile.
     /// [`Options::checkpoint_log_bytes`] has the maintenance thread do it as the log grows.
     ///
     /// # Errors

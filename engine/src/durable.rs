@@ -97,12 +97,7 @@ pub(crate) struct Log {
 
 /// Opens the log of `dir`, replays it into `shared` and returns the log (or `None` for
 /// `Durability::None`) with the version recovered.
-pub(crate) fn open_log(
-    dir: &Path,
-    shared: &Shared,
-    options: &Options,
-    wal_options: WalOptions,
-) -> Result<(Option<Log>, u64)> {
+pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -> Result<Opened> {
     let mut wal_options = wal_options;
     wal_options.recovery = options.recovery;
     wal_options.durability = match options.durability {
@@ -113,17 +108,40 @@ pub(crate) fn open_log(
         .map_err(|error| Error::log("opening the log", &error))?;
     let checkpoint_dir = dir.join(checkpoint::CHECKPOINT_DIR);
     checkpoint::remove_unfinished(&checkpoint_dir)?;
-    let checkpoints = checkpoint::list(&checkpoint_dir)?;
-    let base = match checkpoints.first() {
-        Some((_, path)) => checkpoint::load(shared, path)?,
-        None => checkpoint::Loaded { version: 0, replay_from: 0 },
+    // The newest checkpoint that loads whole; a damaged one is passed over for the one
+    // before it (kept, with the log since it, for this), and reported.
+    let mut damaged = Vec::new();
+    let mut chosen = None;
+    for (_, path) in checkpoint::list(&checkpoint_dir)? {
+        let shared = Shared::new(options.clone());
+        match checkpoint::load(&shared, &path) {
+            Ok(loaded) => {
+                chosen = Some((shared, loaded, Some(path)));
+                break;
+            }
+            Err(error @ Error::CorruptCheckpoint { .. }) => damaged.push(error),
+            Err(error) => return Err(error),
+        }
+    }
+    let (shared, base, checkpoint) = match chosen {
+        Some(chosen) => chosen,
+        None if damaged.is_empty() => {
+            (Shared::new(options.clone()), checkpoint::Loaded { version: 0, replay_from: 0 }, None)
+        }
+        None => return Err(damaged.swap_remove(0)),
     };
-    let replayed = replay(shared, &wal, base)?;
+    let replayed = replay(&shared, &wal, base)?;
+    let recovery = Recovery {
+        checkpoint,
+        checkpoint_version: crate::CommitVersion::new(base.version),
+        damaged_checkpoints: damaged,
+        log: wal.recovery_report().clone(),
+    };
     if options.durability == Durability::None {
         // Nothing this session commits is logged; the versions it hands out are never in
         // the log, and so never meet the orphans.
         wal.close().map_err(|error| Error::log("closing the log after recovery", &error))?;
-        return Ok((None, replayed.version));
+        return Ok(Opened { shared, log: None, version: replayed.version, recovery });
     }
     if replayed.orphans > 0 {
         wal.append_sync(record::RESET, &record::encode_reset(replayed.version))
@@ -136,7 +154,29 @@ pub(crate) fn open_log(
         checkpointing: Mutex::new(()),
         checkpointed_end: AtomicU64::new(base.replay_from),
     };
-    Ok((Some(log), replayed.version))
+    Ok(Opened { shared, log: Some(log), version: replayed.version, recovery })
+}
+
+/// What [`open_log`] recovered.
+pub(crate) struct Opened {
+    pub(crate) shared: Shared,
+    pub(crate) log: Option<Log>,
+    pub(crate) version: u64,
+    pub(crate) recovery: Recovery,
+}
+
+/// What opening a database directory recovered, as [`crate::Database::recovery`] reports it.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    /// The checkpoint loaded, if any.
+    pub checkpoint: Option<PathBuf>,
+    /// Its version (zero without one): the log was replayed after it.
+    pub checkpoint_version: crate::CommitVersion,
+    /// Newer checkpoints passed over because they are damaged (each an
+    /// [`Error::CorruptCheckpoint`] naming file and offset); the one loaded is older.
+    pub damaged_checkpoints: Vec<Error>,
+    /// What the log's recovery did (a torn tail cut, segments set aside).
+    pub log: inmem_wal::RecoveryReport,
 }
 
 /// What a replay recovered.

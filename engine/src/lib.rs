@@ -79,7 +79,7 @@ mod tidy;
 pub use crate::bytes::Bytes;
 pub use crate::checkpoint::{CheckpointInfo, CheckpointReport};
 pub use crate::db::{Committed, Database, TransactionOptions};
-pub use crate::durable::{inspect, Inspection};
+pub use crate::durable::{inspect, Inspection, Recovery};
 pub use crate::error::{Error, Limit, Result};
 pub use crate::options::{
     Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy,
