@@ -1,8 +1,9 @@
 //! `db_dir`: opening a damaged database directory.
 //!
 //! A small database is built once (on tmpfs when there is one): 80 commits over 8 keys,
-//! every version kept, in 4 KiB-record, 16 KiB segments, with a checkpoint after commit 40
-//! (which deletes the segments it covers) and the state after every commit recorded. Each
+//! every version kept, in 4 KiB-record, 16 KiB segments, with checkpoints after commits 40
+//! and 60 (the second deletes the segments before the first; both stay, the first as the
+//! fallback) and the state after every commit recorded. Each
 //! input copies its files to a fresh directory, applies up to 4 mutations (truncate a file,
 //! flip a bit, zero a range, remove a file, duplicate a segment under another position's
 //! name, copy a checkpoint under another version's name) and opens it in the recovery mode
@@ -27,7 +28,7 @@ use inmem_wal::WalOptions;
 use libfuzzer_sys::fuzz_target;
 
 const COMMITS: u64 = 80;
-const CHECKPOINT_AFTER: u64 = 40;
+const CHECKPOINTS_AFTER: [u64; 2] = [40, 60];
 const KEYS: u64 = 8;
 
 /// The state after each commit, by version (index 0: empty).
@@ -80,7 +81,7 @@ fn base() -> &'static Base {
             };
             assert_eq!(version.get(), commit);
             history.push(state);
-            if commit == CHECKPOINT_AFTER {
+            if CHECKPOINTS_AFTER.contains(&commit) {
                 db.checkpoint().expect("checkpoint");
             }
         }
