@@ -4,8 +4,9 @@
 //! The parent runs cycles. In each, it starts a child (this binary, `crashtest --child`)
 //! on the directory; the child opens the database in `Sync` mode and commits transfers
 //! from [`WRITERS`] threads, printing `ack <txn> <version>` on stdout once each commit
-//! returns, while another thread takes a checkpoint every 5-50 ms. After a random delay the parent kills it with SIGKILL, reopens the directory
-//! and checks, against every commit acknowledged in any cycle so far:
+//! returns, while another thread takes a checkpoint every 5-50 ms. After a random delay
+//! the parent kills it with SIGKILL, reopens the directory and checks, against every
+//! commit acknowledged in any cycle so far:
 //!
 //! - recovery succeeds (`recovery_errors`);
 //! - every acknowledged transaction is present, at the version it was acknowledged with
@@ -215,8 +216,8 @@ fn parse_ack(line: &str) -> Option<Ack> {
 /// The child: commits transfers from [`WRITERS`] threads until it is killed.
 fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
     let db = Database::open(dir, Options::default()).map_err(|error| error.to_string())?;
-    let stdout = std::sync::Mutex::new(std::io::stdout());
-    writeln!(stdout.lock().map_err(|_| "stdout lock")?, "ready").map_err(|e| e.to_string())?;
+    // Stdout is line-buffered: each line reaches the pipe whole, under stdout's own lock.
+    writeln!(std::io::stdout().lock(), "ready").map_err(|e| e.to_string())?;
     std::thread::scope(|scope| {
         // Checkpoints all along, so that kills land in them too.
         let db_ref = &db;
@@ -232,15 +233,14 @@ fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
         });
         let workers: Vec<_> = (0..WRITERS)
             .map(|writer| {
-                let (db, stdout) = (&db, &stdout);
+                let db = &db;
                 scope.spawn(move || -> Result<(), String> {
                     let mut rng = fastrand::Rng::with_seed(seed ^ (cycle << 8) ^ writer);
                     for n in 0u64.. {
                         let txn = ((cycle + 1) << 40) | (writer << 32) | n;
                         let version = transfer(db, &mut rng, txn)?;
-                        let mut out = stdout.lock().map_err(|_| "stdout lock")?;
-                        writeln!(out, "ack {txn} {version}").map_err(|e| e.to_string())?;
-                        out.flush().map_err(|e| e.to_string())?;
+                        writeln!(std::io::stdout().lock(), "ack {txn} {version}")
+                            .map_err(|e| e.to_string())?;
                     }
                     Ok(())
                 })

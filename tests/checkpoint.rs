@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, NO_MAINTENANCE};
-use inmem_engine::{Bytes, CommitVersion, Database, Error, Options, Retention};
+use common::{assert_newest_versions, eventually, put_concurrently, NO_MAINTENANCE};
+use inmem_engine::{Bytes, Database, Error, Options, Retention};
 use inmem_wal::WalOptions;
 
 fn quiet() -> Options {
@@ -107,33 +107,22 @@ fn checkpoints_taken_during_concurrent_commits_lose_none_of_them() {
     let dir = tempfile::tempdir().unwrap();
     let open = || Database::open_with_log_options(dir.path(), quiet(), small_segments());
     let db = open().expect("open");
-    let acknowledged: Vec<(u32, CommitVersion)> = std::thread::scope(|scope| {
-        let writers: Vec<_> = (0u32..4)
-            .map(|writer| {
-                let db = &db;
-                scope.spawn(move || {
-                    (0u32..300)
-                        .map(|index| {
-                            let key = writer * 10_000 + index;
-                            (key, db.put(key.to_le_bytes(), [3u8; 100]).expect("put"))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for _ in 0..5 {
-            db.checkpoint().expect("checkpoint while writers write");
-        }
-        writers.into_iter().flat_map(|writer| writer.join().expect("writer")).collect()
-    });
+    let acknowledged = put_concurrently(
+        &db,
+        4,
+        300,
+        |_| vec![3u8; 100],
+        || {
+            for _ in 0..5 {
+                db.checkpoint().expect("checkpoint while writers write");
+            }
+        },
+    );
     let version = db.visible_version();
     drop(db);
     let db = open().expect("reopen");
     assert_eq!(db.visible_version(), version);
-    for (key, version) in acknowledged {
-        let newest = db.history(key.to_le_bytes(), 1, None).expect("history");
-        assert_eq!(newest.first().map(|record| record.version), Some(version), "key {key}");
-    }
+    assert_newest_versions(&db, &acknowledged);
 }
 
 #[test]

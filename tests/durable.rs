@@ -8,10 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::NO_MAINTENANCE;
+use common::{assert_newest_versions, put_concurrently, NO_MAINTENANCE};
 use inmem_engine::{
-    Bytes, CommitVersion, Database, Durability, Error, Limit, Limits, Options, RecoveryMode,
-    Retention, TransactionOptions,
+    Bytes, Database, Durability, Error, Limit, Limits, Options, RecoveryMode, Retention,
+    TransactionOptions,
 };
 use inmem_wal::io::fault::{Fault, FaultIo, Op};
 use inmem_wal::io::sync::SyncIo;
@@ -176,30 +176,12 @@ fn a_failed_log_write_or_sync_fails_the_commit_and_reopening_keeps_only_acknowle
 fn concurrent_sync_committers_have_every_acknowledged_commit_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), quiet()).expect("open");
-    let acknowledged: Vec<(u32, CommitVersion)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0u32..8)
-            .map(|thread| {
-                let db = &db;
-                scope.spawn(move || {
-                    (0u32..100)
-                        .map(|index| {
-                            let key = thread * 1000 + index;
-                            (key, db.put(key.to_le_bytes(), index.to_le_bytes()).expect("put"))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|worker| worker.join().expect("worker")).collect()
-    });
+    let acknowledged = put_concurrently(&db, 8, 100, |index| index.to_le_bytes().to_vec(), || {});
     let newest = acknowledged.iter().map(|(_, version)| *version).max().expect("commits");
     drop(db);
     let db = Database::open(dir.path(), quiet()).expect("reopen");
     assert_eq!(db.visible_version(), newest);
-    for (key, version) in acknowledged {
-        let history = db.history(key.to_le_bytes(), 1, None).expect("history");
-        assert_eq!(history[0].version, version, "key {key}");
-    }
+    assert_newest_versions(&db, &acknowledged);
 }
 
 #[test]

@@ -59,10 +59,10 @@ use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
 use crate::error::{Error, Result};
-use crate::record::{OP_DELETE, OP_PUT, OP_REAP};
+use crate::record;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
-use crate::version::{Origin, VersionNode};
+use crate::version::VersionNode;
 use inmem_wal::LogPosition;
 
 /// The checkpoints' directory in a database directory.
@@ -173,31 +173,20 @@ fn parse_name(name: &str) -> Option<u64> {
 
 /// The checkpoints in `dir`, newest first.
 pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut found = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(error) => return Err(Error::io("listing checkpoints", &error)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|error| Error::io("listing checkpoints", &error))?;
-        if let Some(version) = entry.file_name().to_str().and_then(parse_name) {
-            found.push((version, entry.path()));
-        }
-    }
+    let mut found: Vec<(u64, PathBuf)> = entries(dir)?
+        .into_iter()
+        .filter_map(|path| {
+            let version = path.file_name().and_then(|name| name.to_str()).and_then(parse_name)?;
+            Some((version, path))
+        })
+        .collect();
     found.sort_unstable_by_key(|(version, _)| std::cmp::Reverse(*version));
     Ok(found)
 }
 
 /// Removes checkpoint files left unfinished by a crash while writing one.
 pub(crate) fn remove_unfinished(dir: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(Error::io("listing checkpoints", &error)),
-    };
-    for entry in entries {
-        let path = entry.map_err(|error| Error::io("listing checkpoints", &error))?.path();
+    for path in entries(dir)? {
         let unfinished = path.extension().is_some_and(|ext| ext == "tmp")
             && path
                 .file_stem()
@@ -209,6 +198,19 @@ pub(crate) fn remove_unfinished(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The paths in the checkpoints' directory `dir`; none if it does not exist yet.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(Error::io("listing checkpoints", &error)),
+    };
+    listing
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|error| Error::io("listing checkpoints", &error))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -306,20 +308,13 @@ struct Block {
 
 impl Block {
     fn entry(&mut self, key: &[u8], oldest_first: &[&VersionNode]) {
-        put_bytes(&mut self.payload, key);
+        record::put_bytes(&mut self.payload, key);
         let n = u32::try_from(oldest_first.len()).unwrap_or(u32::MAX);
         self.payload.extend_from_slice(&n.to_le_bytes());
         for node in oldest_first {
             self.payload.extend_from_slice(&node.version().to_le_bytes());
-            match (node.value(), node.origin()) {
-                (Some(value), _) => {
-                    self.payload.push(OP_PUT);
-                    self.payload.extend_from_slice(&node.expires_at_ms().to_le_bytes());
-                    put_bytes(&mut self.payload, value.as_slice());
-                }
-                (None, Origin::User) => self.payload.push(OP_DELETE),
-                (None, Origin::Reaper) => self.payload.push(OP_REAP),
-            }
+            self.payload.push(record::op_of(node));
+            record::put_value(&mut self.payload, node);
         }
         self.count += 1;
     }
@@ -343,12 +338,6 @@ impl Block {
         self.count = 0;
         Ok(written)
     }
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(bytes);
 }
 
 /// A checkpoint loaded into the keyspace.
@@ -471,7 +460,7 @@ fn apply_block(
     checkpoint_version: u64,
     guard: &epoch::Guard,
 ) -> std::result::Result<(u64, u64), &'static str> {
-    let mut reader = crate::record::Reader::new(payload);
+    let mut reader = record::Reader::new(payload);
     let mut versions = 0u64;
     let mut state = shared.map(|shared| shared.sequencer.lock());
     for _ in 0..count {
@@ -487,16 +476,8 @@ fn apply_block(
                 return Err("versions out of order or above the checkpoint's");
             }
             previous = version;
-            let mut node = match reader.u8().ok_or("a version cut short")? {
-                OP_PUT => {
-                    let expires = reader.u64().ok_or("a put cut short")?;
-                    let value = reader.bytes().ok_or("a value longer than its block")?;
-                    VersionNode::put(Bytes::copy_from(value), expires)
-                }
-                OP_DELETE => VersionNode::tombstone(Origin::User),
-                OP_REAP => VersionNode::tombstone(Origin::Reaper),
-                _ => return Err("an unknown operation"),
-            };
+            let op = reader.u8().ok_or("a version cut short")?;
+            let mut node = record::read_node(op, &mut reader)?;
             node.set_version(version);
             if let (Some(shared), Some(state)) = (shared, state.as_mut()) {
                 shared.link(state, Bytes::copy_from(key), Owned::new(node), guard);

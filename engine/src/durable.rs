@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `LOCK` | empty; held with an exclusive `flock` while a handle has the database open |
 //! | `wal/` | the write-ahead log's segments (`wal/src/format.rs` documents them) |
-//! | `checkpoints/` | `checkpoint-<version>.ckpt` files (`checkpoint.rs` documents them), the newest one used |
+//! | `checkpoints/` | `checkpoint-<version>.ckpt` files (`checkpoint.rs` documents them): the newest and the one before it |
 //!
 //! # Commits
 //!
@@ -22,15 +22,16 @@
 //!   everything appended by then is durable: its record and those of every earlier commit.
 //!
 //! A failed append or sync poisons the database: the failing commit never becomes visible,
-//! and every later one fails. Nothing unacknowledged needs undoing on disk, since recovery
-//! keeps only a prefix of commits in version order.
+//! and every later one fails. The log overwrites what it wrote since its last good sync
+//! with zeros (best effort), and recovery keeps only a prefix of commits in version order
+//! anyway, so nothing unacknowledged needs undoing here.
 //!
 //! # Recovery
 //!
-//! Open loads the newest checkpoint (`checkpoint.rs`), if any, then replays the log from
-//! the position it names, applying commits above its version in version order: each at
-//! the version it was given, over a contiguous run from the checkpoint's version. A record that arrives before its predecessor waits for it.
-//! Records whose predecessor never reached the log are not applied (they were never
+//! Open loads the newest whole checkpoint (`checkpoint.rs`), if any, then replays the log
+//! from the position it names, applying commits above its version in version order: each
+//! at the version it was given, over a contiguous run from the checkpoint's version. A
+//! record that arrives before its predecessor waits for it. Records whose predecessor never reached the log are not applied (they were never
 //! acknowledged: a commit is acknowledged only once every earlier one is, in its mode).
 //! Their versions are handed out again, so open first logs a reset record (`record.rs`)
 //! that voids them, and makes it durable before the first new commit.

@@ -129,12 +129,17 @@ pub enum Durability {
 }
 
 impl Durability {
-    /// How strong it is: `None` < `Buffered` < `Sync`.
-    pub(crate) fn rank(self) -> u8 {
-        match self {
+    /// This durability, or `floor` if that is stronger (`None` < `Buffered` < `Sync`).
+    pub(crate) fn at_least(self, floor: Durability) -> Durability {
+        let rank = |durability| match durability {
             Durability::None => 0,
             Durability::Buffered { .. } => 1,
             Durability::Sync => 2,
+        };
+        if rank(self) > rank(floor) {
+            self
+        } else {
+            floor
         }
     }
 }

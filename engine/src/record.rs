@@ -64,32 +64,68 @@ pub(crate) const WRITE_OVERHEAD: usize = 17;
 
 /// Encodes a commit of `writes` (in key order) with version 0, to be patched by
 /// [`set_version`].
-pub(crate) fn encode<'a>(writes: impl Iterator<Item = (&'a [u8], &'a VersionNode)>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+pub(crate) fn encode<'a>(
+    writes: impl Iterator<Item = (&'a [u8], &'a VersionNode)> + Clone,
+) -> Vec<u8> {
+    // Sized exactly up front: a commit's record is built once, on the commit path.
+    let len = writes.clone().fold(HEADER_LEN, |len, (key, node)| {
+        let value = node.value().map_or(0, |value| 12 + value.len());
+        len + 5 + key.len() + value
+    });
+    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&0u64.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut count: u32 = 0;
     for (key, node) in writes {
         count += 1;
-        let op = match (node.value(), node.origin()) {
-            (Some(_), _) => OP_PUT,
-            (None, Origin::User) => OP_DELETE,
-            (None, Origin::Reaper) => OP_REAP,
-        };
-        out.push(op);
+        out.push(op_of(node));
         put_bytes(&mut out, key);
-        if let Some(value) = node.value() {
-            out.extend_from_slice(&node.expires_at_ms().to_le_bytes());
-            put_bytes(&mut out, value.as_slice());
-        }
+        put_value(&mut out, node);
     }
     out[8..HEADER_LEN].copy_from_slice(&count.to_le_bytes());
+    debug_assert_eq!(out.len(), len, "the record's size was computed exactly");
     out
+}
+
+/// The operation byte of `node`: a put, a user's delete or the reaper's tombstone.
+pub(crate) fn op_of(node: &VersionNode) -> u8 {
+    match (node.value(), node.origin()) {
+        (Some(_), _) => OP_PUT,
+        (None, Origin::User) => OP_DELETE,
+        (None, Origin::Reaper) => OP_REAP,
+    }
+}
+
+/// Writes what follows the operation byte of a put (its expiry and value); nothing for a
+/// tombstone. Checkpoints store versions this way too.
+pub(crate) fn put_value(out: &mut Vec<u8>, node: &VersionNode) {
+    if let Some(value) = node.value() {
+        out.extend_from_slice(&node.expires_at_ms().to_le_bytes());
+        put_bytes(out, value.as_slice());
+    }
+}
+
+/// Reads the node of operation `op` (what [`put_value`] wrote after it), unversioned, or
+/// says what is wrong.
+pub(crate) fn read_node(
+    op: u8,
+    reader: &mut Reader<'_>,
+) -> std::result::Result<VersionNode, &'static str> {
+    match op {
+        OP_PUT => {
+            let expires = reader.u64().ok_or("a put cut short")?;
+            let value = reader.bytes().ok_or("a value longer than the bytes left")?;
+            Ok(VersionNode::put(Bytes::copy_from(value), expires))
+        }
+        OP_DELETE => Ok(VersionNode::tombstone(Origin::User)),
+        OP_REAP => Ok(VersionNode::tombstone(Origin::Reaper)),
+        _ => Err("an unknown operation"),
+    }
 }
 
 /// Writes a length-prefixed byte string. Lengths fit in `u32`: keys and values are
 /// bounded by the engine's limits, which are far below 4 GiB.
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(bytes);
@@ -132,17 +168,7 @@ pub(crate) fn decode(payload: &[u8], position: u64) -> Result<DecodedCommit> {
     for _ in 0..count {
         let op = reader.u8().ok_or_else(|| corrupt("a write cut short"))?;
         let key = reader.bytes().ok_or_else(|| corrupt("a key longer than the record"))?;
-        let mut node = match op {
-            OP_PUT => {
-                let expires = reader.u64().ok_or_else(|| corrupt("a put cut short"))?;
-                let value =
-                    reader.bytes().ok_or_else(|| corrupt("a value longer than the record"))?;
-                VersionNode::put(Bytes::copy_from(value), expires)
-            }
-            OP_DELETE => VersionNode::tombstone(Origin::User),
-            OP_REAP => VersionNode::tombstone(Origin::Reaper),
-            _ => return Err(corrupt("an unknown operation")),
-        };
+        let mut node = read_node(op, &mut reader).map_err(corrupt)?;
         if let Some((previous, _)) = writes.last() {
             if previous.as_slice() >= key {
                 return Err(corrupt("keys not in strictly ascending order"));

@@ -149,8 +149,12 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn pick(files: &[PathBuf], file: u8) -> Option<&PathBuf> {
-    (!files.is_empty()).then(|| &files[file as usize % files.len()])
+fn pick(files: &[PathBuf], file: u8) -> Option<PathBuf> {
+    (!files.is_empty()).then(|| files[file as usize % files.len()].clone())
+}
+
+fn with_extension(files: &[PathBuf], extension: &str) -> Vec<PathBuf> {
+    files.iter().filter(|path| path.extension().is_some_and(|e| e == extension)).cloned().collect()
 }
 
 fn mutate(root: &Path, mutation: &Mutation) {
@@ -158,59 +162,49 @@ fn mutate(root: &Path, mutation: &Mutation) {
     match *mutation {
         Mutation::Truncate { file, at } => {
             if let Some(path) = pick(&files, file) {
-                let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 let at = u64::from(at).min(len);
                 let _ =
-                    std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(at));
+                    std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(at));
             }
         }
         Mutation::Flip { file, at, bit } => {
             if let Some(path) = pick(&files, file) {
-                let mut bytes = std::fs::read(path).unwrap_or_default();
+                let mut bytes = std::fs::read(&path).unwrap_or_default();
                 if !bytes.is_empty() {
                     let at = at as usize % bytes.len();
                     bytes[at] ^= 1 << (bit % 8);
-                    let _ = std::fs::write(path, bytes);
+                    let _ = std::fs::write(&path, bytes);
                 }
             }
         }
         Mutation::Zero { file, at, len } => {
             if let Some(path) = pick(&files, file) {
-                let mut bytes = std::fs::read(path).unwrap_or_default();
+                let mut bytes = std::fs::read(&path).unwrap_or_default();
                 let at = (at as usize).min(bytes.len());
                 let end = (at + len as usize).min(bytes.len());
                 bytes[at..end].fill(0);
-                let _ = std::fs::write(path, bytes);
+                let _ = std::fs::write(&path, bytes);
             }
         }
         Mutation::Remove { file } => {
             if let Some(path) = pick(&files, file) {
-                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(&path);
             }
         }
         Mutation::DuplicateSegment { file, shift } => {
-            let segments: Vec<_> = files
-                .iter()
-                .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-                .cloned()
-                .collect();
-            if let Some(path) = pick(&segments, file) {
+            if let Some(path) = pick(&with_extension(&files, "wal"), file) {
                 let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
                 if let Ok(first) = stem.parse::<u64>() {
                     let name = format!("{:020}.wal", first.saturating_add(u64::from(shift) * 8));
-                    let _ = std::fs::copy(path, path.with_file_name(name));
+                    let _ = std::fs::copy(&path, path.with_file_name(name));
                 }
             }
         }
         Mutation::RenameCheckpoint { file, version } => {
-            let checkpoints: Vec<_> = files
-                .iter()
-                .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
-                .cloned()
-                .collect();
-            if let Some(path) = pick(&checkpoints, file) {
+            if let Some(path) = pick(&with_extension(&files, "ckpt"), file) {
                 let name = format!("checkpoint-{:020}.ckpt", u64::from(version));
-                let _ = std::fs::copy(path, path.with_file_name(name));
+                let _ = std::fs::copy(&path, path.with_file_name(name));
             }
         }
     }

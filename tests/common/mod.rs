@@ -8,7 +8,7 @@ pub mod model;
 
 use std::time::{Duration, Instant};
 
-use inmem_engine::{Bytes, Database, Options};
+use inmem_engine::{Bytes, CommitVersion, Database, Options};
 
 /// A maintenance interval long enough that the background thread never runs during a test:
 /// garbage collection and reaping then happen only where a test calls them, so what it
@@ -105,4 +105,41 @@ pub fn expected_mixed(expected: &[(Vec<u8>, Vec<u8>)], pattern: u64) -> (Entries
         step += 1;
     }
     (front, back)
+}
+
+/// Puts from `writers` threads, `per_writer` keys each (key `writer * 10_000 + index`, as
+/// little-endian bytes; value `value(index)`), while `meanwhile` runs on this thread;
+/// returns every key with the version its put was acknowledged at.
+pub fn put_concurrently(
+    db: &Database,
+    writers: u32,
+    per_writer: u32,
+    value: impl Fn(u32) -> Vec<u8> + Sync,
+    meanwhile: impl FnOnce(),
+) -> Vec<(u32, CommitVersion)> {
+    std::thread::scope(|scope| {
+        let value = &value;
+        let workers: Vec<_> = (0..writers)
+            .map(|writer| {
+                scope.spawn(move || {
+                    (0..per_writer)
+                        .map(|index| {
+                            let key = writer * 10_000 + index;
+                            (key, db.put(key.to_le_bytes(), value(index)).expect("put"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        meanwhile();
+        workers.into_iter().flat_map(|worker| worker.join().expect("writer")).collect()
+    })
+}
+
+/// Asserts that each key's newest version is the one its put was acknowledged at.
+pub fn assert_newest_versions(db: &Database, acknowledged: &[(u32, CommitVersion)]) {
+    for &(key, version) in acknowledged {
+        let newest = db.history(key.to_le_bytes(), 1, None).expect("history");
+        assert_eq!(newest.first().map(|record| record.version), Some(version), "key {key}");
+    }
 }

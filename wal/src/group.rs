@@ -423,10 +423,7 @@ impl<W: Worker> GroupCommit<W> {
         if state.failure.is_some() || state.durable > needed {
             return Lead::Done;
         }
-        if state.writer.is_none() {
-            return Lead::Busy;
-        }
-        if needed >= state.written && self.still_gathering(&mut state) {
+        if state.writer.is_some() && needed >= state.written && self.still_gathering(&mut state) {
             return Lead::Gathering;
         }
         let Some(writer) = state.writer.take() else {

@@ -84,18 +84,7 @@ impl Wal {
     pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Wal> {
         let dir = dir.as_ref().to_path_buf();
         options.validate()?;
-        let (io, backend_reason) = match &options.io {
-            Some(io) => (Arc::clone(io), "given by WalOptions::io"),
-            None => {
-                let io = io::backend(options.backend)
-                    .map_err(|e| Error::io("set up the I/O backend for", &dir, e))?;
-                let reason = match options.backend {
-                    BackendChoice::Auto => io::AUTO_REASON,
-                    BackendChoice::Uring | BackendChoice::Sync => "as WalOptions::backend asks",
-                };
-                (io, reason)
-            }
-        };
+        let (io, backend_reason) = backend_for(&options, &dir)?;
         let recovered = recover(io.as_ref(), &dir, &options)?;
         let end = recovered.end;
         let mut segments = recovered.segments;
@@ -239,11 +228,7 @@ impl Wal {
     pub fn verify(dir: impl AsRef<Path>, options: &WalOptions) -> Result<RecoveryReport> {
         options.validate()?;
         let dir = dir.as_ref();
-        let inner = match &options.io {
-            Some(io) => Arc::clone(io),
-            None => io::backend(BackendChoice::Sync)
-                .map_err(|e| Error::io("set up the I/O backend for", dir, e))?,
-        };
+        let (inner, _) = backend_for(options, dir)?;
         let io = crate::io::readonly::ReadOnlyIo { inner };
         Ok(recover(&io, dir, options)?.report)
     }
@@ -343,6 +328,20 @@ impl Wal {
 }
 
 /// How the writer paces batches under the log's durability.
+/// The backend `options` ask for (for the log in `dir`), and why it is the one.
+fn backend_for(options: &WalOptions, dir: &Path) -> Result<(Arc<dyn Io>, &'static str)> {
+    if let Some(io) = &options.io {
+        return Ok((Arc::clone(io), "given by WalOptions::io"));
+    }
+    let io = io::backend(options.backend)
+        .map_err(|e| Error::io("set up the I/O backend for", dir, e))?;
+    let reason = match options.backend {
+        BackendChoice::Auto => io::AUTO_REASON,
+        BackendChoice::Uring | BackendChoice::Sync => "as WalOptions::backend asks",
+    };
+    Ok((io, reason))
+}
+
 fn pacing(options: &WalOptions) -> Pacing {
     let (sync_every_batch, interval) = match options.durability {
         Durability::Sync => (true, std::time::Duration::ZERO),

@@ -1,6 +1,5 @@
 //! Recovery: what [`crate::Wal::open`] does before the log takes appends.
 
-use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -8,7 +7,7 @@ use crate::format::{
     parse_segment_file_name, Damage, Decoded, SegmentHeader, FRAME_ALIGN, FRAME_HEADER_LEN,
     SEGMENT_HEADER_LEN,
 };
-use crate::io::{write_all_durably, Io, OpenFlags};
+use crate::io::{write_zeros, Io, OpenFlags};
 use crate::options::{RecoveryMode, WalOptions};
 use crate::reader::SegmentBytes;
 use crate::segment::{SegmentMeta, UNFINISHED_SUFFIX};
@@ -448,14 +447,7 @@ fn zero_tail(io: &dyn Io, segment: &SegmentMeta, from: u64, to: u64) -> Result<u
     let file = io
         .open(path, true, OpenFlags::default())
         .map_err(|e| Error::io("open segment to cut its tail", path, e))?;
-    let zeroes = vec![0u8; usize::try_from((to - from).min(1 << 20)).unwrap_or(1 << 20)];
-    let mut at = from;
-    while at < to {
-        let len = usize::try_from((to - at).min(zeroes.len() as u64)).unwrap_or(zeroes.len());
-        write_all_durably(file.as_ref(), &[IoSlice::new(&zeroes[..len])], at, false)
-            .map_err(|e| Error::io("zero torn tail", path, e))?;
-        at += len as u64;
-    }
+    write_zeros(file.as_ref(), from, to).map_err(|e| Error::io("zero torn tail", path, e))?;
     file.sync_data().map_err(|e| Error::io("fdatasync", path, e))?;
     if let Some(dir) = path.parent() {
         io.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;

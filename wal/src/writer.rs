@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::{seal_frame, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::group::{Batch, Done, Work, Worker};
-use crate::io::{write_all_durably, LogFile};
+use crate::io::{write_all_durably, write_zeros, LogFile};
 use crate::log::Shared;
 use crate::segment::create_segment;
 use crate::LogPosition;
@@ -80,8 +80,9 @@ impl Writer {
         if len == 0 {
             return;
         }
-        let zeros = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        let _ = write_all_durably(self.file.as_ref(), &[IoSlice::new(&zeros)], from, true);
+        if write_zeros(self.file.as_ref(), from, from + len).is_ok() {
+            let _ = self.file.sync_data();
+        }
     }
 
     fn write(&mut self, mut batch: Batch, sync: bool) -> Result<Done> {

@@ -114,9 +114,8 @@ impl Shared {
         };
         match (&self.log, record) {
             (Some(log), Some(record)) => {
-                let asked = durability.unwrap_or(log.durability);
                 let durability =
-                    if asked.rank() > log.durability.rank() { asked } else { log.durability };
+                    durability.map_or(log.durability, |asked| asked.at_least(log.durability));
                 self.finish_logged(log, record, version, durability)?;
             }
             _ => self.wait_visible(version)?,

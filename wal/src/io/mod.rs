@@ -106,6 +106,21 @@ pub fn total_len(bufs: &[IoSlice<'_>]) -> usize {
     bufs.iter().map(|buf| buf.len()).sum()
 }
 
+/// Overwrites `[from, to)` of `file` with zeros, in writes of at most 1 MiB (not synced).
+///
+/// # Errors
+/// The first failed write.
+pub fn write_zeros(file: &dyn LogFile, from: u64, to: u64) -> io::Result<()> {
+    let zeros = vec![0u8; usize::try_from(to.saturating_sub(from).min(1 << 20)).unwrap_or(1 << 20)];
+    let mut at = from;
+    while at < to {
+        let len = usize::try_from((to - at).min(zeros.len() as u64)).unwrap_or(zeros.len());
+        write_all_durably(file, &[IoSlice::new(&zeros[..len])], at, false)?;
+        at += len as u64;
+    }
+    Ok(())
+}
+
 /// Writes every byte of `bufs` at `offset` (retrying short writes) and, if `sync`, makes
 /// them durable. A write that makes no progress is an error (`WriteZero`), not a loop.
 pub fn write_all_durably(
