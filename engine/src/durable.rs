@@ -107,15 +107,15 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
     };
     let wal = Wal::open(dir.join(WAL_DIR), wal_options)
         .map_err(|error| Error::log("opening the log", &error))?;
-    let checkpoint_dir = dir.join(checkpoint::CHECKPOINT_DIR);
-    checkpoint::remove_unfinished(&checkpoint_dir)?;
+    let checkpoints = checkpoint::Checkpoints::new(wal.io(), dir.join(checkpoint::CHECKPOINT_DIR));
+    checkpoints.remove_unfinished()?;
     // The newest checkpoint that loads whole; a damaged one is passed over for the one
     // before it (kept, with the log since it, for this), and reported.
     let mut damaged = Vec::new();
     let mut chosen = None;
-    for (_, path) in checkpoint::list(&checkpoint_dir)? {
+    for (_, path) in checkpoints.list()? {
         let shared = Shared::new(options.clone());
-        match checkpoint::load(&shared, &path) {
+        match checkpoints.load(&shared, &path) {
             Ok(loaded) => {
                 chosen = Some((shared, loaded, Some(path)));
                 break;
@@ -278,29 +278,31 @@ impl Shared {
         durability: Durability,
     ) -> Result<()> {
         record::set_version(&mut record, version);
-        let logged = if log.durability == Durability::Sync {
-            // This thread waits for it, and so writes it or joins a batch: no hand-off to
-            // the background writer.
-            log.wal
-                .append_to_wait(record::COMMIT, &record)
-                .and_then(|position| log.wal.wait_durable(position))
-        } else {
-            log.wal.append(record::COMMIT, &record).map(drop)
-        };
-        if let Err(error) = logged {
+        let failed = |doing: &'static str, error: inmem_wal::Error| {
             self.poison();
-            return Err(Error::log("committing", &error));
+            Error::log(doing, &error)
+        };
+        if log.durability == Durability::Sync {
+            // This thread waits for it, and so writes it or joins a batch: no hand-off to
+            // the background writer. Parked before the wait, the commit is made visible by
+            // whichever committer of its batch wakes first.
+            let position = log
+                .wal
+                .append_to_wait(record::COMMIT, &record)
+                .map_err(|error| failed("committing", error))?;
+            self.visible.park(version, position.get() + 1);
+            log.wal.wait_durable(position).map_err(|error| failed("committing", error))?;
+            self.visible.announce(|| log.wal.durable_position().get());
+        } else {
+            log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
+            self.visible.finish(version);
         }
-        self.visible.finish(version);
         self.wait_visible(version)?;
         if log.durability != Durability::Sync && durability == Durability::Sync {
             // Every commit up to this one is visible, so appended: waiting for the log's
             // end as it is now covers all of their records.
             let end: LogPosition = log.wal.end_position();
-            if let Err(error) = log.wal.wait_durable_before(end) {
-                self.poison();
-                return Err(Error::log("syncing a commit", &error));
-            }
+            log.wal.wait_durable_before(end).map_err(|error| failed("syncing a commit", error))?;
         }
         Ok(())
     }

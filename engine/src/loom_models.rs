@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use loom::thread;
 
 use crate::bytes::Bytes;
@@ -63,6 +63,8 @@ fn finish_out_of_order(first: u64, count: u64) {
                 })
             })
             .collect();
+        // Without a yield, loom never runs the finishers before the reader's first load.
+        thread::yield_now();
         let seen = visible.load();
         for version in first..=seen {
             // Relaxed on purpose: only the visible version's Acquire/Release chain may
@@ -93,6 +95,51 @@ fn loom_visible_version_advances_over_three_out_of_order_finishes() {
 fn loom_visible_version_advances_across_the_ring_wrap() {
     let ring = crate::visible::COMMITS_IN_FLIGHT_MAX;
     finish_out_of_order(ring - 1, 2);
+}
+
+/// Two `Sync` commits parked with the log positions their records need, the records
+/// reaching the log in the opposite order of their versions: commit 2's record is durable
+/// already (an earlier sync), commit 1's committer syncs the log through its own record
+/// (a plain store of the durable position, as the log's writer publishes it). Each
+/// announces once its record is durable. A reader never sees a version visible before it
+/// was installed and durable, and both end visible, whichever committer runs first.
+#[test]
+fn loom_a_parked_commit_is_visible_only_once_durable_and_none_is_left_behind() {
+    model(|| {
+        const NEEDS: [u64; 2] = [20, 10];
+        let visible = Arc::new(VisibleVersion::new(0));
+        let durable = Arc::new(AtomicU64::new(NEEDS[1]));
+        let installed: Arc<Vec<AtomicBool>> =
+            Arc::new(vec![AtomicBool::new(false), AtomicBool::new(false)]);
+        let committers: Vec<_> = (0..2)
+            .map(|index| {
+                let (visible, durable, installed) =
+                    (Arc::clone(&visible), Arc::clone(&durable), Arc::clone(&installed));
+                thread::spawn(move || {
+                    installed[index].store(true, Ordering::Relaxed);
+                    visible.park(index as u64 + 1, NEEDS[index]);
+                    if durable.load(Ordering::Acquire) < NEEDS[index] {
+                        durable.store(NEEDS[index], Ordering::Release);
+                    }
+                    visible.announce(|| durable.load(Ordering::Acquire));
+                })
+            })
+            .collect();
+        // Without a yield, loom never runs the committers before the reader's first load.
+        thread::yield_now();
+        let seen = visible.load();
+        let durable_now = durable.load(Ordering::Acquire);
+        for version in 1..=seen {
+            let index = (version - 1) as usize;
+            // Relaxed on purpose: only the visible version's chain may publish the flag.
+            assert!(installed[index].load(Ordering::Relaxed), "{version} visible before installed");
+            assert!(durable_now >= NEEDS[index], "{version} visible before durable");
+        }
+        for committer in committers {
+            committer.join().expect("committer");
+        }
+        assert_eq!(visible.load(), 2, "every durable commit became visible");
+    });
 }
 
 /// A reader registers at the visible version and reads a chain while a writer installs and
@@ -127,6 +174,8 @@ fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
             })
         };
 
+        // Without a yield, loom never runs the writer before the reader registers.
+        thread::yield_now();
         let reader =
             registry.register(&visible, None, 0).expect("a reader of now is never too old");
         let expected = if reader.version() == 1 { "a" } else { "b" };
