@@ -8,15 +8,28 @@
 //!    or below `V`: the checkpoint at `V` covers all of them.
 //! 2. Wait until `V` is visible, take a snapshot at `V` (it keeps what it reads from the
 //!    collector), and write every key's versions at or below `V` that are still retained,
-//!    oldest first, into `checkpoint-<V>.tmp`; fsync it, rename it to
+//!    oldest first, into `checkpoint-<V>.tmp`; fdatasync it, rename it to
 //!    `checkpoint-<V>.ckpt`, fsync the directory. Writers and readers go on meanwhile.
-//! 3. Delete the checkpoints older than the previous one, then the log segments wholly
-//!    below the previous one's `P`: the previous checkpoint and the log since it stay, the
-//!    fallback if this one is ever found damaged.
+//! 3. Delete the checkpoints older than the previous one and fsync the directory, then the
+//!    log segments wholly below the previous one's `P`: the previous checkpoint and the log
+//!    since it stay, the fallback if this one is ever found damaged.
 //!
 //! Recovery loads the newest checkpoint (or, if it is damaged, the one before it, and says
 //! so in `Database::recovery`), then replays the log from its `P`, skipping versions at or
 //! below its `V` (records after `P` may still be of such versions).
+//!
+//! # I/O
+//!
+//! Every file operation of taking a checkpoint (create, write, sync, rename, remove, list)
+//! goes through the I/O backend of the database's log ([`inmem_wal::Wal::io`]), through
+//! [`Checkpoints`]: a simulated disk (`inmem_wal::io::sim`) then records checkpoints with
+//! the log, and the images of a power failure it builds hold both as a disk could leave
+//! them. Reading goes through [`Checkpoints`] too; the path-only functions ([`list`],
+//! [`remove_unfinished`], [`load`], [`read`]) are it on plain file-system calls, for
+//! `inspect`, and for recovery in `durable.rs` until it hands its log's backend to
+//! [`Checkpoints::new`] (the same files on the real backends, but not a simulated disk's).
+//! Writes are gathered into writes of [`IO_CHUNK_BYTES`], and reads read that much at a
+//! time (a block at least that long is read straight into its buffer).
 //!
 //! # Format
 //!
@@ -48,10 +61,10 @@
 //! Footer, 40 bytes: magic `INMEMEND` (8), keys (8), versions (8), blocks before the end
 //! block (8), xxh3-64 of bytes 0..32 of the footer seeded with `V` (8). Nothing follows.
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::IoSlice;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -63,6 +76,7 @@ use crate::record;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
 use crate::version::VersionNode;
+use inmem_wal::io::{self as log_io, Io, LogFile, OpenFlags};
 use inmem_wal::LogPosition;
 
 /// The checkpoints' directory in a database directory.
@@ -77,6 +91,12 @@ const BLOCK_TARGET: usize = 64 << 10;
 /// The longest block a reader accepts (an entry larger than the target makes a block of
 /// its own: one key's retained versions).
 pub(crate) const BLOCK_LEN_MAX: u32 = 1 << 30;
+/// Bytes gathered into one write of a checkpoint, and read ahead by one read.
+pub(crate) const IO_CHUNK_BYTES: usize = 1 << 20;
+
+// A block cut at the target fits a chunk with its head and checksum: the usual block is
+// written with others in one write, not alone.
+const _: () = assert!(BLOCK_TARGET + 16 < IO_CHUNK_BYTES);
 
 /// What a checkpoint wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,16 +135,16 @@ impl Shared {
         self.wait_visible(handed_out)?;
         let snapshot = self.snapshot();
         let version = snapshot.version().get();
-        let dir = log.dir.join(CHECKPOINT_DIR);
-        let (path, keys, versions, bytes) = write(self, &dir, version, replay_from.get())?;
+        let checkpoints = Checkpoints::new(log.wal.io(), log.dir.join(CHECKPOINT_DIR));
+        let written = checkpoints.write(self, version, replay_from.get())?;
         drop(snapshot);
         // The previous checkpoint stays, with the log since it: the fallback if this one
-        // is ever found damaged. Older ones, and the log before the previous one, go.
-        for (_, older_path) in list(&dir)?.into_iter().skip(2) {
-            std::fs::remove_file(&older_path)
-                .map_err(|error| Error::io("removing an older checkpoint", &error))?;
+        // is ever found damaged. Older ones, and the log before the previous one, go; the
+        // log only once their removal (and this one's rename) is durable.
+        for (_, older_path) in checkpoints.list()?.into_iter().skip(2) {
+            checkpoints.remove(&older_path, "removing an older checkpoint")?;
         }
-        sync_dir(&dir)?;
+        checkpoints.sync_dir()?;
         let previous = log.checkpointed_end.swap(replay_from.get(), Ordering::Relaxed);
         let segments_deleted = log
             .wal
@@ -132,10 +152,10 @@ impl Shared {
             .map_err(|error| Error::log("deleting segments a checkpoint covers", &error))?;
         Ok(CheckpointReport {
             version: crate::CommitVersion::new(version),
-            path,
-            keys,
-            versions,
-            bytes,
+            path: written.path,
+            keys: written.keys,
+            versions: written.versions,
+            bytes: written.bytes,
             segments_deleted,
         })
     }
@@ -171,69 +191,193 @@ fn parse_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The checkpoints in `dir`, newest first.
-pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut found: Vec<(u64, PathBuf)> = entries(dir)?
-        .into_iter()
-        .filter_map(|path| {
-            let version = path.file_name().and_then(|name| name.to_str()).and_then(parse_name)?;
-            Some((version, path))
-        })
-        .collect();
-    found.sort_unstable_by_key(|(version, _)| std::cmp::Reverse(*version));
-    Ok(found)
+/// Whether `name` is a checkpoint's temporary name, `checkpoint-<V>.tmp`.
+fn is_unfinished(name: &str) -> bool {
+    name.strip_suffix(".tmp").is_some_and(|stem| parse_name(&format!("{stem}.ckpt")).is_some())
 }
 
-/// Removes checkpoint files left unfinished by a crash while writing one.
-pub(crate) fn remove_unfinished(dir: &Path) -> Result<()> {
-    for path in entries(dir)? {
-        let unfinished = path.extension().is_some_and(|ext| ext == "tmp")
-            && path
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .is_some_and(|stem| parse_name(&format!("{stem}.ckpt")).is_some());
-        if unfinished {
-            std::fs::remove_file(&path)
-                .map_err(|error| Error::io("removing an unfinished checkpoint", &error))?;
+/// A database's checkpoints' directory, and the I/O backend every operation on its files
+/// goes through: the log's ([`inmem_wal::Wal::io`]) for a database that is open.
+pub(crate) struct Checkpoints {
+    io: Arc<dyn Io>,
+    dir: PathBuf,
+}
+
+impl Checkpoints {
+    /// The checkpoints in `dir`, through `io`.
+    pub(crate) fn new(io: Arc<dyn Io>, dir: PathBuf) -> Checkpoints {
+        Checkpoints { io, dir }
+    }
+
+    /// The checkpoints in `dir`, through plain file-system calls (the log's default
+    /// backend): for a directory looked at without its log open.
+    pub(crate) fn on_file_system(dir: PathBuf) -> Checkpoints {
+        Checkpoints { io: Arc::new(log_io::sync::SyncIo::new()), dir }
+    }
+
+    /// The checkpoints, newest first.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory exists and cannot be listed.
+    pub(crate) fn list(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let mut found: Vec<(u64, PathBuf)> = self
+            .names()?
+            .into_iter()
+            .filter_map(|name| Some((parse_name(&name)?, self.dir.join(name))))
+            .collect();
+        found.sort_unstable_by_key(|(version, _)| std::cmp::Reverse(*version));
+        Ok(found)
+    }
+
+    /// Removes the checkpoint files left unfinished by a crash while writing one. Not
+    /// synced: one that a crash brings back is removed again at the next open.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if listing or removing fails.
+    pub(crate) fn remove_unfinished(&self) -> Result<()> {
+        for name in self.names()? {
+            if is_unfinished(&name) {
+                self.remove(&self.dir.join(name), "removing an unfinished checkpoint")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The names in the directory; none if it does not exist yet.
+    fn names(&self) -> Result<Vec<String>> {
+        let names = match self.io.list_dir(&self.dir) {
+            Ok(names) => names,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::io("listing checkpoints", &error)),
+        };
+        // A name that is not UTF-8 is no checkpoint's: left alone.
+        Ok(names.into_iter().filter_map(|name| name.into_string().ok()).collect())
+    }
+
+    /// Removes the file at `path` (durable once [`Checkpoints::sync_dir`] returns).
+    fn remove(&self, path: &Path, context: &'static str) -> Result<()> {
+        self.io.remove(path).map_err(|error| Error::io(context, &error))
+    }
+
+    /// Makes the creations, renames and removals in the directory durable.
+    fn sync_dir(&self) -> Result<()> {
+        self.io
+            .sync_dir(&self.dir)
+            .map_err(|error| Error::io("syncing the checkpoints' directory", &error))
+    }
+
+    /// Creates the directory if needed, and makes its name durable in the database's
+    /// directory (a checkpoint in a directory a crash could take away covers nothing).
+    fn create_dir(&self) -> Result<()> {
+        let creating =
+            |error: std::io::Error| Error::io("creating the checkpoints' directory", &error);
+        self.io.create_dir_all(&self.dir).map_err(creating)?;
+        match self.dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => {
+                self.io.sync_dir(parent).map_err(creating)
+            }
+            _ => Ok(()),
         }
     }
-    Ok(())
+
+    /// Loads the checkpoint at `path` into `shared`, verifying every checksum.
+    ///
+    /// # Errors
+    /// As [`Checkpoints::read`].
+    pub(crate) fn load(&self, shared: &Shared, path: &Path) -> Result<Loaded> {
+        self.read(Some(shared), path).map(|info| Loaded::of(&info))
+    }
+
+    /// Reads the checkpoint at `path` (see [`read_checkpoint`]).
+    ///
+    /// # Errors
+    /// As [`read_checkpoint`].
+    pub(crate) fn read(&self, shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
+        read_checkpoint(self.io.as_ref(), shared, path)
+    }
+
+    /// Writes the checkpoint of `shared` at `version`, whose replay starts at
+    /// `replay_from`: into a temporary file, synced, then renamed into place and the
+    /// directory synced. A temporary file of the same version left by a failed attempt is
+    /// replaced.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if any step fails; the checkpoints already in place are untouched.
+    pub(crate) fn write(
+        &self,
+        shared: &Shared,
+        version: u64,
+        replay_from: u64,
+    ) -> Result<CheckpointInfo> {
+        self.create_dir()?;
+        let path = self.dir.join(file_name(version));
+        let temporary = path.with_extension("tmp");
+        let io = |error: std::io::Error| Error::io("writing a checkpoint", &error);
+        let file = match self.io.create(&temporary, OpenFlags::default()) {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.io.remove(&temporary).map_err(io)?;
+                self.io.create(&temporary, OpenFlags::default())
+            }
+            created => created,
+        }
+        .map_err(io)?;
+        let mut out = Output { file: file.as_ref(), pending: Vec::new(), offset: 0 };
+        out.put(&encode_header(version, replay_from)).map_err(io)?;
+        let counts = write_entries(&mut out, shared, version).map_err(io)?;
+        out.put(&encode_footer(counts, version)).map_err(io)?;
+        let bytes = out.finish().map_err(io)?;
+        debug_assert!(bytes >= (HEADER_LEN + 16 + FOOTER_LEN) as u64, "header, end, footer");
+        file.sync_data().map_err(io)?;
+        drop(file);
+        self.io.rename(&temporary, &path).map_err(io)?;
+        self.sync_dir()?;
+        let Counts { keys, versions, .. } = counts;
+        Ok(CheckpointInfo { path, version, replay_from, keys, versions, bytes })
+    }
 }
 
-/// The paths in the checkpoints' directory `dir`; none if it does not exist yet.
-fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let listing = match std::fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(Error::io("listing checkpoints", &error)),
-    };
-    listing
-        .map(|entry| entry.map(|entry| entry.path()))
-        .collect::<std::io::Result<_>>()
-        .map_err(|error| Error::io("listing checkpoints", &error))
+/// The checkpoints in `dir`, newest first, listed through plain file-system calls
+/// ([`Checkpoints::on_file_system`]).
+///
+/// # Errors
+/// As [`Checkpoints::list`].
+pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    Checkpoints::on_file_system(dir.to_path_buf()).list()
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|error| Error::io("syncing the checkpoints' directory", &error))
+/// [`read_checkpoint`] of the file at `path`, through plain file-system calls: for a
+/// directory looked at without its log open ([`crate::inspect`]).
+///
+/// # Errors
+/// As [`read_checkpoint`].
+pub(crate) fn read(shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
+    Checkpoints::on_file_system(containing(path)).read(shared, path)
 }
 
-/// Writes the checkpoint of `shared` at `version`, whose replay starts at `replay_from`, into
-/// `dir`; returns its path, keys, versions and bytes.
+/// The directory a checkpoint's `path` is in.
+fn containing(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// [`Checkpoints::write`] into `dir`, through the I/O backend of `shared`'s log.
+///
+/// # Errors
+/// [`Error::InvalidOption`] for a database without a log; as [`Checkpoints::write`].
+#[cfg(all(test, not(loom)))]
 pub(crate) fn write(
     shared: &Shared,
     dir: &Path,
     version: u64,
     replay_from: u64,
-) -> Result<(PathBuf, u64, u64, u64)> {
-    std::fs::create_dir_all(dir)
-        .map_err(|error| Error::io("creating the checkpoints' directory", &error))?;
-    let path = dir.join(file_name(version));
-    let temporary = path.with_extension("tmp");
-    let io = |error: std::io::Error| Error::io("writing a checkpoint", &error);
-    let file = File::create(&temporary).map_err(io)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+) -> Result<CheckpointInfo> {
+    let Some(log) = &shared.log else {
+        return Err(Error::InvalidOption { name: "durability", reason: "no log" });
+    };
+    Checkpoints::new(log.wal.io(), dir.to_path_buf()).write(shared, version, replay_from)
+}
+
+/// A checkpoint's header (see the module doc).
+fn encode_header(version: u64, replay_from: u64) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[0..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -242,9 +386,34 @@ pub(crate) fn write(
     header[32..40].copy_from_slice(&clock::now_ms().to_le_bytes());
     let checksum = xxh3_64(&header[0..40]);
     header[40..48].copy_from_slice(&checksum.to_le_bytes());
-    out.write_all(&header).map_err(io)?;
+    header
+}
 
-    let (mut keys, mut versions, mut blocks, mut bytes) = (0u64, 0u64, 0u64, HEADER_LEN as u64);
+/// What a checkpoint's blocks hold, as its footer counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    keys: u64,
+    versions: u64,
+    /// Blocks before the end block.
+    blocks: u64,
+}
+
+/// A checkpoint's footer (see the module doc).
+fn encode_footer(counts: Counts, version: u64) -> [u8; FOOTER_LEN] {
+    let mut footer = [0u8; FOOTER_LEN];
+    footer[0..8].copy_from_slice(&END_MAGIC);
+    footer[8..16].copy_from_slice(&counts.keys.to_le_bytes());
+    footer[16..24].copy_from_slice(&counts.versions.to_le_bytes());
+    footer[24..32].copy_from_slice(&counts.blocks.to_le_bytes());
+    let checksum = xxh3_64_with_seed(&footer[0..32], version);
+    footer[32..40].copy_from_slice(&checksum.to_le_bytes());
+    footer
+}
+
+/// Writes every key's retained versions at or below `version` of `shared`, in blocks,
+/// then the end block; returns what they hold.
+fn write_entries(out: &mut Output<'_>, shared: &Shared, version: u64) -> std::io::Result<Counts> {
+    let mut counts = Counts::default();
     let mut block = Block::default();
     let mut failed = None;
     let guard = epoch::pin();
@@ -257,46 +426,65 @@ pub(crate) fn write(
         }
         retained.reverse();
         block.entry(key, &retained);
-        keys += 1;
-        versions += retained.len() as u64;
+        counts.keys += 1;
+        counts.versions += retained.len() as u64;
         if block.payload.len() >= BLOCK_TARGET {
-            match block.flush(&mut out, version) {
-                Ok(written) => {
-                    bytes += written;
-                    blocks += 1;
-                }
-                Err(error) => {
-                    failed = Some(error);
-                    return ControlFlow::Break(());
-                }
+            if let Err(error) = block.flush(out, version) {
+                failed = Some(error);
+                return ControlFlow::Break(());
             }
+            counts.blocks += 1;
         }
         ControlFlow::Continue(())
     });
     drop(guard);
     if let Some(error) = failed {
-        return Err(io(error));
+        return Err(error);
     }
     if block.count > 0 {
-        bytes += block.flush(&mut out, version).map_err(io)?;
-        blocks += 1;
+        block.flush(out, version)?;
+        counts.blocks += 1;
     }
-    bytes += block.flush(&mut out, version).map_err(io)?;
-    let mut footer = [0u8; FOOTER_LEN];
-    footer[0..8].copy_from_slice(&END_MAGIC);
-    footer[8..16].copy_from_slice(&keys.to_le_bytes());
-    footer[16..24].copy_from_slice(&versions.to_le_bytes());
-    footer[24..32].copy_from_slice(&blocks.to_le_bytes());
-    let checksum = xxh3_64_with_seed(&footer[0..32], version);
-    footer[32..40].copy_from_slice(&checksum.to_le_bytes());
-    out.write_all(&footer).map_err(io)?;
-    bytes += FOOTER_LEN as u64;
-    let file = out.into_inner().map_err(|error| io(error.into_error()))?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&temporary, &path).map_err(io)?;
-    sync_dir(dir)?;
-    Ok((path, keys, versions, bytes))
+    block.flush(out, version)?;
+    Ok(counts)
+}
+
+/// A checkpoint file written front to back, in writes of about [`IO_CHUNK_BYTES`].
+struct Output<'f> {
+    file: &'f dyn LogFile,
+    /// Bytes not yet written, to go at `offset`.
+    pending: Vec<u8>,
+    offset: u64,
+}
+
+impl Output<'_> {
+    /// Appends `bytes`: gathered while they fit a chunk, else written with what was
+    /// gathered in one vectored write (a long block is not copied).
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.pending.len() + bytes.len() <= IO_CHUNK_BYTES {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(IO_CHUNK_BYTES);
+            }
+            self.pending.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.write_out(bytes)
+    }
+
+    /// Writes what was gathered, then `bytes`.
+    fn write_out(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let bufs = [IoSlice::new(&self.pending), IoSlice::new(bytes)];
+        log_io::write_all_durably(self.file, &bufs, self.offset, false)?;
+        self.offset += (self.pending.len() + bytes.len()) as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes what is left (not synced); returns the file's length.
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.write_out(&[])?;
+        Ok(self.offset)
+    }
 }
 
 /// A block being filled.
@@ -319,8 +507,8 @@ impl Block {
         self.count += 1;
     }
 
-    /// Writes the block (an end block if empty) and empties it; returns its bytes.
-    fn flush(&mut self, out: &mut impl Write, seed: u64) -> std::io::Result<u64> {
+    /// Writes the block (an end block if empty) and empties it.
+    fn flush(&mut self, out: &mut Output<'_>, seed: u64) -> std::io::Result<()> {
         let len = u32::try_from(self.payload.len()).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "a key's versions pass 4 GiB")
         })?;
@@ -330,13 +518,12 @@ impl Block {
         let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(seed);
         hasher.update(&head);
         hasher.update(&self.payload);
-        out.write_all(&head)?;
-        out.write_all(&self.payload)?;
-        out.write_all(&hasher.digest().to_le_bytes())?;
-        let written = 16 + self.payload.len() as u64;
+        out.put(&head)?;
+        out.put(&self.payload)?;
+        out.put(&hasher.digest().to_le_bytes())?;
         self.payload.clear();
         self.count = 0;
-        Ok(written)
+        Ok(())
     }
 }
 
@@ -345,6 +532,12 @@ impl Block {
 pub(crate) struct Loaded {
     pub(crate) version: u64,
     pub(crate) replay_from: u64,
+}
+
+impl Loaded {
+    fn of(info: &CheckpointInfo) -> Loaded {
+        Loaded { version: info.version, replay_from: info.replay_from }
+    }
 }
 
 /// What a checkpoint file holds, as [`crate::inspect`] reports it.
@@ -364,26 +557,18 @@ pub struct CheckpointInfo {
     pub bytes: u64,
 }
 
-/// Loads the checkpoint at `path` into `shared`, verifying every checksum.
-///
-/// # Errors
-/// As [`read`].
-pub(crate) fn load(shared: &Shared, path: &Path) -> Result<Loaded> {
-    let info = read(Some(shared), path)?;
-    Ok(Loaded { version: info.version, replay_from: info.replay_from })
-}
-
-/// Reads the checkpoint at `path`, verifying every checksum and entry, and links its
-/// versions into `shared` if given. Untrusted input: no length makes it allocate more than
-/// the file holds, and nothing panics.
+/// Reads the checkpoint at `path` through `io`, verifying every checksum and entry, and
+/// links its versions into `shared` if given. Untrusted input: no length makes it allocate
+/// more than the file holds, and nothing panics.
 ///
 /// # Errors
 /// [`Error::CorruptCheckpoint`] naming the file, the offset and what is wrong; [`Error::Io`].
-pub(crate) fn read(shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
-    let file = File::open(path).map_err(|error| Error::io("opening a checkpoint", &error))?;
-    let size = file.metadata().map_err(|error| Error::io("reading a checkpoint", &error))?.len();
-    let mut input =
-        Input { reader: BufReader::with_capacity(1 << 20, file), offset: 0, size, path };
+fn read_checkpoint(io: &dyn Io, shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
+    let file = io
+        .open(path, false, OpenFlags::default())
+        .map_err(|error| Error::io("opening a checkpoint", &error))?;
+    let size = file.size().map_err(|error| Error::io("reading a checkpoint", &error))?;
+    let mut input = Input { file, ahead: Vec::new(), start: 0, offset: 0, size, path };
     let header: [u8; HEADER_LEN] = input.array("the header is cut short")?;
     if header[0..8] != MAGIC {
         return Err(input.corrupt(0, "not a checkpoint (bad magic)"));
@@ -499,9 +684,13 @@ fn half(bytes: &[u8]) -> [u8; 4] {
     bytes.try_into().unwrap_or_default()
 }
 
-/// A checkpoint file read front to back.
+/// A checkpoint file read front to back, [`IO_CHUNK_BYTES`] at a time.
 struct Input<'p> {
-    reader: BufReader<File>,
+    file: Box<dyn LogFile>,
+    /// Bytes read ahead; those from `start` on are not consumed yet.
+    ahead: Vec<u8>,
+    start: usize,
+    /// The offset of the next byte to consume.
     offset: u64,
     size: u64,
     path: &'p Path,
@@ -525,16 +714,46 @@ impl Input<'_> {
         Ok(bytes)
     }
 
+    /// Fills `bytes` from the bytes read ahead, then from the file: a rest of a chunk or
+    /// more straight into `bytes`, a shorter one through a read of a chunk ahead.
     fn fill(&mut self, bytes: &mut [u8], short: &'static str) -> Result<()> {
-        match self.reader.read_exact(bytes) {
-            Ok(()) => {
-                self.offset += bytes.len() as u64;
-                Ok(())
+        let mut filled = 0;
+        while filled < bytes.len() {
+            let ahead = self.ahead.get(self.start..).unwrap_or_default();
+            if !ahead.is_empty() {
+                let n = ahead.len().min(bytes.len() - filled);
+                bytes[filled..filled + n].copy_from_slice(&ahead[..n]);
+                self.start += n;
+                filled += n;
+                continue;
             }
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(self.corrupt(self.offset, short))
+            let at = self.offset + filled as u64;
+            let rest = &mut bytes[filled..];
+            let direct = rest.len() >= IO_CHUNK_BYTES;
+            let read = if direct { self.file.read_at(rest, at) } else { self.read_ahead(at) };
+            match read {
+                Ok(0) => return Err(self.corrupt(self.offset, short)),
+                Ok(n) if direct => filled += n,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(Error::io("reading a checkpoint", &error)),
             }
-            Err(error) => Err(Error::io("reading a checkpoint", &error)),
         }
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Reads ahead from `at`: a chunk, or the rest of the file if shorter (at least a
+    /// byte, so that a read at the end finds it).
+    fn read_ahead(&mut self, at: u64) -> std::io::Result<usize> {
+        let rest = usize::try_from(self.size.saturating_sub(at)).unwrap_or(usize::MAX);
+        self.ahead.resize(rest.clamp(1, IO_CHUNK_BYTES), 0);
+        self.start = 0;
+        let read = self.file.read_at(&mut self.ahead, at);
+        self.ahead.truncate(read.as_ref().map_or(0, |n| *n));
+        read
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -142,6 +142,14 @@ impl Wal {
         self.shared.io.name()
     }
 
+    /// The I/O backend the log's files go through: the one [`WalOptions::io`] gave, or
+    /// the one [`WalOptions::backend`] chose. Files kept beside the log (a database's
+    /// checkpoints) go through it too, so that a simulated or fault-injecting backend
+    /// sees them as well.
+    pub fn io(&self) -> Arc<dyn Io> {
+        Arc::clone(&self.shared.io)
+    }
+
     /// Why the log uses that backend: as asked, or, for [`BackendChoice::Auto`], the figures
     /// behind the choice ([`crate::io::AUTO_REASON`]).
     pub fn backend_reason(&self) -> &'static str {

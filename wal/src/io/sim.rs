@@ -403,4 +403,51 @@ mod tests {
         let after = sim.crash_image(sim.events(), CrashMode::DropUnsynced);
         assert_eq!(after.files.keys().collect::<Vec<_>>(), [&dir.join("x")]);
     }
+
+    /// A durable file in `dir` named `name`, holding `data`.
+    fn durable_file(sim: &SimIo, dir: &Path, name: &str, data: &[u8]) {
+        let file =
+            sim.create(&dir.join(name), OpenFlags::default()).unwrap_or_else(|e| panic!("{e}"));
+        write(file.as_ref(), 0, data);
+        file.sync_data().unwrap_or_else(|e| panic!("{e}"));
+        sim.sync_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_removal_not_yet_synced_in_its_directory_may_be_undone() {
+        let sim = SimIo::new();
+        let dir = Path::new("/sim");
+        durable_file(&sim, dir, "old", b"kept until synced");
+        sim.remove(&dir.join("old")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(sim.list_dir(dir).unwrap_or_else(|e| panic!("{e}")).is_empty(), "gone now");
+        for mode in [CrashMode::DropUnsynced, CrashMode::KeepUnsynced] {
+            let before = sim.crash_image(sim.events(), mode);
+            assert_eq!(
+                before.files.get(&dir.join("old")).map(Vec::as_slice),
+                Some(&b"kept until synced"[..])
+            );
+        }
+        sim.sync_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(sim.crash_image(sim.events(), CrashMode::KeepUnsynced).files.is_empty());
+    }
+
+    #[test]
+    fn a_rename_over_an_existing_name_leaves_the_old_file_or_the_new_one() {
+        let sim = SimIo::new();
+        let dir = Path::new("/sim");
+        durable_file(&sim, dir, "current", b"old");
+        durable_file(&sim, dir, "next", b"new");
+        sim.rename(&dir.join("next"), &dir.join("current")).unwrap_or_else(|e| panic!("{e}"));
+        let names = sim.list_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(names, [OsString::from("current")], "replaced");
+        let contents = |at| {
+            let image = sim.crash_image(at, CrashMode::DropUnsynced);
+            image.files.get(&dir.join("current")).cloned()
+        };
+        assert_eq!(contents(sim.events()).as_deref(), Some(&b"old"[..]), "until synced");
+        sim.sync_dir(dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(contents(sim.events()).as_deref(), Some(&b"new"[..]));
+        let image = sim.crash_image(sim.events(), CrashMode::DropUnsynced);
+        assert_eq!(image.files.len(), 1, "{image:?}");
+    }
 }
