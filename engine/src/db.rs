@@ -201,6 +201,19 @@ impl TransactionOptions {
     }
 }
 
+/// An error type a transaction closure may return to [`Database::transaction_typed`]:
+/// it takes the engine's errors, and says which of its values are conflicts to retry.
+pub trait TransactionError: From<Error> {
+    /// Whether the transaction may succeed if run again.
+    fn is_conflict(&self) -> bool;
+}
+
+impl TransactionError for Error {
+    fn is_conflict(&self) -> bool {
+        Error::is_conflict(self)
+    }
+}
+
 /// The result of a committed transaction closure, with the commit's version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed<T> {
@@ -473,14 +486,30 @@ impl Database {
     pub fn transaction_with<T>(
         &self,
         options: TransactionOptions,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+        f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
     ) -> Result<Committed<T>> {
+        self.transaction_typed(options, f)
+    }
+
+    /// As [`Database::transaction_with`], for a closure with its own error type `E`: a
+    /// layer above the engine (the primitives) keeps its typed errors, and a conflict,
+    /// from the closure or the commit, is retried all the same.
+    ///
+    /// # Errors
+    /// The error `f` returns, or the commit's (converted), or the last conflict when
+    /// attempts run out.
+    pub fn transaction_typed<T, E: TransactionError>(
+        &self,
+        options: TransactionOptions,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<Committed<T>, E> {
         let retry = options.retry.unwrap_or(self.shared.options.retry);
         let mut attempt = 0;
         loop {
             let mut txn = self.begin_with(options);
-            let outcome = f(&mut txn)
-                .and_then(|value| txn.commit().map(|version| Committed { value, version }));
+            let outcome = f(&mut txn).and_then(|value| {
+                txn.commit().map(|version| Committed { value, version }).map_err(E::from)
+            });
             match outcome {
                 Err(error) if error.is_conflict() && attempt + 1 < retry.attempts_max => {
                     attempt += 1;

@@ -78,7 +78,7 @@ mod tidy;
 
 pub use crate::bytes::Bytes;
 pub use crate::checkpoint::{CheckpointInfo, CheckpointReport};
-pub use crate::db::{Committed, Database, TransactionOptions};
+pub use crate::db::{Committed, Database, TransactionError, TransactionOptions};
 pub use crate::durable::{inspect, Inspection, Recovery};
 pub use crate::error::{Error, Limit, Result};
 pub use crate::options::{
