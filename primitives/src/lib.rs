@@ -1,67 +1,78 @@
-//! inmem-primitives: typed, run-scoped facades over the engine's keyspace (DESIGN.md §2, §7).
+//! inmem-primitives: typed, run-scoped facades over the engine's keyspace (DESIGN.md sections
+//! 2 and 7).
 //!
-//! This crate currently holds the key layout's type tags; the primitives themselves (KV,
-//! EventLog, StateCell, TraceStore, RunIndex, Json, Vector) are built on it by the
-//! primitives work.
+//! # The primitives
+//!
+//! Each is a stateless handle over `Arc<inmem_engine::Database>` whose state lives entirely
+//! in the keyspace, so the log, checkpoints and recovery carry it unchanged. Every operation
+//! is scoped to a [`RunId`] and exists twice: on the handle (one implicit transaction,
+//! retried on conflict where its meaning allows) and on a transaction through the extension
+//! traits of [`prelude`], so that any mix of primitives commits or fails as one. Reads return
+//! views over the stored bytes.
+//!
+//! | handle | file | tag | in a transaction |
+//! |---|---|---|---|
+//! | [`KvStore`] | `kv.rs` | 0x01 | `txn.kv(run)` |
+//! | [`EventLog`] | `event_log.rs` | 0x02 | `txn.events(run)` |
+//! | [`StateCell`] | `state_cell.rs` | 0x03 | `txn.state(run)` |
+//! | [`TraceStore`] | `trace.rs` | 0x04 | `txn.traces(run)` |
+//! | [`RunIndex`] | `run_index.rs` | 0x05 | `txn.runs()` |
+//!
+//! Primitives added outside the crate take a [`CustomTag`] and register with a
+//! [`Registry`] (`registry.rs`), which runs their rebuild hook after open.
+//!
+//! # The foundation
+//!
+//! - `run_id.rs`: [`RunId`], the 16 random bytes that open every key of a run.
+//! - `tag.rs`, `key.rs`: the key layout (run id, [`TypeTag`] or [`CustomTag`], suffix).
+//!   [`KeyBuf`] builds keys from order-preserving components and [`KeyReader`] reads them
+//!   back; [`run_prefix`], [`tag_prefix`] and [`prefix_end`] bound the ranges.
+//! - `value.rs`: [`Value`] and its versioned binary encoding (documented byte by byte in
+//!   `value/encode.rs`); [`ValueRef`] reads an encoding in place.
+//! - `view.rs`: [`View`] and [`ValueView`], what reads return: a refcounted handle on the
+//!   stored bytes with typed accessors; fixed headers read through bytemuck ([`U64Le`],
+//!   [`U32Le`]).
+//! - `error.rs`: [`Error`], shared by the primitives, and [`DecodeError`], returned by every
+//!   decoder of stored bytes.
 
 #![forbid(unsafe_code)]
 
-/// The byte after the run id in every key, naming the primitive that owns the key, so that
-/// each primitive's keys of one run form one contiguous range.
-///
-/// 0x08–0x0F are reserved for built-ins; 0x10 and up are for primitives added later.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum TypeTag {
-    /// KvStore.
-    Kv = 0x01,
-    /// EventLog.
-    Event = 0x02,
-    /// StateCell.
-    State = 0x03,
-    /// TraceStore.
-    Trace = 0x04,
-    /// RunIndex.
-    Run = 0x05,
-    /// JsonStore.
-    Json = 0x06,
-    /// VectorStore.
-    Vector = 0x07,
-}
+mod error;
+pub mod event_log;
+mod key;
+pub mod kv;
+pub mod registry;
+mod run_id;
+pub mod run_index;
+pub mod state_cell;
+mod tag;
+pub mod trace;
+mod value;
+mod view;
 
-impl TypeTag {
-    /// The tag's byte in a key.
-    pub const fn byte(self) -> u8 {
-        self as u8
-    }
+pub use crate::error::{DecodeError, DecodeReason, Error, Result};
+pub use crate::key::{
+    prefix_end, run_prefix, split_key, tag_prefix, KeyBuf, KeyParts, KeyReader, RUN_PREFIX_LEN,
+    TAG_PREFIX_LEN,
+};
+pub use crate::run_id::{ParseRunIdError, RunId};
+pub use crate::tag::{CustomTag, KeyTag, TypeTag};
+pub use crate::value::{
+    ArrayIter, ArrayRef, MapIter, MapRef, Value, ValueRef, DEPTH_MAX, FORMAT_VERSION,
+};
+pub use crate::view::{U32Le, U64Le, ValueView, View};
 
-    /// The tag a key byte names, if any built-in one.
-    pub const fn from_byte(byte: u8) -> Option<TypeTag> {
-        Some(match byte {
-            0x01 => TypeTag::Kv,
-            0x02 => TypeTag::Event,
-            0x03 => TypeTag::State,
-            0x04 => TypeTag::Trace,
-            0x05 => TypeTag::Run,
-            0x06 => TypeTag::Json,
-            0x07 => TypeTag::Vector,
-            _ => return None,
-        })
-    }
-}
+pub use crate::event_log::{ChainReport, EventLog, EventLogExt, EventLogTxn, EventView};
+pub use crate::kv::{KvEntry, KvExt, KvStore, KvTxn, KvVersion, ScanCursor, ScanPage};
+pub use crate::registry::{Primitive, Registry};
+pub use crate::run_index::{RunIndex, RunIndexExt, RunIndexTxn, RunQuery, RunStatus, RunView};
+pub use crate::state_cell::{CasOutcome, StateCell, StateCellExt, StateCellTxn, StateView};
+pub use crate::trace::{
+    TraceExt, TraceId, TraceSpec, TraceStore, TraceTree, TraceTxn, TraceType, TraceView, TreeLimits,
+};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_tag_round_trips_through_its_byte() {
-        for byte in 0..=u8::MAX {
-            if let Some(tag) = TypeTag::from_byte(byte) {
-                assert_eq!(tag.byte(), byte);
-            }
-        }
-        assert_eq!(TypeTag::from_byte(0x08), None, "reserved, not assigned");
-    }
+/// The extension traits, to bring every primitive's transactional form into scope at once:
+/// `use inmem_primitives::prelude::*;`.
+pub mod prelude {
+    pub use crate::{EventLogExt, KvExt, RunIndexExt, StateCellExt, TraceExt};
 }

@@ -1,0 +1,259 @@
+//! `TraceId`: the id of a trace, unique in its run: 16 random bytes, or a custom text id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// The first byte of a random id's key form.
+const RANDOM_KIND: u8 = 0x01;
+/// The first byte of a custom id's key form.
+const CUSTOM_KIND: u8 = 0x02;
+
+/// The bytes of a random id.
+const RANDOM_LEN: usize = 16;
+
+/// The longest custom id, in bytes.
+pub const CUSTOM_ID_LEN_MAX: usize = 128;
+
+// A random id is 16 random bytes written as 32 hex digits; a custom id of that form is
+// refused (see `check_custom`), which needs the random form to fit in a custom id's length.
+const _: () = assert!(2 * RANDOM_LEN <= CUSTOM_ID_LEN_MAX && RANDOM_KIND < CUSTOM_KIND);
+
+/// The id of a trace, unique within its run.
+///
+/// Either 16 random bytes ([`TraceId::random`], what [`crate::trace::TraceStore::record`]
+/// gives a trace by default), written as 32 lowercase hex digits, or a custom id
+/// ([`TraceId::custom`]): 1 to [`CUSTOM_ID_LEN_MAX`] bytes of ASCII letters, digits and
+/// `.` `_` `:` `/` `-`, that is not 32 lowercase hex digits (the text of a random id). So
+/// every id has exactly one text form, and [`TraceId`]'s `FromStr` reads back what its
+/// `Display` writes.
+///
+/// ```
+/// use inmem_primitives::trace::TraceId;
+///
+/// let random = TraceId::random();
+/// assert_eq!(random.to_string().len(), 32);
+/// assert_eq!(random.to_string().parse::<TraceId>()?, random);
+///
+/// let custom = TraceId::custom("step-1/search")?;
+/// assert_eq!(custom.to_string(), "step-1/search");
+/// assert_eq!("step-1/search".parse::<TraceId>()?, custom);
+/// assert!(TraceId::custom("").is_err());
+/// assert!(TraceId::custom("no spaces").is_err());
+/// # Ok::<(), inmem_primitives::Error>(())
+/// ```
+///
+/// Ids order as their key forms do: random ids (bytewise) before custom ids (bytewise).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TraceId(Repr);
+
+/// The variants' order is the order of their kind bytes in keys.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Repr {
+    Random([u8; RANDOM_LEN]),
+    /// Passed `check_custom`.
+    Custom(Box<str>),
+}
+
+impl TraceId {
+    /// A new id of 128 random bits from the operating system.
+    ///
+    /// # Panics
+    /// If the operating system's random source fails, which a working system never does;
+    /// an id that is not random could collide with another trace's, so there is no fallback.
+    pub fn random() -> TraceId {
+        let mut bytes = [0; RANDOM_LEN];
+        if let Err(error) = getrandom::fill(&mut bytes) {
+            random_source_failed(error);
+        }
+        TraceId(Repr::Random(bytes))
+    }
+
+    /// The random-kind id made of `bytes`.
+    pub const fn from_bytes(bytes: [u8; 16]) -> TraceId {
+        TraceId(Repr::Random(bytes))
+    }
+
+    /// The custom id `text`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an empty id, a byte other than an ASCII letter, digit or
+    /// `.` `_` `:` `/` `-`, or 32 lowercase hex digits (the form of a random id);
+    /// [`Error::LimitExceeded`] for more than [`CUSTOM_ID_LEN_MAX`] bytes.
+    pub fn custom(text: &str) -> Result<TraceId> {
+        check_custom(text)?;
+        Ok(TraceId(Repr::Custom(text.into())))
+    }
+
+    /// The 16 bytes of a random-kind id.
+    pub fn as_random(&self) -> Option<&[u8; 16]> {
+        match &self.0 {
+            Repr::Random(bytes) => Some(bytes),
+            Repr::Custom(_) => None,
+        }
+    }
+
+    /// The text of a custom id.
+    pub fn as_custom(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Random(_) => None,
+            Repr::Custom(text) => Some(text),
+        }
+    }
+
+    /// Whether this is a custom id.
+    pub fn is_custom(&self) -> bool {
+        matches!(self.0, Repr::Custom(_))
+    }
+
+    /// The id as it is written in keys: `0x01 | 16 bytes` for a random id, `0x02 | text`
+    /// for a custom one.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(1 + CUSTOM_ID_LEN_MAX);
+        match &self.0 {
+            Repr::Random(random) => {
+                bytes.push(RANDOM_KIND);
+                bytes.extend_from_slice(random);
+            }
+            Repr::Custom(text) => {
+                bytes.push(CUSTOM_KIND);
+                bytes.extend_from_slice(text.as_bytes());
+            }
+        }
+        bytes
+    }
+
+    /// The id whose key form ([`TraceId::key_bytes`]) is exactly `bytes`, if any.
+    pub fn from_key_bytes(bytes: &[u8]) -> Option<TraceId> {
+        match bytes.split_first()? {
+            (&RANDOM_KIND, rest) => Some(TraceId(Repr::Random(rest.try_into().ok()?))),
+            (&CUSTOM_KIND, rest) => {
+                let text = std::str::from_utf8(rest).ok()?;
+                TraceId::custom(text).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cold]
+fn random_source_failed(error: getrandom::Error) -> ! {
+    panic!("the operating system's random source failed: {error}")
+}
+
+/// Checks the rules of [`TraceId::custom`].
+fn check_custom(text: &str) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::InvalidName { reason: "empty trace id" });
+    }
+    if text.len() > CUSTOM_ID_LEN_MAX {
+        return Err(Error::LimitExceeded {
+            what: "custom trace id bytes",
+            actual: text.len() as u64,
+            max: CUSTOM_ID_LEN_MAX as u64,
+        });
+    }
+    let allowed = |byte: &u8| byte.is_ascii_alphanumeric() || b"._:/-".contains(byte);
+    if !text.as_bytes().iter().all(allowed) {
+        return Err(Error::InvalidName {
+            reason: "a custom trace id is ASCII letters, digits and . _ : / - only",
+        });
+    }
+    if parse_random(text).is_some() {
+        return Err(Error::InvalidName {
+            reason: "a custom trace id of 32 lowercase hex digits reads as a random id",
+        });
+    }
+    Ok(())
+}
+
+/// The random id whose text is `text`: exactly 32 lowercase hex digits.
+fn parse_random(text: &str) -> Option<TraceId> {
+    let digits = text.as_bytes();
+    if digits.len() != 2 * RANDOM_LEN {
+        return None;
+    }
+    let mut bytes = [0; RANDOM_LEN];
+    for (pair, byte) in digits.chunks_exact(2).zip(&mut bytes) {
+        let [high, low] = *pair else { return None };
+        *byte = hex_digit(high)? << 4 | hex_digit(low)?;
+    }
+    Some(TraceId(Repr::Random(bytes)))
+}
+
+fn hex_digit(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl FromStr for TraceId {
+    type Err = Error;
+
+    /// 32 lowercase hex digits are a random id; any other text must be a valid custom id.
+    ///
+    /// # Errors
+    /// As [`TraceId::custom`].
+    fn from_str(text: &str) -> Result<TraceId> {
+        match parse_random(text) {
+            Some(id) => Ok(id),
+            None => TraceId::custom(text),
+        }
+    }
+}
+
+impl fmt::Display for TraceId {
+    /// 32 lowercase hex digits for a random id, the text for a custom one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Random(bytes) => bytes.iter().try_for_each(|byte| write!(f, "{byte:02x}")),
+            Repr::Custom(text) => f.write_str(text),
+        }
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_form_round_trips_and_orders_as_ids_do() {
+        let ids = [
+            TraceId::from_bytes([0; 16]),
+            TraceId::random(),
+            TraceId::from_bytes([0xff; 16]),
+            TraceId::custom("0").unwrap(),
+            TraceId::custom("a/b").unwrap(),
+            TraceId::custom("b").unwrap(),
+        ];
+        for id in &ids {
+            assert_eq!(TraceId::from_key_bytes(&id.key_bytes()).as_ref(), Some(id));
+            assert_eq!(id.to_string().parse::<TraceId>().as_ref(), Ok(id));
+        }
+        for pair in ids.windows(2) {
+            let [a, b] = pair else { continue };
+            assert!(a <= b);
+            assert!(a.key_bytes() <= b.key_bytes());
+        }
+    }
+
+    #[test]
+    fn bad_key_forms_are_refused() {
+        assert_eq!(TraceId::from_key_bytes(b""), None);
+        assert_eq!(TraceId::from_key_bytes(b"\x01short"), None);
+        assert_eq!(TraceId::from_key_bytes(b"\x02"), None, "empty custom id");
+        assert_eq!(TraceId::from_key_bytes(b"\x02a b"), None);
+        assert_eq!(TraceId::from_key_bytes(b"\x03abc"), None);
+        let hex = [b"\x02".as_slice(), &[b'a'; 32]].concat();
+        assert_eq!(TraceId::from_key_bytes(&hex), None, "a random id's text as a custom id");
+    }
+}
