@@ -39,6 +39,7 @@
 
 mod error;
 pub mod event_log;
+mod hex;
 mod key;
 pub mod kv;
 pub mod registry;

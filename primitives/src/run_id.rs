@@ -5,6 +5,7 @@
 //! lowercase hex digits, one form per id, so that the text of an id can itself be compared
 //! and stored.
 
+use crate::hex::{self, HexError};
 use std::fmt;
 use std::str::FromStr;
 
@@ -58,10 +59,7 @@ fn random_source_failed(error: getrandom::Error) -> ! {
 impl fmt::Display for RunId {
     /// 32 lowercase hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        hex::write(f, &self.0)
     }
 }
 
@@ -99,25 +97,11 @@ impl FromStr for RunId {
             return Err(ParseRunIdError::Length { len: digits.len() });
         }
         let mut bytes = [0; RunId::LEN];
-        for ((index, pair), byte) in digits.chunks_exact(2).enumerate().zip(&mut bytes) {
-            let offset = 2 * index;
-            let (high, low) = match *pair {
-                [high, low] => (high, low),
-                _ => return Err(ParseRunIdError::Length { len: digits.len() }),
-            };
-            let high = hex_digit(high).ok_or(ParseRunIdError::NotHex { offset })?;
-            let low = hex_digit(low).ok_or(ParseRunIdError::NotHex { offset: offset + 1 })?;
-            *byte = high << 4 | low;
-        }
+        hex::decode_into(digits, &mut bytes).map_err(|error| match error {
+            HexError::OddLength => ParseRunIdError::Length { len: digits.len() },
+            HexError::NotHex { offset } => ParseRunIdError::NotHex { offset },
+        })?;
         Ok(RunId(bytes))
-    }
-}
-
-fn hex_digit(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
     }
 }
 

@@ -342,6 +342,6 @@ pub(super) struct Hex<'a>(pub(super) &'a EventHash);
 
 impl std::fmt::Debug for Hex<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        crate::hex::write(f, self.0)
     }
 }

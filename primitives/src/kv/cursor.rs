@@ -19,6 +19,7 @@
 //! `"016162"`. Each position has exactly one form of each kind; any other is refused with a
 //! [`ParseScanCursorError`].
 
+use crate::hex::{self, HexError};
 use std::fmt;
 use std::str::FromStr;
 
@@ -96,11 +97,8 @@ impl fmt::Display for ScanCursor {
         let Some(key) = &self.after else {
             return Ok(());
         };
-        write!(f, "{AFTER_KEY:02x}")?;
-        for byte in key {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        hex::write(f, &[AFTER_KEY])?;
+        hex::write(f, key)
     }
 }
 
@@ -146,25 +144,11 @@ impl FromStr for ScanCursor {
         if digits.len() % 2 != 0 {
             return Err(ParseScanCursorError::OddLength { len: digits.len() });
         }
-        let mut bytes = Vec::with_capacity(digits.len() / 2);
-        for (index, pair) in digits.chunks_exact(2).enumerate() {
-            let offset = 2 * index;
-            let [high, low] = *pair else {
-                return Err(ParseScanCursorError::OddLength { len: digits.len() });
-            };
-            let high = hex_digit(high).ok_or(ParseScanCursorError::NotHex { offset })?;
-            let low = hex_digit(low).ok_or(ParseScanCursorError::NotHex { offset: offset + 1 })?;
-            bytes.push(high << 4 | low);
-        }
+        let bytes = hex::decode(digits).map_err(|error| match error {
+            HexError::OddLength => ParseScanCursorError::OddLength { len: digits.len() },
+            HexError::NotHex { offset } => ParseScanCursorError::NotHex { offset },
+        })?;
         ScanCursor::from_bytes(&bytes)
-    }
-}
-
-fn hex_digit(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `TraceId`: the id of a trace, unique in its run: 16 random bytes, or a custom text id.
 
+use crate::hex;
 use std::fmt;
 use std::str::FromStr;
 
@@ -175,19 +176,8 @@ fn parse_random(text: &str) -> Option<TraceId> {
         return None;
     }
     let mut bytes = [0; RANDOM_LEN];
-    for (pair, byte) in digits.chunks_exact(2).zip(&mut bytes) {
-        let [high, low] = *pair else { return None };
-        *byte = hex_digit(high)? << 4 | hex_digit(low)?;
-    }
+    hex::decode_into(digits, &mut bytes).ok()?;
     Some(TraceId(Repr::Random(bytes)))
-}
-
-fn hex_digit(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
-    }
 }
 
 impl FromStr for TraceId {
@@ -209,7 +199,7 @@ impl fmt::Display for TraceId {
     /// 32 lowercase hex digits for a random id, the text for a custom one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Random(bytes) => bytes.iter().try_for_each(|byte| write!(f, "{byte:02x}")),
+            Repr::Random(bytes) => hex::write(f, bytes),
             Repr::Custom(text) => f.write_str(text),
         }
     }
