@@ -328,3 +328,39 @@ fn a_torn_tail_is_cut_by_default_and_refused_by_strict_recovery() {
         .expect("once cut, the log is clean even for Strict");
     assert_eq!(value_of(&db, b"after"), Some(b"1".to_vec()));
 }
+
+/// Overwrites a stretch of the stack below the caller, so that whatever a dead frame left
+/// there (a value moved away from it, say) no longer reads as it did.
+#[inline(never)]
+fn clobber_the_stack() {
+    let mut bytes = [0x5a_u8; 256 * 1024];
+    std::hint::black_box(&mut bytes);
+}
+
+#[test]
+fn keys_deleted_before_a_reopen_are_forgotten_after_it_wherever_recovery_built_the_index() {
+    // Recovery builds the index (the checkpoint's keys, the log's replay) before the
+    // database's shared state moves to where it lives; the handles it made must still
+    // reach their entries after that move. Deleted keys are the ones garbage collection
+    // removes through those handles.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let db = Database::open(dir.path(), quiet()).expect("open");
+        for i in 0..100u32 {
+            db.put(format!("key-{i:03}"), b"v").expect("put");
+            db.delete(format!("key-{i:03}")).expect("delete");
+        }
+        db.put(b"kept", b"k").expect("put");
+        db.checkpoint().expect("checkpoint");
+        for i in 100..200u32 {
+            db.put(format!("key-{i:03}"), b"v").expect("put");
+            db.delete(format!("key-{i:03}")).expect("delete");
+        }
+    }
+    let db = Database::open(dir.path(), quiet()).expect("reopen");
+    clobber_the_stack();
+    let report = db.collect_garbage();
+    assert_eq!(report.keys_removed, 200, "every deleted key forgotten: {report:?}");
+    assert_eq!(contents(&db), [(Bytes::from("kept"), Bytes::from("k"))]);
+    assert_eq!(db.collect_garbage().keys_removed, 0);
+}

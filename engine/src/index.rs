@@ -69,9 +69,13 @@ mod lock_free {
     ///
     /// Field order matters: `hashed` holds `ChainRef`s into `ordered`, and fields drop in
     /// declaration order, so every handle the hash index holds is released first.
+    ///
+    /// The skiplist is boxed because handles point into it (a `RefEntry` holds a reference
+    /// to its skiplist): the index is built, and filled by recovery, before the database's
+    /// shared state is moved to where it lives, and the skiplist must not move with it.
     pub(crate) struct KeyIndex {
         hashed: papaya::HashMap<Bytes, ChainRef, Hasher>,
-        ordered: SkipList<Bytes, VersionChain>,
+        ordered: Box<SkipList<Bytes, VersionChain>>,
     }
 
     /// Pins the hash index for point reads: the chains it returns stay valid while it lives.
@@ -83,7 +87,9 @@ mod lock_free {
     /// Handles live only inside the database's shared state (the hash index, the
     /// collector's queues, the reaper's heap, and the commit path while it runs), all of
     /// which are dropped before the skiplist (`Shared` declares its index last; `KeyIndex`
-    /// declares the skiplist last). That is the invariant that lets a handle be `'static`.
+    /// declares the skiplist last), and the skiplist never moves while they live (it is
+    /// boxed, so moving the index or the shared state does not move it). That is the
+    /// invariant that lets a handle be `'static`.
     pub(crate) struct ChainRef(Option<RefEntry<'static, Bytes, VersionChain>>);
 
     impl ChainRef {
@@ -147,7 +153,7 @@ mod lock_free {
         pub(crate) fn new() -> KeyIndex {
             KeyIndex {
                 hashed: papaya::HashMap::builder().hasher(Hasher::default()).build(),
-                ordered: SkipList::new(crate::sync::epoch::default_collector().clone()),
+                ordered: Box::new(SkipList::new(crate::sync::epoch::default_collector().clone())),
             }
         }
 
