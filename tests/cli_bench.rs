@@ -397,3 +397,92 @@ fn recover_times_an_open_from_a_checkpoint_and_from_the_log() {
     }
     assert_left_nothing(&dir);
 }
+
+/// The primitives workload's operations, in the order it reports them.
+const PRIMITIVE_OPS: [&str; 6] =
+    ["kv_get", "kv_put", "event_append", "state_cas", "trace_record", "cross_txn"];
+
+#[test]
+fn primitives_report_each_operation_with_its_ratio_to_the_engine_workload_it_matches() {
+    let output = bench(&[
+        "--workload",
+        "get,txn,primitives",
+        "--keys",
+        "2000",
+        "--ops",
+        "3000",
+        "--threads",
+        "1,3",
+        "--json",
+    ]);
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    for threads in [1, 3] {
+        let of_threads = |workload: &str| -> Vec<&Value> {
+            lines
+                .iter()
+                .filter(|line| {
+                    line["workload"] == workload && u64_field(line, "threads") == threads
+                })
+                .collect()
+        };
+        let engine_rate = |workload: &str| {
+            let rows = of_threads(workload);
+            assert_eq!(rows.len(), 1, "one {workload} row at {threads} threads");
+            f64_field(rows[0], "ops_per_sec")
+        };
+        let (get, txn) = (engine_rate("get"), engine_rate("txn"));
+        let rows = of_threads("primitives");
+        let ops: Vec<&str> = rows.iter().map(|line| line["op"].as_str().unwrap_or("?")).collect();
+        assert_eq!(ops, PRIMITIVE_OPS, "every operation once, in order, at {threads} threads");
+        for line in &rows {
+            assert_sane_timing(line);
+            assert_eq!(u64_field(line, "ops"), 3000, "{line}");
+            assert_eq!(line["engine"], "inmem", "{line}");
+            let rate = f64_field(line, "ops_per_sec");
+            match line["op"].as_str() {
+                Some("kv_get") => {
+                    assert_eq!(line["engine_workload"], "get", "{line}");
+                    let ratio = f64_field(line, "ratio_vs_engine");
+                    assert!((ratio - rate / get).abs() <= 1e-9 * ratio.max(1.0), "{line}");
+                }
+                Some("cross_txn") => {
+                    assert_eq!(line["engine_workload"], "txn", "{line}");
+                    let ratio = f64_field(line, "ratio_vs_engine");
+                    assert!((ratio - rate / txn).abs() <= 1e-9 * ratio.max(1.0), "{line}");
+                }
+                _ => assert!(line.get("ratio_vs_engine").is_none(), "{line}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn primitives_run_on_durable_databases_too_and_leave_nothing_behind() {
+    let dir = wal_dir();
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path");
+    let output = bench(&[
+        "--workload",
+        "primitives",
+        "--keys",
+        "300",
+        "--ops",
+        "200",
+        "--durability",
+        "none,sync",
+        "--threads",
+        "2",
+        "--json",
+        "--dir",
+        dir_arg,
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 2 * PRIMITIVE_OPS.len(), "a line per durability and operation");
+    for (line, durability) in lines.iter().zip(["none"; 6].into_iter().chain(["sync"; 6])) {
+        assert_sane_timing(line);
+        assert_eq!(line["durability"], durability, "{line}");
+        assert!(line.get("ratio_vs_engine").is_none(), "no engine row to compare with: {line}");
+    }
+    assert_left_nothing(&dir);
+}

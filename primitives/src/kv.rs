@@ -5,6 +5,9 @@
 //! and on [`KvTxn`] (through [`KvExt::kv`] on a [`Transaction`]), so that it commits or
 //! fails together with whatever else the transaction does. The handle's methods only open
 //! the transaction and call the [`KvTxn`] method; each operation has one implementation.
+//! The exceptions are [`KvStore::get`] and [`KvStore::exists`], one read of one key: they
+//! read the newest committed version straight from the engine (what a transaction would
+//! read first), without a transaction around it.
 //!
 //! # Layout
 //!
@@ -54,7 +57,7 @@ use inmem_engine::{
 };
 
 use crate::error::{Error, Result};
-use crate::key::{prefix_end, KeyBuf, TAG_PREFIX_LEN};
+use crate::key::{prefix_end, tag_prefix, KeyBuf, TAG_PREFIX_LEN};
 use crate::run_id::RunId;
 use crate::tag::TypeTag;
 use crate::value::Value;
@@ -156,7 +159,10 @@ impl KvStore {
     /// [`Error::Engine`] for an oversized key; [`Error::Decode`] if the stored bytes are not
     /// an encoded value.
     pub fn get(&self, run: RunId, key: impl AsRef<[u8]>) -> Result<Option<ValueView>> {
-        Ok(self.within(run, |kv| kv.get(key.as_ref()))?.value)
+        // A read of one key needs no transaction: the engine's own read of the newest
+        // committed version is the same read, without a read set or a commit.
+        let stored = with_kv_key(run, key.as_ref(), |key| self.db.get(key))?;
+        stored.map(value_view).transpose()
     }
 
     /// Writes `key` = `value` and returns the commit's version.
@@ -196,7 +202,7 @@ impl KvStore {
     /// # Errors
     /// [`Error::Engine`] for an oversized key.
     pub fn exists(&self, run: RunId, key: impl AsRef<[u8]>) -> Result<bool> {
-        Ok(self.within(run, |kv| kv.exists(key.as_ref()))?.value)
+        Ok(with_kv_key(run, key.as_ref(), |key| self.db.get(key))?.is_some())
     }
 
     /// The value `key` had at commit `version` (as a snapshot at that version reads it),
@@ -516,6 +522,22 @@ impl std::fmt::Debug for KvTxn<'_, '_> {
 /// The engine key of `key` in `run` (the layout in the module doc).
 fn kv_key(run: RunId, key: &[u8]) -> KeyBuf {
     KeyBuf::with_capacity(run, TypeTag::Kv, key.len()).push_bytes(key)
+}
+
+/// Engine keys up to this long are built on the stack by [`with_kv_key`].
+const STACK_KEY_BYTES: usize = 128;
+
+/// Calls `f` with the engine key of `run`'s user key `key`: built on the stack when it is
+/// short (a point read then allocates nothing for its key), else as [`kv_key`].
+fn with_kv_key<T>(run: RunId, key: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    let len = TAG_PREFIX_LEN + key.len();
+    if len > STACK_KEY_BYTES {
+        return f(kv_key(run, key).as_slice());
+    }
+    let mut bytes = [0; STACK_KEY_BYTES];
+    bytes[..TAG_PREFIX_LEN].copy_from_slice(&tag_prefix(run, TypeTag::Kv));
+    bytes[TAG_PREFIX_LEN..len].copy_from_slice(key);
+    f(&bytes[..len])
 }
 
 /// The user key of an engine key read from the kv range, viewed in place.

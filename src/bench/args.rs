@@ -147,8 +147,18 @@ Workloads:
          from a checkpoint (mode checkpoint) and from the log alone (mode log); ops/s are
          records/s, and the notes (JSON mb_per_sec, recovered_bytes) the bytes read per second
 
-With --durability none|buffered|sync the engine workloads run on a database opened in a
-temporary directory under --dir with that durability, instead of in memory.
+  primitives (not in the default set) each primitive operation in a run of its own, on a
+         fresh database per durability and thread count: kv_get and kv_put (uniform over
+         --keys keys of one run, loaded first), event_append, state_cas and trace_record
+         (each worker on a run of its own), and cross_txn (a KV put, an event append, a
+         state cas and a trace record in one transaction); rows carry op=, and kv_get and
+         cross_txn the ratio to the engine's get and txn rows of the same durability and
+         thread count when those ran in the same invocation (JSON op, engine_workload,
+         ratio_vs_engine)
+
+With --durability none|buffered|sync the engine workloads (and primitives) run on a
+database opened in a temporary directory under --dir with that durability, instead of in
+memory.
 
 Key i is (i / 100) big-endian in key-size - 1 bytes, then the byte i % 100, so each
 prefix of key-size - 1 bytes holds 100 keys.
@@ -222,6 +232,9 @@ pub enum Workload {
     Wal,
     /// Opens of a database of --keys keys, from a checkpoint and from the log alone.
     Recover,
+    /// The primitives' operations (KV get and put, event append, state cas, trace record)
+    /// and transactions mixing four primitives, each run on its own.
+    Primitives,
 }
 
 impl Workload {
@@ -230,9 +243,9 @@ impl Workload {
         [Workload::Fill, Workload::Get, Workload::Mixed, Workload::Scan, Workload::Txn];
 
     /// Whether it runs apart from the engine sessions (on the log, or on databases of its
-    /// own): wal and recover.
+    /// own): wal, recover and primitives.
     pub(crate) fn is_apart(self) -> bool {
-        matches!(self, Workload::Wal | Workload::Recover)
+        matches!(self, Workload::Wal | Workload::Recover | Workload::Primitives)
     }
 
     /// The workload's name, as on the command line and in reports.
@@ -245,6 +258,7 @@ impl Workload {
             Workload::Txn => "txn",
             Workload::Wal => "wal",
             Workload::Recover => "recover",
+            Workload::Primitives => "primitives",
         }
     }
 }
@@ -327,6 +341,8 @@ pub(crate) struct Config {
     pub(crate) disk_dir: PathBuf,
     /// Whether the recover workload was asked for.
     pub(crate) recover: bool,
+    /// Whether the primitives workload was asked for.
+    pub(crate) primitives: bool,
 }
 
 impl Config {
@@ -360,7 +376,8 @@ impl Config {
         }
         let workloads: Vec<Workload> =
             args.workloads.iter().copied().filter(|&w| !w.is_apart()).collect();
-        let wal = wal_config(args, !workloads.is_empty())?;
+        let primitives = args.workloads.contains(&Workload::Primitives);
+        let wal = wal_config(args, !workloads.is_empty(), primitives)?;
         Ok(Config {
             workloads,
             wal,
@@ -379,6 +396,7 @@ impl Config {
             },
             disk_dir: args.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
             recover: args.workloads.contains(&Workload::Recover),
+            primitives,
         })
     }
 
@@ -388,7 +406,9 @@ impl Config {
             (Workload::Fill, _) => self.keys,
             (_, Some(ops)) => ops,
             (Workload::Scan, None) => (self.keys / KEYS_PER_DEFAULT_SCAN).max(1),
-            (Workload::Get | Workload::Mixed | Workload::Txn, None) => self.keys,
+            (Workload::Get | Workload::Mixed | Workload::Txn | Workload::Primitives, None) => {
+                self.keys
+            }
             (Workload::Wal, None) => WAL_OPS_DEFAULT,
             (Workload::Recover, _) => self.keys,
         }
@@ -397,7 +417,11 @@ impl Config {
 
 /// The wal workload's settings if `--workload wal` was given; refuses its flags without it,
 /// and a baseline that has nothing to compare with.
-fn wal_config(args: &BenchArgs, engine_workloads: bool) -> Result<Option<WalConfig>, BenchError> {
+fn wal_config(
+    args: &BenchArgs,
+    engine_workloads: bool,
+    primitives: bool,
+) -> Result<Option<WalConfig>, BenchError> {
     let wal = args.workloads.contains(&Workload::Wal);
     let misplaced = match args.baseline {
         Some(BaselineKind::Fsync) if !wal => Some(("--baseline fsync", "--workload wal")),
@@ -412,9 +436,10 @@ fn wal_config(args: &BenchArgs, engine_workloads: bool) -> Result<Option<WalConf
         {
             Some(("--dir", "--workload wal or recover, or --durability"))
         }
-        _ if !engine_workloads && !args.durabilities.is_empty() => {
-            Some(("--durability", "an engine workload (fill, get, mixed, scan or txn)"))
-        }
+        _ if !engine_workloads && !primitives && !args.durabilities.is_empty() => Some((
+            "--durability",
+            "an engine workload (fill, get, mixed, scan or txn) or primitives",
+        )),
         _ => None,
     };
     if let Some((flag, needs)) = misplaced {

@@ -92,8 +92,16 @@ pub enum BenchError {
         /// The engine's error.
         source: inmem::Error,
     },
-    /// Reads of keys that must exist found nothing, or a scan found the wrong number of
-    /// keys: the store lost or invented data.
+    /// A primitive returned an error (the primitives workload).
+    Primitive {
+        /// The operation that was running (`kv_get`, `cross_txn`, ...).
+        op: &'static str,
+        /// The primitive's error.
+        source: inmem::primitives::Error,
+    },
+    /// Reads of keys that must exist found nothing, a scan found the wrong number of keys,
+    /// an event append or a cas returned another sequence or version than the one that must
+    /// come next: the store lost or invented data.
     WrongResults {
         /// The engine under test.
         engine: &'static str,
@@ -157,10 +165,14 @@ impl fmt::Display for BenchError {
             BenchError::Engine { engine, workload, source } => {
                 write!(f, "{engine} failed during {workload}: {source}")
             }
+            BenchError::Primitive { op, source } => {
+                write!(f, "inmem's primitives failed during {op}: {source}")
+            }
             BenchError::WrongResults { engine, workload, wrong_ops } => write!(
                 f,
                 "{engine} returned wrong results during {workload}: {wrong_ops} operations \
-                 missed keys that were loaded (or a scan found the wrong number of keys)"
+                 missed keys that were loaded (or a scan found the wrong number of keys, an \
+                 event append a sequence out of order, a cas another version than the next)"
             ),
             BenchError::Spawn(error) => write!(f, "cannot start a worker thread: {error}"),
             BenchError::WorkerPanicked { workload } => {
@@ -184,6 +196,7 @@ impl std::error::Error for BenchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BenchError::Engine { source, .. } => Some(source),
+            BenchError::Primitive { source, .. } => Some(source),
             BenchError::Wal { source, .. } => Some(source),
             BenchError::Spawn(error)
             | BenchError::Output(error)

@@ -14,6 +14,7 @@
 //! | `report.rs` | the record of a run (the JSON schema), the table |
 //! | `wal.rs` | the wal workload: its directory, a fresh log per run, the log's counters |
 //! | `fsync.rs` | the raw durable-write baseline of the wal workload (overwrites, appends) |
+//! | `primitives.rs` | the primitives workload: each primitive's operations, and transactions mixing them |
 //!
 //! Order of a session: for each thread count, the engine runs every workload on a fresh
 //! database, which is then dropped; then the baseline (if asked for) does the same on a
@@ -33,6 +34,7 @@ mod args;
 mod dataset;
 mod error;
 mod fsync;
+mod primitives;
 mod progress;
 mod recover;
 mod report;
@@ -62,7 +64,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     let config = Config::from_args(args)?;
     let progress = progress::wanted(config.json);
     let mut report = Report::new(std::io::stdout().lock(), config.json, config.baseline.is_some());
-    if !config.workloads.is_empty() {
+    if !config.workloads.is_empty() || config.primitives {
         run_engine(&config, progress, &mut report)?;
     }
     if let Some(wal) = &config.wal {
@@ -74,7 +76,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     report.finish().map_err(BenchError::Output)
 }
 
-/// Runs the engine workloads at every thread count, and the skiplist baseline if asked.
+/// Runs the engine workloads at every thread count, and the skiplist baseline if asked,
+/// then the primitives workload if asked, for each durability in turn.
 fn run_engine(
     config: &Config,
     progress: bool,
@@ -87,7 +90,12 @@ fn run_engine(
             durability: durability.durability(),
         });
         let session = Session { config, data: &data, progress, disk, durability };
-        run_session(&session, report)?;
+        if !config.workloads.is_empty() {
+            run_session(&session, report)?;
+        }
+        if config.primitives {
+            primitives::run(&session, report)?;
+        }
     }
     Ok(())
 }

@@ -120,6 +120,18 @@ pub struct RunRecord {
     /// recover: those bytes per second, in MB (10^6 bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mb_per_sec: Option<f64>,
+    /// primitives: the operation (`kv_get`, `kv_put`, `event_append`, `state_cas`,
+    /// `trace_record` or `cross_txn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op: Option<&'static str>,
+    /// primitives: the engine workload this operation is compared with (`get` for
+    /// `kv_get`, `txn` for `cross_txn`), when it ran in the same invocation with the same
+    /// durability and thread count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_workload: Option<&'static str>,
+    /// primitives: this run's ops/s over that engine run's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_vs_engine: Option<f64>,
 }
 
 /// What the log counted during one wal run.
@@ -209,6 +221,9 @@ impl RunRecord {
             durability: None,
             recovered_bytes: None,
             mb_per_sec: None,
+            op: None,
+            engine_workload: None,
+            ratio_vs_engine: None,
         }
     }
 
@@ -275,6 +290,9 @@ impl RunRecord {
             durability: None,
             recovered_bytes: None,
             mb_per_sec: None,
+            op: None,
+            engine_workload: None,
+            ratio_vs_engine: None,
         }
     }
 
@@ -290,6 +308,15 @@ impl RunRecord {
             self.ratio_vs_baseline = Some(self.ops_per_sec / limit);
         }
     }
+    /// Adds the ratio of this run's throughput to `engine`'s, a run of the engine workload
+    /// this primitive operation is compared with.
+    pub(crate) fn compare_with_engine(&mut self, engine: &RunRecord) {
+        self.engine_workload = Some(engine.workload);
+        if engine.ops_per_sec > 0.0 {
+            self.ratio_vs_engine = Some(self.ops_per_sec / engine.ops_per_sec);
+        }
+    }
+
     /// Adds the ratio of this run's throughput to `baseline`'s.
     pub(crate) fn compare_with(&mut self, baseline: &RunRecord) {
         debug_assert_eq!((self.workload, self.threads), (baseline.workload, baseline.threads));
@@ -334,6 +361,11 @@ impl<W: Write> Report<W> {
         self.out.flush()?;
         self.records.push(record);
         Ok(())
+    }
+
+    /// The records written so far, in order.
+    pub(crate) fn records(&self) -> &[RunRecord] {
+        &self.records
     }
 
     /// Ends the report: under a table, what the memory figures cover and the ratios.
@@ -405,8 +437,14 @@ fn table_row(record: &RunRecord, with_ratio: bool) -> String {
 /// What a row says beyond the columns.
 fn notes(record: &RunRecord) -> String {
     let mut notes = Vec::new();
+    if let Some(op) = record.op {
+        notes.push(format!("op={op}"));
+    }
     if let Some(durability) = record.durability {
         notes.push(format!("durability={durability}"));
+    }
+    if let (Some(workload), Some(ratio)) = (record.engine_workload, record.ratio_vs_engine) {
+        notes.push(format!("vs {workload}={ratio:.2}x"));
     }
     if let Some(mode) = record.mode {
         notes.push(format!("mode={mode}"));
@@ -625,6 +663,9 @@ mod tests {
             durability: None,
             recovered_bytes: None,
             mb_per_sec: None,
+            op: None,
+            engine_workload: None,
+            ratio_vs_engine: None,
         };
         let row = table_row(&record, true);
         assert_eq!(header.find("vs base").map(|at| at + 7), row.find("0.50x").map(|at| at + 5));

@@ -129,6 +129,8 @@ pub(crate) struct Worker {
     pub(crate) latency: Latency,
     /// Everything else counted.
     pub(crate) tally: Tally,
+    /// The worker's number, `0..plan.threads`: the index of whatever it owns alone.
+    pub(crate) thread: usize,
 }
 
 impl Worker {
@@ -142,13 +144,14 @@ impl Worker {
             txn_keys: TxnKeys::new(key_size),
             latency: Latency::new()?,
             tally: Tally::default(),
+            thread,
         })
     }
 
     /// Runs `op` on every index of `ops`, ticking `progress` now and then.
-    fn run<F>(&mut self, ops: Range<u64>, op: &F, progress: &ProgressBar) -> inmem::Result<()>
+    fn run<F, E>(&mut self, ops: Range<u64>, op: &F, progress: &ProgressBar) -> Result<(), E>
     where
-        F: Fn(&mut Worker, u64) -> inmem::Result<()>,
+        F: Fn(&mut Worker, u64) -> Result<(), E>,
     {
         debug_assert_eq!(self.latency.0.len(), 0, "a worker runs once");
         let mut unreported = 0;
@@ -192,18 +195,31 @@ impl Measured {
     }
 }
 
+/// An error an operation can end a run with: the engine's, or a primitive's.
+pub(crate) trait OpError: Send {
+    /// The benchmark's error for this one, met while running `plan`.
+    fn into_bench(self, plan: &RunPlan) -> BenchError;
+}
+
+impl OpError for inmem::Error {
+    fn into_bench(self, plan: &RunPlan) -> BenchError {
+        BenchError::Engine { engine: plan.engine, workload: plan.workload.name(), source: self }
+    }
+}
+
 /// Runs `op` for every operation index of `plan` on `plan.threads` threads.
 ///
 /// # Errors
-/// [`BenchError::Engine`] with the first error an operation returned;
+/// The first error an operation returned ([`OpError::into_bench`]);
 /// [`BenchError::Spawn`] or [`BenchError::WorkerPanicked`] if a worker cannot run.
-pub(crate) fn run_threads<F>(
+pub(crate) fn run_threads<F, E>(
     plan: &RunPlan,
     progress: &ProgressBar,
     op: F,
 ) -> Result<Measured, BenchError>
 where
-    F: Fn(&mut Worker, u64) -> inmem::Result<()> + Sync,
+    F: Fn(&mut Worker, u64) -> Result<(), E> + Sync,
+    E: OpError,
 {
     assert!(plan.threads > 0, "a run has at least one worker");
     let barrier = Barrier::new(plan.threads);
@@ -220,7 +236,7 @@ where
                 .spawn_scoped(scope, move || {
                     // Blocks until the coordinator has spawned everyone (or given up).
                     if !gate.read().is_ok_and(|open| *open) {
-                        return Ok(None);
+                        return Ok::<_, E>(None);
                     }
                     barrier.wait();
                     let started = Instant::now();
@@ -245,10 +261,10 @@ struct WorkerRun {
     finished: Instant,
 }
 
-type Joined = thread::Result<inmem::Result<Option<WorkerRun>>>;
+type Joined<E> = thread::Result<Result<Option<WorkerRun>, E>>;
 
 /// Merges the workers' figures, or returns the first failure.
-fn merge(plan: &RunPlan, joined: Vec<Joined>) -> Result<Measured, BenchError> {
+fn merge<E: OpError>(plan: &RunPlan, joined: Vec<Joined<E>>) -> Result<Measured, BenchError> {
     let mut latency = Latency::new()?;
     let mut tally = Tally::default();
     let mut span: Option<(Instant, Instant)> = None;
@@ -257,13 +273,7 @@ fn merge(plan: &RunPlan, joined: Vec<Joined>) -> Result<Measured, BenchError> {
             Err(_panic) => {
                 return Err(BenchError::WorkerPanicked { workload: plan.workload.name() })
             }
-            Ok(Err(source)) => {
-                return Err(BenchError::Engine {
-                    engine: plan.engine,
-                    workload: plan.workload.name(),
-                    source,
-                })
-            }
+            Ok(Err(error)) => return Err(error.into_bench(plan)),
             Ok(Ok(None)) => {
                 // Workers are sent home only when a spawn failed, which returned before this.
                 return Err(BenchError::Spawn(std::io::Error::other("a worker was not started")));
@@ -310,7 +320,7 @@ mod tests {
         let measured = run_threads(&plan, &ProgressBar::hidden(), |worker, index| {
             seen.fetch_add(index + 1, std::sync::atomic::Ordering::Relaxed);
             worker.latency.time(|| ());
-            Ok(())
+            Ok::<(), inmem::Error>(())
         })
         .unwrap();
         assert_eq!(seen.into_inner(), 1000 * 1001 / 2);

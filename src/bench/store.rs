@@ -118,6 +118,29 @@ pub(crate) struct Disk {
     pub(crate) durability: inmem::Durability,
 }
 
+/// A database with default options: in memory without `disk`, else opened with its
+/// durability on a fresh temporary directory under its parent, returned with it (to be
+/// dropped after the database, which removes it).
+///
+/// # Errors
+/// [`inmem::Error::Io`] if the directory cannot be made; the engine's error from opening.
+pub(crate) fn open_database(
+    disk: Option<&Disk>,
+) -> Result<(Database, Option<tempfile::TempDir>), inmem::Error> {
+    let Some(disk) = disk else {
+        return Ok((Database::with_options(Options::default())?, None));
+    };
+    let dir = tempfile::Builder::new().prefix("inmem-bench-db-").tempdir_in(&disk.parent).map_err(
+        |error| inmem::Error::Io {
+            context: "creating the benchmark's database directory",
+            kind: error.kind(),
+            message: error.to_string(),
+        },
+    )?;
+    let db = Database::open(dir.path(), Options::default().durability(disk.durability))?;
+    Ok((db, Some(dir)))
+}
+
 /// The engine with default options: in memory, or opened on a temporary directory with a
 /// durability.
 pub(crate) struct EngineStore {
@@ -132,19 +155,8 @@ impl Store for EngineStore {
     const READS_SEE_OVERWRITTEN_KEYS: bool = true;
 
     fn create(disk: Option<&Disk>) -> Result<Self, inmem::Error> {
-        let Some(disk) = disk else {
-            return Ok(EngineStore { db: Database::with_options(Options::default())?, _dir: None });
-        };
-        let dir = tempfile::Builder::new()
-            .prefix("inmem-bench-db-")
-            .tempdir_in(&disk.parent)
-            .map_err(|error| inmem::Error::Io {
-                context: "creating the benchmark's database directory",
-                kind: error.kind(),
-                message: error.to_string(),
-            })?;
-        let db = Database::open(dir.path(), Options::default().durability(disk.durability))?;
-        Ok(EngineStore { db, _dir: Some(dir) })
+        let (db, dir) = open_database(disk)?;
+        Ok(EngineStore { db, _dir: dir })
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), inmem::Error> {
