@@ -8,22 +8,33 @@
 //! the parent kills it with SIGKILL, reopens the directory and checks, against every
 //! commit acknowledged in any cycle so far:
 //!
-//! - recovery succeeds (`recovery_errors`);
+//! - recovery succeeds (`recovery_errors`), and no thread of the reopened database panics
+//!   while it is checked (counted there too); a panic in the child stops it, which fails
+//!   the run;
 //! - every acknowledged transaction is present, at the version it was acknowledged with
 //!   (`lost`);
 //! - no transaction is partly visible (`partial`): the balances sum to zero, and each
 //!   account's last writer is a transaction whose record is present and names it.
 //!
 //! The transfers and the check are `inmem::harness`'s.
+//!
+//! With `--workload primitives`, the child's writers commit `inmem::primitives_harness`'s
+//! steps instead (KV, EventLog, StateCell, TraceStore and RunIndex written in one
+//! transaction each) and print `prim ...` lines; the check is that module's: every event
+//! chain verifies, each run's keys, counter, traces, trace indices and run statuses agree
+//! with its events (`partial`), and every acknowledged step is there as acknowledged, tasks
+//! acknowledged as finished included (`lost`). The summary line is the same.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use clap::Args;
-use inmem::harness::{check, transfer, Ack};
+use clap::{Args, ValueEnum};
+use inmem::harness::{check, transfer, Ack, Violations};
+use inmem::primitives_harness::{self, StepAck, Writer};
 use inmem::{Database, Options};
 
 /// Committing threads in the child.
@@ -51,6 +62,9 @@ pub(crate) struct CrashtestArgs {
     /// uniform between 0 and this).
     #[arg(long, default_value_t = 200)]
     kill_after_max_ms: u64,
+    /// What the child commits: 4-key transfers, or steps writing every primitive.
+    #[arg(long, value_enum, default_value_t = Workload::Transfers)]
+    workload: Workload,
     /// Run as the committing child of cycle `--cycle` (used by the parent).
     #[arg(long, hide = true)]
     child: bool,
@@ -59,10 +73,32 @@ pub(crate) struct CrashtestArgs {
     cycle: u64,
 }
 
+/// What the child commits, and so what the parent checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Workload {
+    /// Transfers between accounts (`inmem::harness`), acknowledged as `ack` lines.
+    Transfers,
+    /// Every primitive in one transaction (`inmem::primitives_harness`), acknowledged as
+    /// `prim` lines.
+    Primitives,
+}
+
+impl Workload {
+    /// The name `--workload` takes.
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Transfers => "transfers",
+            Workload::Primitives => "primitives",
+        }
+    }
+}
+
 /// Runs the command.
 pub(crate) fn run(args: &CrashtestArgs) -> ExitCode {
+    watch_panics(args.child);
     if args.child {
-        return match args.dir.as_deref().map(|dir| child(dir, args.cycle, args.seed)) {
+        let ran = args.dir.as_deref().map(|dir| child(dir, args.cycle, args.seed, args.workload));
+        return match ran {
             Some(Ok(())) => ExitCode::SUCCESS,
             Some(Err(error)) => {
                 eprintln!("crashtest child: {error}");
@@ -88,6 +124,27 @@ pub(crate) fn run(args: &CrashtestArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether a thread of this process panicked (see [`watch_panics`]).
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Makes a panic on any thread of this process count, once the default hook has printed
+/// it: a child (a writer, the checkpointer, the engine's maintenance thread) exits with code
+/// 101 at once, which the parent reports as a child that stopped on its own; the parent
+/// notes it in [`PANICKED`] and fails the cycle after its check, a reopened database whose
+/// threads panic being a failed recovery. Otherwise the process would go on without the
+/// thread, and a run whose checkpoints stopped would still end with a clean summary.
+fn watch_panics(child: bool) {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        // Relaxed: the flag guards no other memory; the parent only reads the flag itself.
+        PANICKED.store(true, Ordering::Relaxed);
+        if child {
+            std::process::exit(101);
+        }
+    }));
 }
 
 /// The counts the run ends with.
@@ -128,82 +185,115 @@ fn parent(args: &CrashtestArgs) -> Result<Summary, String> {
             temporary.path().to_path_buf()
         }
     };
+    match args.workload {
+        Workload::Transfers => cycles(args, &dir, parse_ack, |db, acks, _| check(db, acks)),
+        Workload::Primitives => cycles(args, &dir, StepAck::parse, |db, acks, cycles| {
+            primitives_harness::check(db, args.seed, cycles, WRITERS, acks)
+        }),
+    }
+}
+
+/// Runs the cycles: a child killed, a reopen, `check(db, acks so far, cycles so far)`;
+/// `parse` reads the child's acknowledgment lines.
+fn cycles<A: Send + 'static>(
+    args: &CrashtestArgs,
+    dir: &Path,
+    parse: fn(&str) -> Option<A>,
+    check: impl Fn(&Arc<Database>, &[A], u64) -> Violations,
+) -> Result<Summary, String> {
     let exe = std::env::current_exe().map_err(|error| format!("finding this binary: {error}"))?;
     let mut rng = fastrand::Rng::with_seed(args.seed);
-    let mut acks: Vec<Ack> = Vec::new();
+    let mut acks: Vec<A> = Vec::new();
     let mut summary = Summary::default();
     for cycle in 0..args.cycles {
         let delay = Duration::from_millis(rng.u64(0..=args.kill_after_max_ms));
-        acks.extend(run_child(&exe, &dir, cycle, args.seed, delay)?);
+        let child = ChildRun { exe: &exe, dir, cycle, seed: args.seed, workload: args.workload };
+        acks.extend(child.run(delay, parse)?);
         summary.cycles = cycle + 1;
         summary.acknowledged = acks.len() as u64;
-        let db = match Database::open(&dir, Options::default()) {
-            Ok(db) => db,
+        let db = match Database::open(dir, Options::default()) {
+            Ok(db) => Arc::new(db),
             Err(error) => {
                 summary.recovery_errors += 1;
                 eprintln!("cycle {cycle}: recovery failed: {error}");
                 return Ok(summary);
             }
         };
-        let violations = check(&db, &acks);
+        let violations = check(&db, &acks, cycle + 1);
         summary.lost = violations.lost;
         summary.partial = violations.partial;
         if let Some(first) = violations.first {
             eprintln!("cycle {cycle}: {first}");
             return Ok(summary);
         }
+        if PANICKED.load(Ordering::Relaxed) {
+            summary.recovery_errors += 1;
+            eprintln!("cycle {cycle}: a thread panicked while the reopened database was open");
+            return Ok(summary);
+        }
     }
     Ok(summary)
 }
 
-/// Runs one child for `delay` (once it is ready), kills it, and returns what it
-/// acknowledged.
-fn run_child(
-    exe: &Path,
-    dir: &Path,
+/// One cycle's child, as the parent starts it.
+struct ChildRun<'a> {
+    exe: &'a Path,
+    dir: &'a Path,
     cycle: u64,
     seed: u64,
-    delay: Duration,
-) -> Result<Vec<Ack>, String> {
-    let mut child = Command::new(exe)
-        .args(["crashtest", "--child", "--cycle", &cycle.to_string()])
-        .args(["--seed", &seed.to_string(), "--dir"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|error| format!("starting the child: {error}"))?;
-    let stdout = child.stdout.take().ok_or("the child has no stdout")?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut acks = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line == "ready" {
-                let _ = ready_tx.send(());
-            } else if let Some(ack) = parse_ack(&line) {
-                acks.push(ack);
+    workload: Workload,
+}
+
+impl ChildRun<'_> {
+    /// Runs the child for `delay` (once it is ready), kills it, and returns what it
+    /// acknowledged, read from its lines by `parse`.
+    fn run<A: Send + 'static>(
+        &self,
+        delay: Duration,
+        parse: fn(&str) -> Option<A>,
+    ) -> Result<Vec<A>, String> {
+        let cycle = self.cycle;
+        let mut child = Command::new(self.exe)
+            .args(["crashtest", "--child", "--cycle", &cycle.to_string()])
+            .args(["--workload", self.workload.name()])
+            .args(["--seed", &self.seed.to_string(), "--dir"])
+            .arg(self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| format!("starting the child: {error}"))?;
+        let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut acks = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line == "ready" {
+                    let _ = ready_tx.send(());
+                } else if let Some(ack) = parse(&line) {
+                    acks.push(ack);
+                }
             }
+            acks
+        });
+        let ready = ready_rx.recv_timeout(CHILD_DEADLINE);
+        if ready.is_ok() {
+            std::thread::sleep(delay);
         }
-        acks
-    });
-    let ready = ready_rx.recv_timeout(CHILD_DEADLINE);
-    if ready.is_ok() {
-        std::thread::sleep(delay);
+        // SIGKILL: the child gets no chance to flush or close anything.
+        let _ = child.kill();
+        let status = child.wait().map_err(|error| format!("waiting for the child: {error}"))?;
+        let acks = reader.join().map_err(|_| "the child's reader panicked".to_string())?;
+        if ready.is_err() {
+            return Err(format!("cycle {cycle}: the child never became ready ({status})"));
+        }
+        // A child killed by the signal has no exit code; one that exited made an error.
+        if status.code().is_some() {
+            return Err(format!("cycle {cycle}: the child stopped on its own ({status})"));
+        }
+        Ok(acks)
     }
-    // SIGKILL: the child gets no chance to flush or close anything.
-    let _ = child.kill();
-    let status = child.wait().map_err(|error| format!("waiting for the child: {error}"))?;
-    let acks = reader.join().map_err(|_| "the child's reader panicked".to_string())?;
-    if ready.is_err() {
-        return Err(format!("cycle {cycle}: the child never became ready ({status})"));
-    }
-    // A child killed by the signal has no exit code; one that exited made an error.
-    if status.code().is_some() {
-        return Err(format!("cycle {cycle}: the child stopped on its own ({status})"));
-    }
-    Ok(acks)
 }
 
 fn parse_ack(line: &str) -> Option<Ack> {
@@ -213,8 +303,9 @@ fn parse_ack(line: &str) -> Option<Ack> {
     Some(Ack { txn, version })
 }
 
-/// The child: commits transfers from [`WRITERS`] threads until it is killed.
-fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
+/// The child: commits `workload`'s transactions from [`WRITERS`] threads until it is
+/// killed.
+fn child(dir: &Path, cycle: u64, seed: u64, workload: Workload) -> Result<(), String> {
     let db = Database::open(dir, Options::default()).map_err(|error| error.to_string())?;
     // Stdout is line-buffered: each line reaches the pipe whole, under stdout's own lock.
     writeln!(std::io::stdout().lock(), "ready").map_err(|e| e.to_string())?;
@@ -234,15 +325,9 @@ fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
         let workers: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let db = &db;
-                scope.spawn(move || -> Result<(), String> {
-                    let mut rng = fastrand::Rng::with_seed(seed ^ (cycle << 8) ^ writer);
-                    for n in 0u64.. {
-                        let txn = ((cycle + 1) << 40) | (writer << 32) | n;
-                        let version = transfer(db, &mut rng, txn)?;
-                        writeln!(std::io::stdout().lock(), "ack {txn} {version}")
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(())
+                scope.spawn(move || match workload {
+                    Workload::Transfers => commit_transfers(db, cycle, seed, writer),
+                    Workload::Primitives => commit_steps(db, cycle, seed, writer),
                 })
             })
             .collect();
@@ -251,6 +336,29 @@ fn child(dir: &Path, cycle: u64, seed: u64) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// Writer `writer`'s transfers, each acknowledged once committed; never returns `Ok`.
+fn commit_transfers(db: &Database, cycle: u64, seed: u64, writer: u64) -> Result<(), String> {
+    let mut rng = fastrand::Rng::with_seed(seed ^ (cycle << 8) ^ writer);
+    for n in 0u64.. {
+        let txn = ((cycle + 1) << 40) | (writer << 32) | n;
+        let version = transfer(db, &mut rng, txn)?;
+        writeln!(std::io::stdout().lock(), "ack {txn} {version}").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Writer `writer`'s primitives steps, each acknowledged once committed; after the last
+/// one it waits to be killed.
+fn commit_steps(db: &Database, cycle: u64, seed: u64, writer: u64) -> Result<(), String> {
+    let mut steps = Writer::start(db, seed, cycle, writer)?;
+    while let Some(ack) = steps.step(db)? {
+        writeln!(std::io::stdout().lock(), "{ack}").map_err(|e| e.to_string())?;
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 #[cfg(test)]

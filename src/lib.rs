@@ -23,6 +23,7 @@
 struct ReadmeDoctests;
 
 pub mod harness;
+pub mod primitives_harness;
 
 pub use inmem_engine as engine;
 pub use inmem_primitives as primitives;
