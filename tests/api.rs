@@ -790,3 +790,25 @@ fn the_facade_reexports_the_engine() {
     let error: inmem::Error = inmem::engine::Error::Poisoned;
     assert!(!error.is_conflict());
 }
+
+#[test]
+fn a_commit_that_conflicts_leaves_none_of_the_keys_it_would_have_created() {
+    let db = open_quiet();
+    db.put(b"shared", b"0").expect("put");
+    let keys_before = db.stats().keys;
+    let mut loser = db.begin();
+    loser.get(b"shared").expect("read");
+    loser.put(b"shared", b"loser").expect("write");
+    for n in 0..50u32 {
+        loser.put(format!("new/{n:02}"), b"loser").expect("write");
+    }
+    db.put(b"shared", b"winner").expect("the other commit");
+    let error = loser.commit().expect_err("first committer wins");
+    assert!(error.is_conflict(), "{error}");
+    assert_eq!(db.stats().keys, keys_before, "the loser's new keys are not in the index");
+    assert_eq!(db.snapshot().prefix(b"new/").count(), 0);
+    // The keys can be created afterwards, by a commit that succeeds.
+    db.put(b"new/07", b"later").expect("put");
+    assert_eq!(db.stats().keys, keys_before + 1);
+    assert_eq!(get(&db, b"new/07").as_deref(), Some(&b"later"[..]));
+}

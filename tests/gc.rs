@@ -588,3 +588,43 @@ fn snapshot_at_racing_with_the_collector_sees_a_whole_state_or_is_refused() {
     });
     assert!(seen >= READER_CHECKS, "{seen} snapshots taken, {refused} refused");
 }
+
+#[test]
+fn keys_written_again_while_the_collector_forgets_them_keep_every_acknowledged_write() {
+    // A put resolves its key's chain before the sequencer; the collector may forget that
+    // chain (dead: its newest version a tombstone) before the put reaches the lock. The
+    // put must then go into a new chain, not the forgotten one, or it is lost.
+    let db = open_quiet();
+    let stop = AtomicBool::new(false);
+    const WRITERS: u64 = 2;
+    const ROUNDS: u64 = 3000;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                db.collect_garbage();
+            }
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let db = &db;
+                scope.spawn(move || {
+                    for round in 0..ROUNDS {
+                        let key = key(writer * 10 + round % 3);
+                        let written = value(round, writer);
+                        db.put(&key, &written).expect("put");
+                        let read = db.get(&key).expect("get").map(|value| value.to_vec());
+                        assert_eq!(read, Some(written), "round {round}: the put is visible");
+                        db.delete(&key).expect("delete");
+                        assert_eq!(db.get(&key).expect("get"), None, "round {round}");
+                    }
+                })
+            })
+            .collect();
+        let joined: Vec<_> = writers.into_iter().map(|writer| writer.join()).collect();
+        // Before any assertion, so that a failed writer fails the test instead of leaving
+        // the collector running forever.
+        stop.store(true, Ordering::Relaxed);
+        assert!(joined.iter().all(Result::is_ok), "a writer failed");
+    });
+    assert!(db.stats().gc.keys_removed > 0, "the collector forgot keys meanwhile");
+}

@@ -9,10 +9,16 @@
 //!   ([`ChainRef`]), for point reads, so a `get` costs a hash and one or two cache misses
 //!   instead of a walk down ~20 skiplist levels.
 //!
-//! Both are written only by the commit sequencer (insert of a new key, removal of a dead one)
-//! and read by everyone without locks. A chain is inserted into both before the commit that
-//! creates it becomes visible, and removed from both only when no reader can see any of its
-//! versions (see `gc.rs`), so the two never disagree about anything a reader can observe.
+//! A committer inserts the chains of its new keys, empty, into both before it takes the
+//! sequencer's lock (racing committers get the same chain: `get_or_insert`); only the
+//! sequencer's lock holder installs versions into them and removes chains: dead ones (see
+//! `gc.rs`), and empty ones a failed commit created. Everyone reads without locks. An empty
+//! chain reads as absent, as does a chain whose versions are all newer than the reader's
+//! snapshot, so the insert is invisible; a chain is in both before the commit that gives it
+//! a version becomes visible, and removed from both only when no reader can see any of its
+//! versions, so the two never disagree about anything a reader can observe. Because a
+//! removal may come between a committer's insert and its turn at the lock, the lock holder
+//! checks that each chain is still linked before installing into it (`is_linked`).
 //!
 //! A skiplist entry (key and chain) lives as long as it is linked or any `ChainRef` counts
 //! it; once unlinked and uncounted, crossbeam-epoch frees it after every reader pinned
@@ -263,15 +269,49 @@ mod lock_free {
             self.get(key, guard).cloned()
         }
 
-        /// Adds an empty chain for a key the index does not hold, and returns a handle on it.
-        /// Commit sequencer only.
-        pub(crate) fn insert(&self, key: Bytes, guard: &Guard) -> ChainRef {
-            let chain = ChainRef::new(self.ordered.insert(key.clone(), VersionChain::new(), guard));
+        /// The chain of `key`, created empty (in both indexes) if the index holds none; and
+        /// whether this call created it. Any thread may call it, racing with itself and
+        /// with removals: callers racing on one key get the same chain, but a removal under
+        /// the sequencer may unlink the chain returned at any moment, so a committer checks
+        /// [`KeyIndex::is_linked`] under the sequencer before it installs a version.
+        ///
+        /// A hash-index entry may be stale: a caller that found a skiplist entry an instant
+        /// before a removal unlinked it may put it back into the hash index after the
+        /// removal took it out. Such an entry points at a dead chain (removals take only
+        /// chains whose newest version is a tombstone no reader can see past), so reads
+        /// through it find nothing, as they should; this call drops it when it meets it.
+        /// Once a chain holds a committed version, the hash index maps its key to it:
+        /// the version was installed into a chain this call returned linked, after its
+        /// hash-index entry was in place, and only removals of unlinked chains or of dead
+        /// ones change that entry.
+        pub(crate) fn get_or_insert(&self, key: &Bytes, guard: &Guard) -> (ChainRef, bool) {
             let hashed = self.hashed.guard();
-            let key = HashedKey { hash: self.key_hasher.hash_one(key.as_slice()), key };
-            let previous = self.hashed.insert(key, chain.clone(), &hashed);
-            debug_assert!(previous.is_none(), "a key's chain is created once");
-            chain
+            let probe = self.probe(key.as_slice());
+            if let Some(held) = self.hashed.get(&probe, &hashed) {
+                if !held.entry().is_removed() {
+                    return (held.clone(), false);
+                }
+                let stale = held.clone();
+                let _ = self.hashed.remove_if(&probe, |_, held| held.same_chain(&stale), &hashed);
+            }
+            let entry = self.ordered.get_or_insert(key.clone(), VersionChain::new(), guard);
+            let chain = ChainRef::new(entry);
+            let stored = HashedKey { hash: probe.hash, key: key.clone() };
+            match self.hashed.try_insert(stored, chain.clone(), &hashed) {
+                // One caller's insert succeeds per chain: that caller created it. A stale
+                // chain put back (see above) is not new: it has versions.
+                Ok(_) => {
+                    let created = chain.head_ptr(guard).is_null();
+                    (chain, created)
+                }
+                Err(occupied) => (occupied.current.clone(), false),
+            }
+        }
+
+        /// Whether `chain` is still in the index. Stable under the sequencer's lock, which
+        /// every removal holds.
+        pub(crate) fn is_linked(&self, chain: &ChainRef) -> bool {
+            !chain.entry().is_removed()
         }
 
         /// Removes `chain` if the index still maps its key to it. Commit sequencer only.
@@ -450,6 +490,44 @@ mod lock_free {
         use super::*;
         use crate::sync::epoch;
 
+        #[test]
+        fn racing_inserts_of_one_key_get_one_chain_and_one_of_them_created_it() {
+            let index = KeyIndex::new();
+            let key = Bytes::from("k");
+            let results: Vec<(ChainRef, bool)> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| index.get_or_insert(&key, &epoch::pin())))
+                    .collect();
+                racers.into_iter().map(|racer| racer.join().expect("no panic")).collect()
+            });
+            let first = &results[0].0;
+            assert!(results.iter().all(|(chain, _)| chain.same_chain(first)), "one chain");
+            assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1, "one creator");
+            let guard = epoch::pin();
+            assert!(!index.get_or_insert(&key, &guard).1, "found, not created");
+        }
+
+        #[test]
+        fn a_removed_chain_put_back_into_the_hash_index_is_dropped_for_a_new_one() {
+            // The race `get_or_insert` documents, played in order: a racer found the skiplist
+            // entry, a removal took the chain out of both indexes, the racer put it back into
+            // the hash index.
+            let index = KeyIndex::new();
+            let guard = epoch::pin();
+            let key = Bytes::from("k");
+            let (old, _) = index.get_or_insert(&key, &guard);
+            assert!(index.remove(&old, &guard));
+            let stored = HashedKey { hash: index.probe(b"k").hash, key: key.clone() };
+            assert!(index.hashed.try_insert(stored, old.clone(), &index.hashed.guard()).is_ok());
+            assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&old)));
+
+            let (new, created) = index.get_or_insert(&key, &guard);
+            assert!(created, "a new chain");
+            assert!(!new.same_chain(&old));
+            assert!(index.is_linked(&new) && !index.is_linked(&old));
+            assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&new)));
+        }
+
         /// The words `prefetch_successors` reads are what `node_layout` says they are: for
         /// every entry of a real skiplist, a height, a reference count of at least one per
         /// level the node is linked at, and at each level a link to the next entry that tall.
@@ -458,7 +536,7 @@ mod lock_free {
             let index = KeyIndex::new();
             let guard = epoch::pin();
             for key in 0..2000u32 {
-                index.insert(Bytes::copy_from(&key.to_le_bytes()), &guard);
+                let _ = index.get_or_insert(&Bytes::copy_from(&key.to_le_bytes()), &guard);
             }
             let entries: Vec<_> = index.ordered.iter(&guard).collect();
             assert_eq!(entries.len(), 2000);
@@ -538,11 +616,21 @@ mod model {
             self.get(key, guard)
         }
 
-        pub(crate) fn insert(&self, key: Bytes, _guard: &Guard) -> ChainRef {
+        pub(crate) fn get_or_insert(&self, key: &Bytes, _guard: &Guard) -> (ChainRef, bool) {
+            let mut chains = self.chains.lock();
+            if let Some(held) = chains.get(key.as_slice()) {
+                return (held.clone(), false);
+            }
             let chain = ChainRef(Arc::new((key.clone(), VersionChain::new())));
-            let previous = self.chains.lock().insert(key, chain.clone());
-            debug_assert!(previous.is_none(), "a key's chain is created once");
-            chain
+            chains.insert(key.clone(), chain.clone());
+            (chain, true)
+        }
+
+        pub(crate) fn is_linked(&self, chain: &ChainRef) -> bool {
+            self.chains
+                .lock()
+                .get(chain.key().as_slice())
+                .is_some_and(|held| held.same_chain(chain))
         }
 
         pub(crate) fn remove(&self, chain: &ChainRef, _guard: &Guard) -> bool {
@@ -601,9 +689,12 @@ mod tests {
     fn a_removed_chain_stays_readable_through_a_handle_until_the_handle_goes() {
         let index = KeyIndex::new();
         let guard = epoch::pin();
-        let chain = index.insert(Bytes::from("k"), &guard);
+        let (chain, created) = index.get_or_insert(&Bytes::from("k"), &guard);
+        assert!(created);
         assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&chain)));
+        assert!(index.is_linked(&chain));
         assert!(index.remove(&chain, &guard));
+        assert!(!index.is_linked(&chain));
         assert!(index.get(b"k", &index.guard()).is_none());
         assert!(!index.remove(&chain, &guard), "removed once");
         assert_eq!(chain.key(), &Bytes::from("k"));
@@ -615,7 +706,7 @@ mod tests {
         let index = KeyIndex::new();
         let guard = epoch::pin();
         for key in ["b", "a", "c"] {
-            index.insert(Bytes::from(key), &guard);
+            let _ = index.get_or_insert(&Bytes::from(key), &guard);
         }
         let all = (Bound::Unbounded, Bound::Unbounded);
         let keys = |direction| {

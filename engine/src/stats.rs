@@ -47,7 +47,8 @@ pub struct Stats {
     /// The newest version a new snapshot reads.
     pub visible_version: CommitVersion,
     /// Keys with at least one retained version. A deleted key counts until the collector
-    /// forgets it.
+    /// forgets it; a new key counts from the moment its commit creates it in the index,
+    /// just before the commit takes its version (and no longer if the commit then fails).
     pub keys: u64,
     /// Versions retained in all chains, tombstones included.
     pub live_versions: u64,

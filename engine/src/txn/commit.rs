@@ -1,10 +1,14 @@
 //! The commit sequencer: the engine's one serialized step.
 //!
 //! A commit arrives with its version nodes already built (allocation happens before, never
-//! inside, the critical section). Under the sequencer's lock it is validated, takes the next
-//! commit version, and its nodes are linked into their chains (new keys get a chain, in both
-//! indexes). The lock covers memory work only, bounded by the write set (and, for
-//! serializable transactions, the read set): never I/O, encoding, or waiting for durability.
+//! inside, the critical section), and finds or creates its keys' chains in the index before
+//! the lock too (a new key's chain is created empty, which reads as absent; see `index.rs`).
+//! Under the sequencer's lock it is validated, takes the next commit version, and its nodes
+//! are installed into their chains, each checked to be still linked (a removal may have come
+//! in between; then it is resolved again, under the lock). A commit that fails validation
+//! removes the chains it created if they are still empty. The lock covers memory work only,
+//! bounded by the write set (and, for serializable transactions, the read set): never I/O,
+//! encoding, index inserts of new keys, or waiting for durability.
 //!
 //! Then the commit finishes: the visible version advances over it (see `visible.rs`), and
 //! `commit` returns once it is visible, so every snapshot taken afterwards sees it. In
@@ -78,6 +82,14 @@ impl Sequencer {
     }
 }
 
+/// A write's chain as resolved before the sequencer.
+struct Resolved {
+    /// `None` for a delete of a key without a chain.
+    chain: Option<ChainRef>,
+    /// Whether resolving created it (empty).
+    created: bool,
+}
+
 impl Shared {
     /// Validates, versions, links and publishes a commit of `writes` (in key order).
     pub(crate) fn commit(
@@ -99,13 +111,30 @@ impl Shared {
             None => None,
         };
         let guard = epoch::pin();
+        // New keys get their chains, empty, before the sequencer: inserting into the indexes
+        // is most of what a new key costs, and under the lock every committer waited for it.
+        let chains: Vec<Resolved> = writes
+            .iter()
+            .map(|(key, node)| self.resolve(key, node.is_tombstone(), &guard))
+            .collect();
         let version = {
             let mut state = self.sequencer.lock();
-            self.validate(&writes, &validation, &guard)?;
+            if let Err(error) = self.validate(&writes, &validation, &guard) {
+                self.forget_created(&writes, &chains, &guard);
+                return Err(error);
+            }
             let version = self.take_version(&mut state);
-            for (key, mut node) in writes {
+            for ((key, mut node), resolved) in writes.into_iter().zip(chains) {
                 node.set_version(version);
-                self.link(&mut state, key, node, &guard);
+                // A removal may have come between the resolve and the lock (it holds the
+                // lock, so none comes now): then resolve again, under the lock.
+                let chain = match resolved.chain {
+                    Some(chain) if self.index.is_linked(&chain) => Some(chain),
+                    _ => self.resolve_locked(&key, node.is_tombstone(), &guard),
+                };
+                if let Some(chain) = chain {
+                    self.install(&mut state, chain, node, &guard);
+                }
             }
             if record.is_none() {
                 self.finish_in_memory(version);
@@ -149,9 +178,61 @@ impl Shared {
         debug_assert_eq!(self.visible.load(), version, "finished in order under the lock");
     }
 
-    /// Links a versioned node as the newest version of `key`, creating the key's chain if
-    /// it is new. A delete of a key that has no chain links nothing: there is nothing to
-    /// hide, and no chain is created only to hold a tombstone.
+    /// The chain a write of `key` goes into, found or created (empty) in the index; a delete
+    /// of a key that has no chain has none: there is nothing to hide, and no chain is
+    /// created only to hold a tombstone. Any thread, outside the sequencer.
+    fn resolve(&self, key: &Bytes, tombstone: bool, guard: &Guard) -> Resolved {
+        if tombstone {
+            let index_guard = self.index.guard();
+            return Resolved { chain: self.index.get_ref(key, &index_guard), created: false };
+        }
+        let (chain, created) = self.index.get_or_insert(key, guard);
+        if created {
+            Counters::add(&self.counters.keys, 1);
+            Counters::add(&self.counters.bytes, key.len() as u64);
+        }
+        Resolved { chain: Some(chain), created }
+    }
+
+    /// As [`Shared::resolve`], under the sequencer's lock: the chain returned is linked, and
+    /// stays so until the lock is released.
+    fn resolve_locked(&self, key: &Bytes, tombstone: bool, guard: &Guard) -> Option<ChainRef> {
+        loop {
+            match self.resolve(key, tombstone, guard).chain {
+                Some(chain) if self.index.is_linked(&chain) => return Some(chain),
+                // A stale hash-index entry (see `KeyIndex::get_or_insert`): for a delete,
+                // the key has no chain with a committed version; a write drops the entry and
+                // gets a linked chain on the next round.
+                Some(_) if tombstone => return None,
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    }
+
+    /// Removes, after a failed validation and still under the lock, the chains this commit
+    /// created that are still empty, so that a failed commit leaves no key behind.
+    /// Committers that found one of them meanwhile see it unlinked and resolve again.
+    fn forget_created(
+        &self,
+        writes: &[(Bytes, Owned<VersionNode>)],
+        chains: &[Resolved],
+        guard: &Guard,
+    ) {
+        for ((key, _), resolved) in writes.iter().zip(chains) {
+            let Some(chain) = resolved.chain.as_ref().filter(|_| resolved.created) else {
+                continue;
+            };
+            if chain.head_ptr(guard).is_null() && self.index.remove(chain, guard) {
+                Counters::sub(&self.counters.keys, 1);
+                Counters::sub(&self.counters.bytes, key.len() as u64);
+            }
+        }
+    }
+
+    /// Links a versioned node as the newest version of `key`, under the sequencer's lock,
+    /// creating the key's chain if it is new (recovery, the reaper); as [`Shared::resolve`]
+    /// for a delete of a key without a chain.
     pub(crate) fn link(
         &self,
         state: &mut SequencerState,
@@ -159,17 +240,22 @@ impl Shared {
         node: Owned<VersionNode>,
         guard: &Guard,
     ) {
+        if let Some(chain) = self.resolve_locked(&key, node.is_tombstone(), guard) {
+            self.install(state, chain, node, guard);
+        }
+    }
+
+    /// Links a versioned node as the newest version of `chain`, a chain linked in the index,
+    /// under the sequencer's lock.
+    fn install(
+        &self,
+        state: &mut SequencerState,
+        chain: ChainRef,
+        node: Owned<VersionNode>,
+        guard: &Guard,
+    ) {
         debug_assert!(node.version() > 0, "only committed versions are linked");
-        let index_guard = self.index.guard();
-        let chain = match self.index.get_ref(&key, &index_guard) {
-            Some(chain) => chain,
-            None if node.is_tombstone() => return,
-            None => {
-                Counters::add(&self.counters.keys, 1);
-                Counters::add(&self.counters.bytes, key.len() as u64);
-                self.index.insert(key, guard)
-            }
-        };
+        debug_assert!(self.index.is_linked(&chain), "installed into a chain of the index");
         Counters::add(&self.counters.versions, 1);
         Counters::add(&self.counters.bytes, node.payload_bytes());
         let expiry = node.has_expiry().then(|| (node.expires_at_ms(), node.version()));
