@@ -171,7 +171,8 @@ impl Bench {
         Ok(bench)
     }
 
-    /// Writes every key of the layout into the KV run, in batches, unmeasured.
+    /// Writes every key of the layout into the KV run, in batches, in fill's order,
+    /// unmeasured.
     fn load(&mut self, session: &Session<'_>, threads: usize) -> Result<(), BenchError> {
         let keys = session.data.layout.keys();
         let plan = plan(session, threads, keys.div_ceil(LOAD_BATCH));
@@ -183,9 +184,12 @@ impl Bench {
             let written = w.latency.time(|| {
                 self.db.transaction_typed(TransactionOptions::default(), |txn| {
                     let mut kv = txn.kv(self.kv_run);
+                    // In fill's order, as the engine's own workloads load their keys, so
+                    // that the two indexes are laid out alike.
                     for index in first..(first + LOAD_BATCH).min(keys) {
-                        session.data.layout.write_key(index, &mut key);
-                        kv.put(&key, self.value(index))?;
+                        let key_index = session.data.fill_key(index);
+                        session.data.layout.write_key(key_index, &mut key);
+                        kv.put(&key, self.value(key_index))?;
                     }
                     Ok(())
                 })

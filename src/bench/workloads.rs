@@ -40,6 +40,13 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// The key inserted at position `index` of the fill order.
+    pub(crate) fn fill_key(&self, index: u64) -> u64 {
+        self.order.get(index as usize).map_or(index, |&key_index| u64::from(key_index))
+    }
+}
+
 /// Runs `plan` on `store`.
 ///
 /// # Errors
@@ -77,7 +84,7 @@ pub(crate) fn run_workload<S: Store>(
 
 /// Inserts the key at position `index` of the fill order.
 fn fill<S: Store>(store: &S, data: &Dataset, w: &mut Worker, index: u64) -> inmem::Result<()> {
-    let key_index = data.order.get(index as usize).map_or(index, |&key_index| u64::from(key_index));
+    let key_index = data.fill_key(index);
     data.layout.write_key(key_index, &mut w.key);
     let value = data.values.value(key_index);
     w.latency.time(|| store.put(&w.key, value))
