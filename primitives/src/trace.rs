@@ -5,7 +5,8 @@
 //! # What it promises
 //!
 //! - A trace, once recorded, never changes; it has an id unique in its run ([`TraceId`]:
-//!   16 random bytes, or a custom id given by the caller, refused if taken).
+//!   16 bytes, a millisecond time then 80 random bits, or a custom id given by the caller,
+//!   refused if taken).
 //! - A child is recorded only under a parent that exists in the snapshot the recording
 //!   transaction reads (or that the transaction itself recorded): [`Error::ParentMissing`]
 //!   otherwise.
