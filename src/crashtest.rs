@@ -33,7 +33,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use inmem::harness::{check, transfer, Ack, Violations};
+use inmem::harness::{check, transfer, txn_number, Ack, Violations};
 use inmem::primitives_harness::{self, StepAck, Writer};
 use inmem::{Database, Options};
 
@@ -342,7 +342,7 @@ fn child(dir: &Path, cycle: u64, seed: u64, workload: Workload) -> Result<(), St
 fn commit_transfers(db: &Database, cycle: u64, seed: u64, writer: u64) -> Result<(), String> {
     let mut rng = fastrand::Rng::with_seed(seed ^ (cycle << 8) ^ writer);
     for n in 0u64.. {
-        let txn = ((cycle + 1) << 40) | (writer << 32) | n;
+        let txn = txn_number(cycle, writer, n);
         let version = transfer(db, &mut rng, txn)?;
         writeln!(std::io::stdout().lock(), "ack {txn} {version}").map_err(|e| e.to_string())?;
     }

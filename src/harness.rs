@@ -34,11 +34,32 @@ pub struct Violations {
 }
 
 impl Violations {
+    /// Counts an acknowledged commit missing or other than acknowledged, described by
+    /// `detail` if it is the first violation.
+    pub fn lost(&mut self, detail: String) {
+        self.lost += 1;
+        self.note(detail);
+    }
+
+    /// Counts a sign of a partly visible transaction, described by `detail` if it is the
+    /// first violation.
+    pub fn partial(&mut self, detail: String) {
+        self.partial += 1;
+        self.note(detail);
+    }
+
     fn note(&mut self, detail: String) {
         if self.first.is_none() {
             self.first = Some(detail);
         }
     }
+}
+
+/// The number of commit `n` of writer `writer` in cycle `cycle`, in both crash workloads
+/// (the transfers and the primitives steps): never 0, and distinct for every cycle, writer
+/// (below 256) and commit (below 2^32).
+pub fn txn_number(cycle: u64, writer: u64, n: u64) -> u64 {
+    ((cycle + 1) << 40) | (writer << 32) | n
 }
 
 /// An account's key.
@@ -110,15 +131,13 @@ pub fn check(db: &Database, acks: &[Ack]) -> Violations {
         match history.first() {
             Some(record) if record.version.get() == ack.version => {}
             Some(record) => {
-                found.lost += 1;
-                found.note(format!(
+                found.lost(format!(
                     "acknowledged transaction {} at version {} is at version {} (visible {visible})",
                     ack.txn, ack.version, record.version
                 ));
             }
             None => {
-                found.lost += 1;
-                found.note(format!(
+                found.lost(format!(
                     "acknowledged transaction {} at version {} is missing (visible {visible})",
                     ack.txn, ack.version
                 ));
@@ -129,8 +148,7 @@ pub fn check(db: &Database, acks: &[Ack]) -> Violations {
     for account in 0..ACCOUNTS {
         let value = snapshot.get(account_key(account)).ok().flatten();
         let Some((balance, last)) = read_account(value.as_deref()) else {
-            found.partial += 1;
-            found.note(format!("account {account} holds a malformed value"));
+            found.partial(format!("account {account} holds a malformed value"));
             continue;
         };
         sum += balance;
@@ -142,16 +160,14 @@ pub fn check(db: &Database, acks: &[Ack]) -> Violations {
             record.chunks_exact(4).any(|chunk| chunk == account.to_le_bytes())
         });
         if !names_it {
-            found.partial += 1;
-            found.note(format!(
+            found.partial(format!(
                 "account {account} was last written by transaction {last}, whose record is \
                  missing or does not name it: a transaction is partly visible"
             ));
         }
     }
     if sum != 0 {
-        found.partial += 1;
-        found.note(format!("the balances sum to {sum}, not 0: a transfer is partly visible"));
+        found.partial(format!("the balances sum to {sum}, not 0: a transfer is partly visible"));
     }
     found
 }

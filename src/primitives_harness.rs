@@ -45,6 +45,7 @@ use inmem_primitives::state_cell::{CasOutcome, StateCell};
 use inmem_primitives::trace::{TraceId, TraceSpec, TraceStore, TraceType, TraceView};
 use inmem_primitives::{EventLog, KvStore, RunId, Value, ValueRef};
 
+pub use crate::harness::txn_number;
 use crate::harness::Violations;
 use crate::{Database, Transaction, TransactionOptions};
 
@@ -75,12 +76,6 @@ const KV_PREFIX: &str = "k/";
 
 /// Marks the last two bytes of the workload's run ids.
 const RUN_MARK: [u8; 2] = [0xc5, 0x7e];
-
-/// The number of step `step` of writer `writer` in cycle `cycle` (as the transfers number
-/// theirs): never 0, and distinct for every cycle, writer and step.
-pub fn txn_number(cycle: u64, writer: u64, step: u64) -> u64 {
-    ((cycle + 1) << 40) | (writer << 32) | step
-}
 
 /// The cycle, writer and step of a [`txn_number`].
 pub fn txn_parts(txn: u64) -> (u64, u64, u64) {
@@ -471,26 +466,10 @@ impl Checker {
         }
     }
 
-    /// Notes a sign of a partly visible transaction.
-    fn partial(&mut self, detail: String) {
-        self.found.partial += 1;
-        if self.found.first.is_none() {
-            self.found.first = Some(detail);
-        }
-    }
-
-    /// Notes an acknowledged step missing or other than acknowledged.
-    fn lost(&mut self, detail: String) {
-        self.found.lost += 1;
-        if self.found.first.is_none() {
-            self.found.first = Some(detail);
-        }
-    }
-
     /// The value of a read, or `None` after noting its error as a partial sign (a
     /// recovered database whose reads fail holds something half written or corrupt).
     fn read<T>(&mut self, what: &str, read: inmem_primitives::Result<T>) -> Option<T> {
-        read.map_err(|error| self.partial(format!("reading {what}: {error}"))).ok()
+        read.map_err(|error| self.found.partial(format!("reading {what}: {error}"))).ok()
     }
 
     /// Checks writer `writer`'s run of cycle `cycle`.
@@ -510,13 +489,13 @@ impl Checker {
         self.traces(run, cycle, writer, steps);
         let Some(record) = record else {
             if steps > 0 || counter.flatten().is_some() {
-                self.partial(format!("run {run} has steps or a counter, but no record"));
+                self.found.partial(format!("run {run} has steps or a counter, but no record"));
             }
             return;
         };
         match counter.flatten() {
             Some((version, true)) if version == steps + 1 => {}
-            other => self.partial(format!(
+            other => self.found.partial(format!(
                 "run {run} has {steps} events, but its counter (version, consistent) is \
                  {other:?}, not at version {}",
                 steps + 1
@@ -524,7 +503,7 @@ impl Checker {
         }
         let status = writer_status(steps);
         if record.status() != status {
-            self.partial(format!(
+            self.found.partial(format!(
                 "run {run} is {}, not {status} as its {steps} steps leave it",
                 record.status()
             ));
@@ -541,7 +520,7 @@ impl Checker {
         let report = self.events.verify_chain(run);
         let report = self.read(&format!("the chain of {run}"), report)?;
         if !report.is_verified() {
-            self.partial(format!("the event chain of {run} does not verify: {report:?}"));
+            self.found.partial(format!("the event chain of {run} does not verify: {report:?}"));
         }
         let events = self.events.read_range(run, ..);
         let events = self.read(&format!("the events of {run}"), events)?;
@@ -551,14 +530,15 @@ impl Checker {
                 || event.event_type() != EVENT_TYPE
                 || event.payload() != ValueRef::Int(txn)
             {
-                self.partial(format!("event {index} of {run} is not step {index}'s: {event:?}"));
+                self.found
+                    .partial(format!("event {index} of {run} is not step {index}'s: {event:?}"));
             }
         }
         let steps = events.len() as u64;
         let by_type = self.events.read_by_type(run, EVENT_TYPE);
         let by_type = self.read(&format!("the type index of {run}"), by_type)?;
         if by_type.len() != events.len() {
-            self.partial(format!(
+            self.found.partial(format!(
                 "the type index of {run} holds {} events, its log {steps}",
                 by_type.len()
             ));
@@ -578,15 +558,17 @@ impl Checker {
             let key = String::from_utf8_lossy(entry.key.as_bytes()).into_owned();
             match expected.remove(&key) {
                 Some(txn) if entry.value.value() == ValueRef::Int(txn) => {}
-                Some(_) => self.partial(format!("key {key} of {run} names another transaction")),
-                None => self.partial(format!(
+                Some(_) => {
+                    self.found.partial(format!("key {key} of {run} names another transaction"))
+                }
+                None => self.found.partial(format!(
                     "key {key} of {run} is there, but its step's event is not ({steps} events)"
                 )),
             }
         }
         if let Some((key, _)) = expected.first_key_value() {
             let detail = format!("{run} has {steps} events, but not key {key}");
-            self.partial(detail);
+            self.found.partial(detail);
         }
     }
 
@@ -606,7 +588,7 @@ impl Checker {
                     && view.has_tag("step")
             });
             if !whole {
-                self.partial(format!("trace {id} of {run} is missing or not step {step}'s"));
+                self.found.partial(format!("trace {id} of {run} is missing or not step {step}'s"));
             }
         }
         let all: BTreeSet<u64> = (0..steps).collect();
@@ -660,13 +642,15 @@ impl Checker {
                 Some(step) if gettable => {
                     found.insert(step);
                 }
-                _ => self.partial(format!("{what} found {}, not gettable as found", view.id())),
+                _ => {
+                    self.found.partial(format!("{what} found {}, not gettable as found", view.id()))
+                }
             }
         }
         if found != *expected || listing.len() != expected.len() {
             let missing: Vec<_> = expected.difference(&found).take(3).collect();
             let extra: Vec<_> = found.difference(expected).take(3).collect();
-            self.partial(format!(
+            self.found.partial(format!(
                 "{what} found {} traces, not {}: missing steps {missing:?}, extra steps {extra:?}",
                 listing.len(),
                 expected.len()
@@ -690,7 +674,7 @@ impl Checker {
             }
             let status = task_status(task, steps);
             if found != status.map(|status| (status, Some(run))) {
-                self.partial(format!(
+                self.found.partial(format!(
                     "task {task} of {run} (status, parent) is {found:?}, not {status:?} after \
                      {steps} steps"
                 ));
@@ -705,7 +689,7 @@ impl Checker {
         let Some(listing) = self.read(&what, listing) else { return };
         let found: BTreeSet<RunId> = listing.iter().map(|view| view.id()).collect();
         if found != expected || listing.len() != expected.len() {
-            self.partial(format!(
+            self.found.partial(format!(
                 "{what} names {} runs, not its {} tasks",
                 listing.len(),
                 expected.len()
@@ -736,7 +720,7 @@ impl Checker {
             if found != expected {
                 let missing: Vec<_> = expected.difference(&found).take(3).collect();
                 let extra: Vec<_> = found.difference(&expected).take(3).collect();
-                self.partial(format!("{what}: missing {missing:?}, extra {extra:?}"));
+                self.found.partial(format!("{what}: missing {missing:?}, extra {extra:?}"));
             }
         }
     }
@@ -748,7 +732,7 @@ impl Checker {
         let found = self.found_runs.get(&run).copied();
         let Some(found) = found.filter(|found| ack.run == run && step < found.steps) else {
             let steps = found.map(|found| found.steps);
-            self.lost(format!(
+            self.found.lost(format!(
                 "acknowledged step {} (txn {}) of {} is missing: the run has {steps:?} steps",
                 step, ack.txn, ack.run
             ));
@@ -767,7 +751,7 @@ impl Checker {
             && found.counter.is_some_and(|counter| counter >= ack.state_version)
             && ack.trace == trace_name(step);
         if !as_acknowledged {
-            self.lost(format!(
+            self.found.lost(format!(
                 "acknowledged {ack} is recovered otherwise: key versions {versions:?}, counter \
                  at {:?}",
                 found.counter
@@ -780,7 +764,7 @@ impl Checker {
                 && matches!(now, Some(RunStatus::Completed | RunStatus::Failed));
             let kept = now == Some(status) || finished_since;
             if !kept {
-                self.lost(format!("task {task} was acknowledged {status}, and is {now:?}"));
+                self.found.lost(format!("task {task} was acknowledged {status}, and is {now:?}"));
             }
         }
     }
