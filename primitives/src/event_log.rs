@@ -73,10 +73,10 @@ use std::collections::VecDeque;
 use std::iter::FusedIterator;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use inmem_engine::{Database, Transaction, TransactionOptions};
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::key::KeyBuf;
 use crate::run_id::RunId;
@@ -573,11 +573,4 @@ fn seq_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
         Bound::Unbounded => u64::MAX,
     };
     (start, end)
-}
-
-/// Now, in ms since the Unix epoch (0 for a clock before it).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
 }

@@ -32,11 +32,13 @@
 //! - `view.rs`: [`View`] and [`ValueView`], what reads return: a refcounted handle on the
 //!   stored bytes with typed accessors; fixed headers read through bytemuck ([`U64Le`],
 //!   [`U32Le`]).
+//! - `clock.rs`: the wall clock (ms since the Unix epoch) records are stamped with.
 //! - `error.rs`: [`Error`], shared by the primitives, and [`DecodeError`], returned by every
 //!   decoder of stored bytes.
 
 #![forbid(unsafe_code)]
 
+mod clock;
 mod error;
 pub mod event_log;
 mod hex;

@@ -32,10 +32,10 @@ mod status;
 use std::collections::{BTreeSet, VecDeque};
 use std::ops::{Bound, Range};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use inmem_engine::{Bytes, Database, Isolation, Transaction, TransactionOptions};
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::key::run_prefix;
 use crate::run_id::RunId;
@@ -682,10 +682,4 @@ fn check_move(from: RunStatus, to: RunStatus) -> Result<()> {
     } else {
         Err(Error::InvalidTransition { from: from.name(), to: to.name() })
     }
-}
-
-/// Now, in ms since the Unix epoch (0 for a clock set before it).
-fn now_ms() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }

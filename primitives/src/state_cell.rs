@@ -41,11 +41,11 @@
 //! decode is [`Error::Decode`] with an offset counted from the start of the stored value.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytemuck::{Pod, Zeroable};
 use inmem_engine::{Bytes, Database, Transaction, TransactionOptions};
 
+use crate::clock::now_ms;
 use crate::error::{DecodeError, Error, Result};
 use crate::key::{tag_prefix, KeyBuf, TAG_PREFIX_LEN};
 use crate::run_id::RunId;
@@ -538,11 +538,4 @@ fn next_version(current: Option<u64>) -> Result<u64> {
         None => Ok(FIRST_VERSION),
         Some(version) => version.checked_add(1).ok_or(Error::Overflow),
     }
-}
-
-/// The wall clock in ms since the Unix epoch (0 for a clock set before it).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }

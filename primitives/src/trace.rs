@@ -78,10 +78,10 @@ mod tree;
 
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use inmem_engine::{Bytes, Database, Transaction, TransactionOptions};
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::key::{prefix_end, KeyBuf, KeyReader};
 use crate::run_id::RunId;
@@ -736,11 +736,4 @@ fn inclusive(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
         Bound::Unbounded => u64::MAX,
     };
     (first <= last).then_some((first, last))
-}
-
-/// The wall clock in ms since the Unix epoch (0 for a clock set before it).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }

@@ -80,9 +80,7 @@ impl TraceId {
         if let Err(error) = getrandom::fill(&mut bytes[TIME_LEN..]) {
             random_source_failed(error);
         }
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+        let ms = crate::clock::now_ms();
         for (i, byte) in bytes[..TIME_LEN].iter_mut().enumerate() {
             // Byte i of the 48-bit time, most significant first (no big-endian helper:
             // the workspace lints ask for explicit shifts).
@@ -237,12 +235,7 @@ mod tests {
 
     #[test]
     fn random_ids_open_with_the_time_they_were_made_and_differ_within_a_millisecond() {
-        let now_ms = || {
-            let since = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("after the epoch");
-            u64::try_from(since.as_millis()).expect("fits")
-        };
+        let now_ms = crate::clock::now_ms;
         let time_of = |id: &TraceId| {
             let Repr::Random(bytes) = &id.0 else { unreachable!("a random id") };
             bytes[..TIME_LEN].iter().fold(0u64, |time, &byte| time << 8 | u64::from(byte))
