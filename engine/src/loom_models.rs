@@ -294,3 +294,27 @@ fn loom_database_first_committer_wins() {
         }
     });
 }
+
+/// Through the public API: a put of a deleted key races the collection pass that forgets
+/// the key's dead chain. The put finds the chain before the sequencer's lock and the
+/// removal may come before the put reaches the lock; the put must then go into a new chain
+/// (the check under the lock), not the forgotten one, where no read would find it.
+#[test]
+fn loom_a_put_racing_the_removal_of_its_dead_key_is_kept() {
+    model(|| {
+        let db = Arc::new(Database::in_memory().expect("opens"));
+        db.put(b"k", b"0").expect("seed");
+        db.delete(b"k").expect("delete");
+        let collector = {
+            let db = Arc::clone(&db);
+            thread::spawn(move || {
+                db.collect_garbage();
+            })
+        };
+        db.put(b"k", b"1").expect("put");
+        assert_eq!(db.get(b"k").expect("read"), Some(Bytes::from("1")), "the put is visible");
+        collector.join().expect("collector");
+        db.collect_garbage();
+        assert_eq!(db.get(b"k").expect("read"), Some(Bytes::from("1")), "and stays");
+    });
+}
