@@ -308,6 +308,7 @@ impl RunRecord {
             self.ratio_vs_baseline = Some(self.ops_per_sec / limit);
         }
     }
+
     /// Adds the ratio of this run's throughput to `engine`'s, a run of the engine workload
     /// this primitive operation is compared with.
     pub(crate) fn compare_with_engine(&mut self, engine: &RunRecord) {
