@@ -364,3 +364,42 @@ fn keys_deleted_before_a_reopen_are_forgotten_after_it_wherever_recovery_built_t
     assert_eq!(contents(&db), [(Bytes::from("kept"), Bytes::from("k"))]);
     assert_eq!(db.collect_garbage().keys_removed, 0);
 }
+
+/// Keys that start with "idx/": the scan-only keys of the test below.
+fn scan_only_test_keys(key: &[u8]) -> bool {
+    key.starts_with(b"idx/")
+}
+
+#[test]
+fn scan_only_keys_read_write_and_recover_alike_whichever_options_each_open_uses() {
+    // The predicate shapes the in-memory index only: a directory written with it reopens
+    // without it and the other way round, with the same contents either way, and deleted
+    // scan-only keys are forgotten by garbage collection as the others are.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scan_only = || quiet().scan_only_keys(scan_only_test_keys);
+    let expected: Vec<(Bytes, Bytes)> = {
+        let db = Database::open(dir.path(), scan_only()).expect("open");
+        for i in 0..50u32 {
+            db.put(format!("idx/{i:03}"), b"").expect("put");
+            db.put(format!("rec/{i:03}"), format!("value {i}")).expect("put");
+        }
+        db.checkpoint().expect("checkpoint");
+        for i in 0..10u32 {
+            db.delete(format!("idx/{i:03}")).expect("delete");
+        }
+        db.put("idx/new", "after the checkpoint").expect("put");
+        assert_eq!(value_of(&db, b"idx/new").as_deref(), Some(&b"after the checkpoint"[..]));
+        assert_eq!(value_of(&db, b"idx/005"), None, "deleted");
+        assert_eq!(db.collect_garbage().keys_removed, 10);
+        contents(&db)
+    };
+    assert_eq!(expected.len(), 91);
+    for options in [quiet(), scan_only(), quiet()] {
+        let db = Database::open(dir.path(), options).expect("reopen");
+        assert_eq!(contents(&db), expected);
+        assert_eq!(value_of(&db, b"idx/020").as_deref(), Some(&b""[..]));
+        assert_eq!(value_of(&db, b"rec/020").as_deref(), Some(&b"value 20"[..]));
+        db.delete("idx/020").expect("delete");
+        db.put("idx/020", b"").expect("put again");
+    }
+}

@@ -12,7 +12,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{eventually, open, open_quiet, owned, NO_MAINTENANCE};
+use common::{eventually, open, open_quiet, owned, LIVENESS_DEADLINE, NO_MAINTENANCE};
 use inmem_engine::{Bytes, CommitVersion, Database, Error, Options, Retention, TransactionOptions};
 
 const KEYS: u64 = 100;
@@ -591,10 +591,20 @@ fn snapshot_at_racing_with_the_collector_sees_a_whole_state_or_is_refused() {
 
 #[test]
 fn keys_written_again_while_the_collector_forgets_them_keep_every_acknowledged_write() {
+    puts_racing_the_collector_keep_every_acknowledged_write(open_quiet());
+}
+
+#[test]
+fn scan_only_keys_written_again_while_the_collector_forgets_them_keep_every_acknowledged_write() {
+    // The same race where the keys live in the ordered index alone.
+    let options = Options::default().maintenance_interval(NO_MAINTENANCE);
+    puts_racing_the_collector_keep_every_acknowledged_write(open(options.scan_only_keys(|_| true)));
+}
+
+fn puts_racing_the_collector_keep_every_acknowledged_write(db: Database) {
     // A put resolves its key's chain before the sequencer; the collector may forget that
     // chain (dead: its newest version a tombstone) before the put reaches the lock. The
     // put must then go into a new chain, not the forgotten one, or it is lost.
-    let db = open_quiet();
     let stop = AtomicBool::new(false);
     const WRITERS: u64 = 2;
     const ROUNDS: u64 = 3000;
@@ -608,7 +618,15 @@ fn keys_written_again_while_the_collector_forgets_them_keep_every_acknowledged_w
             .map(|writer| {
                 let db = &db;
                 scope.spawn(move || {
-                    for round in 0..ROUNDS {
+                    // At least ROUNDS rounds, and on until the collector has forgotten keys
+                    // (it may not have run at all yet on a busy machine), within a deadline.
+                    let deadline = std::time::Instant::now() + LIVENESS_DEADLINE;
+                    let racing = |round| {
+                        round < ROUNDS
+                            || (db.stats().gc.keys_removed == 0
+                                && std::time::Instant::now() < deadline)
+                    };
+                    for round in (0..).take_while(|&round| racing(round)) {
                         let key = key(writer * 10 + round % 3);
                         let written = value(round, writer);
                         db.put(&key, &written).expect("put");

@@ -47,8 +47,9 @@ use crate::version::{Origin, VersionNode};
 /// first tower pointer, which a scan loads at every step, in its first cache line.
 pub(crate) struct VersionChain {
     head: Atomic<VersionNode>,
-    /// The garbage collector's bookkeeping, in one word: [`GC_QUEUED`], [`GC_WAITING`],
-    /// and in the remaining bits the bytes open snapshots keep alive (see `gc.rs`).
+    /// Bookkeeping, in one word: [`CREATION_CLAIMED`]; the garbage collector's
+    /// [`GC_QUEUED`] and [`GC_WAITING`]; and in the remaining bits the bytes open snapshots
+    /// keep alive (see `gc.rs`).
     gc: AtomicU64,
 }
 
@@ -56,8 +57,10 @@ pub(crate) struct VersionChain {
 const GC_QUEUED: u64 = 1 << 63;
 /// Set while the chain waits in the collector's heap for the horizon to reach it.
 const GC_WAITING: u64 = 1 << 62;
-/// The bits left for the pinned bytes (saturating there: 4 EiB).
-const GC_PINNED_BYTES: u64 = GC_WAITING - 1;
+/// Set by the first caller that claims the chain's creation (`claim_creation`).
+const CREATION_CLAIMED: u64 = 1 << 61;
+/// The bits left for the pinned bytes (saturating there: 2 EiB).
+const GC_PINNED_BYTES: u64 = CREATION_CLAIMED - 1;
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<VersionChain>() == 16, "see the type's documentation");
@@ -240,6 +243,15 @@ impl VersionChain {
     /// before. (The collector's other RMWs of the same word only add orderings.)
     pub(crate) fn mark_gc_queued(&self) -> bool {
         self.gc.fetch_or(GC_QUEUED, Ordering::AcqRel) & GC_QUEUED == 0
+    }
+
+    /// Whether this call is the first to claim the chain's creation: exactly one of any
+    /// number of racing callers is. The index claims every chain it hands out, so that of
+    /// the committers that race to create a key, one counts it and may remove it again.
+    /// Relaxed: only the flag's own order matters.
+    pub(crate) fn claim_creation(&self) -> bool {
+        self.gc.load(Ordering::Relaxed) & CREATION_CLAIMED == 0
+            && self.gc.fetch_or(CREATION_CLAIMED, Ordering::Relaxed) & CREATION_CLAIMED == 0
     }
 
     /// Clears the queued mark before the collector processes the chain.
@@ -545,8 +557,10 @@ mod tests {
     }
 
     #[test]
-    fn the_collector_marks_and_the_pinned_bytes_share_a_word_without_clobbering() {
+    fn the_collector_marks_the_creation_claim_and_the_pinned_bytes_share_a_word_without_clobbering()
+    {
         let chain = VersionChain::new();
+        assert!(chain.claim_creation());
         assert!(chain.mark_gc_queued());
         assert!(!chain.mark_gc_queued(), "queued once");
         assert!(!chain.set_gc_waiting(true));
@@ -556,6 +570,7 @@ mod tests {
         assert!(chain.set_gc_waiting(false));
         chain.take_gc_queued();
         assert!(chain.mark_gc_queued(), "the marks survived the byte counts");
+        assert!(!chain.claim_creation(), "the claim survived the marks and the byte counts");
         assert_eq!(chain.swap_gc_pinned_bytes(0), 7);
     }
 

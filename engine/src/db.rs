@@ -54,8 +54,8 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(options: Options) -> Shared {
         Shared {
+            index: KeyIndex::new(options.scan_only_keys),
             options,
-            index: KeyIndex::new(),
             visible: VisibleVersion::new(0),
             registry: SnapshotRegistry::new(),
             sequencer: Sequencer::new(0),

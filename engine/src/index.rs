@@ -9,6 +9,12 @@
 //!   ([`ChainRef`]), for point reads, so a `get` costs a hash and one or two cache misses
 //!   instead of a walk down ~20 skiplist levels.
 //!
+//! Keys that readers only scan (the `scan_only_keys` option says which; secondary-index
+//! entries, typically) are in the skiplist alone: creating one is one insert instead of
+//! two, and the hash index neither holds nor, as it grows, moves an entry for it. A point
+//! read of such a key searches the skiplist. Which keys those are is a pure function of the
+//! key's bytes, fixed for the life of the index, so every lookup knows where to look.
+//!
 //! A committer inserts the chains of its new keys, empty, into both before it takes the
 //! sequencer's lock (racing committers get the same chain: `get_or_insert`); only the
 //! sequencer's lock holder installs versions into them and removes chains: dead ones (see
@@ -32,6 +38,7 @@ use std::ops::{Bound, ControlFlow};
 
 use crate::bytes::Bytes;
 use crate::chain::{Nodes, VersionChain};
+use crate::options::ScanOnlyKeys;
 use crate::sync::epoch::Guard;
 
 /// Which way a scan walks.
@@ -162,6 +169,8 @@ mod lock_free {
     /// shared state is moved to where it lives, and the skiplist must not move with it.
     pub(crate) struct KeyIndex {
         key_hasher: KeyHasher,
+        /// The keys kept out of the hash index ([`crate::Options::scan_only_keys`]).
+        scan_only: Option<ScanOnlyKeys>,
         hashed: papaya::HashMap<HashedKey, ChainRef, StoredHash>,
         ordered: Box<SkipList<Bytes, VersionChain>>,
     }
@@ -238,9 +247,10 @@ mod lock_free {
     }
 
     impl KeyIndex {
-        pub(crate) fn new() -> KeyIndex {
+        pub(crate) fn new(scan_only: Option<ScanOnlyKeys>) -> KeyIndex {
             KeyIndex {
                 key_hasher: KeyHasher::default(),
+                scan_only,
                 hashed: papaya::HashMap::builder().hasher(StoredHash).build(),
                 ordered: Box::new(SkipList::new(crate::sync::epoch::default_collector().clone())),
             }
@@ -250,13 +260,24 @@ mod lock_free {
             IndexGuard(self.hashed.guard())
         }
 
-        /// The chain of `key`, through the hash index.
+        /// Whether `key` is in the hash index (every key is in the skiplist).
+        fn hashes(&self, key: &[u8]) -> bool {
+            !self.scan_only.is_some_and(|scan_only| scan_only(key))
+        }
+
+        /// The chain of `key`: through the hash index, or for a scan-only key through the
+        /// skiplist.
         pub(crate) fn get<'g>(
             &'g self,
             key: &[u8],
-            guard: &'g IndexGuard<'_>,
-        ) -> Option<&'g ChainRef> {
-            self.hashed.get(&self.probe(key), &guard.0)
+            index_guard: &'g IndexGuard<'_>,
+            guard: &'g Guard,
+        ) -> Option<&'g VersionChain> {
+            if self.hashes(key) {
+                self.hashed.get(&self.probe(key), &index_guard.0).map(|chain| &**chain)
+            } else {
+                self.ordered.get(key, guard).map(|entry| entry.value())
+            }
         }
 
         /// `key` with its hash, to look it up in the hash index.
@@ -265,8 +286,17 @@ mod lock_free {
         }
 
         /// A new handle on the chain of `key`.
-        pub(crate) fn get_ref(&self, key: &[u8], guard: &IndexGuard<'_>) -> Option<ChainRef> {
-            self.get(key, guard).cloned()
+        pub(crate) fn get_ref(
+            &self,
+            key: &[u8],
+            index_guard: &IndexGuard<'_>,
+            guard: &Guard,
+        ) -> Option<ChainRef> {
+            if self.hashes(key) {
+                self.hashed.get(&self.probe(key), &index_guard.0).cloned()
+            } else {
+                self.ordered.get(key, guard).and_then(|entry| entry.pin()).map(ChainRef::new)
+            }
         }
 
         /// The chain of `key`, created empty (in both indexes) if the index holds none; and
@@ -284,7 +314,16 @@ mod lock_free {
         /// the version was installed into a chain this call returned linked, after its
         /// hash-index entry was in place, and only removals of unlinked chains or of dead
         /// ones change that entry.
+        ///
+        /// A scan-only key goes into the skiplist alone; of the callers that race to create
+        /// it, the one that claims the new chain first created it.
         pub(crate) fn get_or_insert(&self, key: &Bytes, guard: &Guard) -> (ChainRef, bool) {
+            if !self.hashes(key.as_slice()) {
+                let entry = self.ordered.get_or_insert(key.clone(), VersionChain::new(), guard);
+                let chain = ChainRef::new(entry);
+                let created = chain.claim_creation();
+                return (chain, created);
+            }
             let hashed = self.hashed.guard();
             let probe = self.probe(key.as_slice());
             if let Some(held) = self.hashed.get(&probe, &hashed) {
@@ -318,8 +357,12 @@ mod lock_free {
         ///
         /// The hash index forgets it first (its handle is released when papaya reclaims the
         /// entry, after every reader pinned on it has moved on), then the skiplist unlinks
-        /// it; the entry is freed when the last handle is gone and the epoch allows.
+        /// it; the entry is freed when the last handle is gone and the epoch allows. A
+        /// scan-only key's chain is only unlinked.
         pub(crate) fn remove(&self, chain: &ChainRef, guard: &Guard) -> bool {
+            if !self.hashes(chain.key().as_slice()) {
+                return chain.entry().remove(guard);
+            }
             let hashed = self.hashed.guard();
             let removed = self.hashed.remove_if(
                 &self.probe(chain.key().as_slice()),
@@ -490,10 +533,26 @@ mod lock_free {
         use super::*;
         use crate::sync::epoch;
 
+        /// The scan-only keys of the tests: those that start with "s".
+        fn starts_with_s(key: &[u8]) -> bool {
+            key.starts_with(b"s")
+        }
+
         #[test]
         fn racing_inserts_of_one_key_get_one_chain_and_one_of_them_created_it() {
-            let index = KeyIndex::new();
-            let key = Bytes::from("k");
+            racing_inserts_get_one_chain_and_one_creator(&KeyIndex::new(None), "k");
+        }
+
+        #[test]
+        fn racing_inserts_of_one_scan_only_key_get_one_chain_and_one_of_them_created_it() {
+            let index = KeyIndex::new(Some(starts_with_s));
+            racing_inserts_get_one_chain_and_one_creator(&index, "s");
+            assert!(index.hashed.is_empty(), "kept out of the hash index");
+            assert_eq!(index.ordered.len(), 1);
+        }
+
+        fn racing_inserts_get_one_chain_and_one_creator(index: &KeyIndex, key: &str) {
+            let key = Bytes::from(key);
             let results: Vec<(ChainRef, bool)> = std::thread::scope(|scope| {
                 let racers: Vec<_> = (0..8)
                     .map(|_| scope.spawn(|| index.get_or_insert(&key, &epoch::pin())))
@@ -512,20 +571,48 @@ mod lock_free {
             // The race `get_or_insert` documents, played in order: a racer found the skiplist
             // entry, a removal took the chain out of both indexes, the racer put it back into
             // the hash index.
-            let index = KeyIndex::new();
+            let index = KeyIndex::new(None);
             let guard = epoch::pin();
             let key = Bytes::from("k");
             let (old, _) = index.get_or_insert(&key, &guard);
             assert!(index.remove(&old, &guard));
             let stored = HashedKey { hash: index.probe(b"k").hash, key: key.clone() };
             assert!(index.hashed.try_insert(stored, old.clone(), &index.hashed.guard()).is_ok());
-            assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&old)));
+            assert!(index
+                .get(b"k", &index.guard(), &guard)
+                .is_some_and(|held| old.same_chain(held)));
 
             let (new, created) = index.get_or_insert(&key, &guard);
             assert!(created, "a new chain");
             assert!(!new.same_chain(&old));
             assert!(index.is_linked(&new) && !index.is_linked(&old));
-            assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&new)));
+            assert!(index
+                .get(b"k", &index.guard(), &guard)
+                .is_some_and(|held| new.same_chain(held)));
+        }
+
+        #[test]
+        fn scan_only_keys_are_read_and_removed_through_the_skiplist_alone() {
+            let index = KeyIndex::new(Some(starts_with_s));
+            let guard = epoch::pin();
+            let (scanned, created) = index.get_or_insert(&Bytes::from("s1"), &guard);
+            let (hashed, _) = index.get_or_insert(&Bytes::from("h1"), &guard);
+            assert!(created);
+            assert_eq!(index.hashed.len(), 1, "only the other key is hashed");
+            let found = index
+                .get(b"s1", &index.guard(), &guard)
+                .is_some_and(|held| scanned.same_chain(held));
+            assert!(found);
+            let handle = index.get_ref(b"s1", &index.guard(), &guard).expect("linked");
+            assert!(handle.same_chain(&scanned));
+            assert!(index.get(b"s2", &index.guard(), &guard).is_none());
+            assert!(index.remove(&scanned, &guard));
+            assert!(!index.is_linked(&scanned) && index.is_linked(&hashed));
+            assert!(index.get(b"s1", &index.guard(), &guard).is_none());
+            assert!(index.get_ref(b"s1", &index.guard(), &guard).is_none());
+            assert!(!index.remove(&scanned, &guard), "removed once");
+            let (again, created) = index.get_or_insert(&Bytes::from("s1"), &guard);
+            assert!(created && !again.same_chain(&scanned), "a new chain after the removal");
         }
 
         /// The words `prefetch_successors` reads are what `node_layout` says they are: for
@@ -533,7 +620,7 @@ mod lock_free {
         /// level the node is linked at, and at each level a link to the next entry that tall.
         #[test]
         fn node_layout_is_the_one_prefetch_successors_reads() {
-            let index = KeyIndex::new();
+            let index = KeyIndex::new(None);
             let guard = epoch::pin();
             for key in 0..2000u32 {
                 let _ = index.get_or_insert(&Bytes::copy_from(&key.to_le_bytes()), &guard);
@@ -600,7 +687,8 @@ mod model {
     }
 
     impl KeyIndex {
-        pub(crate) fn new() -> KeyIndex {
+        /// Every key is in the one map, scan-only or not.
+        pub(crate) fn new(_scan_only: Option<ScanOnlyKeys>) -> KeyIndex {
             KeyIndex { chains: Mutex::new(BTreeMap::new()) }
         }
 
@@ -608,12 +696,22 @@ mod model {
             IndexGuard(std::marker::PhantomData)
         }
 
-        pub(crate) fn get(&self, key: &[u8], _guard: &IndexGuard<'_>) -> Option<ChainRef> {
+        pub(crate) fn get(
+            &self,
+            key: &[u8],
+            _index_guard: &IndexGuard<'_>,
+            _guard: &Guard,
+        ) -> Option<ChainRef> {
             self.chains.lock().get(key).cloned()
         }
 
-        pub(crate) fn get_ref(&self, key: &[u8], guard: &IndexGuard<'_>) -> Option<ChainRef> {
-            self.get(key, guard)
+        pub(crate) fn get_ref(
+            &self,
+            key: &[u8],
+            index_guard: &IndexGuard<'_>,
+            guard: &Guard,
+        ) -> Option<ChainRef> {
+            self.get(key, index_guard, guard)
         }
 
         pub(crate) fn get_or_insert(&self, key: &Bytes, _guard: &Guard) -> (ChainRef, bool) {
@@ -687,15 +785,15 @@ mod tests {
 
     #[test]
     fn a_removed_chain_stays_readable_through_a_handle_until_the_handle_goes() {
-        let index = KeyIndex::new();
+        let index = KeyIndex::new(None);
         let guard = epoch::pin();
         let (chain, created) = index.get_or_insert(&Bytes::from("k"), &guard);
         assert!(created);
-        assert!(index.get(b"k", &index.guard()).is_some_and(|held| held.same_chain(&chain)));
+        assert!(index.get(b"k", &index.guard(), &guard).is_some_and(|held| chain.same_chain(held)));
         assert!(index.is_linked(&chain));
         assert!(index.remove(&chain, &guard));
         assert!(!index.is_linked(&chain));
-        assert!(index.get(b"k", &index.guard()).is_none());
+        assert!(index.get(b"k", &index.guard(), &guard).is_none());
         assert!(!index.remove(&chain, &guard), "removed once");
         assert_eq!(chain.key(), &Bytes::from("k"));
         assert!(chain.head(&guard).is_none());
@@ -703,7 +801,7 @@ mod tests {
 
     #[test]
     fn scans_see_keys_in_order_from_either_end() {
-        let index = KeyIndex::new();
+        let index = KeyIndex::new(None);
         let guard = epoch::pin();
         for key in ["b", "a", "c"] {
             let _ = index.get_or_insert(&Bytes::from(key), &guard);

@@ -82,7 +82,7 @@ pub use crate::db::{Committed, Database, TransactionError, TransactionOptions};
 pub use crate::durable::{inspect, Inspection, Recovery};
 pub use crate::error::{Error, Limit, Result};
 pub use crate::options::{
-    Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy,
+    Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,
 };
 pub use crate::snapshot::{Iter, Snapshot, VersionRecord};
 pub use crate::stats::{GcReport, GcStats, OldestSnapshot, Stats};

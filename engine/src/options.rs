@@ -146,6 +146,10 @@ impl Durability {
 
 pub use inmem_wal::RecoveryMode;
 
+/// Tells the keys that are only ever scanned from the rest; see [`Options::scan_only_keys`].
+/// A pure function of the key's bytes.
+pub type ScanOnlyKeys = fn(&[u8]) -> bool;
+
 /// Options of a [`crate::Database`].
 ///
 /// ```
@@ -157,7 +161,7 @@ pub use inmem_wal::RecoveryMode;
 ///     .retention(Retention::KeepFor(Duration::from_secs(60)));
 /// assert_eq!(options.isolation, Isolation::Serializable);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
     /// The isolation of transactions that do not ask for another. Default `Snapshot`.
@@ -179,6 +183,8 @@ pub struct Options {
     /// last checkpoint (0: never; [`crate::Database::checkpoint`] still does). Default
     /// 64 MiB.
     pub checkpoint_log_bytes: u64,
+    /// The keys kept out of the hash index; see [`Options::scan_only_keys`]. Default: none.
+    pub scan_only_keys: Option<ScanOnlyKeys>,
 }
 
 impl Default for Options {
@@ -192,6 +198,7 @@ impl Default for Options {
             durability: Durability::default(),
             recovery: RecoveryMode::default(),
             checkpoint_log_bytes: 64 << 20,
+            scan_only_keys: None,
         }
     }
 }
@@ -242,6 +249,32 @@ impl Options {
     /// Sets the recovery mode of a database on a directory.
     pub fn recovery(mut self, recovery: RecoveryMode) -> Self {
         self.recovery = recovery;
+        self
+    }
+
+    /// Keeps the keys `scan_only` accepts out of the hash index: each such key is stored in
+    /// the ordered index alone, so writing a new one inserts into one index instead of two
+    /// (and holds no hash-index entry, nor its share of the table's regrowth), while a point
+    /// read of one walks the ordered index instead of hashing. Meant for keys that readers
+    /// only scan, such as secondary-index entries; reads, scans and writes of every key
+    /// behave the same either way.
+    ///
+    /// `scan_only` must be a pure function of the key's bytes. It shapes in-memory
+    /// structures only, so a directory may be opened with one function today and another
+    /// tomorrow.
+    ///
+    /// ```
+    /// use inmem_engine::{Database, Options};
+    ///
+    /// let db = Database::with_options(Options::default().scan_only_keys(|key| key.starts_with(b"idx/")))?;
+    /// db.put("idx/by-name/ada", "")?;
+    /// db.put("user/ada", "Ada")?;
+    /// assert!(db.get("idx/by-name/ada")?.is_some());
+    /// assert_eq!(db.snapshot().prefix("idx/").count(), 1);
+    /// # Ok::<(), inmem_engine::Error>(())
+    /// ```
+    pub fn scan_only_keys(mut self, scan_only: ScanOnlyKeys) -> Self {
+        self.scan_only_keys = Some(scan_only);
         self
     }
 

@@ -106,11 +106,12 @@ impl<'db> Snapshot<'db> {
         Ok(self.read(key))
     }
 
-    /// The point read, through the hash index: no skiplist walk, no lock, no wait.
+    /// The point read, through the hash index (the ordered one for a scan-only key): no
+    /// lock, no wait.
     pub(crate) fn read(&self, key: &[u8]) -> Option<Bytes> {
         let guard = epoch::pin();
         let index_guard = self.shared.index.guard();
-        let chain = self.shared.index.get(key, &index_guard)?;
+        let chain = self.shared.index.get(key, &index_guard, &guard)?;
         let node = chain.read_at(self.registration.version(), &guard)?;
         if node.has_expiry() {
             return node.live_value(self.clock.now_ms()).cloned();
@@ -150,7 +151,7 @@ impl<'db> Snapshot<'db> {
         let below = before.map_or(u64::MAX, CommitVersion::get);
         let guard = epoch::pin();
         let index_guard = self.shared.index.guard();
-        let Some(chain) = self.shared.index.get(key, &index_guard) else {
+        let Some(chain) = self.shared.index.get(key, &index_guard, &guard) else {
             return Ok(Vec::new());
         };
         let records = chain

@@ -119,7 +119,9 @@ impl Shared {
             .collect();
         let version = {
             let mut state = self.sequencer.lock();
-            if let Err(error) = self.validate(&writes, &validation, &guard) {
+            let written = writes.iter().zip(&chains);
+            let written = written.map(|((key, _), resolved)| (key, resolved.chain.as_ref()));
+            if let Err(error) = self.validate(written, &validation, &guard) {
                 self.forget_created(&writes, &chains, &guard);
                 return Err(error);
             }
@@ -184,7 +186,8 @@ impl Shared {
     fn resolve(&self, key: &Bytes, tombstone: bool, guard: &Guard) -> Resolved {
         if tombstone {
             let index_guard = self.index.guard();
-            return Resolved { chain: self.index.get_ref(key, &index_guard), created: false };
+            let chain = self.index.get_ref(key, &index_guard, guard);
+            return Resolved { chain, created: false };
         }
         let (chain, created) = self.index.get_or_insert(key, guard);
         if created {

@@ -11,10 +11,10 @@ use std::ops::{Bound, ControlFlow};
 use crate::bytes::Bytes;
 use crate::db::Shared;
 use crate::error::{Error, Result};
+use crate::index::ChainRef;
 use crate::stats::Counters;
-use crate::sync::epoch::{Guard, Owned};
+use crate::sync::epoch::Guard;
 use crate::txn::read_set::ReadSet;
-use crate::version::VersionNode;
 
 /// What a commit must prove before it takes a version.
 pub(crate) enum Validation<'a> {
@@ -27,11 +27,16 @@ pub(crate) enum Validation<'a> {
     Serializable { read_version: u64, reads: &'a ReadSet },
 }
 
+/// A key a commit writes, with the chain it resolved for it before the sequencer's lock
+/// (`None` for a delete of a key that had none).
+pub(crate) type WrittenKey<'w> = (&'w Bytes, Option<&'w ChainRef>);
+
 impl Shared {
-    /// Checks `validation` for a commit of `writes`. Called under the sequencer's lock.
-    pub(crate) fn validate(
+    /// Checks `validation` for a commit that writes `writes`. Called under the sequencer's
+    /// lock.
+    pub(crate) fn validate<'w>(
         &self,
-        writes: &[(Bytes, Owned<VersionNode>)],
+        writes: impl Iterator<Item = WrittenKey<'w>>,
         validation: &Validation<'_>,
         guard: &Guard,
     ) -> Result<()> {
@@ -40,14 +45,41 @@ impl Shared {
             Validation::Snapshot { read_version } => (read_version, None),
             Validation::Serializable { read_version, reads } => (read_version, Some(reads)),
         };
-        let conflict =
-            self.first_changed_key(writes.iter().map(|(key, _)| key), read_version, guard).or_else(
-                || reads.and_then(|reads| self.first_changed_read(reads, read_version, guard)),
-            );
+        let conflict = self.first_changed_write(writes, read_version, guard).or_else(|| {
+            reads.and_then(|reads| self.first_changed_read(reads, read_version, guard))
+        });
         match conflict {
             None => Ok(()),
             Some(key) => Err(self.conflict(key)),
         }
+    }
+
+    /// The first of `writes` whose key has a user version newer than `read_version`.
+    ///
+    /// A chain resolved before the lock and still linked is the key's chain (a key has one
+    /// linked chain, and under the lock none is removed), so it is read as it is, without a
+    /// second lookup. One that was unlinked meanwhile, or a key that had none, is looked up:
+    /// a commit may have created the key's chain again since.
+    fn first_changed_write<'w>(
+        &self,
+        writes: impl Iterator<Item = WrittenKey<'w>>,
+        read_version: u64,
+        guard: &Guard,
+    ) -> Option<Bytes> {
+        let index_guard = self.index.guard();
+        for (key, resolved) in writes {
+            let newest = match resolved.filter(|chain| self.index.is_linked(chain)) {
+                Some(chain) => chain.newest_user_version(guard),
+                None => self
+                    .index
+                    .get(key, &index_guard, guard)
+                    .map_or(0, |chain| chain.newest_user_version(guard)),
+            };
+            if newest > read_version {
+                return Some(key.clone());
+            }
+        }
+        None
     }
 
     fn first_changed_key<'k>(
@@ -58,7 +90,7 @@ impl Shared {
     ) -> Option<Bytes> {
         let index_guard = self.index.guard();
         for key in keys {
-            if let Some(chain) = self.index.get(key, &index_guard) {
+            if let Some(chain) = self.index.get(key, &index_guard, guard) {
                 if chain.newest_user_version(guard) > read_version {
                     return Some(key.clone());
                 }
