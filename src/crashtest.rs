@@ -91,6 +91,16 @@ impl Workload {
             Workload::Primitives => "primitives",
         }
     }
+
+    /// The options the child writes with and the parent reopens with: the primitives'
+    /// for their workload, so that recovery rebuilds their index entries as they are
+    /// kept (in the ordered index alone).
+    fn options(self) -> Options {
+        match self {
+            Workload::Transfers => Options::default(),
+            Workload::Primitives => inmem::primitives::engine_options(),
+        }
+    }
 }
 
 /// Runs the command.
@@ -211,7 +221,7 @@ fn cycles<A: Send + 'static>(
         acks.extend(child.run(delay, parse)?);
         summary.cycles = cycle + 1;
         summary.acknowledged = acks.len() as u64;
-        let db = match Database::open(dir, Options::default()) {
+        let db = match Database::open(dir, args.workload.options()) {
             Ok(db) => Arc::new(db),
             Err(error) => {
                 summary.recovery_errors += 1;
@@ -306,7 +316,7 @@ fn parse_ack(line: &str) -> Option<Ack> {
 /// The child: commits `workload`'s transactions from [`WRITERS`] threads until it is
 /// killed.
 fn child(dir: &Path, cycle: u64, seed: u64, workload: Workload) -> Result<(), String> {
-    let db = Database::open(dir, Options::default()).map_err(|error| error.to_string())?;
+    let db = Database::open(dir, workload.options()).map_err(|error| error.to_string())?;
     // Stdout is line-buffered: each line reaches the pipe whole, under stdout's own lock.
     writeln!(std::io::stdout().lock(), "ready").map_err(|e| e.to_string())?;
     std::thread::scope(|scope| {

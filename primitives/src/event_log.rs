@@ -88,6 +88,7 @@ use format::{
     type_index_key_seq, type_index_prefix, EventHeader, HeadRecord, SUB_EVENT,
 };
 
+pub(crate) use format::is_index_sub_tag;
 pub use format::{event_hash, EventHash, EventView, EVENT_TYPE_MAX, GENESIS_HASH};
 pub use verify::{BreakReason, ChainBreak, ChainReport};
 

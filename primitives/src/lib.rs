@@ -32,6 +32,8 @@
 //! - `view.rs`: [`View`] and [`ValueView`], what reads return: a refcounted handle on the
 //!   stored bytes with typed accessors; fixed headers read through bytemuck ([`U64Le`],
 //!   [`U32Le`]).
+//! - `scan_only.rs`: [`is_index_entry`], the keys of the primitives' secondary indexes,
+//!   which [`engine_options`] keeps out of the engine's hash index.
 //! - `clock.rs`: the wall clock (ms since the Unix epoch) records are stamped with.
 //! - `error.rs`: [`Error`], shared by the primitives, and [`DecodeError`], returned by every
 //!   decoder of stored bytes.
@@ -47,6 +49,7 @@ pub mod kv;
 pub mod registry;
 mod run_id;
 pub mod run_index;
+mod scan_only;
 pub mod state_cell;
 mod tag;
 pub mod trace;
@@ -59,6 +62,7 @@ pub use crate::key::{
     TAG_PREFIX_LEN,
 };
 pub use crate::run_id::{ParseRunIdError, RunId};
+pub use crate::scan_only::{engine_options, is_index_entry};
 pub use crate::tag::{CustomTag, KeyTag, TypeTag};
 pub use crate::value::{
     ArrayIter, ArrayRef, MapIter, MapRef, Value, ValueRef, DEPTH_MAX, FORMAT_VERSION,

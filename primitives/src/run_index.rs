@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::key::run_prefix;
 use crate::run_id::RunId;
 use crate::value::Value;
+pub(crate) use keys::is_index_sub_tag;
 use keys::{record_key, Index};
 use record::RecordParts;
 

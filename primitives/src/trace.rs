@@ -109,6 +109,11 @@ const BY_TIME: u8 = 0x03;
 /// The sub-tag of the by-parent index.
 const BY_PARENT: u8 = 0x04;
 
+/// Whether `sub_tag` is that of an index entry, which readers only scan.
+pub(crate) fn is_index_sub_tag(sub_tag: u8) -> bool {
+    matches!(sub_tag, BY_TYPE | BY_TAG | BY_TIME | BY_PARENT)
+}
+
 /// The longest tag, in bytes.
 pub const TAG_LEN_MAX: usize = 256;
 

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use inmem_engine::{CommitVersion, Database, Options, Retention, Snapshot, Transaction};
+use inmem_engine::{CommitVersion, Database, Retention, Snapshot, Transaction};
 use inmem_primitives::prelude::*;
 use inmem_primitives::trace::TreeLimits;
 use inmem_primitives::{
-    prefix_end, run_prefix, tag_prefix, CasOutcome, ChainReport, Error, EventLog, KvStore, Result,
-    RunId, RunIndex, RunQuery, RunView, ScanCursor, StateCell, TraceId, TraceSpec, TraceStore,
-    TraceType, TypeTag, Value, ValueRef,
+    engine_options, is_index_entry, prefix_end, run_prefix, tag_prefix, CasOutcome, ChainReport,
+    Error, EventLog, KvStore, Result, RunId, RunIndex, RunQuery, RunView, ScanCursor, StateCell,
+    TraceId, TraceSpec, TraceStore, TraceType, TypeTag, Value, ValueRef,
 };
 
 /// The KV keys, state cells and trace ids every populated run uses, whatever its name.
@@ -40,7 +40,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let options = Options::default().retention(Retention::KeepAll);
+        let options = engine_options().retention(Retention::KeepAll);
         let db = Arc::new(Database::with_options(options).expect("an in-memory database"));
         Fixture {
             kv: KvStore::new(db.clone()),
@@ -576,4 +576,37 @@ fn run_index_delete_empties_every_primitive_of_the_run_and_its_child_in_one_comm
     assert_eq!(fx.raw_at(child, before), raw_child);
     let old = fx.kv.get_at(doomed, "a", before).expect("get_at").expect("the old value");
     assert_eq!(old.value(), ValueRef::Str("doomed:a"));
+}
+
+/// Every key the five primitives wrote, in the run's range and in the run index's: each
+/// is a secondary-index entry (an empty value, found by scans) exactly when
+/// `is_index_entry` says so, which is what the engine is told (`engine_options`) to keep
+/// out of its hash index. The index entries read back through queries (scans of the ordered
+/// index), and the records through point reads.
+#[test]
+fn the_keys_kept_out_of_the_hash_index_are_the_index_entries_and_only_those() {
+    let fx = Fixture::new();
+    let run = fx.runs.create(None, ["nightly"], &Value::from("meta")).expect("create");
+    let child = fx.runs.create(Some(run), ["child"], &Value::Null).expect("create child");
+    seed(&fx, run);
+    fx.db.transaction_typed(Default::default(), |txn| write_four(txn, run, "ada")).expect("four");
+    let parent = trace_id("trace/ada");
+    let spec = TraceSpec::new(TraceType::Thought, "why").custom_id("trace/why");
+    fx.traces.record_child(run, &parent, &spec).expect("record child");
+    fx.runs.update_status(child, inmem_primitives::RunStatus::Paused).expect("pause");
+
+    let mut keys = raw_in(&fx.db.snapshot(), run);
+    keys.extend(raw_in(&fx.db.snapshot(), inmem_primitives::run_index::SYSTEM_RUN));
+    let entries: Vec<&Vec<u8>> = keys.keys().filter(|key| is_index_entry(key)).collect();
+    assert!(entries.len() >= 10, "the events', traces' and runs' index entries: {entries:?}");
+    for (key, value) in &keys {
+        assert_eq!(is_index_entry(key), value.is_empty(), "key {key:02x?}");
+    }
+
+    assert_eq!(fx.events.read_by_type(run, "step").expect("by type").len(), 2);
+    assert_eq!(fx.traces.query_by_tag(run, "cross", 10).expect("by tag").len(), 1);
+    assert_eq!(fx.traces.children(run, &parent, 10).expect("children").len(), 1);
+    let paused = RunQuery::default().status(inmem_primitives::RunStatus::Paused);
+    assert_eq!(run_ids(&fx.runs.query(&paused, 10).expect("query")), [child]);
+    assert_four_visible(&fx, run, "ada", 1);
 }

@@ -8,20 +8,23 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use inmem_engine::{Database, Limit, Limits, Options};
+use inmem_engine::{Database, Limit, Limits};
 use inmem_primitives::event_log::{
     event_hash, BreakReason, ChainBreak, ChainReport, EventHash, EventLog, EventLogExt,
     EVENT_TYPE_MAX, GENESIS_HASH,
 };
-use inmem_primitives::{tag_prefix, Error, KeyBuf, RunId, TypeTag, Value, ValueRef};
+use inmem_primitives::{
+    engine_options, tag_prefix, Error, KeyBuf, RunId, TypeTag, Value, ValueRef,
+};
 
 fn open() -> (Arc<Database>, EventLog) {
-    let db = Arc::new(Database::in_memory().expect("database"));
+    // With the primitives' options: the type index lives in the ordered index alone.
+    let db = Arc::new(Database::with_options(engine_options()).expect("database"));
     (db.clone(), EventLog::new(db))
 }
 
 fn open_with(limits: Limits) -> (Arc<Database>, EventLog) {
-    let options = Options::default().limits(limits);
+    let options = engine_options().limits(limits);
     let db = Arc::new(Database::with_options(options).expect("database"));
     (db.clone(), EventLog::new(db))
 }

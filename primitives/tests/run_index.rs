@@ -11,14 +11,17 @@ use inmem_engine::{Database, Limit, TransactionOptions};
 use inmem_primitives::run_index::{
     RunIndex, RunIndexExt, RunQuery, RunStatus, RunView, SYSTEM_RUN,
 };
-use inmem_primitives::{run_prefix, tag_prefix, Error, KeyBuf, RunId, TypeTag, Value, ValueRef};
+use inmem_primitives::{
+    engine_options, run_prefix, tag_prefix, Error, KeyBuf, RunId, TypeTag, Value, ValueRef,
+};
 
 use RunStatus::{Active, Archived, Cancelled, Completed, Failed, Paused};
 
 const NO_TAGS: [&str; 0] = [];
 
 fn setup() -> (Arc<Database>, RunIndex) {
-    let db = Arc::new(Database::in_memory().expect("in-memory database"));
+    // With the primitives' options: the index entries live in the ordered index alone.
+    let db = Arc::new(Database::with_options(engine_options()).expect("in-memory database"));
     (db.clone(), RunIndex::new(db))
 }
 

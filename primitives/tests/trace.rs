@@ -9,15 +9,18 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use inmem_engine::{Database, Limit, Limits, Options};
+use inmem_engine::{Database, Limit, Limits};
 use inmem_primitives::trace::{
     TraceExt, TraceId, TraceSpec, TraceStore, TraceTree, TraceType, TraceView, TreeLimits,
     QUERY_LIMIT_MAX, TAGS_MAX, TAG_LEN_MAX, TREE_DEPTH_MAX,
 };
-use inmem_primitives::{tag_prefix, Error, KeyBuf, RunId, TypeTag, Value, ValueRef};
+use inmem_primitives::{
+    engine_options, tag_prefix, Error, KeyBuf, RunId, TypeTag, Value, ValueRef,
+};
 
 fn store() -> (Arc<Database>, TraceStore) {
-    let db = Arc::new(Database::in_memory().expect("an in-memory database"));
+    // With the primitives' options: the index entries live in the ordered index alone.
+    let db = Arc::new(Database::with_options(engine_options()).expect("an in-memory database"));
     (db.clone(), TraceStore::new(db))
 }
 
@@ -494,7 +497,7 @@ fn a_rolled_back_record_leaves_neither_trace_nor_index_entry() {
 #[test]
 fn a_record_refused_by_the_engine_midway_withdraws_what_it_buffered() {
     let limits = Limits { key_bytes_max: 64, ..Limits::default() };
-    let db = Arc::new(Database::with_options(Options::default().limits(limits)).unwrap());
+    let db = Arc::new(Database::with_options(engine_options().limits(limits)).unwrap());
     let run = RunId::random();
     let mut txn = db.begin();
     txn.put(b"other", b"write").unwrap();

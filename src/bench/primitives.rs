@@ -331,7 +331,8 @@ pub(crate) fn run<W: std::io::Write>(
     report: &mut Report<W>,
 ) -> Result<(), BenchError> {
     for &threads in &session.config.threads {
-        let (db, dir) = open_database(session.disk.as_ref()).map_err(|source| {
+        let options = inmem::primitives::engine_options();
+        let (db, dir) = open_database(session.disk.as_ref(), options).map_err(|source| {
             BenchError::Engine { engine: "inmem", workload: "primitives setup", source }
         })?;
         let bench = Bench::set_up(session, db, threads)?;

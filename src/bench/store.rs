@@ -118,7 +118,7 @@ pub(crate) struct Disk {
     pub(crate) durability: inmem::Durability,
 }
 
-/// A database with default options: in memory without `disk`, else opened with its
+/// A database with `options`: in memory without `disk`, else opened with its
 /// durability on a fresh temporary directory under its parent, returned with it (to be
 /// dropped after the database, which removes it).
 ///
@@ -126,9 +126,10 @@ pub(crate) struct Disk {
 /// [`inmem::Error::Io`] if the directory cannot be made; the engine's error from opening.
 pub(crate) fn open_database(
     disk: Option<&Disk>,
+    options: Options,
 ) -> Result<(Database, Option<tempfile::TempDir>), inmem::Error> {
     let Some(disk) = disk else {
-        return Ok((Database::with_options(Options::default())?, None));
+        return Ok((Database::with_options(options)?, None));
     };
     let dir = tempfile::Builder::new().prefix("inmem-bench-db-").tempdir_in(&disk.parent).map_err(
         |error| inmem::Error::Io {
@@ -137,7 +138,7 @@ pub(crate) fn open_database(
             message: error.to_string(),
         },
     )?;
-    let db = Database::open(dir.path(), Options::default().durability(disk.durability))?;
+    let db = Database::open(dir.path(), options.durability(disk.durability))?;
     Ok((db, Some(dir)))
 }
 
@@ -155,7 +156,7 @@ impl Store for EngineStore {
     const READS_SEE_OVERWRITTEN_KEYS: bool = true;
 
     fn create(disk: Option<&Disk>) -> Result<Self, inmem::Error> {
-        let (db, dir) = open_database(disk)?;
+        let (db, dir) = open_database(disk, Options::default())?;
         Ok(EngineStore { db, _dir: dir })
     }
 

@@ -28,6 +28,12 @@ pub(super) const SUB_EVENT: u8 = 0x01;
 /// The byte after `run id | 0x02` of every entry of the type index.
 pub(super) const SUB_TYPE_INDEX: u8 = 0x02;
 
+/// Whether `sub_tag` (the byte after `run id | 0x02`) is that of an index entry, which
+/// readers only scan.
+pub(crate) fn is_index_sub_tag(sub_tag: u8) -> bool {
+    sub_tag == SUB_TYPE_INDEX
+}
+
 /// `run id | 0x02 | 0x00`: the run's head record.
 pub(super) fn head_key(run: RunId) -> KeyBuf {
     KeyBuf::new(run, TypeTag::Event).push_u8(SUB_HEAD)

@@ -41,6 +41,11 @@ const BY_TAG: u8 = 0x02;
 const BY_CREATED: u8 = 0x03;
 const BY_PARENT: u8 = 0x04;
 
+/// Whether `sub_tag` is that of an index entry, which readers only scan.
+pub(crate) fn is_index_sub_tag(sub_tag: u8) -> bool {
+    matches!(sub_tag, BY_STATUS | BY_TAG | BY_CREATED | BY_PARENT)
+}
+
 /// The bytes an entry ends with: created (8) and run id (16).
 const ENTRY_TAIL_LEN: usize = 8 + RunId::LEN;
 
