@@ -111,9 +111,14 @@ pub struct KeyBuf {
 }
 
 impl KeyBuf {
-    /// A key of `run` owned by the primitive of `tag`, with an empty suffix so far.
+    /// The suffix bytes [`KeyBuf::new`] makes room for: enough for a sub-tag, a short
+    /// component, a time and an id, so that building most keys allocates once.
+    pub const SUFFIX_CAPACITY: usize = 48;
+
+    /// A key of `run` owned by the primitive of `tag`, with an empty suffix so far (and room
+    /// for [`KeyBuf::SUFFIX_CAPACITY`] bytes of it).
     pub fn new(run: RunId, tag: impl KeyTag) -> KeyBuf {
-        KeyBuf::with_capacity(run, tag, 0)
+        KeyBuf::with_capacity(run, tag, KeyBuf::SUFFIX_CAPACITY)
     }
 
     /// As [`KeyBuf::new`], with room for `suffix_bytes` more bytes before it allocates again.

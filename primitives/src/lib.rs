@@ -34,6 +34,7 @@
 //!   [`U32Le`]).
 //! - `scan_only.rs`: [`is_index_entry`], the keys of the primitives' secondary indexes,
 //!   which [`engine_options`] keeps out of the engine's hash index.
+//! - `random.rs`: random bytes for run and trace ids.
 //! - `clock.rs`: the wall clock (ms since the Unix epoch) records are stamped with.
 //! - `error.rs`: [`Error`], shared by the primitives, and [`DecodeError`], returned by every
 //!   decoder of stored bytes.
@@ -46,6 +47,7 @@ pub mod event_log;
 mod hex;
 mod key;
 pub mod kv;
+mod random;
 pub mod registry;
 mod run_id;
 pub mod run_index;

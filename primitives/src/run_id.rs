@@ -34,9 +34,7 @@ impl RunId {
     /// another run's and mix their data, so there is no fallback.
     pub fn random() -> RunId {
         let mut bytes = [0; RunId::LEN];
-        if let Err(error) = getrandom::fill(&mut bytes) {
-            random_source_failed(error);
-        }
+        crate::random::os_fill(&mut bytes);
         RunId(bytes)
     }
 
@@ -49,11 +47,6 @@ impl RunId {
     pub const fn as_bytes(&self) -> &[u8; RunId::LEN] {
         &self.0
     }
-}
-
-#[cold]
-fn random_source_failed(error: getrandom::Error) -> ! {
-    panic!("the operating system's random source failed: {error}")
 }
 
 impl fmt::Display for RunId {

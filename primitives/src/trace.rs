@@ -544,7 +544,8 @@ impl TraceTxn<'_, '_> {
         if self.txn.get(&key)?.is_some() {
             return Err(Error::AlreadyExists { what: TRACE });
         }
-        let mut writes = vec![(key, record)];
+        let mut writes = Vec::with_capacity(3 + tags.len() + usize::from(parent.is_some()));
+        writes.push((key, record));
         let index = IndexKeys { run: self.run, id: &id, created_at_ms };
         writes.push((index.by_type(&spec.trace_type), Vec::new()));
         writes.push((index.by_time(), Vec::new()));
@@ -639,7 +640,7 @@ impl std::fmt::Debug for TraceTxn<'_, '_> {
 
 /// The key of the record of the trace `id` of `run`.
 fn record_key(run: RunId, id: &TraceId) -> Vec<u8> {
-    KeyBuf::new(run, TypeTag::Trace).push_u8(RECORD).push_bytes(&id.key_bytes()).finish()
+    id.push_to(KeyBuf::new(run, TypeTag::Trace).push_u8(RECORD)).finish()
 }
 
 /// The prefix of the by-type entries of `trace_type`.
@@ -660,7 +661,7 @@ struct IndexKeys<'a> {
 
 impl IndexKeys<'_> {
     fn finish(&self, prefix: KeyBuf) -> Vec<u8> {
-        prefix.push_u64(self.created_at_ms).push_bytes(&self.id.key_bytes()).finish()
+        self.id.push_to(prefix.push_u64(self.created_at_ms)).finish()
     }
 
     fn by_type(&self, trace_type: &TraceType) -> Vec<u8> {

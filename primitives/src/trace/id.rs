@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::key::KeyBuf;
 
 /// The first byte of a random id's key form.
 const RANDOM_KIND: u8 = 0x01;
@@ -63,7 +64,8 @@ enum Repr {
 
 impl TraceId {
     /// A new id: the time in ms since the Unix epoch (48 bits, most significant byte first),
-    /// then 80 random bits from the operating system.
+    /// then 80 random bits, from a generator of the calling thread that the operating
+    /// system seeds once (so an id costs no system call; see `random.rs`).
     ///
     /// The time first puts a run's traces, whose records are keyed by id, in about the
     /// order they were recorded: each new record lands next to the last ones instead of at
@@ -73,13 +75,12 @@ impl TraceId {
     /// millisecond apart.
     ///
     /// # Panics
-    /// If the operating system's random source fails, which a working system never does;
-    /// an id that is not random could collide with another trace's, so there is no fallback.
+    /// If the operating system's random source fails when it seeds a thread's generator,
+    /// which a working system never does; an id that is not random could collide with
+    /// another trace's, so there is no fallback.
     pub fn random() -> TraceId {
         let mut bytes = [0; RANDOM_LEN];
-        if let Err(error) = getrandom::fill(&mut bytes[TIME_LEN..]) {
-            random_source_failed(error);
-        }
+        crate::random::thread_fill(&mut bytes[TIME_LEN..]);
         let ms = crate::clock::now_ms();
         for (i, byte) in bytes[..TIME_LEN].iter_mut().enumerate() {
             // Byte i of the 48-bit time, most significant first (no big-endian helper:
@@ -129,18 +130,25 @@ impl TraceId {
     /// The id as it is written in keys: `0x01 | 16 bytes` for a random id, `0x02 | text`
     /// for a custom one.
     pub fn key_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(1 + CUSTOM_ID_LEN_MAX);
-        match &self.0 {
-            Repr::Random(random) => {
-                bytes.push(RANDOM_KIND);
-                bytes.extend_from_slice(random);
-            }
-            Repr::Custom(text) => {
-                bytes.push(CUSTOM_KIND);
-                bytes.extend_from_slice(text.as_bytes());
-            }
-        }
+        let (kind, body) = self.key_parts();
+        let mut bytes = Vec::with_capacity(1 + body.len());
+        bytes.push(kind);
+        bytes.extend_from_slice(body);
         bytes
+    }
+
+    /// `key` with the id's key form ([`TraceId::key_bytes`]) appended, as its last part.
+    pub(crate) fn push_to(&self, key: KeyBuf) -> KeyBuf {
+        let (kind, body) = self.key_parts();
+        key.push_u8(kind).push_bytes(body)
+    }
+
+    /// The key form's kind byte and the bytes after it.
+    fn key_parts(&self) -> (u8, &[u8]) {
+        match &self.0 {
+            Repr::Random(random) => (RANDOM_KIND, random),
+            Repr::Custom(text) => (CUSTOM_KIND, text.as_bytes()),
+        }
     }
 
     /// The id whose key form ([`TraceId::key_bytes`]) is exactly `bytes`, if any.
@@ -154,11 +162,6 @@ impl TraceId {
             _ => None,
         }
     }
-}
-
-#[cold]
-fn random_source_failed(error: getrandom::Error) -> ! {
-    panic!("the operating system's random source failed: {error}")
 }
 
 /// Checks the rules of [`TraceId::custom`].
