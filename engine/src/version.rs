@@ -53,19 +53,36 @@ pub(crate) enum Origin {
 /// Expiry time meaning "never expires".
 pub(crate) const NEVER_EXPIRES: u64 = 0;
 
+/// What a version holds. A tombstone's origin is a variant rather than a field, so it
+/// lives in the niche of the value's `Bytes` and costs no byte of its own.
+enum Content {
+    /// A value; values are written by user transactions only.
+    Value(Bytes),
+    /// A user's delete.
+    UserTombstone,
+    /// The TTL reaper's tombstone.
+    ReaperTombstone,
+}
+
 /// One committed version of one key: a value or a tombstone, newest first in its chain.
+///
+/// 56 bytes, so that with the allocator's header a node takes a 64-byte chunk (an `Origin`
+/// field beside the value made it 64, and its chunk 80): one node per write, and most of
+/// what a new key allocates besides its skiplist entry.
 pub(crate) struct VersionNode {
     /// The commit version; 0 only while the node is being prepared, before the sequencer
     /// assigns it.
     version: u64,
     /// Absolute wall-clock expiry in milliseconds since the Unix epoch, or [`NEVER_EXPIRES`].
     expires_at_ms: u64,
-    /// The value, or `None` for a tombstone.
-    value: Option<Bytes>,
-    origin: Origin,
+    /// The value, or which tombstone.
+    content: Content,
     /// The next older version of the same key.
     pub(crate) next: Atomic<VersionNode>,
 }
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<VersionNode>() == 56, "see the type's documentation");
 
 impl VersionNode {
     /// A value written by a user transaction, not yet versioned.
@@ -73,21 +90,18 @@ impl VersionNode {
         VersionNode {
             version: 0,
             expires_at_ms,
-            value: Some(value),
-            origin: Origin::User,
+            content: Content::Value(value),
             next: Atomic::null(),
         }
     }
 
     /// A tombstone, not yet versioned.
     pub(crate) fn tombstone(origin: Origin) -> VersionNode {
-        VersionNode {
-            version: 0,
-            expires_at_ms: NEVER_EXPIRES,
-            value: None,
-            origin,
-            next: Atomic::null(),
-        }
+        let content = match origin {
+            Origin::User => Content::UserTombstone,
+            Origin::Reaper => Content::ReaperTombstone,
+        };
+        VersionNode { version: 0, expires_at_ms: NEVER_EXPIRES, content, next: Atomic::null() }
     }
 
     /// Assigns the commit version. Called by the sequencer, before the node is linked.
@@ -102,15 +116,21 @@ impl VersionNode {
     }
 
     pub(crate) fn value(&self) -> Option<&Bytes> {
-        self.value.as_ref()
+        match &self.content {
+            Content::Value(value) => Some(value),
+            Content::UserTombstone | Content::ReaperTombstone => None,
+        }
     }
 
     pub(crate) fn is_tombstone(&self) -> bool {
-        self.value.is_none()
+        self.value().is_none()
     }
 
     pub(crate) fn origin(&self) -> Origin {
-        self.origin
+        match self.content {
+            Content::Value(_) | Content::UserTombstone => Origin::User,
+            Content::ReaperTombstone => Origin::Reaper,
+        }
     }
 
     pub(crate) fn expires_at_ms(&self) -> u64 {
@@ -132,12 +152,12 @@ impl VersionNode {
         if self.is_expired_at(now_ms) {
             return None;
         }
-        self.value.as_ref()
+        self.value()
     }
 
     /// The payload bytes this version accounts for (its value; keys are counted per chain).
     pub(crate) fn payload_bytes(&self) -> u64 {
-        self.value.as_ref().map_or(0, |v| v.len() as u64)
+        self.value().map_or(0, |v| v.len() as u64)
     }
 }
 
@@ -165,5 +185,13 @@ mod tests {
         assert!(node.is_tombstone());
         assert!(node.live_value(0).is_none());
         assert_eq!(node.payload_bytes(), 0);
+    }
+
+    #[test]
+    fn each_kind_of_version_keeps_its_origin() {
+        assert_eq!(VersionNode::put(Bytes::from("v"), NEVER_EXPIRES).origin(), Origin::User);
+        assert_eq!(VersionNode::tombstone(Origin::User).origin(), Origin::User);
+        let reaped = VersionNode::tombstone(Origin::Reaper);
+        assert_eq!((reaped.origin(), reaped.is_tombstone()), (Origin::Reaper, true));
     }
 }
