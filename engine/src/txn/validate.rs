@@ -27,8 +27,8 @@ pub(crate) enum Validation<'a> {
     Serializable { read_version: u64, reads: &'a ReadSet },
 }
 
-/// A key a commit writes, with the chain it resolved for it before the sequencer's lock
-/// (`None` for a delete of a key that had none).
+/// A key a commit writes or read, with the chain it resolved for it before the sequencer's
+/// lock if any (`None` for a read, and for a delete of a key that had none).
 pub(crate) type WrittenKey<'w> = (&'w Bytes, Option<&'w ChainRef>);
 
 impl Shared {
@@ -45,7 +45,7 @@ impl Shared {
             Validation::Snapshot { read_version } => (read_version, None),
             Validation::Serializable { read_version, reads } => (read_version, Some(reads)),
         };
-        let conflict = self.first_changed_write(writes, read_version, guard).or_else(|| {
+        let conflict = self.first_changed_key(writes, read_version, guard).or_else(|| {
             reads.and_then(|reads| self.first_changed_read(reads, read_version, guard))
         });
         match conflict {
@@ -54,20 +54,21 @@ impl Shared {
         }
     }
 
-    /// The first of `writes` whose key has a user version newer than `read_version`.
+    /// The first of `keys` that has a user version newer than `read_version`.
     ///
     /// A chain resolved before the lock and still linked is the key's chain (a key has one
     /// linked chain, and under the lock none is removed), so it is read as it is, without a
-    /// second lookup. One that was unlinked meanwhile, or a key that had none, is looked up:
-    /// a commit may have created the key's chain again since.
-    fn first_changed_write<'w>(
+    /// second lookup. One that was unlinked meanwhile, or a key without one (a read, or a
+    /// delete of a key that had none), is looked up: a commit may have created the key's
+    /// chain since.
+    fn first_changed_key<'w>(
         &self,
-        writes: impl Iterator<Item = WrittenKey<'w>>,
+        keys: impl Iterator<Item = WrittenKey<'w>>,
         read_version: u64,
         guard: &Guard,
     ) -> Option<Bytes> {
         let index_guard = self.index.guard();
-        for (key, resolved) in writes {
+        for (key, resolved) in keys {
             let newest = match resolved.filter(|chain| self.index.is_linked(chain)) {
                 Some(chain) => chain.newest_user_version(guard),
                 None => self
@@ -82,30 +83,14 @@ impl Shared {
         None
     }
 
-    fn first_changed_key<'k>(
-        &self,
-        keys: impl Iterator<Item = &'k Bytes>,
-        read_version: u64,
-        guard: &Guard,
-    ) -> Option<Bytes> {
-        let index_guard = self.index.guard();
-        for key in keys {
-            if let Some(chain) = self.index.get(key, &index_guard, guard) {
-                if chain.newest_user_version(guard) > read_version {
-                    return Some(key.clone());
-                }
-            }
-        }
-        None
-    }
-
     fn first_changed_read(
         &self,
         reads: &ReadSet,
         read_version: u64,
         guard: &Guard,
     ) -> Option<Bytes> {
-        if let Some(key) = self.first_changed_key(reads.keys(), read_version, guard) {
+        let keys = reads.keys().map(|key| (key, None));
+        if let Some(key) = self.first_changed_key(keys, read_version, guard) {
             return Some(key);
         }
         reads
