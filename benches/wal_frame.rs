@@ -37,12 +37,12 @@ fn frame_codec(c: &mut Criterion) {
             b.iter(|| {
                 buffer.clear();
                 encode_unsealed(&mut buffer, FrameKind::RECORD, POSITION, black_box(payload));
-                seal_frame(&mut buffer, SEED)
+                seal_frame(&mut buffer, SEED, POSITION)
             });
         });
         let mut sealed = Vec::new();
         encode_unsealed(&mut sealed, FrameKind::RECORD, POSITION, &payload);
-        seal_frame(&mut sealed, SEED).expect("a whole frame");
+        seal_frame(&mut sealed, SEED, POSITION).expect("a whole frame");
         group.bench_with_input(BenchmarkId::new("decode", len), &sealed, |b, sealed| {
             b.iter(|| match decode_frame(black_box(sealed), POSITION, SEED, 1 << 20) {
                 Decoded::Frame(frame) => frame.payload.len(),

@@ -1,12 +1,17 @@
 //! `inmem verify DIR` and `inmem inspect DIR`: what a database directory holds, checked
-//! without changing it (`inmem::engine::inspect`).
+//! without changing it (`inmem::engine::inspect`), and what an open in each recovery mode
+//! would do with it (the decision `Database::open` carries out; docs/recovery.md).
+//!
+//! Exit codes, both commands: 0 when nothing is damaged, 1 on any damage, 2 for a path that
+//! holds no database.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use inmem::engine::{inspect, Inspection};
+use inmem::engine::{inspect, Inspection, Recovery};
 use inmem::wal::RecoveryReport;
+use inmem::RecoveryMode;
 
 /// The directory to look at.
 #[derive(Debug, Clone, Args)]
@@ -15,14 +20,31 @@ pub(crate) struct DirArgs {
     dir: PathBuf,
 }
 
-/// `inmem verify`: one line per checkpoint and one for the log; exit 1 on any damage.
+/// The exit code of a path that holds no database.
+const NOT_A_DATABASE: u8 = 2;
+
+/// Inspects `dir`, or says why it cannot be (and returns the exit code).
+fn inspected(dir: &Path) -> Result<Inspection, ExitCode> {
+    let holds_database = ["wal", "checkpoints"].iter().any(|sub| dir.join(sub).is_dir());
+    if !dir.is_dir() || !holds_database {
+        eprintln!(
+            "error: {} holds no inmem database (no wal/ or checkpoints/ directory in it)",
+            dir.display()
+        );
+        return Err(ExitCode::from(NOT_A_DATABASE));
+    }
+    inspect(dir).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `inmem verify`: a line per checkpoint, then what an open in each mode would do; exit 1
+/// on any damage.
 pub(crate) fn verify(args: &DirArgs) -> ExitCode {
-    let inspection = match inspect(&args.dir) {
+    let inspection = match inspected(&args.dir) {
         Ok(inspection) => inspection,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     for checkpoint in &inspection.checkpoints {
         match checkpoint {
@@ -33,84 +55,115 @@ pub(crate) fn verify(args: &DirArgs) -> ExitCode {
                 info.keys,
                 info.versions
             ),
-            Err(error) => println!(
-                "DAMAGED: {error}; an open passes over it for the checkpoint before it (if that \
-                 one and the log since it are whole), else fails"
-            ),
+            Err(error) => println!("DAMAGED: {error}"),
         }
     }
-    match &inspection.log {
-        Ok(report) => print_log_verdict(report),
-        Err(error) => {
-            println!("DAMAGED: {error}");
-            if let Some(Ok(kept)) = &inspection.point_in_time {
-                println!(
-                    "  recovery mode PointInTime would keep positions {}..{} ({} records){}",
-                    kept.first,
-                    kept.end,
-                    kept.records,
-                    lost_by(kept)
-                );
-            }
-        }
-    }
+    print_predictions(&inspection);
+    exit(&inspection, || println!("no damage"))
+}
+
+/// The exit code for what `inspection` found; `clean` runs when nothing is damaged.
+fn exit(inspection: &Inspection, clean: impl FnOnce()) -> ExitCode {
     if inspection.is_damaged() {
         ExitCode::FAILURE
     } else {
-        println!("no damage");
+        clean();
         ExitCode::SUCCESS
     }
 }
 
-fn print_log_verdict(report: &RecoveryReport) {
-    for unfinished in &report.removed_unfinished {
-        println!("DAMAGED: unfinished segment {} (an open removes it)", unfinished.display());
-    }
-    match &report.cut {
-        Some(cut) => println!(
-            "DAMAGED: torn tail in {} at offset {} (log position {}): {}; an open cuts {} bytes \
-             (commits in them were never acknowledged in Sync mode)",
-            cut.path.display(),
-            cut.offset,
-            cut.position,
-            cut.damage,
-            cut.bytes
-        ),
-        None => println!(
-            "ok: log, {} segments, {} records, positions {}..{}",
-            report.segments, report.records, report.first, report.end
-        ),
+/// One line (and its details) per recovery mode: what an open would do.
+fn print_predictions(inspection: &Inspection) {
+    for (mode, predicted) in &inspection.predictions {
+        match predicted {
+            Ok(recovery) => {
+                let damaged = !recovery.log.is_clean() || !recovery.damaged_checkpoints.is_empty();
+                let verdict = if damaged { "DAMAGED" } else { "ok" };
+                println!("{verdict}: {mode}: opens: {}", describe(recovery));
+                for line in details(recovery) {
+                    println!("  {line}");
+                }
+            }
+            Err(error) => println!("DAMAGED: {mode}: refuses: {error}"),
+        }
     }
 }
 
-fn lost_by(report: &RecoveryReport) -> String {
-    let mut lost = String::new();
+/// What an open that succeeds loads and replays.
+fn describe(recovery: &Recovery) -> String {
+    let log = &recovery.log;
+    let from = match &recovery.checkpoint {
+        Some(path) => format!(
+            "loads checkpoint {} (version {}), then replays the log",
+            path.display(),
+            recovery.checkpoint_version
+        ),
+        None => "replays the whole log (no checkpoint)".to_owned(),
+    };
+    format!(
+        "{from}: {} segments, {} records, positions {}..{}",
+        log.segments, log.records, log.first, log.end
+    )
+}
+
+/// What an open that succeeds changes or skips, a line each.
+fn details(recovery: &Recovery) -> Vec<String> {
+    let mut lines = Vec::new();
+    for error in &recovery.damaged_checkpoints {
+        lines.push(format!("passes over the damaged checkpoint: {error}"));
+    }
+    lines.extend(log_details(&recovery.log));
+    lines
+}
+
+fn log_details(report: &RecoveryReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for unfinished in &report.removed_unfinished {
+        lines.push(format!("removes the unfinished segment {}", unfinished.display()));
+    }
+    for covered in &report.covered {
+        lines.push(format!("skips damage a checkpoint covers (nothing lost): {covered}"));
+    }
+    if let Some(stop) = &report.stopped_at {
+        lines.push(format!("stops the log at: {stop}"));
+    }
     if let Some(cut) = &report.cut {
-        lost.push_str(&format!(
-            "; it cuts {} bytes of {} from offset {}",
-            cut.bytes,
+        let what = match (&report.stopped_at, cut.damage) {
+            (Some(_), _) => "the damaged rest".to_owned(),
+            (None, Some(damage)) => format!("a torn tail ({damage})"),
+            (None, None) => "a torn tail".to_owned(),
+        };
+        lines.push(format!(
+            "cuts {what} of {} at offset {} (log position {}): {} bytes, copied first to {}",
             cut.path.display(),
-            cut.offset
+            cut.offset,
+            cut.position,
+            cut.bytes,
+            cut.salvage.display()
         ));
     }
     for dropped in &report.dropped {
         let name = dropped.display().to_string();
-        lost.push_str(&format!("; it sets aside {}", name.trim_end_matches(".dropped")));
+        let original = name.trim_end_matches(inmem::wal::DROPPED_SUFFIX);
+        lines.push(format!("sets aside {original} (renamed {name})"));
     }
-    lost
+    if let Some(extended) = &report.extended {
+        lines.push(format!("gives {} its size back", extended.display()));
+    }
+    if report.successor_created {
+        lines.push("creates the missing next segment".to_owned());
+    }
+    lines
 }
 
-/// `inmem inspect`: segments, checkpoints, positions and versions.
+/// `inmem inspect`: segments, checkpoints, positions and versions; exit 1 on damage.
 pub(crate) fn inspect_dir(args: &DirArgs) -> ExitCode {
-    match inspect(&args.dir) {
+    match inspected(&args.dir) {
         Ok(inspection) => {
             print_inspection(&args.dir, &inspection);
-            ExitCode::SUCCESS
+            exit(&inspection, || {})
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
 }
 
@@ -121,17 +174,14 @@ fn print_inspection(dir: &Path, inspection: &Inspection) {
         let name = path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
         println!("  {name}  {size} bytes");
     }
-    match &inspection.log {
-        Ok(report) => println!(
-            "log: positions {}..{}, {} records{}",
-            report.first,
-            report.end,
-            report.records,
-            report.cut.as_ref().map_or(String::new(), |cut| format!(
-                ", a torn tail of {} bytes at position {}",
-                cut.bytes, cut.position
-            ))
-        ),
+    match inspection.prediction(RecoveryMode::TolerateTornTail) {
+        Ok(recovery) => {
+            let log = &recovery.log;
+            println!(
+                "log: positions {}..{}, {} records, proven synced up to {}",
+                log.first, log.end, log.records, log.proven
+            );
+        }
         Err(error) => println!("log: damaged: {error}"),
     }
     println!("checkpoints ({}):", inspection.checkpoints.len());
@@ -144,15 +194,5 @@ fn print_inspection(dir: &Path, inspection: &Inspection) {
             Err(error) => println!("  damaged: {error}"),
         }
     }
-    match inspection.checkpoints.first() {
-        Some(Ok(newest)) => println!(
-            "an open loads version {} from the newest checkpoint, then replays the log from \
-             position {}",
-            newest.version, newest.replay_from
-        ),
-        Some(Err(_)) => println!(
-            "the newest checkpoint is damaged: an open falls back to the one before it, if any"
-        ),
-        None => println!("an open replays the whole log (no checkpoint)"),
-    }
+    print_predictions(inspection);
 }

@@ -5,10 +5,15 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{assert_newest_versions, eventually, put_concurrently, NO_MAINTENANCE};
-use inmem_engine::{Bytes, Database, Error, Options, Retention};
+use inmem_engine::{Bytes, Database, Durability, Error, Options, RecoveryMode, Retention};
+use inmem_wal::io::fault::{Fault, FaultIo, Op, ENOSPC};
+use inmem_wal::io::sim::{CrashMode, SimIo};
+use inmem_wal::io::sync::SyncIo;
+use inmem_wal::io::Io;
 use inmem_wal::WalOptions;
 
 fn quiet() -> Options {
@@ -126,7 +131,8 @@ fn checkpoints_taken_during_concurrent_commits_lose_none_of_them() {
 }
 
 #[test]
-fn a_damaged_checkpoint_is_an_error_naming_its_file_and_offset() {
+fn a_damaged_only_checkpoint_is_refused_by_strict_naming_its_file_and_offset_and_passed_over_for_a_whole_log(
+) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), quiet()).expect("open");
     for index in 0u32..100 {
@@ -137,7 +143,8 @@ fn a_damaged_checkpoint_is_an_error_naming_its_file_and_offset() {
     let mut bytes = std::fs::read(&report.path).expect("read");
     bytes[48 + 8 + 20] ^= 1; // inside the first block's entries
     std::fs::write(&report.path, &bytes).expect("write");
-    let error = Database::open(dir.path(), quiet()).expect_err("refused");
+    let strict = || Database::open(dir.path(), quiet().recovery(RecoveryMode::Strict));
+    let error = strict().expect_err("Strict refuses a damaged checkpoint");
     match &error {
         Error::CorruptCheckpoint { path, offset, .. } => {
             assert_eq!(path, &report.path);
@@ -145,9 +152,17 @@ fn a_damaged_checkpoint_is_an_error_naming_its_file_and_offset() {
         }
         other => panic!("expected CorruptCheckpoint, got {other}"),
     }
+    // The log still holds every commit from position 0 (the only checkpoint deleted none of
+    // it): the default mode replays it alone and reports the damaged checkpoint.
+    let db = Database::open(dir.path(), quiet()).expect("the log alone holds everything");
+    assert_eq!(db.visible_version().get(), 100);
+    let recovery = db.recovery().expect("durable").clone();
+    assert_eq!(recovery.checkpoint, None);
+    assert_eq!(recovery.damaged_checkpoints, [error]);
+    drop(db);
     bytes.truncate(bytes.len() - 3);
     std::fs::write(&report.path, &bytes).expect("write");
-    let error = Database::open(dir.path(), quiet()).expect_err("refused");
+    let error = strict().expect_err("refused");
     assert!(matches!(error, Error::CorruptCheckpoint { .. }), "{error}");
 }
 
@@ -219,4 +234,102 @@ fn a_checkpoint_left_unfinished_by_a_crash_is_removed_at_open() {
 fn a_database_without_a_log_has_no_checkpoints() {
     let db = Database::in_memory().expect("open");
     assert!(matches!(db.checkpoint(), Err(Error::InvalidOption { .. })));
+}
+
+#[test]
+fn a_checkpoint_failing_on_a_full_disk_names_its_temporary_file_and_leaves_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultIo::new(Arc::new(SyncIo::new()));
+    let io: Arc<dyn Io> = faults.clone();
+    let open = |log: WalOptions| Database::open_with_log_options(dir.path(), quiet(), log);
+    let db = open(WalOptions::default().io(io)).expect("open");
+    for index in 0u32..200 {
+        db.put(index.to_le_bytes(), [5u8; 100]).expect("put");
+    }
+    let first = db.checkpoint().expect("a checkpoint before the disk fills");
+    db.put(b"between", b"checkpoints").expect("put");
+    // No commit runs meanwhile: the next write is the checkpoint's.
+    faults.inject(Fault::error(Op::Write, ENOSPC));
+    let error = db.checkpoint().expect_err("the disk is full");
+    assert_eq!(faults.fired(Op::Write), 1, "{error}");
+    let temporary =
+        first.path.with_file_name(format!("checkpoint-{:020}.tmp", db.visible_version().get()));
+    match &error {
+        Error::Io { context, path, source } => {
+            assert_eq!((*context, path), ("writing a checkpoint", &temporary));
+            assert_eq!(source.io_error().raw_os_error(), Some(ENOSPC));
+        }
+        other => panic!("expected Error::Io, got {other:?}"),
+    }
+    assert!(error.to_string().contains(&temporary.display().to_string()), "{error}");
+    assert_eq!(error.io_kind(), Some(std::io::ErrorKind::StorageFull));
+    assert_eq!(checkpoint_files(dir.path()), [first.path], "no temporary file left");
+
+    // Not poisoned: it commits, checkpoints again, and reopens with everything.
+    db.put(b"after", b"the full disk").expect("commits after the failed checkpoint");
+    let before = contents(&db);
+    let version = db.visible_version();
+    drop(db);
+    let db = open(WalOptions::default()).expect("reopen");
+    assert_eq!(db.visible_version(), version);
+    assert_eq!(contents(&db), before);
+    assert_eq!(before.len(), 202);
+    db.checkpoint().expect("a checkpoint once there is room");
+}
+
+#[test]
+fn a_buffered_databases_checkpoint_is_durable_with_the_log_it_needs_when_it_returns() {
+    // The log and the checkpoints on a simulated disk; a power failure right after the
+    // checkpoint returns (unsynced writes lost) must leave a directory that opens with the
+    // checkpoint's contents: the log durable up to where the checkpoint says replay starts.
+    let root = tempfile::tempdir().unwrap();
+    let sim = SimIo::new();
+    let options = quiet().durability(Durability::Buffered { interval: Duration::from_secs(3600) });
+    let log = WalOptions::default().io(sim.clone());
+    let db = Database::open_with_log_options(root.path(), options.clone(), log).expect("open");
+    for index in 0u32..100 {
+        db.put(index.to_le_bytes(), [6u8; 50]).expect("put");
+    }
+    let report = db.checkpoint().expect("checkpoint");
+    assert_eq!(report.version, db.visible_version());
+    let expected = contents(&db);
+    let crashed = sim.crash_image(sim.events(), CrashMode::DropUnsynced);
+    drop(db);
+
+    let target = tempfile::tempdir().unwrap();
+    crashed.write_to(root.path(), target.path()).expect("image");
+    let db = Database::open(target.path(), options)
+        .unwrap_or_else(|error| panic!("the image after the checkpoint does not open: {error}"));
+    assert_eq!(db.visible_version(), report.version);
+    assert_eq!(contents(&db), expected);
+}
+
+#[test]
+fn a_log_whose_start_a_checkpoint_no_longer_covers_is_an_inconsistent_log_naming_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Database::open_with_log_options(dir.path(), quiet(), small_segments());
+    let db = open().expect("open");
+    for round in 0u8..2 {
+        for index in 0u32..1000 {
+            db.put(index.to_le_bytes(), [round; 64]).expect("put");
+        }
+        db.checkpoint().expect("checkpoint");
+    }
+    let second = db.checkpoint().expect("a checkpoint that deletes the log's first segments");
+    assert!(second.segments_deleted >= 1, "{second:?}");
+    drop(db);
+    // Without the checkpoints, replay would have to start at the log's beginning, deleted.
+    for path in checkpoint_files(dir.path()) {
+        std::fs::remove_file(path).expect("remove");
+    }
+    let error = open().expect_err("the log's start is gone");
+    // The log's own error, typed: naming the log's directory (or its first segment).
+    let wal = dir.path().join("wal");
+    match &error {
+        Error::Log { source: inmem_wal::Error::Inconsistent { path, .. }, .. } => {
+            assert!(path.starts_with(&wal), "{error}");
+        }
+        other => panic!("expected the log's Inconsistent, got {other:?}"),
+    }
+    assert!(error.to_string().contains(&wal.display().to_string()), "{error}");
 }

@@ -74,8 +74,7 @@ fn a_damaged_checkpoint_is_reported_with_its_file_and_offset() {
 fn damage_inside_the_log_is_reported_with_what_point_in_time_recovery_keeps() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_, segment) = database(dir.path());
-    // An open with default options may cut up to 24 MiB of the tail as torn (8 MiB queued
-    // and a 16 MiB record): write more than that after the damage to come.
+    // Frames after the damage to come prove it synced: it is no torn tail.
     let buffered = Options::default()
         .checkpoint_log_bytes(0)
         .durability(inmem::Durability::Buffered { interval: std::time::Duration::from_secs(1) });
@@ -84,15 +83,25 @@ fn damage_inside_the_log_is_reported_with_what_point_in_time_recovery_keeps() {
         db.put(index.to_le_bytes(), vec![7u8; 64 << 10]).expect("put");
     }
     db.close().expect("close");
-    // Inside an early frame: far more than a batch from the end.
-    flip(&segment, 4096 + 40);
+    // Inside the first frame after the checkpoint (before it, the checkpoint covers it).
+    let replay_from: u64 = stdout(&inmem(&["inspect"], dir.path()))
+        .lines()
+        .find_map(|line| line.trim().split("replay from position ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|position| position.parse().ok())
+        .expect("the checkpoint's position");
+    flip(&segment, usize::try_from(4096 + replay_from + 40).expect("fits"));
     let before = std::fs::read(&segment).expect("read");
     let verified = inmem(&["verify"], dir.path());
     assert_eq!(verified.status.code(), Some(1));
     let text = stdout(&verified);
     let name = segment.file_name().expect("name").to_string_lossy().into_owned();
-    assert!(text.contains("DAMAGED") && text.contains(&name), "{text}");
-    assert!(text.contains("PointInTime would keep positions 0.."), "{text}");
+    let offset = format!("offset {}", 4096 + replay_from);
+    assert!(text.contains("DAMAGED: TolerateTornTail: refuses") && text.contains(&name), "{text}");
+    assert!(text.contains(&offset), "{text}");
+    assert!(text.contains("PointInTime: opens"), "{text}");
+    assert!(text.contains(&format!("positions 0..{replay_from}")), "{text}");
+    assert!(text.contains("stops the log at") && text.contains("copied first to"), "{text}");
     assert_eq!(std::fs::read(&segment).expect("read"), before, "verify changes nothing");
 }
 
@@ -107,11 +116,48 @@ fn a_torn_tail_is_reported_and_left_for_an_open_to_cut() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|end| end.parse().ok())
         .expect("the log's end");
-    // The last frame's final byte (its checksum), just before the end.
+    // As a crash leaves it (no close trailer), then the last frame's final byte (its
+    // checksum), just before the end: nothing proves it was synced.
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[4096 + end..4096 + end + inmem::wal::format::TRAILER_LEN].fill(0);
+    std::fs::write(&segment, bytes).expect("write");
     flip(&segment, 4096 + end - 1);
     let before = std::fs::read(&segment).expect("read");
     let verified = inmem(&["verify"], dir.path());
     assert_eq!(verified.status.code(), Some(1));
-    assert!(stdout(&verified).contains("torn tail"), "{}", stdout(&verified));
+    let text = stdout(&verified);
+    assert!(
+        text.contains("TolerateTornTail: opens") && text.contains("cuts a torn tail"),
+        "{text}"
+    );
+    assert!(text.contains("Strict: refuses"), "{text}");
     assert_eq!(std::fs::read(&segment).expect("read"), before, "verify cuts nothing");
+}
+
+#[test]
+fn a_path_that_holds_no_database_is_refused_with_exit_2_by_verify_and_inspect() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let file = empty.path().join("a-file");
+    std::fs::write(&file, b"not a database").expect("write");
+    for path in [empty.path(), file.as_path(), &empty.path().join("missing")] {
+        for command in ["verify", "inspect"] {
+            let output = inmem(&[command], path);
+            assert_eq!(output.status.code(), Some(2), "{command} {}", path.display());
+            let error = String::from_utf8_lossy(&output.stderr);
+            assert!(error.contains("holds no inmem database"), "{error}");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert!(!stdout(&output).contains("no damage"), "{command}");
+        }
+    }
+}
+
+#[test]
+fn inspect_exits_1_on_damage_as_verify_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (checkpoint, _) = database(dir.path());
+    assert_eq!(inmem(&["inspect"], dir.path()).status.code(), Some(0));
+    flip(&checkpoint, 100);
+    let inspected = inmem(&["inspect"], dir.path());
+    assert_eq!(inspected.status.code(), Some(1), "{}", stdout(&inspected));
+    assert!(stdout(&inspected).contains("damaged"), "{}", stdout(&inspected));
 }

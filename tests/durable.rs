@@ -13,7 +13,7 @@ use inmem_engine::{
     Bytes, Database, Durability, Error, Limit, Limits, Options, RecoveryMode, Retention,
     TransactionOptions,
 };
-use inmem_wal::io::fault::{Fault, FaultIo, Op};
+use inmem_wal::io::fault::{Effect, Fault, FaultIo, Op};
 use inmem_wal::io::sync::SyncIo;
 use inmem_wal::io::Io;
 use inmem_wal::WalOptions;
@@ -106,6 +106,26 @@ fn a_directory_is_opened_by_one_handle_at_a_time() {
 }
 
 #[test]
+fn opening_a_regular_file_as_a_database_is_an_io_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"some file").expect("write");
+    let error = Database::open(&file, quiet()).expect_err("a file is no database directory");
+    let message = error.to_string();
+    assert!(matches!(&error, Error::Io { path, .. } if *path == file), "{error:?}");
+    assert_eq!(error.io_kind(), Some(std::io::ErrorKind::NotADirectory), "{message}");
+    assert!(message.contains(&file.display().to_string()), "names the path: {message}");
+    assert!(message.contains("not a directory"), "says what is wrong: {message}");
+    assert_eq!(std::fs::read(&file).expect("read"), b"some file", "the file is left alone");
+
+    // A directory to create under the file: the error names the directory.
+    let below = file.join("db");
+    let error = Database::open(&below, quiet()).expect_err("no directory under a file");
+    assert!(matches!(&error, Error::Io { path, .. } if *path == below), "{error:?}");
+    assert!(error.to_string().contains(&below.display().to_string()), "{error}");
+}
+
+#[test]
 fn buffered_commits_are_visible_at_once_and_kept_by_a_clean_close() {
     let dir = tempfile::tempdir().unwrap();
     let options = quiet().durability(Durability::Buffered { interval: Duration::from_millis(20) });
@@ -156,7 +176,13 @@ fn a_failed_log_write_or_sync_fails_the_commit_and_reopening_keeps_only_acknowle
         let kept = db.put(b"before", b"1").expect("put");
         faults.inject(fault.sticky());
         let failed = db.put(b"during", b"2");
-        assert!(matches!(failed, Err(Error::Log { .. })), "{fault:?}: {failed:?}");
+        let Effect::Error(errno) = fault.effect() else { panic!("{fault:?}") };
+        match &failed {
+            Err(Error::Log { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(errno), "the log's error, kept typed");
+            }
+            other => panic!("{fault:?}: {other:?}"),
+        }
         assert_eq!(db.visible_version(), kept, "{fault:?}: the failed commit is not visible");
         assert_eq!(value_of(&db, b"during"), None);
         let later = db.put(b"after", b"3");
@@ -238,12 +264,21 @@ fn damage_inside_the_log_is_an_error_unless_point_in_time_recovery_is_asked_for(
 
     let error = open(quiet()).expect_err("damage is reported");
     let message = error.to_string();
-    assert!(matches!(error, Error::Log { .. }), "{message}");
+    match &error {
+        Error::Log { source: inmem_wal::Error::Corrupt { path, offset, .. }, .. } => {
+            assert_eq!(path, &segment, "{message}");
+            assert!((4096..=4096 + 100).contains(offset), "the damaged frame's offset: {message}");
+        }
+        other => panic!("expected the log's Corrupt, got {other:?}"),
+    }
     let name = segment.file_name().expect("name").to_string_lossy().into_owned();
     assert!(message.contains(&name), "names the file: {message}");
 
     let strict = open(quiet().recovery(RecoveryMode::Strict)).expect_err("strict refuses");
-    assert!(matches!(strict, Error::Log { .. }), "{strict}");
+    assert!(
+        matches!(&strict, Error::Log { source: inmem_wal::Error::Corrupt { path, .. }, .. } if *path == segment),
+        "{strict:?}"
+    );
     let db = open(quiet().recovery(RecoveryMode::PointInTime)).expect("point in time");
     assert_eq!(db.visible_version(), first, "the prefix before the damage");
     assert_eq!(value_of(&db, b"first"), Some(b"1".to_vec()));
@@ -311,14 +346,20 @@ fn a_torn_tail_is_cut_by_default_and_refused_by_strict_recovery() {
         .next()
         .expect("a segment");
     let inspection = inmem_engine::inspect(dir.path()).expect("inspect");
-    let log_end = inspection.log.as_ref().expect("a clean log").end.get();
+    let predicted = inspection.prediction(RecoveryMode::TolerateTornTail);
+    let log_end = predicted.as_ref().expect("a clean log").log.end.get();
     let mut bytes = std::fs::read(&segment).expect("read");
     let tail = 4096 + usize::try_from(log_end).expect("fits");
+    // As a crash leaves it: no close trailer after the last frame.
+    bytes[tail..tail + inmem_wal::format::TRAILER_LEN].fill(0);
     bytes[tail - 40..tail].fill(0);
     std::fs::write(&segment, &bytes).expect("write");
 
     let strict = Database::open(dir.path(), quiet().recovery(RecoveryMode::Strict));
-    assert!(matches!(strict, Err(Error::Log { .. })), "Strict refuses a torn tail: {strict:?}");
+    assert!(
+        matches!(&strict, Err(Error::Log { source: inmem_wal::Error::Corrupt { path, .. }, .. }) if *path == segment),
+        "Strict refuses a torn tail, naming its segment: {strict:?}"
+    );
     let db = Database::open(dir.path(), quiet()).expect("TolerateTornTail cuts it");
     assert_eq!(db.visible_version(), last, "everything before the torn commit");
     assert_eq!(value_of(&db, b"torn"), None);

@@ -7,9 +7,12 @@
 //!    before `P` was appended by a commit that had its version before `P` was read, so at
 //!    or below `V`: the checkpoint at `V` covers all of them.
 //! 2. Wait until `V` is visible, take a snapshot at `V` (it keeps what it reads from the
-//!    collector), and write every key's versions at or below `V` that are still retained,
-//!    oldest first, into `checkpoint-<V>.tmp`; fdatasync it, rename it to
-//!    `checkpoint-<V>.ckpt`, fsync the directory. Writers and readers go on meanwhile.
+//!    collector), and wait until the log is durable up to `P` (in `Buffered` mode it may
+//!    not be yet: a crash must not leave a log that ends before the checkpoint's `P`).
+//!    Write every key's versions at or below `V` that are still retained, oldest first,
+//!    into `checkpoint-<V>.tmp`; fdatasync it, rename it to `checkpoint-<V>.ckpt`, fsync
+//!    the directory. Writers and readers go on meanwhile. A failed write, fdatasync or
+//!    rename removes the temporary file.
 //! 3. Delete the checkpoints older than the previous one and fsync the directory, then the
 //!    log segments wholly below the previous one's `P`: the previous checkpoint and the log
 //!    since it stay, the fallback if this one is ever found damaged.
@@ -121,7 +124,8 @@ impl Shared {
     /// # Errors
     /// [`Error::InvalidOption`] for a database without a log; [`Error::Io`] or
     /// [`Error::Log`] if writing it or deleting what it covers fails (the database is not
-    /// poisoned: its log is intact).
+    /// poisoned: its log is intact), or [`Error::Log`] if syncing the log up to the position
+    /// it records fails (the log then refuses every later commit, as after a failed commit).
     pub(crate) fn checkpoint(&self) -> Result<CheckpointReport> {
         let Some(log) = &self.log else {
             return Err(Error::InvalidOption {
@@ -135,6 +139,11 @@ impl Shared {
         self.wait_visible(handed_out)?;
         let snapshot = self.snapshot();
         let version = snapshot.version().get();
+        // Replay will start at `replay_from`: the log must hold everything before it, after
+        // a crash too, before a checkpoint says so (in `Buffered` mode it may not be synced).
+        log.wal
+            .wait_durable_before(replay_from)
+            .map_err(|error| Error::log("syncing the log a checkpoint covers", error))?;
         let checkpoints = Checkpoints::new(log.wal.io(), log.dir.join(CHECKPOINT_DIR));
         let written = checkpoints.write(self, version, replay_from.get())?;
         drop(snapshot);
@@ -149,7 +158,7 @@ impl Shared {
         let segments_deleted = log
             .wal
             .delete_below(LogPosition::new(previous))
-            .map_err(|error| Error::log("deleting segments a checkpoint covers", &error))?;
+            .map_err(|error| Error::log("deleting segments a checkpoint covers", error))?;
         Ok(CheckpointReport {
             version: crate::CommitVersion::new(version),
             path: written.path,
@@ -248,7 +257,7 @@ impl Checkpoints {
         let names = match self.io.list_dir(&self.dir) {
             Ok(names) => names,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(Error::io("listing checkpoints", &error)),
+            Err(error) => return Err(Error::io("listing the checkpoints in", &self.dir, error)),
         };
         // A name that is not UTF-8 is no checkpoint's: left alone.
         Ok(names.into_iter().filter_map(|name| name.into_string().ok()).collect())
@@ -256,36 +265,29 @@ impl Checkpoints {
 
     /// Removes the file at `path` (durable once [`Checkpoints::sync_dir`] returns).
     fn remove(&self, path: &Path, context: &'static str) -> Result<()> {
-        self.io.remove(path).map_err(|error| Error::io(context, &error))
+        self.io.remove(path).map_err(|error| Error::io(context, path, error))
     }
 
     /// Makes the creations, renames and removals in the directory durable.
     fn sync_dir(&self) -> Result<()> {
         self.io
             .sync_dir(&self.dir)
-            .map_err(|error| Error::io("syncing the checkpoints' directory", &error))
+            .map_err(|error| Error::io("syncing the checkpoints' directory", &self.dir, error))
     }
 
     /// Creates the directory if needed, and makes its name durable in the database's
     /// directory (a checkpoint in a directory a crash could take away covers nothing).
     fn create_dir(&self) -> Result<()> {
-        let creating =
-            |error: std::io::Error| Error::io("creating the checkpoints' directory", &error);
-        self.io.create_dir_all(&self.dir).map_err(creating)?;
+        self.io
+            .create_dir_all(&self.dir)
+            .map_err(|error| Error::io("creating the checkpoints' directory", &self.dir, error))?;
         match self.dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => {
-                self.io.sync_dir(parent).map_err(creating)
-            }
+            Some(parent) if !parent.as_os_str().is_empty() => self
+                .io
+                .sync_dir(parent)
+                .map_err(|error| Error::io("syncing the database's directory", parent, error)),
             _ => Ok(()),
         }
-    }
-
-    /// Loads the checkpoint at `path` into `shared`, verifying every checksum.
-    ///
-    /// # Errors
-    /// As [`Checkpoints::read`].
-    pub(crate) fn load(&self, shared: &Shared, path: &Path) -> Result<Loaded> {
-        self.read(Some(shared), path).map(|info| Loaded::of(&info))
     }
 
     /// Reads the checkpoint at `path` (see [`read_checkpoint`]).
@@ -302,7 +304,11 @@ impl Checkpoints {
     /// replaced.
     ///
     /// # Errors
-    /// [`Error::Io`] if any step fails; the checkpoints already in place are untouched.
+    /// [`Error::Io`] naming the file if any step fails; the checkpoints already in place
+    /// are untouched. A failed write, sync or rename removes the temporary file (best
+    /// effort: one left behind is removed at the next open), so that a full disk keeps none
+    /// of its space. Once renamed, the file is whole and synced, and a failed sync of the
+    /// directory leaves it in place (it may have replaced a checkpoint of the same version).
     pub(crate) fn write(
         &self,
         shared: &Shared,
@@ -312,28 +318,54 @@ impl Checkpoints {
         self.create_dir()?;
         let path = self.dir.join(file_name(version));
         let temporary = path.with_extension("tmp");
-        let io = |error: std::io::Error| Error::io("writing a checkpoint", &error);
         let file = match self.io.create(&temporary, OpenFlags::default()) {
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                self.io.remove(&temporary).map_err(io)?;
+                self.remove(&temporary, "removing an unfinished checkpoint")?;
                 self.io.create(&temporary, OpenFlags::default())
             }
             created => created,
         }
-        .map_err(io)?;
-        let mut out = Output { file: file.as_ref(), pending: Vec::new(), offset: 0 };
-        out.put(&encode_header(version, replay_from)).map_err(io)?;
-        let counts = write_entries(&mut out, shared, version).map_err(io)?;
-        out.put(&encode_footer(counts, version)).map_err(io)?;
-        let bytes = out.finish().map_err(io)?;
-        debug_assert!(bytes >= (HEADER_LEN + 16 + FOOTER_LEN) as u64, "header, end, footer");
-        file.sync_data().map_err(io)?;
+        .map_err(|error| Error::io("creating a checkpoint", &temporary, error))?;
+        let written = fill(file.as_ref(), shared, version, replay_from)
+            .map_err(|error| Error::io("writing a checkpoint", &temporary, error))
+            .and_then(|written| match file.sync_data() {
+                Ok(()) => Ok(written),
+                Err(error) => Err(Error::io("syncing a checkpoint", &temporary, error)),
+            });
         drop(file);
-        self.io.rename(&temporary, &path).map_err(io)?;
+        let renamed = written.and_then(|written| match self.io.rename(&temporary, &path) {
+            Ok(()) => Ok(written),
+            Err(error) => Err(Error::io("renaming into place a checkpoint", &temporary, error)),
+        });
+        let (bytes, counts) = match renamed {
+            Ok(written) => written,
+            Err(error) => {
+                // Best effort: the error that stopped the checkpoint is the one to report.
+                let _ = self.io.remove(&temporary);
+                return Err(error);
+            }
+        };
         self.sync_dir()?;
         let Counts { keys, versions, .. } = counts;
         Ok(CheckpointInfo { path, version, replay_from, keys, versions, bytes })
     }
+}
+
+/// Writes the checkpoint of `shared` at `version`, whose replay starts at `replay_from`,
+/// into `file` (not synced); returns its length and what its blocks hold.
+fn fill(
+    file: &dyn LogFile,
+    shared: &Shared,
+    version: u64,
+    replay_from: u64,
+) -> std::io::Result<(u64, Counts)> {
+    let mut out = Output { file, pending: Vec::new(), offset: 0 };
+    out.put(&encode_header(version, replay_from))?;
+    let counts = write_entries(&mut out, shared, version)?;
+    out.put(&encode_footer(counts, version))?;
+    let bytes = out.finish()?;
+    debug_assert!(bytes >= (HEADER_LEN + 16 + FOOTER_LEN) as u64, "header, end, footer");
+    Ok((bytes, counts))
 }
 
 /// The checkpoints in `dir`, newest first, listed through plain file-system calls
@@ -534,12 +566,6 @@ pub(crate) struct Loaded {
     pub(crate) replay_from: u64,
 }
 
-impl Loaded {
-    fn of(info: &CheckpointInfo) -> Loaded {
-        Loaded { version: info.version, replay_from: info.replay_from }
-    }
-}
-
 /// What a checkpoint file holds, as [`crate::inspect`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointInfo {
@@ -566,8 +592,8 @@ pub struct CheckpointInfo {
 fn read_checkpoint(io: &dyn Io, shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
     let file = io
         .open(path, false, OpenFlags::default())
-        .map_err(|error| Error::io("opening a checkpoint", &error))?;
-    let size = file.size().map_err(|error| Error::io("reading a checkpoint", &error))?;
+        .map_err(|error| Error::io("opening the checkpoint", path, error))?;
+    let size = file.size().map_err(|error| Error::io("reading the checkpoint", path, error))?;
     let mut input = Input { file, ahead: Vec::new(), start: 0, offset: 0, size, path };
     let header: [u8; HEADER_LEN] = input.array("the header is cut short")?;
     if header[0..8] != MAGIC {
@@ -736,7 +762,7 @@ impl Input<'_> {
                 Ok(n) if direct => filled += n,
                 Ok(_) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(Error::io("reading a checkpoint", &error)),
+                Err(error) => return Err(Error::io("reading the checkpoint", self.path, error)),
             }
         }
         self.offset += bytes.len() as u64;

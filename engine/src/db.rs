@@ -291,9 +291,11 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::Locked`] if another handle has it open; [`Error::Log`] for a log that
-    /// cannot be opened or is damaged beyond what [`Options::recovery`] accepts (the
-    /// message names the file and offset); [`Error::CorruptRecord`]; [`Error::Io`];
-    /// [`Error::InvalidOption`].
+    /// cannot be opened or is damaged beyond what [`Options::recovery`] accepts (its
+    /// source, the log's error, names the file and offset); [`Error::CorruptRecord`];
+    /// [`Error::Io`] naming the file or directory, of kind
+    /// [`std::io::ErrorKind::NotADirectory`] if `dir` is a file or anything else than a
+    /// directory; [`Error::InvalidOption`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
         Database::open_with_log_options(dir, options, WalOptions::default())
     }
@@ -319,8 +321,12 @@ impl Database {
             });
         }
         let dir = dir.as_ref();
+        if std::fs::metadata(dir).is_ok_and(|meta| !meta.is_dir()) {
+            let error = crate::error::not_a_directory();
+            return Err(Error::io("opening the database directory", dir, error));
+        }
         std::fs::create_dir_all(dir)
-            .map_err(|error| Error::io("creating the database directory", &error))?;
+            .map_err(|error| Error::io("creating the database directory", dir, error))?;
         let lock = DirLock::acquire(dir)?;
         let opened = durable::open_log(dir, &options, log_options)?;
         let mut shared = opened.shared;
@@ -353,7 +359,7 @@ impl Database {
         drop(self.maintenance.take());
         let log = Arc::get_mut(&mut self.shared).and_then(|shared| shared.log.take());
         match log {
-            Some(log) => log.wal.close().map_err(|error| Error::log("closing the log", &error)),
+            Some(log) => log.wal.close().map_err(|error| Error::log("closing the log", error)),
             None => Ok(()),
         }
     }
@@ -638,7 +644,7 @@ impl Maintenance {
                     worker.maintain();
                 }
             })
-            .map_err(|error| Error::io("starting the maintenance thread", &error))?;
+            .map_err(|error| Error::io("starting the maintenance thread", "", error))?;
         // Set once, by the only thread that starts maintenance for this database.
         let _ = shared.maintenance_thread.set(thread.thread().clone());
         Ok(Some(Maintenance { shared: Arc::clone(shared), thread: Some(thread) }))

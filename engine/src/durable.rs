@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
+use inmem_wal::{Durability as LogDurability, LogPosition, RecoveryMode, Wal, WalOptions};
 
 use crate::bytes::Bytes;
 use crate::checkpoint;
@@ -48,6 +48,7 @@ use crate::db::Shared;
 use crate::error::{Error, Limit, Result};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
+use crate::recovery;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::{AtomicU64, Mutex};
 
@@ -74,11 +75,11 @@ impl DirLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|error| Error::io("opening the database's lock file", &error))?;
+            .map_err(|error| Error::io("opening the database's lock file", &path, error))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(DirLock { _file: file }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Locked { path }),
-            Err(errno) => Err(Error::io("locking the database directory", &errno.into())),
+            Err(errno) => Err(Error::io("locking the database's lock file", path, errno.into())),
         }
     }
 }
@@ -100,53 +101,43 @@ pub(crate) struct Log {
 /// `Durability::None`) with the version recovered.
 pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -> Result<Opened> {
     let mut wal_options = wal_options;
-    wal_options.recovery = options.recovery;
     wal_options.durability = match options.durability {
         Durability::Buffered { interval } => LogDurability::Buffered { interval },
         Durability::Sync | Durability::None => LogDurability::Sync,
     };
-    let wal = Wal::open(dir.join(WAL_DIR), wal_options)
-        .map_err(|error| Error::log("opening the log", &error))?;
-    let checkpoints = checkpoint::Checkpoints::new(wal.io(), dir.join(checkpoint::CHECKPOINT_DIR));
-    checkpoints.remove_unfinished()?;
-    // The newest checkpoint that loads whole; a damaged one is passed over for the one
-    // before it (kept, with the log since it, for this), and reported.
-    let mut damaged = Vec::new();
-    let mut chosen = None;
-    for (_, path) in checkpoints.list()? {
+    // Decide before changing anything (`recovery.rs`): a refused open leaves the
+    // directory as it was.
+    let checkpoints = checkpoint::Checkpoints::new(
+        recovery::checkpoint_io(&wal_options),
+        dir.join(checkpoint::CHECKPOINT_DIR),
+    );
+    let decision = recovery::decide(dir, options.recovery, &wal_options, |path| {
         let shared = Shared::new(options.clone());
-        match checkpoints.load(&shared, &path) {
-            Ok(loaded) => {
-                chosen = Some((shared, loaded, Some(path)));
-                break;
-            }
-            Err(error @ Error::CorruptCheckpoint { .. }) => damaged.push(error),
-            Err(error) => return Err(error),
+        let info = checkpoints.read(Some(&shared), path)?;
+        Ok((info, shared))
+    })?;
+    let recovery = decision.recovery();
+    let recovery::Decision { checkpoint, log, log_options, .. } = decision;
+    // A checkpoint left unfinished by a crash holds nothing the log does not.
+    checkpoints.remove_unfinished()?;
+    let wal = Wal::open_surveyed(log, log_options)
+        .map_err(|error| Error::log("opening the log", error))?;
+    let (base, shared) = match checkpoint {
+        Some((info, shared)) => {
+            (checkpoint::Loaded { version: info.version, replay_from: info.replay_from }, shared)
         }
-    }
-    let (shared, base, checkpoint) = match chosen {
-        Some(chosen) => chosen,
-        None if damaged.is_empty() => {
-            (Shared::new(options.clone()), checkpoint::Loaded { version: 0, replay_from: 0 }, None)
-        }
-        None => return Err(damaged.swap_remove(0)),
+        None => (checkpoint::Loaded { version: 0, replay_from: 0 }, Shared::new(options.clone())),
     };
-    let replayed = replay(&shared, &wal, base)?;
-    let recovery = Recovery {
-        checkpoint,
-        checkpoint_version: crate::CommitVersion::new(base.version),
-        damaged_checkpoints: damaged,
-        log: wal.recovery_report().clone(),
-    };
+    let replayed = replay(&shared, &wal, &dir.join(WAL_DIR), base)?;
     if options.durability == Durability::None {
         // Nothing this session commits is logged; the versions it hands out are never in
         // the log, and so never meet the orphans.
-        wal.close().map_err(|error| Error::log("closing the log after recovery", &error))?;
+        wal.close().map_err(|error| Error::log("closing the log after recovery", error))?;
         return Ok(Opened { shared, log: None, version: replayed.version, recovery });
     }
     if replayed.orphans > 0 {
         wal.append_sync(record::RESET, &record::encode_reset(replayed.version))
-            .map_err(|error| Error::log("logging the reset of unkept records", &error))?;
+            .map_err(|error| Error::log("logging the reset of unkept records", error))?;
     }
     let log = Log {
         wal,
@@ -189,27 +180,31 @@ pub(crate) struct Replayed {
     pub(crate) orphans: usize,
 }
 
-/// Applies every commit of `wal` to `shared`, in version order, as far as they run
-/// contiguously.
-fn replay(shared: &Shared, wal: &Wal, base: checkpoint::Loaded) -> Result<Replayed> {
+/// Applies every commit of `wal` (in directory `wal_dir`) to `shared`, in version order,
+/// as far as they run contiguously.
+fn replay(
+    shared: &Shared,
+    wal: &Wal,
+    wal_dir: &Path,
+    base: checkpoint::Loaded,
+) -> Result<Replayed> {
     let first = wal.first_position().get();
     if first > base.replay_from {
-        return Err(Error::Log {
-            context: "recovering",
-            message: format!(
-                "the log starts at position {first}, after position {} where replay must \
-                 start (a deleted segment not covered by a checkpoint)",
-                base.replay_from
-            ),
-        });
+        let reason = format!(
+            "the log starts at position {first}, after position {} where replay must start \
+             (a deleted segment not covered by a checkpoint)",
+            base.replay_from
+        );
+        let gap = inmem_wal::Error::Inconsistent { path: wal_dir.to_path_buf(), reason };
+        return Err(Error::log("recovering", gap));
     }
     let reader = wal
         .read_from(LogPosition::new(base.replay_from))
-        .map_err(|error| Error::log("reading the log", &error))?;
+        .map_err(|error| Error::log("reading the log", error))?;
     let mut applied = base.version;
     let mut waiting: BTreeMap<u64, DecodedCommit> = BTreeMap::new();
     for record in reader {
-        let record = record.map_err(|error| Error::log("reading the log", &error))?;
+        let record = record.map_err(|error| Error::log("reading the log", error))?;
         let position = record.position.get();
         if record.kind == record::COMMIT {
             let commit = record::decode(&record.payload, position)?;
@@ -280,7 +275,7 @@ impl Shared {
         record::set_version(&mut record, version);
         let failed = |doing: &'static str, error: inmem_wal::Error| {
             self.poison();
-            Error::log(doing, &error)
+            Error::log(doing, error)
         };
         if log.durability == Durability::Sync {
             // This thread waits for it, and so writes it or joins a batch: no hand-off to
@@ -401,47 +396,71 @@ mod tests {
     }
 }
 
-/// What a database directory holds, checked without changing anything in it: by
-/// [`inspect`].
+/// What a database directory holds, checked without changing anything in it, and what an
+/// open in each recovery mode would do with it: by [`inspect`].
 #[derive(Debug)]
 pub struct Inspection {
     /// Each checkpoint file, newest first: what it holds, or its damage.
     pub checkpoints: Vec<std::result::Result<checkpoint::CheckpointInfo, Error>>,
-    /// The log's segment files and their sizes, by name.
+    /// The log's files and their sizes, by name.
     pub segments: Vec<(PathBuf, u64)>,
-    /// What opening the log (`TolerateTornTail`) would do: a torn tail it would cut, or
-    /// the damage it would refuse (naming file and offset).
-    pub log: std::result::Result<inmem_wal::RecoveryReport, Error>,
-    /// When the log is damaged: what `PointInTime` recovery would keep and set aside.
-    pub point_in_time: Option<std::result::Result<inmem_wal::RecoveryReport, Error>>,
+    /// For each recovery mode (`TolerateTornTail`, `PointInTime`, `Strict`): what
+    /// [`crate::Database::open`] in that mode would report as [`crate::Database::recovery`],
+    /// or the error it would fail with. The same decision the open carries out
+    /// (docs/recovery.md).
+    pub predictions: Vec<(RecoveryMode, std::result::Result<Recovery, Error>)>,
 }
 
 impl Inspection {
-    /// Whether anything is damaged: a checkpoint, the log, or a torn tail to cut.
+    /// What an open in `mode` would do.
+    pub fn prediction(&self, mode: RecoveryMode) -> &std::result::Result<Recovery, Error> {
+        let found = self.predictions.iter().find(|(predicted, _)| *predicted == mode);
+        // `inspect` predicts every mode.
+        found.map_or(&self.predictions[0].1, |(_, prediction)| prediction)
+    }
+
+    /// Whether anything is damaged: a checkpoint, or anything an open in some mode would
+    /// refuse, cut, skip, set aside or remove.
     pub fn is_damaged(&self) -> bool {
         self.checkpoints.iter().any(std::result::Result::is_err)
-            || match &self.log {
-                Ok(report) => report.cut.is_some() || !report.removed_unfinished.is_empty(),
+            || self.predictions.iter().any(|(_, predicted)| match predicted {
+                Ok(recovery) => {
+                    !recovery.log.is_clean() || !recovery.damaged_checkpoints.is_empty()
+                }
                 Err(_) => true,
-            }
+            })
     }
 }
 
 /// Checks every checkpoint and log segment of the database directory `dir`, changing
 /// nothing (no lock is taken: it may be open elsewhere, and then what it reports may be a
-/// moment old).
+/// moment old), and predicts what an open in each recovery mode would do, judging the log
+/// with its default limits.
 ///
 /// # Errors
 /// [`Error::Io`] if `dir` is not a directory or cannot be listed.
 pub fn inspect(dir: &Path) -> Result<Inspection> {
-    if !dir.is_dir() {
-        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, dir.display().to_string());
-        return Err(Error::io("inspecting a database directory", &missing));
+    inspect_with_log_options(dir, &WalOptions::default())
+}
+
+/// [`inspect`], judging the log with `log_options`' limits (those the database is opened
+/// with, through [`crate::Database::open_with_log_options`]).
+///
+/// # Errors
+/// As [`inspect`].
+pub fn inspect_with_log_options(dir: &Path, log_options: &WalOptions) -> Result<Inspection> {
+    let inspecting = |error| Error::io("inspecting the database directory", dir, error);
+    if !std::fs::metadata(dir).map_err(inspecting)?.is_dir() {
+        return Err(inspecting(crate::error::not_a_directory()));
     }
-    let checkpoints = checkpoint::list(&dir.join(checkpoint::CHECKPOINT_DIR))?
-        .into_iter()
-        .map(|(_, path)| checkpoint::read(None, &path))
-        .collect();
+    let read: Vec<(PathBuf, Result<checkpoint::CheckpointInfo>)> =
+        checkpoint::list(&dir.join(checkpoint::CHECKPOINT_DIR))?
+            .into_iter()
+            .map(|(_, path)| {
+                let info = checkpoint::read(None, &path);
+                (path, info)
+            })
+            .collect();
     let wal_dir = dir.join(WAL_DIR);
     let mut segments = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&wal_dir) {
@@ -451,11 +470,10 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         }
     }
     segments.sort();
-    let verify = |recovery| {
-        let options = WalOptions::default().recovery(recovery);
-        Wal::verify(&wal_dir, &options).map_err(|error| Error::log("checking the log", &error))
-    };
-    let log = verify(inmem_wal::RecoveryMode::TolerateTornTail);
-    let point_in_time = log.is_err().then(|| verify(inmem_wal::RecoveryMode::PointInTime));
-    Ok(Inspection { checkpoints, segments, log, point_in_time })
+    let predictions = recovery::predict(dir, log_options, |path| {
+        let found = read.iter().find(|(read, _)| read == path);
+        found.map_or_else(|| checkpoint::read(None, path), |(_, info)| info.clone())
+    });
+    let checkpoints = read.into_iter().map(|(_, info)| info).collect();
+    Ok(Inspection { checkpoints, segments, predictions })
 }

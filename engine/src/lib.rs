@@ -62,6 +62,7 @@ mod gc;
 mod index;
 mod options;
 mod record;
+mod recovery;
 mod snapshot;
 mod stats;
 mod sync;
@@ -79,8 +80,8 @@ mod tidy;
 pub use crate::bytes::Bytes;
 pub use crate::checkpoint::{CheckpointInfo, CheckpointReport};
 pub use crate::db::{Committed, Database, TransactionError, TransactionOptions};
-pub use crate::durable::{inspect, Inspection, Recovery};
-pub use crate::error::{Error, Limit, Result};
+pub use crate::durable::{inspect, inspect_with_log_options, Inspection, Recovery};
+pub use crate::error::{Error, IoError, Limit, Result};
 pub use crate::options::{
     Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,
 };

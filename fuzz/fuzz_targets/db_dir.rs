@@ -9,11 +9,17 @@
 //! name, copy a checkpoint under another version's name) and opens it in the recovery mode
 //! it picks.
 //!
-//! Invariants checked:
+//! Every commit of the base was acknowledged in `Sync` mode, so synced. Invariants checked:
 //! - nothing panics;
 //! - an open either fails with an error, or opens a state that is a prefix of the committed
 //!   history: its visible version `v` is one the workload committed, and every key reads
 //!   what it held after commit `v`;
+//! - an open that succeeds keeps every commit synced before the first damaged byte: under
+//!   `TolerateTornTail` and `Strict` every commit (all were synced), under `PointInTime`
+//!   every commit whose log frame ends before the first log position a mutation touched;
+//! - `inspect` (what `inmem verify` prints) predicted the outcome exactly: the same error,
+//!   or the same `Database::recovery`;
+//! - a refused open leaves every file as it was;
 //! - the undamaged directory opens in every mode at the last commit.
 
 #![no_main]
@@ -23,8 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
-use inmem_engine::{Database, Limits, Options, RecoveryMode, Retention};
-use inmem_wal::WalOptions;
+use inmem_engine::{inspect_with_log_options, Database, Limits, Options, RecoveryMode, Retention};
+use inmem_wal::format::{decode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
+use inmem_wal::{LogPosition, WalOptions};
 use libfuzzer_sys::fuzz_target;
 
 const COMMITS: u64 = 80;
@@ -39,6 +46,8 @@ struct Base {
     _dir: tempfile::TempDir,
     root: PathBuf,
     history: History,
+    /// The log position where each commit's frame ends, for the commits still in the log.
+    frame_ends: Vec<(u64, u64)>,
 }
 
 fn scratch() -> tempfile::TempDir {
@@ -86,8 +95,79 @@ fn base() -> &'static Base {
             }
         }
         db.close().expect("close");
-        Base { _dir: dir, root, history }
+        let frame_ends = frame_ends(&root);
+        Base { _dir: dir, root, history, frame_ends }
     })
+}
+
+/// `(commit, end position of its frame)` for the commits in the log of the database at
+/// `root`: the log's frames are the last commits, one each, in order.
+fn frame_ends(root: &Path) -> Vec<(u64, u64)> {
+    let mut ends = Vec::new();
+    for segment in with_extension(&files(root), "wal") {
+        let bytes = std::fs::read(&segment).expect("read");
+        let header = SegmentHeader::decode(&bytes).expect("a valid header");
+        let mut offset = SEGMENT_HEADER_LEN;
+        let mut position = header.first_position;
+        while let Decoded::Frame(frame) =
+            decode_frame(&bytes[offset as usize..], position, header.frame_seed(), 4 << 10)
+        {
+            offset += frame.len as u64;
+            position = LogPosition::new(position.get() + frame.len as u64);
+            ends.push(position.get());
+        }
+    }
+    let first = COMMITS + 1 - ends.len() as u64;
+    (first..=COMMITS).zip(ends).collect()
+}
+
+/// The first log position `mutation` may damage, if it touches the log (`None` for a
+/// checkpoint).
+fn damaged_position(root: &Path, mutation: &Mutation) -> Option<u64> {
+    let files = files(root);
+    let first_of = |path: &Path| -> Option<u64> {
+        let stem = path.file_stem()?.to_str()?;
+        (path.extension()? == "wal").then(|| stem.parse().ok())?
+    };
+    let in_file = |file: u8, at: u64| -> Option<u64> {
+        let path = pick(&files, file)?;
+        let first = first_of(&path)?;
+        Some(first + at.saturating_sub(SEGMENT_HEADER_LEN))
+    };
+    match *mutation {
+        Mutation::Truncate { file, at } | Mutation::Zero { file, at, .. } => {
+            in_file(file, u64::from(at))
+        }
+        Mutation::Flip { file, at, .. } => {
+            let path = pick(&files, file)?;
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0).max(1);
+            in_file(file, u64::from(at) % len)
+        }
+        Mutation::Remove { file } => in_file(file, 0),
+        Mutation::DuplicateSegment { file, shift } => {
+            let first = first_of(&pick(&with_extension(&files, "wal"), file)?)?;
+            Some(first.min(first.saturating_add(u64::from(shift) * 8)))
+        }
+        Mutation::RenameCheckpoint { .. } => None,
+    }
+}
+
+/// Every file under `root` and its bytes (a directory as `None`).
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut found = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.insert(path.clone(), None);
+                pending.push(path);
+            } else {
+                found.insert(path.clone(), std::fs::read(&path).ok());
+            }
+        }
+    }
+    found
 }
 
 #[derive(Arbitrary, Debug)]
@@ -219,7 +299,11 @@ fuzz_target!(|input: Input| {
     let dir = scratch();
     let root = dir.path().join("db");
     copy_tree(&base.root, &root);
+    let mut damaged: Option<u64> = None;
     for mutation in input.mutations.iter().take(4) {
+        if let Some(position) = damaged_position(&root, mutation) {
+            damaged = Some(damaged.map_or(position, |earlier| earlier.min(position)));
+        }
         mutate(&root, mutation);
     }
     let mode = match input.mode % 3 {
@@ -228,16 +312,44 @@ fuzz_target!(|input: Input| {
         _ => RecoveryMode::Strict,
     };
     let (options, log) = options(mode);
-    let Ok(db) = Database::open_with_log_options(&root, options, log) else {
-        assert!(!input.mutations.is_empty(), "the undamaged directory failed to open in {mode:?}");
-        return;
+    let predicted = inspect_with_log_options(&root, &log).map(|found| found.prediction(mode).clone());
+    let before = snapshot(&root);
+    let db = match Database::open_with_log_options(&root, options, log) {
+        Ok(db) => db,
+        Err(error) => {
+            assert!(!input.mutations.is_empty(), "the undamaged directory failed in {mode:?}: {error}");
+            match predicted {
+                Ok(Err(predicted)) => assert_eq!(predicted.to_string(), error.to_string()),
+                Ok(Ok(_)) => panic!("inspect predicted an open; it failed: {error}"),
+                // Not even a directory to inspect: the open must fail too.
+                Err(_) => {}
+            }
+            assert!(snapshot(&root) == before, "a refused open changed the directory");
+            return;
+        }
     };
+    match predicted {
+        Ok(Ok(recovery)) => {
+            let opened = db.recovery().map(|found| format!("{found:?}"));
+            assert_eq!(Some(format!("{recovery:?}")), opened, "inspect predicted another open");
+        }
+        Ok(Err(error)) => panic!("inspect predicted a refusal ({error}); the open succeeded"),
+        Err(error) => panic!("inspect failed ({error}); the open succeeded"),
+    }
     let version = db.visible_version().get();
     let Some(expected) = base.history.get(version as usize) else {
         panic!("opened at version {version}, beyond the {COMMITS} committed");
     };
     assert_eq!(&contents(&db), expected, "the state at version {version} is not the one committed");
-    if input.mutations.is_empty() {
-        assert_eq!(version, COMMITS, "the undamaged directory lost commits in {mode:?}");
+    if input.mutations.is_empty() || mode != RecoveryMode::PointInTime {
+        assert_eq!(version, COMMITS, "an open in {mode:?} lost synced commits");
+    } else {
+        // Every commit whose frame ends before the first damaged position is kept.
+        let synced_before = damaged.map_or(COMMITS, |damaged| {
+            let kept = base.frame_ends.iter().take_while(|(_, end)| *end <= damaged);
+            let first_in_log = base.frame_ends.first().map_or(COMMITS, |(commit, _)| commit - 1);
+            kept.last().map_or(first_in_log, |(commit, _)| *commit)
+        });
+        assert!(version >= synced_before, "kept {version}, {synced_before} were before the damage");
     }
 });

@@ -76,7 +76,11 @@ fn measure(config: &Config, source: Source) -> Result<RunRecord, BenchError> {
         Source::Checkpoint => {
             inspection.checkpoints.first().and_then(|c| c.as_ref().ok()).map(|c| c.bytes)
         }
-        Source::Log => inspection.log.as_ref().ok().map(|log| log.end.get() - log.first.get()),
+        Source::Log => inspection
+            .prediction(inmem::RecoveryMode::TolerateTornTail)
+            .as_ref()
+            .ok()
+            .map(|recovery| recovery.log.end.get() - recovery.log.first.get()),
     }
     .unwrap_or(0);
 

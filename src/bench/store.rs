@@ -133,9 +133,9 @@ pub(crate) fn open_database(
     };
     let dir = tempfile::Builder::new().prefix("inmem-bench-db-").tempdir_in(&disk.parent).map_err(
         |error| inmem::Error::Io {
-            context: "creating the benchmark's database directory",
-            kind: error.kind(),
-            message: error.to_string(),
+            context: "creating the benchmark's database directory in",
+            path: disk.parent.clone(),
+            source: inmem::engine::IoError::new(error),
         },
     )?;
     let db = Database::open(dir.path(), options.durability(disk.durability))?;

@@ -198,9 +198,9 @@ fn measure(
 /// Keeps `error` if it is the first, and returns what stops the worker.
 #[cold]
 fn keep_first(first: &Mutex<Option<inmem::wal::Error>>, error: inmem::wal::Error) -> inmem::Error {
-    let message = error.to_string();
+    let stop = inmem::Error::Log { context: "wal append_sync", source: error.clone() };
     first.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
-    inmem::Error::Io { context: "wal append_sync", kind: std::io::ErrorKind::Other, message }
+    stop
 }
 
 /// The payload every commit appends: bytes that vary (not all zero, so nothing downstream

@@ -112,3 +112,24 @@ impl Error {
         }
     }
 }
+
+/// Errors compare by what they say: an I/O error by its operation, path and kind (the
+/// system's error itself has no equality), every other variant field by field.
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        match (self, other) {
+            (
+                Error::Io { op, path, source },
+                Error::Io { op: other_op, path: other_path, source: other_source },
+            ) => op == other_op && path == other_path && source.kind() == other_source.kind(),
+            (Error::Failed { cause }, Error::Failed { cause: other }) => cause == other,
+            _ => self.to_string() == other.to_string() && same_variant(self, other),
+        }
+    }
+}
+
+impl Eq for Error {}
+
+fn same_variant(one: &Error, other: &Error) -> bool {
+    std::mem::discriminant(one) == std::mem::discriminant(other)
+}

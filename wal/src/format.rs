@@ -12,7 +12,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic, "INMEMWAL"
-//!      8     4  format version (1)
+//!      8     4  format version (2; a version 1 log is refused, naming the version)
 //!     12     4  header length in bytes (4096)
 //!     16     8  segment number: 1 for the first segment of a log, +1 for each next one
 //!     24     8  first position: the log position of the segment's first frame
@@ -32,7 +32,8 @@
 //! `SEGMENT_HEADER_LEN + (p - f)`, and the next frame's position is `p` plus the frame's
 //! length. A segment's unused tail (too short for the next frame) holds no positions. A
 //! frame lies wholly inside its segment: one that would run past the segment's size is
-//! damage, whatever the file holds beyond it.
+//! damage, whatever the file holds beyond it. The last [`TRAILER_LEN`] bytes of a segment
+//! are kept for its trailer: record frames end before them.
 //!
 //! # Frames
 //!
@@ -40,16 +41,40 @@
 //! offset    size  field
 //!      0       4  payload length n (at most the log's frame limit)
 //!      4       1  kind (1..=255; 0 never starts a frame, so a zeroed region ends the log)
-//!      5       3  zero
+//!      5       1  flags: 0 a record, 1 a seal trailer, 2 a close trailer (see below)
+//!      6       2  zero
 //!      8       8  position of this frame
-//!     16       n  payload
-//!   16+n       8  xxh3-64 of bytes 0..16+n, seeded with the segment number
-//!   24+n     0-7  zero padding, so that every frame starts 8-byte aligned (checked)
+//!     16       8  synced: the end of what was durable when the frame's batch was written
+//!     24       n  payload
+//!   24+n       8  xxh3-64 of bytes 0..24+n, seeded with the segment number
+//!   32+n     0-7  zero padding, so that every frame starts 8-byte aligned (checked)
 //! ```
 //!
 //! The checksum covers the header, so a frame that validates is exactly where it was
 //! written: a stale frame of an earlier segment (in a recycled file) carries another seed,
 //! and a frame copied elsewhere carries another position.
+//!
+//! # What a frame proves: the torn-tail rule
+//!
+//! `synced` is at most the frame's position. A valid frame stamped `synced = d` proves that
+//! every byte of the log before `d` reached stable storage before the crash: the writer
+//! only stamps what an fdatasync (or an `O_DSYNC` write) had completed. A write the crash
+//! interrupted can damage only what was never synced, so damage at a position below the
+//! highest stamp of any valid frame is corruption, never a torn write; recovery cuts only
+//! damage at or after every proof (`recovery.rs`).
+//!
+//! # Trailers
+//!
+//! A trailer is a frame with an empty payload and flags 1 or 2, at the position where the
+//! segment's records end; it takes no position (the next record, in this segment or the
+//! next, has the same one), and its `synced` equals its position:
+//!
+//! - a **seal** (flags 1) is written, and synced, into a segment once its successor
+//!   exists, before any record goes to the successor: a sealed newest segment means the
+//!   segment after it is missing;
+//! - a **close** trailer (flags 2) is written by a clean close once everything is synced,
+//!   so that damage to the last records of a closed log is proved corruption; the next
+//!   record written overwrites it (a record frame is never shorter than a trailer).
 
 use std::num::NonZeroU8;
 
@@ -60,17 +85,45 @@ use crate::LogPosition;
 /// The magic number at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"INMEMWAL";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The length of a segment header: one 4 KiB block, so that frames start block-aligned.
 pub const SEGMENT_HEADER_LEN: u64 = 4096;
 /// The bytes of a segment header that carry fields (the rest is zero).
 const HEADER_FIELDS_LEN: usize = 48;
 /// The bytes of a frame before its payload.
-pub const FRAME_HEADER_LEN: usize = 16;
+pub const FRAME_HEADER_LEN: usize = 24;
 /// The bytes of a frame after its payload, before the padding.
 pub const FRAME_CHECKSUM_LEN: usize = 8;
 /// Frames start at multiples of this.
 pub const FRAME_ALIGN: usize = 8;
+/// The length of a trailer frame (a frame with an empty payload), kept free at the end of
+/// every segment.
+pub const TRAILER_LEN: usize = frame_len(0);
+
+/// The flags of a record frame.
+const FLAG_RECORD: u8 = 0;
+/// The flags of a seal trailer.
+const FLAG_SEAL: u8 = 1;
+/// The flags of a close trailer.
+const FLAG_CLOSE: u8 = 2;
+
+/// What a trailer says.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Trailer {
+    /// The segment's successor exists: a log whose newest segment is sealed misses one.
+    Seal,
+    /// The log was closed cleanly here, with everything before synced.
+    Close,
+}
+
+impl Trailer {
+    fn flags(self) -> u8 {
+        match self {
+            Trailer::Seal => FLAG_SEAL,
+            Trailer::Close => FLAG_CLOSE,
+        }
+    }
+}
 
 /// What a frame carries, as its writer labels it; never 0.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -118,7 +171,10 @@ pub enum HeaderError {
     #[error("no segment magic number")]
     BadMagic,
     /// A format version this crate does not read.
-    #[error("format version {found}, this build reads {FORMAT_VERSION}")]
+    #[error(
+        "format version {found}, this build reads only version {FORMAT_VERSION} (a log \
+         written by another build of inmem: open it with that build)"
+    )]
     UnsupportedVersion {
         /// The version found.
         found: u32,
@@ -233,36 +289,52 @@ pub fn encode_unsealed(out: &mut Vec<u8>, kind: FrameKind, position: LogPosition
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.push(kind.code());
-    out.extend_from_slice(&[0; 3]);
+    out.push(FLAG_RECORD);
+    out.extend_from_slice(&[0; 2]);
     out.extend_from_slice(&position.get().to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(payload);
     out.resize(start + frame_len(payload.len()), 0);
 }
 
-/// Writes the checksum of the unsealed frame that starts `frame` (its length included).
+/// Stamps the unsealed frame that starts `frame` (its length included) with `synced` (the
+/// end of what is durable as it is written; at most its position) and writes its checksum.
 /// Returns the frame's length, or `None` if `frame` does not start with a whole frame.
-pub fn seal_frame(frame: &mut [u8], seed: u64) -> Option<usize> {
+pub fn seal_frame(frame: &mut [u8], seed: u64, synced: LogPosition) -> Option<usize> {
     let payload_len = usize::try_from(le_u32(frame.get(0..4)?)).ok()?;
     let len = frame_len(payload_len);
     let covered = FRAME_HEADER_LEN + payload_len;
     let frame = frame.get_mut(..len)?;
+    frame[16..24].copy_from_slice(&synced.get().to_le_bytes());
     let checksum = xxh3_64_with_seed(&frame[..covered], seed);
     frame[covered..covered + FRAME_CHECKSUM_LEN].copy_from_slice(&checksum.to_le_bytes());
     Some(len)
 }
 
-/// Appends a complete frame (sealed with `seed`) to `out`.
+/// Appends a complete frame (stamped `synced`, sealed with `seed`) to `out`.
 pub fn encode_frame(
     out: &mut Vec<u8>,
     kind: FrameKind,
     position: LogPosition,
     payload: &[u8],
     seed: u64,
+    synced: LogPosition,
 ) {
     let start = out.len();
     encode_unsealed(out, kind, position, payload);
-    let sealed = seal_frame(&mut out[start..], seed);
+    let sealed = seal_frame(&mut out[start..], seed, synced);
     debug_assert_eq!(sealed, Some(frame_len(payload.len())));
+}
+
+/// The trailer frame `trailer` at `position` (where the segment's records end), sealed
+/// with `seed`: [`TRAILER_LEN`] bytes.
+pub fn encode_trailer(trailer: Trailer, position: LogPosition, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TRAILER_LEN);
+    encode_unsealed(&mut out, FrameKind::RECORD, position, &[]);
+    out[5] = trailer.flags();
+    let sealed = seal_frame(&mut out, seed, position);
+    debug_assert_eq!(sealed, Some(TRAILER_LEN));
+    out
 }
 
 /// A frame read back.
@@ -276,13 +348,17 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Its length in the log, padding included.
     pub len: usize,
+    /// The end of what was durable when it was written: everything before it was synced.
+    pub synced: LogPosition,
 }
 
 /// What lies at a place where a frame may start.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Decoded<'a> {
-    /// A valid frame.
+    /// A valid record frame.
     Frame(Frame<'a>),
+    /// A valid trailer: the segment's records end here ([`TRAILER_LEN`] bytes).
+    Trailer(Trailer),
     /// Zeroes where a frame header would be: nothing was written here.
     Zeroed,
     /// Not a valid frame, for the reason given.
@@ -308,7 +384,8 @@ pub enum Damage {
         /// The limit.
         limit: u64,
     },
-    /// The header names kind 0 but is not all zero, or its reserved bytes are not zero.
+    /// The header names kind 0 but is not all zero, unknown flags, a `synced` stamp past
+    /// its position, or its reserved bytes are not zero.
     #[error("malformed frame header")]
     BadHeader,
     /// The frame names another position than the one it sits at.
@@ -350,7 +427,8 @@ pub fn decode_frame(
     let Some(kind) = FrameKind::new(header[4]) else {
         return Decoded::Damaged(Damage::BadHeader);
     };
-    if header[5..8] != [0; 3] {
+    let flags = header[5];
+    if header[6..8] != [0; 2] || flags > FLAG_CLOSE {
         return Decoded::Damaged(Damage::BadHeader);
     }
     let payload_len = u64::from(le_u32(&header[0..4]));
@@ -376,7 +454,23 @@ pub fn decode_frame(
     if frame[covered + FRAME_CHECKSUM_LEN..].iter().any(|&b| b != 0) {
         return Decoded::Damaged(Damage::BadPadding);
     }
-    Decoded::Frame(Frame { kind, position, payload: &frame[FRAME_HEADER_LEN..covered], len })
+    let synced = LogPosition::new(le_u64(&header[16..24]));
+    let trailer = match flags {
+        FLAG_RECORD => None,
+        FLAG_SEAL => Some(Trailer::Seal),
+        _ => Some(Trailer::Close),
+    };
+    match trailer {
+        None if synced <= position => Decoded::Frame(Frame {
+            kind,
+            position,
+            payload: &frame[FRAME_HEADER_LEN..covered],
+            len,
+            synced,
+        }),
+        Some(trailer) if synced == position && payload_len == 0 => Decoded::Trailer(trailer),
+        _ => Decoded::Damaged(Damage::BadHeader),
+    }
 }
 
 /// [`frame_len`] over a `u64` payload length.
@@ -405,7 +499,8 @@ mod tests {
 
     fn frame(position: u64, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode_frame(&mut out, FrameKind::RECORD, LogPosition::new(position), payload, SEED);
+        let at = LogPosition::new(position);
+        encode_frame(&mut out, FrameKind::RECORD, at, payload, SEED, at);
         out
     }
 
@@ -478,5 +573,100 @@ mod tests {
         assert_eq!(parse_segment_file_name(&name), Some(LogPosition::new(12345)));
         assert_eq!(parse_segment_file_name("12345.wal"), None);
         assert_eq!(parse_segment_file_name("0000000000000001234x.wal"), None);
+    }
+
+    /// A frame at `position` with `flags` and `payload`, stamped `synced`, sealed with
+    /// [`SEED`]: any combination, valid or not.
+    fn flagged(flags: u8, position: u64, payload: &[u8], synced: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_unsealed(&mut out, FrameKind::RECORD, LogPosition::new(position), payload);
+        out[5] = flags;
+        assert_eq!(seal_frame(&mut out, SEED, LogPosition::new(synced)), Some(out.len()));
+        out
+    }
+
+    #[test]
+    fn a_seal_and_a_close_trailer_each_decode_as_that_trailer() {
+        let at = LogPosition::new(4096);
+        for trailer in [Trailer::Seal, Trailer::Close] {
+            let bytes = encode_trailer(trailer, at, SEED);
+            assert_eq!(bytes.len(), TRAILER_LEN);
+            assert_eq!(decode_frame(&bytes, at, SEED, 1 << 20), Decoded::Trailer(trailer));
+        }
+    }
+
+    #[test]
+    fn a_record_frame_stamped_past_its_position_is_a_bad_header_and_one_stamped_at_it_is_valid() {
+        let at = LogPosition::new(4096);
+        for (synced, valid) in [(4096, true), (4104, false), (u64::MAX, false)] {
+            let mut bytes = Vec::new();
+            encode_frame(
+                &mut bytes,
+                FrameKind::RECORD,
+                at,
+                b"stamp",
+                SEED,
+                LogPosition::new(synced),
+            );
+            let decoded = decode_frame(&bytes, at, SEED, 1 << 20);
+            if valid {
+                assert!(matches!(decoded, Decoded::Frame(_)), "stamped {synced}: {decoded:?}");
+            } else {
+                assert_eq!(decoded, Decoded::Damaged(Damage::BadHeader), "stamped {synced}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_trailer_with_a_payload_or_a_stamp_other_than_its_position_is_a_bad_header() {
+        for flags in [FLAG_SEAL, FLAG_CLOSE] {
+            assert!(matches!(
+                decode_frame(&flagged(flags, 4096, &[], 4096), LogPosition::new(4096), SEED, 64),
+                Decoded::Trailer(_)
+            ));
+            for bytes in [
+                flagged(flags, 4096, b"x", 4096),
+                flagged(flags, 4096, &[0; 8], 4096),
+                flagged(flags, 4096, &[], 4088),
+                flagged(flags, 4096, &[], 0),
+                flagged(flags, 4096, &[], 4104),
+            ] {
+                assert_eq!(
+                    decode_frame(&bytes, LogPosition::new(4096), SEED, 64),
+                    Decoded::Damaged(Damage::BadHeader),
+                    "flags {flags}: {bytes:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_flags_are_a_bad_header() {
+        for flags in [3, 4, 0x40, 0x80, 0xff] {
+            for payload in [&b""[..], b"payload"] {
+                assert_eq!(
+                    decode_frame(&flagged(flags, 64, payload, 64), LogPosition::new(64), SEED, 64),
+                    Decoded::Damaged(Damage::BadHeader),
+                    "flags {flags} payload {payload:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_reads_back_the_synced_stamp_seal_frame_gave_it() {
+        let at = LogPosition::new(4096);
+        for synced in [0, 8, 4088, 4096] {
+            let mut bytes = Vec::new();
+            encode_unsealed(&mut bytes, FrameKind::RECORD, at, b"payload");
+            // Sealed twice, as a frame re-stamped before its write: the last stamp holds.
+            seal_frame(&mut bytes, SEED, LogPosition::new(4096 - synced));
+            let len = seal_frame(&mut bytes, SEED, LogPosition::new(synced));
+            assert_eq!(len, Some(bytes.len()));
+            let Decoded::Frame(frame) = decode_frame(&bytes, at, SEED, 1 << 20) else {
+                panic!("a valid frame stamped {synced}")
+            };
+            assert_eq!(frame.synced, LogPosition::new(synced));
+        }
     }
 }

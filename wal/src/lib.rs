@@ -7,8 +7,10 @@
 //! - One writer thread drains everything pending and writes it with one submission (the
 //!   write and an fdatasync linked, over io_uring), so k concurrent committers pay one fsync,
 //!   not k (group commit).
-//! - [`Wal::open`] recovers the log first: a torn tail is cut, any other damage is an
-//!   error naming file and offset ([`RecoveryMode`]).
+//! - [`Wal::open`] recovers the log first: a torn tail (damage no valid frame proves was
+//!   ever synced) is cut after its bytes are salvaged, any other damage is an error naming
+//!   file and offset ([`RecoveryMode`]); [`Wal::survey`] decides the same without changing
+//!   anything.
 //!
 //! The on-disk format is documented in [`format`](mod@format); the I/O backends in [`io`](mod@io).
 //!
@@ -44,10 +46,10 @@ mod writer;
 pub use error::{Error, Result};
 pub use format::FrameKind;
 pub use io::{BackendChoice, Preallocation};
-pub use log::{Wal, WalStats};
+pub use log::{Survey, Wal, WalStats};
 pub use options::{Durability, RecoveryMode, WalOptions};
 pub use reader::{LogReader, Record};
-pub use recovery::RecoveryReport;
+pub use recovery::{RecoveryReport, TailCut, DROPPED_SUFFIX, SALVAGE_INFIX};
 
 /// A position in the log: the byte offset of a frame from the start of the log, across all
 /// segments. Positions only grow; a record's position is where its frame starts.

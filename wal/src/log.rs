@@ -12,7 +12,7 @@ use crate::group::{panic_message, GroupCommit, Pacing};
 use crate::io::{self, BackendChoice, Io, LogFile};
 use crate::options::{Durability, WalOptions};
 use crate::reader::LogReader;
-use crate::recovery::{recover, RecoveryReport};
+use crate::recovery::{self as recover, RecoveryReport};
 use crate::segment::{create_segment, remove_segments, SegmentMeta};
 use crate::writer::{Writer, GATHER_MAX};
 use crate::LogPosition;
@@ -82,22 +82,57 @@ impl Wal {
     /// # Errors
     /// Damage recovery may not cut, I/O errors, invalid options, an unavailable backend.
     pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Wal> {
+        let survey = Wal::survey(dir, &options)?;
+        Wal::open_surveyed(survey, options)
+    }
+
+    /// Reads the log in `dir` and decides what opening it under `options` does, changing
+    /// nothing: [`Survey::report`] says what an open would keep, cut (and salvage), set
+    /// aside or remove; [`Wal::open_surveyed`] then opens it without reading it again.
+    ///
+    /// # Errors
+    /// As [`Wal::open`]: the anomaly the recovery mode refuses, naming file and offset.
+    pub fn survey(dir: impl AsRef<Path>, options: &WalOptions) -> Result<Survey> {
         let dir = dir.as_ref().to_path_buf();
         options.validate()?;
+        let (inner, _) = backend_for(options, &dir)?;
+        // Read-only by construction: a survey changes nothing, whatever it finds.
+        let io = crate::io::readonly::ReadOnlyIo { inner };
+        let plan = recover::survey(&io, &dir, options)?;
+        Ok(Survey { plan, dir, key: SurveyKey::of(options) })
+    }
+
+    /// Opens the log `survey` looked at, carrying out what it decided. The directory must
+    /// not have changed since (a database holds its lock meanwhile); `options` must be
+    /// those of the survey (else it is taken again).
+    ///
+    /// # Errors
+    /// As [`Wal::open`].
+    pub fn open_surveyed(survey: Survey, options: WalOptions) -> Result<Wal> {
+        let Survey { plan, dir, key } = if survey.key == SurveyKey::of(&options) {
+            survey
+        } else {
+            Wal::survey(&survey.dir, &options)?
+        };
         let (io, backend_reason) = backend_for(&options, &dir)?;
-        let recovered = recover(io.as_ref(), &dir, &options)?;
+        let recovered = recover::apply(io.as_ref(), &dir, plan)?;
+        let _ = key;
         let end = recovered.end;
+        let report = recovered.report;
         let mut segments = recovered.segments;
         let (file, header): (Box<dyn LogFile>, SegmentHeader) = match segments.last() {
-            Some(last) => {
+            Some(last) if !recovered.sealed => {
                 let file = io
                     .open(&last.path, true, options.open_flags)
                     .map_err(|e| Error::io("open segment", &last.path, e))?;
                 (file, last.header)
             }
-            None => {
+            last => {
+                // A new log, or one whose newest segment is sealed: the next one is made.
+                let number = last.map_or(Some(1), |last| last.header.number.checked_add(1));
+                let number = number.ok_or(Error::Exhausted { what: "segment numbers" })?;
                 let header =
-                    SegmentHeader { number: 1, first_position: end, size: options.segment_size };
+                    SegmentHeader { number, first_position: end, size: options.segment_size };
                 let (meta, file) = create_segment(io.as_ref(), &dir, header, &options)?;
                 segments.push(meta);
                 (file, header)
@@ -129,7 +164,7 @@ impl Wal {
                 drop(shared.group.retire());
                 Error::io("start the writer thread for", &shared.dir, e)
             })?;
-        Ok(Wal { shared, writer: Some(writer), report: recovered.report, backend_reason })
+        Ok(Wal { shared, writer: Some(writer), report, backend_reason })
     }
 
     /// What recovery found when the log was opened.
@@ -234,11 +269,7 @@ impl Wal {
     /// # Errors
     /// As [`Wal::open`]: damage the recovery mode does not accept, naming file and offset.
     pub fn verify(dir: impl AsRef<Path>, options: &WalOptions) -> Result<RecoveryReport> {
-        options.validate()?;
-        let dir = dir.as_ref();
-        let (inner, _) = backend_for(options, dir)?;
-        let io = crate::io::readonly::ReadOnlyIo { inner };
-        Ok(recover(&io, dir, options)?.report)
+        Ok(Wal::survey(dir, options)?.plan.report)
     }
 
     /// The longest record payload it accepts ([`WalOptions::max_record_bytes`]).
@@ -331,11 +362,53 @@ impl Wal {
                 self.shared.group.fail(Error::Closed);
             }
         }
-        drop(self.shared.group.retire());
+        // A log that ended healthy, everything synced, proves it with a close trailer.
+        if let Some(mut writer) = self.shared.group.retire() {
+            if self.shared.group.failure().is_none() {
+                let end = self.shared.group.end();
+                if self.shared.group.durable() == end {
+                    writer.close_trailer(end);
+                }
+            }
+        }
     }
 }
 
-/// How the writer paces batches under the log's durability.
+/// What recovery of a log would do, decided without changing anything ([`Wal::survey`]).
+#[derive(Debug)]
+pub struct Survey {
+    plan: recover::Plan,
+    dir: PathBuf,
+    key: SurveyKey,
+}
+
+impl Survey {
+    /// What an open would find and do.
+    pub fn report(&self) -> &RecoveryReport {
+        &self.plan.report
+    }
+}
+
+/// The options a survey's decision depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SurveyKey {
+    recovery: crate::RecoveryMode,
+    checkpointed: LogPosition,
+    max_record_bytes: u64,
+    max_queued_bytes: u64,
+}
+
+impl SurveyKey {
+    fn of(options: &WalOptions) -> SurveyKey {
+        SurveyKey {
+            recovery: options.recovery,
+            checkpointed: options.checkpointed,
+            max_record_bytes: options.max_record_bytes,
+            max_queued_bytes: options.max_queued_bytes,
+        }
+    }
+}
+
 /// The backend `options` ask for (for the log in `dir`), and why it is the one.
 fn backend_for(options: &WalOptions, dir: &Path) -> Result<(Arc<dyn Io>, &'static str)> {
     if let Some(io) = &options.io {

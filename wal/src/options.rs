@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{frame_len, FRAME_ALIGN, SEGMENT_HEADER_LEN};
+use crate::format::{frame_len, FRAME_ALIGN, SEGMENT_HEADER_LEN, TRAILER_LEN};
 use crate::io::{BackendChoice, Io, OpenFlags, Preallocation};
+use crate::LogPosition;
 
 /// When an appended record counts as durable without a caller waiting for it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
@@ -23,19 +24,34 @@ pub enum Durability {
     },
 }
 
-/// What recovery does with a damaged log.
+/// What recovery does with a damaged log (the whole table: `docs/recovery.md`).
+///
+/// No mode deletes a byte it does not keep: what a cut removes is first copied to a
+/// salvage file beside the segment (`<segment>.salvage-<offset>`), and segments set aside
+/// are renamed (`.dropped`). A refused open changes nothing.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
-    /// Cuts an incomplete or damaged frame at the very end of the newest segment (no more
-    /// than one write batch could have left unfinished); any other damage is an error that
-    /// names file and offset.
+    /// Cuts a torn tail: damage at the end of the newest segment that no valid frame
+    /// proves was ever synced (see [`crate::format`]), within what one write batch could
+    /// leave; any other damage is an error that names file and offset.
     #[default]
     TolerateTornTail,
-    /// Stops at the first damaged frame anywhere, keeps what came before, and reports what
-    /// it dropped (later segments are renamed aside with a `.dropped` suffix, not deleted).
+    /// Stops at the first damage anywhere, keeps what came before, and sets the rest
+    /// aside (the damaged segment's remaining bytes to a salvage file, later segments
+    /// renamed with a `.dropped` suffix); reports what it set aside.
     PointInTime,
-    /// Any damage, a torn tail included, is an error.
+    /// Any anomaly, a torn tail or damage a checkpoint covers included, is an error.
     Strict,
+}
+
+impl std::fmt::Display for RecoveryMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecoveryMode::TolerateTornTail => "TolerateTornTail",
+            RecoveryMode::PointInTime => "PointInTime",
+            RecoveryMode::Strict => "Strict",
+        })
+    }
 }
 
 /// Options of [`crate::Wal::open`].
@@ -54,6 +70,12 @@ pub struct WalOptions {
     pub durability: Durability,
     /// What recovery does with damage (default [`RecoveryMode::TolerateTornTail`]).
     pub recovery: RecoveryMode,
+    /// The position below which something else (a database's checkpoint) holds everything
+    /// the log held (default zero: nothing). Recovery takes it as proof that the log was
+    /// synced that far; damage wholly below it loses nothing (reported; refused only by
+    /// `Strict`), a log whose first segment starts after it misses a segment, and one that
+    /// ends before it misses its newest.
+    pub checkpointed: LogPosition,
     /// Which I/O backend to use (default [`BackendChoice::Auto`], the one measured faster
     /// for this writer; [`crate::Wal::backend_reason`] says why).
     pub backend: BackendChoice,
@@ -79,6 +101,7 @@ impl Default for WalOptions {
             max_queued_bytes: 8 << 20,
             durability: Durability::Sync,
             recovery: RecoveryMode::TolerateTornTail,
+            checkpointed: LogPosition::ZERO,
             backend: BackendChoice::Auto,
             preallocation: Preallocation::default(),
             open_flags: OpenFlags::default(),
@@ -124,6 +147,13 @@ impl WalOptions {
         self
     }
 
+    /// Sets [`WalOptions::checkpointed`].
+    #[must_use]
+    pub fn checkpointed(mut self, position: LogPosition) -> WalOptions {
+        self.checkpointed = position;
+        self
+    }
+
     /// Sets [`WalOptions::backend`].
     #[must_use]
     pub fn backend(mut self, choice: BackendChoice) -> WalOptions {
@@ -161,7 +191,7 @@ impl WalOptions {
             )));
         }
         if self.max_record_bytes > u64::from(u32::MAX)
-            || self.max_frame_len() > self.segment_size - SEGMENT_HEADER_LEN
+            || self.max_frame_len() > self.segment_size - SEGMENT_HEADER_LEN - TRAILER_LEN as u64
         {
             return Err(Error::InvalidOptions(format!(
                 "max_record_bytes {} does not fit in a segment of {} bytes",

@@ -43,6 +43,11 @@ impl SegmentBytes {
         Ok(SegmentBytes { file, start: 0, bytes: Vec::new() })
     }
 
+    /// The file's length.
+    pub(crate) fn len(&self, path: &Path) -> Result<u64> {
+        self.file.size().map_err(|e| Error::io("read the size of segment", path, e))
+    }
+
     /// Up to `len` bytes at `offset` (fewer at the end of the file).
     pub(crate) fn at(&mut self, offset: u64, len: usize, path: &Path) -> Result<&[u8]> {
         let end = offset.saturating_add(len as u64);
@@ -158,6 +163,10 @@ impl LogReader {
             Decoded::Frame(frame) => {
                 self.position = LogPosition::new(position.get() + frame.len as u64);
                 Ok(Record { position, kind: frame.kind, payload: frame.payload.to_vec() })
+            }
+            // Records end at a trailer: one before the end of what is read is damage.
+            Decoded::Trailer(_) => {
+                Err(Error::Corrupt { path, offset, position, damage: Damage::BadHeader })
             }
             Decoded::Zeroed => Err(Error::Corrupt {
                 path,

@@ -5,8 +5,13 @@
 //! the batch with one submission (write and fdatasync linked, on io_uring) and says how far
 //! the log is written and durable. When the next frame does not fit in the current segment,
 //! the part before it is written and synced, a new segment is created (header durable,
-//! directory synced), and the rest goes there: a segment's frames always end where the next
-//! segment begins.
+//! directory synced), the old one is sealed (a seal trailer, synced), and the rest goes
+//! there: a segment's frames always end where the next segment begins, and a sealed
+//! segment always has a successor.
+//!
+//! Every frame is stamped with the end of what was durable when its batch was written
+//! (`format.rs`, "What a frame proves"), so recovery can tell a torn write from damage to
+//! synced data.
 
 use std::io::IoSlice;
 use std::sync::atomic::Ordering as StdOrdering;
@@ -14,7 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{seal_frame, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    encode_trailer, seal_frame, SegmentHeader, Trailer, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    TRAILER_LEN,
+};
 use crate::group::{Batch, Done, Work, Worker};
 use crate::io::{write_all_durably, write_zeros, LogFile};
 use crate::log::Shared;
@@ -95,13 +103,15 @@ impl Writer {
                 return Err(Error::InvalidOptions("a queued frame is malformed".into()));
             };
             let len = crate::format::frame_len(payload_len);
-            if self.offset_of(position) + len as u64 > self.segment.size {
+            if self.offset_of(position) + len as u64 > self.records_end() {
                 // The frame does not fit: finish this segment, durably, and start the next.
                 self.write_slice(&batch.bytes[from..at], batch_position(&batch, from), true)?;
+                self.durable = position;
                 self.rotate(position)?;
                 from = at;
             }
-            let sealed = seal_frame(&mut batch.bytes[at..], self.segment.frame_seed());
+            let sealed =
+                seal_frame(&mut batch.bytes[at..], self.segment.frame_seed(), self.durable);
             debug_assert_eq!(sealed, Some(len));
             at += len;
             position = LogPosition::new(position.get() + len as u64);
@@ -129,7 +139,36 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts a new segment whose first frame is at `first`.
+    /// The end of the room for record frames in the current segment: the rest is kept for
+    /// its trailer.
+    fn records_end(&self) -> u64 {
+        self.segment.size - TRAILER_LEN as u64
+    }
+
+    /// Writes `trailer` where the current segment's records end, at `end`, and syncs it.
+    fn write_trailer(&mut self, trailer: Trailer, end: LogPosition) -> Result<()> {
+        let bytes = encode_trailer(trailer, end, self.segment.frame_seed());
+        let offset = self.offset_of(end);
+        debug_assert!(offset + bytes.len() as u64 <= self.segment.size, "room kept for it");
+        self.attempted = self.attempted.max(offset + bytes.len() as u64);
+        let fdatasync = !self.shared.options.open_flags.dsync;
+        write_all_durably(self.file.as_ref(), &[IoSlice::new(&bytes)], offset, fdatasync)
+            .map_err(|e| self.error("write and fdatasync a trailer", e))?;
+        self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
+        Ok(())
+    }
+
+    /// After a clean close, with everything up to `end` durable: writes a close trailer,
+    /// so that recovery can prove every record of the log was synced. Best effort: without
+    /// it the last batch is only unproved, never lost.
+    pub(crate) fn close_trailer(&mut self, end: LogPosition) {
+        if self.durable == end && end >= self.segment.first_position {
+            let _ = self.write_trailer(Trailer::Close, end);
+        }
+    }
+
+    /// Starts a new segment whose first frame is at `first`, everything before it durable,
+    /// and seals the current one.
     fn rotate(&mut self, first: LogPosition) -> Result<()> {
         let number = self.segment.number.checked_add(1);
         let number = number.ok_or(Error::Exhausted { what: "segment numbers" })?;
@@ -144,6 +183,8 @@ impl Writer {
             header,
             &self.shared.options,
         )?;
+        // Sealed only once the successor is durable, and before anything is written to it.
+        self.write_trailer(Trailer::Seal, first)?;
         self.shared.segments_lock().push(meta);
         self.shared.stats.segments_created.fetch_add(1, StdOrdering::Relaxed);
         self.file = file;

@@ -17,13 +17,16 @@ fn record(index: usize) -> Vec<u8> {
     vec![index as u8 ^ 0x5a; 40 + index * 7 % 120]
 }
 
-/// Writes `count` records, closes the log; returns their positions and the segment files.
+/// Writes `count` records and leaves the log as a crash after the last one's sync would:
+/// closed, its close trailer zeroed. Returns their positions and the segment files.
 fn write_log(dir: &Path, count: usize) -> (Vec<LogPosition>, Vec<PathBuf>) {
     let wal = Wal::open(dir, options()).expect("open");
-    let positions = (0..count)
+    let positions: Vec<LogPosition> = (0..count)
         .map(|i| wal.append_sync(FrameKind::RECORD, &record(i)).expect("append"))
         .collect();
+    let end = wal.end_position();
     wal.close().expect("close");
+    zero_close_trailer(dir, end);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -31,6 +34,23 @@ fn write_log(dir: &Path, count: usize) -> (Vec<LogPosition>, Vec<PathBuf>) {
         .collect();
     files.sort();
     (positions, files)
+}
+
+/// Zeroes the close trailer a clean close wrote at `end`, in the newest segment of `dir`.
+fn zero_close_trailer(dir: &Path, end: LogPosition) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+        .collect();
+    files.sort();
+    let newest = files.last().unwrap();
+    let offset = offset_in_segment(newest, end) as usize;
+    let mut bytes = std::fs::read(newest).unwrap();
+    let trailer = inmem_wal::format::TRAILER_LEN;
+    assert!(bytes[offset..offset + trailer].iter().any(|&b| b != 0), "a close trailer at {end}");
+    bytes[offset..offset + trailer].fill(0);
+    std::fs::write(newest, bytes).unwrap();
 }
 
 fn read_back(wal: &Wal) -> Vec<Vec<u8>> {
@@ -53,7 +73,7 @@ fn a_torn_last_frame_of_every_length_is_cut_durably_and_the_rest_kept() {
     let last = *positions.last().unwrap();
     let start = offset_in_segment(&newest, last);
     let original = std::fs::read(&newest).unwrap();
-    let frame_len = (record(59).len() + 24) as u64; // the padding after it carries nothing
+    let frame_len = (record(59).len() + 32) as u64; // the padding after it carries nothing
     for kept in 0..frame_len {
         for filler in [0u8, 0xab] {
             let mut torn = original.clone();
@@ -214,14 +234,14 @@ fn append_past_a_rotation(wal: &Wal, len: usize) -> Vec<Vec<u8>> {
 fn written_bytes_beyond_one_batch_after_a_torn_frame_are_refused_or_all_cut_never_left_behind() {
     let dir = tempfile::tempdir().unwrap();
     let wal = Wal::open(dir.path(), small_window_options()).expect("open");
-    let positions: Vec<LogPosition> = (0..14)
+    let positions: Vec<LogPosition> = (0..13)
         .map(|i| wal.append_sync(FrameKind::RECORD, &[i as u8 + 1; 258]).expect("append"))
         .collect();
     wal.close().expect("close");
     let segment = dir.path().join("00000000000000000000.wal");
     let mut bytes = std::fs::read(&segment).unwrap();
-    // Frame 10 of 14 is damaged; frames 11 to 13 run past what one batch could have left.
-    let damaged = offset_in_segment(&segment, positions[10]);
+    // Frame 9 of 13 is damaged; frames 10 to 12 run past what one batch could have left.
+    let damaged = offset_in_segment(&segment, positions[9]);
     bytes[damaged as usize + 40] ^= 0x04;
     std::fs::write(&segment, &bytes).unwrap();
     for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
@@ -233,18 +253,19 @@ fn written_bytes_beyond_one_batch_after_a_torn_frame_are_refused_or_all_cut_neve
     let wal = Wal::open(dir.path(), options.clone()).expect("point in time keeps the prefix");
     let cut = wal.recovery_report().cut.clone().expect("a cut");
     assert_eq!(cut.offset, damaged);
+    // The last frame is 24 + 258 + 8 bytes, padded to 296; the close trailer's 32 follow.
     assert_eq!(
         cut.offset + cut.bytes,
-        offset_in_segment(&segment, positions[13]) + 282,
+        offset_in_segment(&segment, positions[12]) + 296 + 32,
         "to the last written byte"
     );
-    assert_eq!(read_back(&wal).len(), 10);
+    assert_eq!(read_back(&wal).len(), 9);
     let appended = append_past_a_rotation(&wal, 1000);
     wal.close().expect("close");
     let wal = Wal::open(dir.path(), small_window_options()).expect("the finished segment is clean");
     let read = read_back(&wal);
-    assert_eq!(read.len(), 10 + appended.len());
-    assert_eq!(read[10..], appended[..]);
+    assert_eq!(read.len(), 9 + appended.len());
+    assert_eq!(read[9..], appended[..]);
 }
 
 #[test]
@@ -283,7 +304,8 @@ fn handmade_segment(first: u64, header_size: u64, frames: usize, payload_len: us
     for index in 0..frames {
         let start = bytes.len();
         let payload = vec![index as u8 + 1; payload_len];
-        encode_frame(&mut bytes, FrameKind::RECORD, LogPosition::new(position), &payload, 1);
+        let at = LogPosition::new(position);
+        encode_frame(&mut bytes, FrameKind::RECORD, at, &payload, 1, at);
         position += (bytes.len() - start) as u64;
     }
     bytes
@@ -293,27 +315,27 @@ fn handmade_segment(first: u64, header_size: u64, frames: usize, payload_len: us
 fn a_frame_running_past_its_segments_size_is_damage_even_if_the_file_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let segment = dir.path().join("00000000000000000000.wal");
-    // 18 frames of 224 bytes fill 4032 of the 4096 frame bytes; the 19th runs 160 past.
-    let mut bytes = handmade_segment(0, 8192, 19, 200);
+    // 17 frames of 232 bytes fill 3944 of the 4096 frame bytes; the 18th runs 80 past.
+    let mut bytes = handmade_segment(0, 8192, 18, 200);
     bytes.resize(12288, 0);
     std::fs::write(&segment, &bytes).unwrap();
     let options = || WalOptions::default().segment_size(8192).max_record_bytes(200);
     let strict = Wal::open(dir.path(), options().recovery(RecoveryMode::Strict)).unwrap_err();
     assert!(
-        matches!(strict, Error::Corrupt { offset: 8128, damage: Damage::Truncated { .. }, .. }),
+        matches!(strict, Error::Corrupt { offset: 8040, damage: Damage::Truncated { .. }, .. }),
         "{strict}"
     );
     let wal = Wal::open(dir.path(), options()).expect("a torn tail");
     assert_eq!(
         wal.recovery_report().end,
-        LogPosition::new(18 * 224),
+        LogPosition::new(17 * 232),
         "the log ends in its segment"
     );
-    assert_eq!(read_back(&wal).len(), 18);
+    assert_eq!(read_back(&wal).len(), 17);
     wal.append_sync(FrameKind::RECORD, b"into the next segment").expect("append");
     wal.close().expect("close");
     let wal = Wal::open(dir.path(), options().recovery(RecoveryMode::Strict)).expect("reopen");
-    assert_eq!(read_back(&wal).len(), 19);
+    assert_eq!(read_back(&wal).len(), 18);
 }
 
 #[test]
@@ -322,7 +344,7 @@ fn a_segment_whose_positions_would_pass_2_to_the_64_is_refused_not_an_overflow()
     let dir = tempfile::tempdir().unwrap();
     let first = u64::MAX - 30;
     let path = dir.path().join(segment_file_name(LogPosition::new(first)));
-    std::fs::write(&path, handmade_segment(first, 8192, 1, 0)).unwrap();
+    std::fs::write(&path, handmade_segment(first, 8192, 0, 0)).unwrap();
     for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
         let error = Wal::open(dir.path(), options().recovery(mode)).unwrap_err();
         assert!(

@@ -30,7 +30,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let mut bytes = Vec::new();
-        encode_frame(&mut bytes, kind, position, &payload, seed);
+        encode_frame(&mut bytes, kind, position, &payload, seed, position);
         prop_assert_eq!(bytes.len(), frame_len(payload.len()));
         prop_assert_eq!(bytes.len() % FRAME_ALIGN, 0);
         let Decoded::Frame(frame) = decode_frame(&bytes, position, seed, MAX_PAYLOAD) else {
@@ -52,7 +52,8 @@ proptest! {
         let mut positions = Vec::new();
         for payload in &payloads {
             positions.push(LogPosition::new(start.get() + bytes.len() as u64));
-            encode_frame(&mut bytes, FrameKind::RECORD, *positions.last().expect("pushed"), payload, seed);
+            let at = *positions.last().expect("pushed");
+            encode_frame(&mut bytes, FrameKind::RECORD, at, payload, seed, at);
         }
         let mut offset = 0;
         for (payload, position) in payloads.iter().zip(&positions) {
@@ -78,7 +79,7 @@ proptest! {
     ) {
         prop_assume!(other_seed != seed);
         let mut bytes = Vec::new();
-        encode_frame(&mut bytes, FrameKind::RECORD, position, &payload, seed);
+        encode_frame(&mut bytes, FrameKind::RECORD, position, &payload, seed, position);
         prop_assert_eq!(
             decode_frame(&bytes, position, other_seed, MAX_PAYLOAD),
             Decoded::Damaged(Damage::BadChecksum)
@@ -102,7 +103,7 @@ proptest! {
         bit in any::<prop::sample::Index>(),
     ) {
         let mut bytes = Vec::new();
-        encode_frame(&mut bytes, FrameKind::RECORD, position, &payload, seed);
+        encode_frame(&mut bytes, FrameKind::RECORD, position, &payload, seed, position);
         let bit = bit.index(bytes.len() * 8);
         bytes[bit / 8] ^= 1 << (bit % 8);
         let is_frame = matches!(decode_frame(&bytes, position, seed, MAX_PAYLOAD), Decoded::Frame(_));

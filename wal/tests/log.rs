@@ -139,7 +139,11 @@ fn segments_wholly_below_a_position_are_deleted_and_the_rest_still_reads() {
     assert_eq!(read.expect("read").len(), 100);
     assert!(matches!(wal.read_from(LogPosition::ZERO), Err(Error::OutOfRange { .. })));
     drop(wal);
-    let reopened = Wal::open(dir.path(), small()).expect("reopen after deletion");
+    // The deleted segments are missing unless the reopen says what else holds them.
+    let missing = Wal::open(dir.path(), small()).expect_err("an earlier segment is missing");
+    assert!(missing.to_string().contains("an earlier segment is missing"), "{missing}");
+    let reopened =
+        Wal::open(dir.path(), small().checkpointed(keep_from)).expect("reopen after deletion");
     assert_eq!(reopened.first_position(), read_all_first(&reopened));
 }
 

@@ -73,8 +73,9 @@ fn a_checkpoint_is_written_listed_and_read_back_through_the_given_io_alone() {
     // Loaded into an empty keyspace and written again, it is the same file.
     let empty = Database::with_options(Options::default().retention(Retention::KeepAll))
         .unwrap_or_else(|e| panic!("{e}"));
-    let loaded = checkpoints.load(&empty.shared, &written.path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded, Loaded { version, replay_from: 77 });
+    let loaded =
+        checkpoints.read(Some(&empty.shared), &written.path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((loaded.version, loaded.replay_from), (version, 77));
     let again = Checkpoints::new(sim.clone(), dir.with_file_name("again"))
         .write(&empty.shared, version, 77)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -157,4 +158,53 @@ fn an_unfinished_checkpoint_is_replaced_by_a_new_attempt_and_removed_at_open() {
     let mut names = sim.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     names.sort();
     assert_eq!(names, [file_name(version).as_str(), "notes.tmp"], "only the unfinished go");
+}
+
+#[test]
+fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_it() {
+    use inmem_wal::io::fault::{Fault, EIO, ENOSPC};
+    let db = filled(50, 16);
+    let version = db.visible_version().get();
+    let cases = [
+        (Fault::error(Op::Write, ENOSPC), ENOSPC, "writing a checkpoint"),
+        (Fault::error(Op::Sync, EIO), EIO, "syncing a checkpoint"),
+        (Fault::error(Op::Rename, EIO), EIO, "renaming into place a checkpoint"),
+    ];
+    for (fault, errno, doing) in cases {
+        let (_root, dir) = nowhere();
+        let faults = FaultIo::new(SimIo::new());
+        let checkpoints = Checkpoints::new(faults.clone(), dir.clone());
+        faults.inject(fault);
+        let temporary = dir.join(file_name(version)).with_extension("tmp");
+        match checkpoints.write(&db.shared, version, 0) {
+            Err(Error::Io { context, path, source }) => {
+                assert_eq!((context, &path), (doing, &temporary));
+                assert_eq!(source.io_error().raw_os_error(), Some(errno), "{doing}");
+            }
+            other => panic!("{doing}: {other:?}"),
+        }
+        assert_eq!(faults.fired(fault.op()), 1, "{doing}");
+        let left = faults.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(left.is_empty(), "{doing}: {left:?} left behind");
+        // The next attempt finds the directory as it was before the failed one.
+        let written = checkpoints.write(&db.shared, version, 0).unwrap_or_else(|e| panic!("{e}"));
+        let listed = faults.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(listed, [written.path.file_name().unwrap_or_default()], "{doing}");
+    }
+
+    // Once renamed, the checkpoint is whole and synced: a failed sync of the directory
+    // (the second sync_dir, after the database directory's) names the directory and
+    // leaves the checkpoint, and no temporary file.
+    let (_root, dir) = nowhere();
+    let faults = FaultIo::new(SimIo::new());
+    let checkpoints = Checkpoints::new(faults.clone(), dir.clone());
+    faults.inject(Fault::error(Op::SyncDir, EIO).after(1));
+    match checkpoints.write(&db.shared, version, 0) {
+        Err(Error::Io { context: "syncing the checkpoints' directory", path, .. }) => {
+            assert_eq!(path, dir);
+        }
+        other => panic!("{other:?}"),
+    }
+    let left = faults.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left, [file_name(version).as_str()]);
 }
