@@ -5,6 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{segments, zero_close_trailer};
+
 use inmem_wal::format::Damage;
 use inmem_wal::{Error, FrameKind, LogPosition, RecoveryMode, Wal, WalOptions};
 
@@ -27,30 +31,7 @@ fn write_log(dir: &Path, count: usize) -> (Vec<LogPosition>, Vec<PathBuf>) {
     let end = wal.end_position();
     wal.close().expect("close");
     zero_close_trailer(dir, end);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    files.sort();
-    (positions, files)
-}
-
-/// Zeroes the close trailer a clean close wrote at `end`, in the newest segment of `dir`.
-fn zero_close_trailer(dir: &Path, end: LogPosition) {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    files.sort();
-    let newest = files.last().unwrap();
-    let offset = offset_in_segment(newest, end) as usize;
-    let mut bytes = std::fs::read(newest).unwrap();
-    let trailer = inmem_wal::format::TRAILER_LEN;
-    assert!(bytes[offset..offset + trailer].iter().any(|&b| b != 0), "a close trailer at {end}");
-    bytes[offset..offset + trailer].fill(0);
-    std::fs::write(newest, bytes).unwrap();
+    (positions, segments(dir))
 }
 
 fn read_back(wal: &Wal) -> Vec<Vec<u8>> {

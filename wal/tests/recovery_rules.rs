@@ -8,6 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod common;
+
+use common::{first_of, offset_in, segment_of, segments, zero_close_trailer};
+
 use inmem_wal::format::{
     decode_frame, segment_file_name, Damage, Decoded, HeaderError, SegmentHeader, Trailer,
     SEGMENT_HEADER_LEN, TRAILER_LEN,
@@ -49,43 +53,6 @@ fn write_log(dir: &Path, options: &WalOptions, count: usize) -> (Vec<LogPosition
     let end = wal.end_position();
     wal.close().expect("close");
     (positions, end)
-}
-
-/// The segment files of `dir`, oldest first.
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn first_of(segment: &Path) -> LogPosition {
-    LogPosition::new(segment.file_stem().unwrap().to_str().unwrap().parse().unwrap())
-}
-
-/// The file offset of `position` in `segment`.
-fn offset_in(segment: &Path, position: LogPosition) -> usize {
-    (SEGMENT_HEADER_LEN + position.get() - first_of(segment).get()) as usize
-}
-
-/// The segment of `dir` that holds `position`.
-fn segment_of(dir: &Path, position: LogPosition) -> PathBuf {
-    segments(dir).into_iter().rev().find(|segment| first_of(segment) <= position).unwrap()
-}
-
-/// What a crash right after the last sync leaves: the close trailer at `end` zeroed, so that
-/// only the frames' stamps prove what was synced.
-fn zero_close_trailer(dir: &Path, end: LogPosition) {
-    let newest = segment_of(dir, end);
-    let offset = offset_in(&newest, end);
-    let mut bytes = std::fs::read(&newest).unwrap();
-    let trailer = &mut bytes[offset..offset + TRAILER_LEN];
-    assert!(trailer.iter().any(|&b| b != 0), "a close trailer at {end}");
-    trailer.fill(0);
-    std::fs::write(&newest, bytes).unwrap();
 }
 
 /// Flips the bits of one byte.
@@ -434,30 +401,18 @@ fn segment_cut_short(dir: &Path, from_newest: usize) -> (Vec<LogPosition>, PathB
 }
 
 #[test]
-fn a_newest_segment_cut_short_at_a_frame_boundary_is_refused_by_tolerate_and_strict() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, segment, _) = segment_cut_short(dir.path(), 0);
-    for mode in REFUSING {
-        let error = refused_unchanged(dir.path(), &small().recovery(mode));
-        assert!(
-            matches!(&error, Error::Inconsistent { path, reason }
-                if *path == segment && reason.contains("cut short")),
-            "{mode}: {error}"
-        );
-    }
-}
-
-#[test]
-fn a_middle_segment_cut_short_at_a_frame_boundary_is_refused_by_tolerate_and_strict() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, segment, _) = segment_cut_short(dir.path(), 1);
-    for mode in REFUSING {
-        let error = refused_unchanged(dir.path(), &small().recovery(mode));
-        assert!(
-            matches!(&error, Error::Inconsistent { path, reason }
-                if *path == segment && reason.contains("cut short")),
-            "{mode}: {error}"
-        );
+fn a_newest_or_middle_segment_cut_short_at_a_frame_boundary_is_refused_by_tolerate_and_strict() {
+    for from_newest in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, segment, _) = segment_cut_short(dir.path(), from_newest);
+        for mode in REFUSING {
+            let error = refused_unchanged(dir.path(), &small().recovery(mode));
+            assert!(
+                matches!(&error, Error::Inconsistent { path, reason }
+                    if *path == segment && reason.contains("cut short")),
+                "{from_newest} from the newest, {mode}: {error}"
+            );
+        }
     }
 }
 

@@ -1,0 +1,48 @@
+//! Helpers the log's integration tests share: finding segment files and frames in them,
+//! and making the image a crash right after the last sync leaves.
+
+#![allow(dead_code, reason = "each test file uses some")]
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use inmem_wal::format::{SEGMENT_HEADER_LEN, TRAILER_LEN};
+use inmem_wal::LogPosition;
+
+/// The segment files of `dir`, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The first position of `segment`, from its name.
+pub fn first_of(segment: &Path) -> LogPosition {
+    LogPosition::new(segment.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+}
+
+/// The file offset of `position` in `segment`.
+pub fn offset_in(segment: &Path, position: LogPosition) -> usize {
+    (SEGMENT_HEADER_LEN + position.get() - first_of(segment).get()) as usize
+}
+
+/// The segment of `dir` that holds `position`.
+pub fn segment_of(dir: &Path, position: LogPosition) -> PathBuf {
+    segments(dir).into_iter().rev().find(|segment| first_of(segment) <= position).unwrap()
+}
+
+/// What a crash right after the last sync leaves: the close trailer at `end` zeroed, so
+/// that only the frames' stamps prove what was synced.
+pub fn zero_close_trailer(dir: &Path, end: LogPosition) {
+    let newest = segment_of(dir, end);
+    let offset = offset_in(&newest, end);
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let trailer = &mut bytes[offset..offset + TRAILER_LEN];
+    assert!(trailer.iter().any(|&b| b != 0), "a close trailer at {end}");
+    trailer.fill(0);
+    std::fs::write(&newest, bytes).unwrap();
+}
