@@ -32,7 +32,8 @@
 use arbitrary::{Arbitrary, Unstructured};
 use inmem_wal::format::{
     decode_frame, encode_frame, frame_len, parse_segment_file_name, seal_frame, segment_file_name,
-    Damage, Decoded, FrameKind, HeaderError, SegmentHeader, SEGMENT_HEADER_LEN,
+    Damage, Decoded, FrameKind, HeaderError, SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MAX,
+    TRAILER_LEN,
 };
 use inmem_wal::LogPosition;
 use libfuzzer_sys::fuzz_target;
@@ -153,7 +154,8 @@ fn check_decode(input: &Input, bytes: &[u8]) {
     assert_eq!(frame.len, frame_len(frame.payload.len()), "a frame's length is not its payload's");
     assert_eq!(frame.position, input.position, "a frame decoded at another position");
     let mut again = Vec::new();
-    encode_frame(&mut again, frame.kind, frame.position, frame.payload, input.seed);
+    assert!(frame.synced <= frame.position, "a frame stamped past its position decoded");
+    encode_frame(&mut again, frame.kind, frame.position, frame.payload, input.seed, frame.synced);
     assert_eq!(again, bytes[..frame.len], "re-encoding a decoded frame changed its bytes");
     if input.other_seed != input.seed {
         let other = decode_frame(bytes, input.position, input.other_seed, limit);
@@ -174,7 +176,7 @@ fn check_encoded(encoded: &EncodedFrame) {
     let EncodedFrame { kind, position, seed, payload, .. } = encoded;
     let limit = PAYLOAD_MAX as u64;
     let mut bytes = Vec::new();
-    encode_frame(&mut bytes, *kind, *position, payload, *seed);
+    encode_frame(&mut bytes, *kind, *position, payload, *seed, *position);
     assert_eq!(bytes.len(), frame_len(payload.len()), "an encoded frame has the wrong length");
     match decode_frame(&bytes, *position, *seed, limit) {
         Decoded::Frame(frame) => {
@@ -208,7 +210,11 @@ fn check_seal(input: &Input) {
         let word = [word[0], word[1], word[2], word[3]];
         frame_len(u32::from_le_bytes(word) as usize)
     });
-    let sealed = seal_frame(&mut bytes, input.seed);
+    // Stamped with the position the frame names, which is never past it.
+    let named = input.bytes.get(8..16).map_or(0, |word| {
+        u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]])
+    });
+    let sealed = seal_frame(&mut bytes, input.seed, LogPosition::new(named));
     let whole = announced.filter(|&len| len <= bytes.len());
     assert_eq!(sealed, whole, "seal_frame disagrees with the length the frame announces");
     let Some(len) = sealed else {
@@ -221,6 +227,7 @@ fn check_seal(input: &Input) {
     let position = LogPosition::new(u64::from_le_bytes(word));
     match decode_frame(&bytes, position, input.seed, u64::from(u32::MAX)) {
         Decoded::Frame(frame) => assert_eq!(frame.len, len, "a sealed frame has another length"),
+        Decoded::Trailer(_) => assert_eq!(len, TRAILER_LEN, "a sealed trailer has another length"),
         Decoded::Zeroed | Decoded::Damaged(Damage::BadHeader | Damage::BadPadding) => {}
         Decoded::Damaged(damage) => panic!("a sealed frame fails for {damage:?}"),
     }
@@ -246,7 +253,8 @@ fn check_header(input: &Input) {
     assert_eq!(block.len() as u64, SEGMENT_HEADER_LEN, "an encoded header is not one block");
     let decoded = SegmentHeader::decode(&block);
     let positions_fit = first.checked_add(size.saturating_sub(SEGMENT_HEADER_LEN)).is_some();
-    if number >= 1 && size > SEGMENT_HEADER_LEN && positions_fit {
+    let size_valid = size > SEGMENT_HEADER_LEN && size <= SEGMENT_SIZE_MAX && size % 4096 == 0;
+    if number >= 1 && size_valid && positions_fit {
         assert_eq!(decoded, Ok(header), "valid header fields do not round trip");
     } else {
         assert_eq!(decoded, Err(HeaderError::BadFields), "invalid header fields are accepted");

@@ -22,8 +22,9 @@
 //! ```
 //!
 //! A header is valid only if its number is at least 1, its size is larger than the header,
-//! and every position of its frame area fits in 64 bits: first position plus segment size
-//! minus header length is at most `u64::MAX`.
+//! a multiple of 4096 and at most [`SEGMENT_SIZE_MAX`], and every position of its frame area
+//! fits in 64 bits: first position plus segment size minus header length is at most
+//! `u64::MAX`.
 //!
 //! # Positions
 //!
@@ -88,6 +89,9 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"INMEMWAL";
 pub const FORMAT_VERSION: u32 = 2;
 /// The length of a segment header: one 4 KiB block, so that frames start block-aligned.
 pub const SEGMENT_HEADER_LEN: u64 = 4096;
+/// The largest segment a log writes or reads (1 GiB): a header naming a larger size is
+/// damage, so that no recovery step is sized by an unbounded field.
+pub const SEGMENT_SIZE_MAX: u64 = 1 << 30;
 /// The bytes of a segment header that carry fields (the rest is zero).
 const HEADER_FIELDS_LEN: usize = 48;
 /// The bytes of a frame before its payload.
@@ -230,6 +234,8 @@ impl SegmentHeader {
         if u64::from(le_u32(&fields[12..16])) != SEGMENT_HEADER_LEN
             || padding.iter().any(|&b| b != 0)
             || header.size <= SEGMENT_HEADER_LEN
+            || header.size > SEGMENT_SIZE_MAX
+            || header.size % 4096 != 0
             || header.number == 0
             || header.first_position.checked_add(header.capacity()).is_none()
         {
@@ -564,6 +570,16 @@ mod tests {
         let past =
             SegmentHeader { first_position: LogPosition::new(u64::MAX - capacity + 1), ..header };
         assert_eq!(SegmentHeader::decode(&past.encode()), Err(HeaderError::BadFields));
+    }
+
+    #[test]
+    fn a_header_is_refused_when_its_size_is_past_the_maximum_or_not_a_multiple_of_4096() {
+        let header = SegmentHeader { number: 1, first_position: LogPosition::ZERO, size: 8192 };
+        assert_eq!(SegmentHeader::decode(&header.encode()), Ok(header));
+        for size in [SEGMENT_SIZE_MAX + 4096, 8193, u64::MAX - 4095] {
+            let odd = SegmentHeader { size, ..header };
+            assert_eq!(SegmentHeader::decode(&odd.encode()), Err(HeaderError::BadFields), "{size}");
+        }
     }
 
     #[test]

@@ -284,10 +284,11 @@ impl Wal {
 
     /// The first position the log still holds.
     pub fn first_position(&self) -> LogPosition {
-        self.shared
-            .segments_lock()
-            .first()
-            .map_or(LogPosition::ZERO, |segment| segment.header.first_position)
+        let segments = self.shared.segments_lock();
+        let first =
+            segments.first().map_or(LogPosition::ZERO, |segment| segment.header.first_position);
+        // Below where recovery found the log readable (damage a checkpoint covers), nothing is.
+        first.max(self.report.first)
     }
 
     /// Reads the durable records from `position` (a record's position, or
@@ -299,6 +300,7 @@ impl Wal {
         let end = self.durable_position();
         let segments = self.shared.segments_lock().clone();
         let first = segments.first().map_or(end, |segment| segment.header.first_position);
+        let first = first.max(self.report.first);
         if position < first || position > end {
             return Err(Error::OutOfRange { position, first, end });
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{frame_len, FRAME_ALIGN, SEGMENT_HEADER_LEN, TRAILER_LEN};
+use crate::format::{frame_len, FRAME_ALIGN, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MAX, TRAILER_LEN};
 use crate::io::{BackendChoice, Io, OpenFlags, Preallocation};
 use crate::LogPosition;
 
@@ -57,7 +57,7 @@ impl std::fmt::Display for RecoveryMode {
 /// Options of [`crate::Wal::open`].
 #[derive(Clone, Debug)]
 pub struct WalOptions {
-    /// Size of each segment file, header included (default 64 MiB).
+    /// Size of each segment file, header included (default 64 MiB, at most 1 GiB).
     pub segment_size: u64,
     /// Longest record payload accepted (default 16 MiB + 64 KiB, room for one value at the
     /// engine's default limit and its key); must fit in a segment.
@@ -183,11 +183,15 @@ impl WalOptions {
 
     /// Checks that the options can work together.
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.segment_size < 2 * SEGMENT_HEADER_LEN || self.segment_size % 4096 != 0 {
+        if self.segment_size < 2 * SEGMENT_HEADER_LEN
+            || self.segment_size % 4096 != 0
+            || self.segment_size > SEGMENT_SIZE_MAX
+        {
             return Err(Error::InvalidOptions(format!(
-                "segment_size {} must be a multiple of 4096 and at least {}",
+                "segment_size {} must be a multiple of 4096, at least {} and at most {}",
                 self.segment_size,
-                2 * SEGMENT_HEADER_LEN
+                2 * SEGMENT_HEADER_LEN,
+                SEGMENT_SIZE_MAX
             )));
         }
         if self.max_record_bytes > u64::from(u32::MAX)

@@ -56,7 +56,8 @@ pub struct RecoveryReport {
     pub segments: usize,
     /// Valid records in them.
     pub records: u64,
-    /// The first position the log holds.
+    /// The first position the log can be read from: its first segment's start, or, when
+    /// damage below the checkpointed position was found (`covered`), that position.
     pub first: LogPosition,
     /// Where the next record goes.
     pub end: LogPosition,
@@ -181,11 +182,18 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
         extended: None,
         unsealed: None,
         taken: listed.names,
+        readable_from: LogPosition::ZERO,
     };
     let mut end: Option<LogPosition> = None;
     let named = &listed.segments;
+    // `PointInTime` stops at the first header it cannot read (and the checkpointed position
+    // does not cover): the segment before it is walked as the newest.
+    let covered =
+        |index: usize| named.get(index + 1).is_some_and(|(next, _)| *next <= options.checkpointed);
+    let stop_at = headers.iter().enumerate().position(|(index, h)| h.is_err() && !covered(index));
     for (index, ((first, path), header)) in named.iter().zip(headers).enumerate() {
-        let next = named.get(index + 1).map(|(next, _)| *next);
+        let next =
+            named.get(index + 1).filter(|_| stop_at != Some(index + 1)).map(|(next, _)| *next);
         let at = Place { path, first: *first, next, index };
         match survey.segment(&at, header)? {
             Step::Next(segment_end) => end = Some(segment_end),
@@ -463,6 +471,9 @@ struct Survey<'a> {
     unsealed: Option<(Error, SegmentMeta, LogPosition)>,
     /// The names in the directory, and those the plan gives files.
     taken: BTreeSet<OsString>,
+    /// Where the log can be read from: the checkpointed position once damage below it is
+    /// found, else its first segment's start.
+    readable_from: LogPosition,
 }
 
 /// Where a segment's frames stopped before their expected end.
@@ -539,6 +550,8 @@ impl Survey<'_> {
         match (self.options.recovery, covered) {
             (RecoveryMode::Strict, _) | (RecoveryMode::TolerateTornTail, false) => Err(error),
             (_, true) => {
+                // The log is readable from the checkpointed position on, not before.
+                self.readable_from = self.options.checkpointed;
                 self.covered.push(error);
                 Ok(true)
             }
@@ -791,19 +804,23 @@ impl Survey<'_> {
 
     /// Judges the finished segment found without its seal, once the log's end is known:
     /// a crash between creating the newest segment and sealing this one leaves the newest
-    /// empty, and the open writes the seal; otherwise it is damage (which `PointInTime`
-    /// reports, writing the seal too: nothing is lost).
+    /// empty, and the open writes the seal (`Strict`, which changes nothing, refuses it);
+    /// otherwise it is damage (which `PointInTime` reports, writing the seal too: nothing
+    /// is lost).
     fn judge_unsealed(&mut self, end: LogPosition) -> Result<()> {
         let Some((error, segment, at)) = self.unsealed.take() else { return Ok(()) };
         if self.stop.is_some() {
             return Ok(());
         }
         let newest_first = self.kept.last().map(|s| s.header.first_position);
-        if newest_first != Some(end) {
-            match self.options.recovery {
-                RecoveryMode::PointInTime => self.covered.push(error),
-                RecoveryMode::TolerateTornTail | RecoveryMode::Strict => return Err(error),
-            }
+        let crash_state = newest_first == Some(end);
+        match self.options.recovery {
+            // Strict changes nothing, and so refuses even the crash state (as it does an
+            // unfinished segment).
+            RecoveryMode::Strict => return Err(error),
+            RecoveryMode::TolerateTornTail if !crash_state => return Err(error),
+            RecoveryMode::PointInTime if !crash_state => self.covered.push(error),
+            RecoveryMode::TolerateTornTail | RecoveryMode::PointInTime => {}
         }
         self.actions.push(Action::Seal { path: segment.path, header: segment.header, at });
         Ok(())
@@ -815,7 +832,7 @@ impl Survey<'_> {
             mode: self.options.recovery,
             segments: self.kept.len(),
             records: self.records,
-            first,
+            first: first.max(self.readable_from).min(end),
             end,
             proven: self.proven.min(end),
             cut: None,

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use inmem_wal::format::{
-    encode_frame, frame_len, parse_segment_file_name, segment_file_name, FrameKind, SegmentHeader,
-    FRAME_ALIGN, SEGMENT_HEADER_LEN,
+    encode_frame, encode_trailer, frame_len, parse_segment_file_name, segment_file_name,
+    FrameKind, SegmentHeader, Trailer, FRAME_ALIGN, SEGMENT_HEADER_LEN, TRAILER_LEN,
 };
 use inmem_wal::LogPosition;
 
@@ -51,16 +51,14 @@ fn payload(index: usize, len: usize) -> Vec<u8> {
 }
 
 /// Writes the records into one segment, or two if `config.spill` and the first fills up,
-/// as the writer does: a frame that does not fit starts the next segment.
+/// as the writer does when each record is its own synced batch: every frame stamped with
+/// its own position (everything before it synced), a frame that does not fit before the
+/// room kept for the trailer starts the next segment, and the full one is sealed. No close
+/// trailer: the image a crash after the last sync leaves.
 pub(crate) fn write_log(config: &Config, records: &Records) -> Written {
     let size = config.segment_size();
-    // Both segments' positions must fit in 64 bits for the log to be valid.
-    let first = config.first.position().min(u64::MAX - 2 * (size - SEGMENT_HEADER_LEN));
-    let mut header = SegmentHeader {
-        number: config.number.number(),
-        first_position: LogPosition::new(first),
-        size,
-    };
+    let mut header =
+        SegmentHeader { number: config.number.number(), first_position: config.first_position(), size };
     let mut segments = vec![segment_file_name(header.first_position)];
     let mut contents = vec![header.encode()];
     let mut frames: Vec<WrittenFrame> = Vec::new();
@@ -70,10 +68,13 @@ pub(crate) fn write_log(config: &Config, records: &Records) -> Written {
         let payload = payload(index, record.len(config.record_limit()));
         let len = frame_len(payload.len());
         let Some(next) = position.checked_add(len as u64) else { break };
-        if contents.last().map_or(0, Vec::len) + len > size as usize {
+        if contents.last().map_or(0, Vec::len) + len > size as usize - TRAILER_LEN {
             let Some(number) = header.number.checked_add(1) else { break };
             if !config.spill || segments.len() == 2 {
                 break;
+            }
+            if let Some(full) = contents.last_mut() {
+                full.extend_from_slice(&encode_trailer(Trailer::Seal, position, header.number));
             }
             header = SegmentHeader { number, first_position: position, size };
             segments.push(segment_file_name(position));
@@ -82,7 +83,7 @@ pub(crate) fn write_log(config: &Config, records: &Records) -> Written {
         let segment = segments.len() - 1;
         let Some(bytes) = contents.last_mut() else { break };
         let offset = bytes.len();
-        encode_frame(bytes, record.kind(), position, &payload, header.number);
+        encode_frame(bytes, record.kind(), position, &payload, header.number, position);
         frames.push(WrittenFrame { segment, offset, position, kind: record.kind(), payload });
         position = next;
     }
@@ -214,6 +215,7 @@ pub(crate) fn mutate(files: &mut Files, written: &Written, config: &Config, muta
                 position,
                 &payload(offset, spec.len(config.record_limit())),
                 seed,
+                position,
             );
             write_at(file, offset, &frame);
         }

@@ -3,8 +3,8 @@
 //! bytes by `arbitrary`.
 
 use arbitrary::{Arbitrary, Unstructured};
-use inmem_wal::format::{frame_len, FrameKind, SEGMENT_HEADER_LEN};
-use inmem_wal::{BackendChoice, RecoveryMode, WalOptions};
+use inmem_wal::format::{frame_len, FrameKind, SEGMENT_HEADER_LEN, TRAILER_LEN};
+use inmem_wal::{BackendChoice, LogPosition, RecoveryMode, WalOptions};
 
 /// Records written before the damage, at most: with small payloads, enough to fill two
 /// minimum-size segments (at most 170 frames each).
@@ -105,7 +105,7 @@ pub(crate) struct Config {
 }
 
 /// Record limits to choose from.
-pub(crate) const RECORD_LIMITS: [u64; 4] = [24, 200, 1000, 4096 - frame_len(0) as u64];
+pub(crate) const RECORD_LIMITS: [u64; 4] = [24, 200, 1000, 4096 - frame_len(0) as u64 - TRAILER_LEN as u64];
 /// Queue bounds to choose from.
 pub(crate) const QUEUE_LIMITS: [u64; 3] = [8, 512, 4096];
 
@@ -121,7 +121,15 @@ impl Config {
         RECORD_LIMITS[usize::from(self.record_limit) % RECORD_LIMITS.len()]
     }
 
-    /// The options of every open, in `mode`.
+    /// The first position of the log: the input's, kept low enough that both segments'
+    /// positions fit in 64 bits.
+    pub(crate) fn first_position(&self) -> LogPosition {
+        let size = self.segment_size();
+        LogPosition::new(self.first.position().min(u64::MAX - 2 * (size - SEGMENT_HEADER_LEN)))
+    }
+
+    /// The options of every open, in `mode`: the log is checkpointed up to its first
+    /// position (a log that starts past 0 had its earlier segments deleted by one).
     pub(crate) fn options(&self, mode: RecoveryMode) -> WalOptions {
         let queue = QUEUE_LIMITS[usize::from(self.queue_limit) % QUEUE_LIMITS.len()];
         let backend = if self.auto_backend { BackendChoice::Auto } else { BackendChoice::Sync };
@@ -130,6 +138,7 @@ impl Config {
             .max_record_bytes(self.record_limit())
             .max_queued_bytes(queue)
             .recovery(mode)
+            .checkpointed(self.first_position())
             .backend(backend)
     }
 }
