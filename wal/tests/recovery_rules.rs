@@ -504,6 +504,9 @@ fn covered_damage_opens(dir: &Path, checkpointed: LogPosition, from: usize, expe
         assert_eq!(wal.recovery_report().cut, None, "{mode}");
         assert_eq!(snapshot(dir), before, "{mode}: covered damage is left in place");
         assert_eq!(read_from(&wal, checkpointed), payloads(from..100), "{mode}");
+        // Below the checkpointed position nothing is readable: the log starts there.
+        assert_eq!(wal.first_position(), checkpointed, "{mode}");
+        assert_eq!(read_all(&wal), payloads(from..100), "{mode}");
     }
     let strict = small().recovery(RecoveryMode::Strict).checkpointed(checkpointed);
     assert_eq!(&refused_unchanged(dir, &strict), expected);
@@ -784,4 +787,22 @@ fn a_second_point_in_time_setting_aside_a_segment_of_the_same_name_keeps_the_fir
     assert_eq!(wal.recovery_report().dropped.len(), 1);
     let kept = snapshot(dir.path()).into_values().any(|bytes| bytes == first_aside);
     assert!(kept, "the segment the first open set aside is gone");
+}
+
+#[test]
+fn point_in_time_walks_the_segment_before_an_unreadable_one_as_the_newest_and_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (positions, _) = write_log(dir.path(), &small(), 20);
+    assert_eq!(segments(dir.path()).len(), 1);
+    // An empty file named for a position inside the segment's records.
+    let bogus = dir.path().join(inmem_wal::format::segment_file_name(positions[5]));
+    std::fs::write(&bogus, b"").unwrap();
+    for mode in REFUSING {
+        refused_unchanged(dir.path(), &small().recovery(mode));
+    }
+    let wal = Wal::open(dir.path(), small().recovery(RecoveryMode::PointInTime)).expect("open");
+    assert_eq!(read_all(&wal), payloads(0..20), "every record of the readable segment");
+    let mut aside = bogus.into_os_string();
+    aside.push(inmem_wal::DROPPED_SUFFIX);
+    assert_eq!(wal.recovery_report().dropped, [PathBuf::from(aside)]);
 }
