@@ -28,8 +28,13 @@
 //!
 //! # Recovery
 //!
-//! Open loads the newest whole checkpoint (`checkpoint.rs`), if any, then replays the log
-//! from the position it names, applying commits above its version in version order: each
+//! Open first decides, changing nothing (`recovery.rs`, the table in `docs/recovery.md`):
+//! which checkpoint it loads (the newest whole one; the one before for a damaged one,
+//! except under `Strict`), and what the log's recovery does knowing what that checkpoint
+//! covers. A refused open leaves the directory as it was. Then it carries the decision out:
+//! loads the checkpoint (`checkpoint.rs`), if any, opens the log (cutting a torn tail after
+//! salvaging it, setting damaged parts aside under `PointInTime`), and replays the log
+//! from the position the checkpoint names, applying commits above its version in version order: each
 //! at the version it was given, over a contiguous run from the checkpoint's version. A
 //! record that arrives before its predecessor waits for it. Records whose predecessor never reached the log are not applied (they were never
 //! acknowledged: a commit is acknowledged only once every earlier one is, in its mode).
