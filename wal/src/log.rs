@@ -109,14 +109,13 @@ impl Wal {
     /// # Errors
     /// As [`Wal::open`].
     pub fn open_surveyed(survey: Survey, options: WalOptions) -> Result<Wal> {
-        let Survey { plan, dir, key } = if survey.key == SurveyKey::of(&options) {
+        let Survey { plan, dir, .. } = if survey.key == SurveyKey::of(&options) {
             survey
         } else {
             Wal::survey(&survey.dir, &options)?
         };
         let (io, backend_reason) = backend_for(&options, &dir)?;
         let recovered = recover::apply(io.as_ref(), &dir, plan)?;
-        let _ = key;
         let end = recovered.end;
         let report = recovered.report;
         let mut segments = recovered.segments;
@@ -425,6 +424,7 @@ fn backend_for(options: &WalOptions, dir: &Path) -> Result<(Arc<dyn Io>, &'stati
     Ok((io, reason))
 }
 
+/// How the writer paces batches under the log's durability.
 fn pacing(options: &WalOptions) -> Pacing {
     let (sync_every_batch, interval) = match options.durability {
         Durability::Sync => (true, std::time::Duration::ZERO),

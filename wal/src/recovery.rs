@@ -69,7 +69,7 @@ pub struct RecoveryReport {
     /// Segments set aside (renamed with a `.dropped` suffix) by `PointInTime`.
     pub dropped: Vec<PathBuf>,
     /// Unfinished segment files (`.tmp`, from a crash while creating one: a header and
-    /// no record) removed.
+    /// zeroes) removed. One holding anything more is set aside instead (`dropped`).
     pub removed_unfinished: Vec<PathBuf>,
     /// Anomalies that lose nothing: damage wholly below the checkpointed position (left
     /// in place), and, under `PointInTime`, a missing seal before an empty newest segment.
@@ -176,7 +176,7 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
         covered: Vec::new(),
         records: 0,
         proven: options.checkpointed,
-        actions: listed.unfinished.iter().cloned().map(Action::RemoveUnfinished).collect(),
+        actions: Vec::new(),
         stop: None,
         sealed: false,
         extended: None,
@@ -184,6 +184,17 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
         taken: listed.names,
         readable_from: LogPosition::ZERO,
     };
+    let mut removed = Vec::new();
+    for path in &listed.unfinished {
+        if holds_more_than_a_header(io, path)? {
+            // Not what a crash while creating a segment leaves: kept, renamed aside.
+            let to = survey.free_name(aside(path));
+            survey.actions.push(Action::SetAside { from: path.clone(), to });
+        } else {
+            survey.actions.push(Action::RemoveUnfinished(path.clone()));
+            removed.push(path.clone());
+        }
+    }
     let mut end: Option<LogPosition> = None;
     let named = &listed.segments;
     // `PointInTime` stops at the first header it cannot read (and the checkpointed position
@@ -212,7 +223,7 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
     survey.judge_unsealed(end)?;
     let first = first.unwrap_or(end);
     check_reach(dir, named, first, end, options.checkpointed)?;
-    Ok(survey.into_plan(first, end, listed.unfinished))
+    Ok(survey.into_plan(first, end, removed))
 }
 
 /// Refuses a log that starts after the checkpointed position or ends before it: no prefix
@@ -404,6 +415,16 @@ struct Listed {
     unfinished: Vec<PathBuf>,
     /// Every name in it: salvage and set-aside names are chosen among those not taken.
     names: BTreeSet<OsString>,
+}
+
+/// Whether the unfinished segment file at `path` holds any non-zero byte after its first
+/// [`SEGMENT_HEADER_LEN`] bytes: a segment is renamed into place before any record is
+/// written to it, so one being created holds a header and zeroes, and removing it loses
+/// nothing.
+fn holds_more_than_a_header(io: &dyn Io, path: &Path) -> Result<bool> {
+    let mut bytes = SegmentBytes::open(io, path)?;
+    let len = bytes.len(path)?;
+    Ok(nonzero_span(&mut bytes, SEGMENT_HEADER_LEN, len, path)?.is_some())
 }
 
 /// The segment files of `dir`.

@@ -806,3 +806,25 @@ fn point_in_time_walks_the_segment_before_an_unreadable_one_as_the_newest_and_ke
     aside.push(inmem_wal::DROPPED_SUFFIX);
     assert_eq!(wal.recovery_report().dropped, [PathBuf::from(aside)]);
 }
+
+#[test]
+fn an_unfinished_segment_holding_more_than_a_header_is_set_aside_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &small(), 5);
+    let header_only = dir.path().join("00000000000000999999.wal.tmp");
+    std::fs::write(&header_only, vec![0x11u8; SEGMENT_HEADER_LEN as usize]).unwrap();
+    let more = dir.path().join("00000000000000888888.wal.tmp");
+    let mut bytes = vec![0u8; 8192];
+    bytes[5000] = 1;
+    std::fs::write(&more, &bytes).unwrap();
+    refused_unchanged(dir.path(), &small().recovery(RecoveryMode::Strict));
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let report = wal.recovery_report().clone();
+    assert_eq!(report.removed_unfinished, [header_only.clone()]);
+    let mut aside = more.clone().into_os_string();
+    aside.push(inmem_wal::DROPPED_SUFFIX);
+    assert_eq!(report.dropped, [PathBuf::from(&aside)]);
+    assert!(!header_only.exists() && !more.exists());
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "kept byte for byte");
+    assert_eq!(read_all(&wal), payloads(0..5));
+}
