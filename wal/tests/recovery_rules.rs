@@ -820,7 +820,7 @@ fn an_unfinished_segment_holding_more_than_a_header_is_set_aside_not_removed() {
     refused_unchanged(dir.path(), &small().recovery(RecoveryMode::Strict));
     let wal = Wal::open(dir.path(), small()).expect("open");
     let report = wal.recovery_report().clone();
-    assert_eq!(report.removed_unfinished, [header_only.clone()]);
+    assert_eq!(report.removed_unfinished, std::slice::from_ref(&header_only));
     let mut aside = more.clone().into_os_string();
     aside.push(inmem_wal::DROPPED_SUFFIX);
     assert_eq!(report.dropped, [PathBuf::from(&aside)]);
