@@ -53,7 +53,7 @@ use crate::db::Shared;
 use crate::error::{Error, Limit, Result};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
-use crate::recovery;
+use crate::recovery::{self, Recovery};
 use crate::sync::epoch::{self, Owned};
 use crate::sync::{AtomicU64, Mutex};
 
@@ -116,11 +116,13 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         recovery::checkpoint_io(&wal_options),
         dir.join(checkpoint::CHECKPOINT_DIR),
     );
-    let decision = recovery::decide(dir, options.recovery, &wal_options, |path| {
-        let shared = Shared::new(options.clone());
-        let info = checkpoints.read(Some(&shared), path)?;
-        Ok((info, shared))
-    })?;
+    let listed: Vec<PathBuf> = checkpoints.list()?.into_iter().map(|(_, path)| path).collect();
+    let decision =
+        recovery::decide(&dir.join(WAL_DIR), &listed, options.recovery, &wal_options, |path| {
+            let shared = Shared::new(options.clone());
+            let info = checkpoints.read(Some(&shared), path)?;
+            Ok((covers(&info), shared))
+        })?;
     let recovery = decision.recovery();
     let recovery::Decision { checkpoint, log, log_options, .. } = decision;
     // A checkpoint left unfinished by a crash holds nothing the log does not.
@@ -128,9 +130,10 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
     let wal = Wal::open_surveyed(log, log_options)
         .map_err(|error| Error::log("opening the log", error))?;
     let (base, shared) = match checkpoint {
-        Some((info, shared)) => {
-            (checkpoint::Loaded { version: info.version, replay_from: info.replay_from }, shared)
-        }
+        Some((covers, shared)) => (
+            checkpoint::Loaded { version: covers.version, replay_from: covers.replay_from },
+            shared,
+        ),
         None => (checkpoint::Loaded { version: 0, replay_from: 0 }, Shared::new(options.clone())),
     };
     let replayed = replay(&shared, &wal, &dir.join(WAL_DIR), base)?;
@@ -162,18 +165,13 @@ pub(crate) struct Opened {
     pub(crate) recovery: Recovery,
 }
 
-/// What opening a database directory recovered, as [`crate::Database::recovery`] reports it.
-#[derive(Debug, Clone)]
-pub struct Recovery {
-    /// The checkpoint loaded, if any.
-    pub checkpoint: Option<PathBuf>,
-    /// Its version (zero without one): the log was replayed after it.
-    pub checkpoint_version: crate::CommitVersion,
-    /// Newer checkpoints passed over because they are damaged (each an
-    /// [`Error::CorruptCheckpoint`] naming file and offset); the one loaded is older.
-    pub damaged_checkpoints: Vec<Error>,
-    /// What the log's recovery did (a torn tail cut, segments set aside).
-    pub log: inmem_wal::RecoveryReport,
+/// What the checkpoint `info` describes covers.
+fn covers(info: &checkpoint::CheckpointInfo) -> recovery::Covers {
+    recovery::Covers {
+        path: info.path.clone(),
+        version: info.version,
+        replay_from: info.replay_from,
+    }
 }
 
 /// What a replay recovered.
@@ -475,9 +473,12 @@ pub fn inspect_with_log_options(dir: &Path, log_options: &WalOptions) -> Result<
         }
     }
     segments.sort();
-    let predictions = recovery::predict(dir, log_options, |path| {
+    let listed: Vec<PathBuf> = read.iter().map(|(path, _)| path.clone()).collect();
+    let predictions = recovery::predict(&wal_dir, &listed, log_options, |path| {
         let found = read.iter().find(|(read, _)| read == path);
-        found.map_or_else(|| checkpoint::read(None, path), |(_, info)| info.clone())
+        found
+            .map_or_else(|| checkpoint::read(None, path), |(_, info)| info.clone())
+            .map(|i| covers(&i))
     });
     let checkpoints = read.into_iter().map(|(_, info)| info).collect();
     Ok(Inspection { checkpoints, segments, predictions })

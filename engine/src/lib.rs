@@ -80,11 +80,12 @@ mod tidy;
 pub use crate::bytes::Bytes;
 pub use crate::checkpoint::{CheckpointInfo, CheckpointReport};
 pub use crate::db::{Committed, Database, TransactionError, TransactionOptions};
-pub use crate::durable::{inspect, inspect_with_log_options, Inspection, Recovery};
+pub use crate::durable::{inspect, inspect_with_log_options, Inspection};
 pub use crate::error::{Error, IoError, Limit, Result};
 pub use crate::options::{
     Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,
 };
+pub use crate::recovery::Recovery;
 pub use crate::snapshot::{Iter, Snapshot, VersionRecord};
 pub use crate::stats::{GcReport, GcStats, OldestSnapshot, Stats};
 pub use crate::txn::{Transaction, TxnIter};

@@ -22,15 +22,37 @@ use std::sync::Arc;
 use inmem_wal::io::Io;
 use inmem_wal::{LogPosition, RecoveryMode, Survey, Wal, WalOptions};
 
-use crate::checkpoint::{CheckpointInfo, Checkpoints, CHECKPOINT_DIR};
-use crate::durable::{Recovery, WAL_DIR};
 use crate::error::{Error, Result};
+
+/// What opening a database directory recovered, as [`crate::Database::recovery`] reports it
+/// (and [`crate::inspect`] predicts it for each mode).
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    /// The checkpoint loaded, if any.
+    pub checkpoint: Option<PathBuf>,
+    /// Its version (zero without one): the log was replayed after it.
+    pub checkpoint_version: crate::CommitVersion,
+    /// Newer checkpoints passed over because they are damaged (each an
+    /// [`Error::CorruptCheckpoint`] naming file and offset); the one loaded is older.
+    pub damaged_checkpoints: Vec<Error>,
+    /// What the log's recovery did (a torn tail cut, segments set aside).
+    pub log: inmem_wal::RecoveryReport,
+}
+
+/// What a whole checkpoint covers: every commit up to `version`, and the log before
+/// `replay_from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Covers {
+    pub(crate) path: PathBuf,
+    pub(crate) version: u64,
+    pub(crate) replay_from: u64,
+}
 
 /// What an open of a directory does, decided: the checkpoint it loads (with what loading
 /// it produced) and the log's survey.
 pub(crate) struct Decision<T> {
     /// The checkpoint chosen and what loading it gave, if any.
-    pub(crate) checkpoint: Option<(CheckpointInfo, T)>,
+    pub(crate) checkpoint: Option<(Covers, T)>,
     /// Newer checkpoints passed over as damaged.
     pub(crate) damaged: Vec<Error>,
     /// What the log's recovery does, knowing what the checkpoint covers.
@@ -43,9 +65,9 @@ impl<T> Decision<T> {
     /// What the open will report as [`crate::Database::recovery`].
     pub(crate) fn recovery(&self) -> Recovery {
         Recovery {
-            checkpoint: self.checkpoint.as_ref().map(|(info, _)| info.path.clone()),
+            checkpoint: self.checkpoint.as_ref().map(|(covers, _)| covers.path.clone()),
             checkpoint_version: crate::CommitVersion::new(
-                self.checkpoint.as_ref().map_or(0, |(info, _)| info.version),
+                self.checkpoint.as_ref().map_or(0, |(covers, _)| covers.version),
             ),
             damaged_checkpoints: self.damaged.clone(),
             log: self.log.report().clone(),
@@ -63,29 +85,28 @@ pub(crate) fn checkpoint_io(log_options: &WalOptions) -> Arc<dyn Io> {
     }
 }
 
-/// Decides how the database directory `dir` opens under `mode`, changing nothing.
-/// `load` reads a checkpoint (linking it into a keyspace, for an open; only verifying it,
-/// for `inspect`).
+/// Decides how the database whose log is in `wal_dir` and whose checkpoints are
+/// `checkpoints` (newest first) opens under `mode`, changing nothing. `load` reads a
+/// checkpoint (linking it into a keyspace, for an open; only verifying it, for `inspect`).
 ///
 /// # Errors
 /// What the mode refuses: a damaged checkpoint under `Strict`, or with nothing to fall
 /// back on; the log's anomaly ([`Error::Log`], naming file and offset); an I/O error.
 pub(crate) fn decide<T>(
-    dir: &Path,
+    wal_dir: &Path,
+    checkpoints: &[PathBuf],
     mode: RecoveryMode,
     log_options: &WalOptions,
-    mut load: impl FnMut(&Path) -> Result<(CheckpointInfo, T)>,
+    mut load: impl FnMut(&Path) -> Result<(Covers, T)>,
 ) -> Result<Decision<T>> {
-    let wal_dir = dir.join(WAL_DIR);
-    let checkpoints = Checkpoints::new(checkpoint_io(log_options), dir.join(CHECKPOINT_DIR));
     let mut damaged = Vec::new();
-    for (_, path) in checkpoints.list()? {
-        match load(&path) {
-            Ok((info, loaded)) => {
-                let log_options = with(log_options, mode, LogPosition::new(info.replay_from));
-                let log = survey(&wal_dir, &log_options)?;
+    for path in checkpoints {
+        match load(path) {
+            Ok((covers, loaded)) => {
+                let log_options = with(log_options, mode, LogPosition::new(covers.replay_from));
+                let log = survey(wal_dir, &log_options)?;
                 return Ok(Decision {
-                    checkpoint: Some((info, loaded)),
+                    checkpoint: Some((covers, loaded)),
                     damaged,
                     log,
                     log_options,
@@ -98,7 +119,7 @@ pub(crate) fn decide<T>(
         }
     }
     let log_options = with(log_options, mode, LogPosition::ZERO);
-    match survey(&wal_dir, &log_options) {
+    match survey(wal_dir, &log_options) {
         Ok(log) => Ok(Decision { checkpoint: None, damaged, log, log_options }),
         // The log alone does not hold everything: the damaged checkpoint is what is lost.
         Err(_) if !damaged.is_empty() => Err(damaged.swap_remove(0)),
@@ -114,28 +135,29 @@ fn survey(wal_dir: &Path, log_options: &WalOptions) -> Result<Survey> {
     Wal::survey(wal_dir, log_options).map_err(|error| Error::log("recovering", error))
 }
 
-/// What an open of `dir` in each mode would do, as [`crate::inspect`] reports it: the
-/// [`Recovery`] it would report, or the error it would fail with. Checkpoints are read
-/// (verified, not loaded) once, through `read`.
+/// What an open in each mode would do, as [`crate::inspect`] reports it: the [`Recovery`]
+/// it would report, or the error it would fail with. `read` verifies a checkpoint (each is
+/// read once, whatever the modes).
 pub(crate) fn predict(
-    dir: &Path,
+    wal_dir: &Path,
+    checkpoints: &[PathBuf],
     log_options: &WalOptions,
-    read: impl Fn(&Path) -> Result<CheckpointInfo>,
+    read: impl Fn(&Path) -> Result<Covers>,
 ) -> Vec<(RecoveryMode, Result<Recovery>)> {
-    let mut read_once: Vec<(PathBuf, Result<CheckpointInfo>)> = Vec::new();
+    let mut read_once: Vec<(PathBuf, Result<Covers>)> = Vec::new();
     [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime, RecoveryMode::Strict]
         .into_iter()
         .map(|mode| {
-            let decided = decide(dir, mode, log_options, |path| {
-                let info = match read_once.iter().find(|(read, _)| read == path) {
-                    Some((_, info)) => info.clone(),
+            let decided = decide(wal_dir, checkpoints, mode, log_options, |path| {
+                let covers = match read_once.iter().find(|(read, _)| read == path) {
+                    Some((_, covers)) => covers.clone(),
                     None => {
-                        let info = read(path);
-                        read_once.push((path.to_path_buf(), info.clone()));
-                        info
+                        let covers = read(path);
+                        read_once.push((path.to_path_buf(), covers.clone()));
+                        covers
                     }
                 };
-                info.map(|info| (info, ()))
+                covers.map(|covers| (covers, ()))
             });
             (mode, decided.map(|decision| decision.recovery()))
         })
