@@ -33,10 +33,12 @@ enum Command {
     /// Kill a process committing transactions at random moments and check, after each
     /// reopen, that every acknowledged commit survived whole.
     Crashtest(crashtest::CrashtestArgs),
-    /// Check every checkpoint and log segment of a database directory, changing nothing;
-    /// report each damage with its file and offset and what it loses; exit 1 on damage.
+    /// Check every checkpoint and log segment of a database directory, changing nothing,
+    /// and print what an open in each recovery mode would do (docs/recovery.md); exit 1
+    /// on damage, 2 for a path that holds no database.
     Verify(inspect::DirArgs),
-    /// Print a database directory's segments, checkpoints, log positions and versions.
+    /// Print a database directory's segments, checkpoints, log positions and versions, and
+    /// what an open in each recovery mode would do; exit 1 on damage, 2 for no database.
     Inspect(inspect::DirArgs),
 }
 
