@@ -77,8 +77,7 @@ fn print_predictions(inspection: &Inspection) {
     for (mode, predicted) in &inspection.predictions {
         match predicted {
             Ok(recovery) => {
-                let damaged = !recovery.log.is_clean() || !recovery.damaged_checkpoints.is_empty();
-                let verdict = if damaged { "DAMAGED" } else { "ok" };
+                let verdict = if recovery.is_clean() { "ok" } else { "DAMAGED" };
                 println!("{verdict}: {mode}: opens: {}", describe(recovery));
                 for line in details(recovery) {
                     println!("  {line}");

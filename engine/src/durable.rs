@@ -112,10 +112,13 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
     };
     // Decide before changing anything (`recovery.rs`): a refused open leaves the
     // directory as it was.
-    let checkpoints = checkpoint::Checkpoints::new(
-        recovery::checkpoint_io(&wal_options),
-        dir.join(checkpoint::CHECKPOINT_DIR),
-    );
+    // Read through the log's given backend, if any (a simulated disk holds both), before
+    // the log is open; else as the real backends see them.
+    let checkpoint_dir = dir.join(checkpoint::CHECKPOINT_DIR);
+    let checkpoints = match &wal_options.io {
+        Some(io) => checkpoint::Checkpoints::new(std::sync::Arc::clone(io), checkpoint_dir),
+        None => checkpoint::Checkpoints::on_file_system(checkpoint_dir),
+    };
     let listed: Vec<PathBuf> = checkpoints.list()?.into_iter().map(|(_, path)| path).collect();
     let decision =
         recovery::decide(&dir.join(WAL_DIR), &listed, options.recovery, &wal_options, |path| {
@@ -411,27 +414,28 @@ pub struct Inspection {
     /// [`crate::Database::open`] in that mode would report as [`crate::Database::recovery`],
     /// or the error it would fail with. The same decision the open carries out
     /// (docs/recovery.md).
-    pub predictions: Vec<(RecoveryMode, std::result::Result<Recovery, Error>)>,
+    pub predictions: [(RecoveryMode, std::result::Result<Recovery, Error>); 3],
 }
 
 impl Inspection {
     /// What an open in `mode` would do.
     pub fn prediction(&self, mode: RecoveryMode) -> &std::result::Result<Recovery, Error> {
-        let found = self.predictions.iter().find(|(predicted, _)| *predicted == mode);
-        // `inspect` predicts every mode.
-        found.map_or(&self.predictions[0].1, |(_, prediction)| prediction)
+        let index = match mode {
+            RecoveryMode::TolerateTornTail => 0,
+            RecoveryMode::PointInTime => 1,
+            RecoveryMode::Strict => 2,
+        };
+        &self.predictions[index].1
     }
 
     /// Whether anything is damaged: a checkpoint, or anything an open in some mode would
     /// refuse, cut, skip, set aside or remove.
     pub fn is_damaged(&self) -> bool {
         self.checkpoints.iter().any(std::result::Result::is_err)
-            || self.predictions.iter().any(|(_, predicted)| match predicted {
-                Ok(recovery) => {
-                    !recovery.log.is_clean() || !recovery.damaged_checkpoints.is_empty()
-                }
-                Err(_) => true,
-            })
+            || self
+                .predictions
+                .iter()
+                .any(|(_, predicted)| !predicted.as_ref().is_ok_and(Recovery::is_clean))
     }
 }
 
@@ -473,13 +477,11 @@ pub fn inspect_with_log_options(dir: &Path, log_options: &WalOptions) -> Result<
         }
     }
     segments.sort();
-    let listed: Vec<PathBuf> = read.iter().map(|(path, _)| path.clone()).collect();
-    let predictions = recovery::predict(&wal_dir, &listed, log_options, |path| {
-        let found = read.iter().find(|(read, _)| read == path);
-        found
-            .map_or_else(|| checkpoint::read(None, path), |(_, info)| info.clone())
-            .map(|i| covers(&i))
-    });
+    let covering: Vec<(PathBuf, Result<recovery::Covers>)> = read
+        .iter()
+        .map(|(path, info)| (path.clone(), info.as_ref().map(covers).map_err(Error::clone)))
+        .collect();
+    let predictions = recovery::predict(&wal_dir, &covering, log_options);
     let checkpoints = read.into_iter().map(|(_, info)| info).collect();
     Ok(Inspection { checkpoints, segments, predictions })
 }

@@ -236,16 +236,9 @@ impl Error {
     /// of an [`Error::Io`], or of an [`Error::Log`] whose log's write, fsync or file
     /// operation failed (now or, for [`inmem_wal::Error::Failed`], earlier).
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
-        fn of_log(error: &inmem_wal::Error) -> Option<std::io::ErrorKind> {
-            match error {
-                inmem_wal::Error::Io { source, .. } => Some(source.kind()),
-                inmem_wal::Error::Failed { cause } => of_log(cause),
-                _ => None,
-            }
-        }
         match self {
             Error::Io { source, .. } => Some(source.kind()),
-            Error::Log { source, .. } => of_log(source),
+            Error::Log { source, .. } => source.io_source().map(std::io::Error::kind),
             _ => None,
         }
     }

@@ -16,11 +16,8 @@
 //!    (naming file and offset), or what the open keeps, cuts (salvaging the bytes first)
 //!    and sets aside.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use inmem_wal::io::Io;
 use inmem_wal::{LogPosition, RecoveryMode, Survey, Wal, WalOptions};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -38,6 +35,18 @@ pub struct Recovery {
     /// What the log's recovery did (a torn tail cut, segments set aside).
     pub log: inmem_wal::RecoveryReport,
 }
+
+impl Recovery {
+    /// Whether the open found nothing to report: no damaged checkpoint passed over, and
+    /// nothing in the log cut, skipped, set aside or removed.
+    pub fn is_clean(&self) -> bool {
+        self.damaged_checkpoints.is_empty() && self.log.is_clean()
+    }
+}
+
+/// The recovery modes, in the order [`predict`] gives them.
+pub(crate) const MODES: [RecoveryMode; 3] =
+    [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime, RecoveryMode::Strict];
 
 /// What a whole checkpoint covers: every commit up to `version`, and the log before
 /// `replay_from`.
@@ -72,16 +81,6 @@ impl<T> Decision<T> {
             damaged_checkpoints: self.damaged.clone(),
             log: self.log.report().clone(),
         }
-    }
-}
-
-/// The I/O backend the checkpoints of a directory are read through before its log is
-/// open: the log's given backend, if any (a simulated disk holds both), else plain
-/// file-system calls (the same files the real backends see).
-pub(crate) fn checkpoint_io(log_options: &WalOptions) -> Arc<dyn Io> {
-    match &log_options.io {
-        Some(io) => Arc::clone(io),
-        None => Arc::new(inmem_wal::io::sync::SyncIo::new()),
     }
 }
 
@@ -135,31 +134,28 @@ fn survey(wal_dir: &Path, log_options: &WalOptions) -> Result<Survey> {
     Wal::survey(wal_dir, log_options).map_err(|error| Error::log("recovering", error))
 }
 
-/// What an open in each mode would do, as [`crate::inspect`] reports it: the [`Recovery`]
-/// it would report, or the error it would fail with. `read` verifies a checkpoint (each is
-/// read once, whatever the modes).
+/// What an open in each mode of [`MODES`] would do, as [`crate::inspect`] reports it:
+/// the [`Recovery`] it would report, or the error it would fail with, given the
+/// checkpoints (newest first) as read and verified once.
 pub(crate) fn predict(
     wal_dir: &Path,
-    checkpoints: &[PathBuf],
+    checkpoints: &[(PathBuf, Result<Covers>)],
     log_options: &WalOptions,
-    read: impl Fn(&Path) -> Result<Covers>,
-) -> Vec<(RecoveryMode, Result<Recovery>)> {
-    let mut read_once: Vec<(PathBuf, Result<Covers>)> = Vec::new();
-    [RecoveryMode::TolerateTornTail, RecoveryMode::PointInTime, RecoveryMode::Strict]
-        .into_iter()
-        .map(|mode| {
-            let decided = decide(wal_dir, checkpoints, mode, log_options, |path| {
-                let covers = match read_once.iter().find(|(read, _)| read == path) {
-                    Some((_, covers)) => covers.clone(),
-                    None => {
-                        let covers = read(path);
-                        read_once.push((path.to_path_buf(), covers.clone()));
-                        covers
-                    }
-                };
-                covers.map(|covers| (covers, ()))
-            });
-            (mode, decided.map(|decision| decision.recovery()))
-        })
-        .collect()
+) -> [(RecoveryMode, Result<Recovery>); 3] {
+    let paths: Vec<PathBuf> = checkpoints.iter().map(|(path, _)| path.clone()).collect();
+    MODES.map(|mode| {
+        let decided = decide(wal_dir, &paths, mode, log_options, |path| {
+            let read = checkpoints.iter().find(|(read, _)| read == path);
+            read.map_or_else(|| Err(missing(path)), |(_, covers)| covers.clone())
+                .map(|covers| (covers, ()))
+        });
+        (mode, decided.map(|decision| decision.recovery()))
+    })
+}
+
+/// The error for a checkpoint `decide` asked for that was not read: none, as it asks only
+/// for the paths it was given.
+fn missing(path: &Path) -> Error {
+    let error = std::io::Error::new(std::io::ErrorKind::NotFound, "not among those read");
+    Error::io("reading a checkpoint", path, error)
 }

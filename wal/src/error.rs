@@ -103,13 +103,18 @@ impl Error {
         Error::Io { op, path: path.into(), source: Arc::new(source) }
     }
 
-    /// The raw OS error code, if this is (or was caused by) a failed system call.
-    pub fn raw_os_error(&self) -> Option<i32> {
+    /// The failed system call's error, if this is (or was caused by) one.
+    pub fn io_source(&self) -> Option<&std::io::Error> {
         match self {
-            Error::Io { source, .. } => source.raw_os_error(),
-            Error::Failed { cause } => cause.raw_os_error(),
+            Error::Io { source, .. } => Some(source),
+            Error::Failed { cause } => cause.io_source(),
             _ => None,
         }
+    }
+
+    /// The raw OS error code, if this is (or was caused by) a failed system call.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.io_source().and_then(std::io::Error::raw_os_error)
     }
 }
 

@@ -366,10 +366,7 @@ impl Wal {
         // A log that ended healthy, everything synced, proves it with a close trailer.
         if let Some(mut writer) = self.shared.group.retire() {
             if self.shared.group.failure().is_none() {
-                let end = self.shared.group.end();
-                if self.shared.group.durable() == end {
-                    writer.close_trailer(end);
-                }
+                writer.close_trailer(self.shared.group.end());
             }
         }
     }

@@ -188,7 +188,7 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
     for path in &listed.unfinished {
         if holds_more_than_a_header(io, path)? {
             // Not what a crash while creating a segment leaves: kept, renamed aside.
-            let to = survey.free_name(aside(path));
+            let to = survey.free_name(path, DROPPED_SUFFIX);
             survey.actions.push(Action::SetAside { from: path.clone(), to });
         } else {
             survey.actions.push(Action::RemoveUnfinished(path.clone()));
@@ -211,7 +211,7 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
             Step::Stop { end: kept_end, from } => {
                 end = kept_end.or(end);
                 for (_, later) in named.iter().skip(from) {
-                    let to = survey.free_name(aside(later));
+                    let to = survey.free_name(later, DROPPED_SUFFIX);
                     survey.actions.push(Action::SetAside { from: later.clone(), to });
                 }
                 break;
@@ -341,17 +341,10 @@ pub(crate) fn apply(io: &dyn Io, dir: &Path, plan: Plan) -> Result<Plan> {
     Ok(plan)
 }
 
-/// `<path>.dropped`.
-fn aside(path: &Path) -> PathBuf {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(DROPPED_SUFFIX);
-    PathBuf::from(aside)
-}
-
-/// The salvage file of the bytes of `segment` from `offset` on.
-fn salvage_path(segment: &Path, offset: u64) -> PathBuf {
-    let mut name = segment.as_os_str().to_owned();
-    name.push(format!("{SALVAGE_INFIX}{offset}"));
+/// `path` with `suffix` after its name: `<segment>.dropped`, `<segment>.salvage-<offset>`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -368,17 +361,17 @@ fn salvage_and_zero(
     let source = io
         .open(segment, true, OpenFlags::default())
         .map_err(|e| Error::io("open segment to cut its tail", segment, e))?;
-    let mut temporary = salvage.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    if io.list_dir(dir).is_ok_and(|names| {
-        temporary.file_name().is_some_and(|name| names.iter().any(|n| n.as_os_str() == name))
-    }) {
-        io.remove(&temporary).map_err(|e| Error::io("remove stale salvage file", &temporary, e))?;
+    // A temporary file left by a crash during an earlier attempt holds a partial copy.
+    let temporary = with_suffix(salvage, ".tmp");
+    let copy = match io.create(&temporary, OpenFlags::default()) {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            io.remove(&temporary)
+                .map_err(|e| Error::io("remove stale salvage file", &temporary, e))?;
+            io.create(&temporary, OpenFlags::default())
+        }
+        created => created,
     }
-    let copy = io
-        .create(&temporary, OpenFlags::default())
-        .map_err(|e| Error::io("create salvage file", &temporary, e))?;
+    .map_err(|e| Error::io("create salvage file", &temporary, e))?;
     let mut buffer = vec![0u8; usize::try_from((to - from).min(1 << 20)).unwrap_or(1 << 20)];
     let mut at = from;
     while at < to {
@@ -583,15 +576,14 @@ impl Survey<'_> {
         }
     }
 
-    /// `wanted`, or, if a file of that name exists or is planned, `wanted-2`, `wanted-3`..:
-    /// nothing recovery sets aside ever replaces an earlier one.
-    fn free_name(&mut self, wanted: PathBuf) -> PathBuf {
-        let mut candidate = wanted.clone();
+    /// `path` with `suffix` after its name, or, if a file of that name exists or is
+    /// planned, with `suffix-2`, `suffix-3`..: nothing recovery sets aside ever replaces an
+    /// earlier one.
+    fn free_name(&mut self, path: &Path, suffix: &str) -> PathBuf {
+        let mut candidate = with_suffix(path, suffix);
         let mut number = 2u32;
         while candidate.file_name().is_some_and(|name| self.taken.contains(name)) {
-            let mut name = wanted.as_os_str().to_owned();
-            name.push(format!("-{number}"));
-            candidate = PathBuf::from(name);
+            candidate = with_suffix(path, &format!("{suffix}-{number}"));
             number = number.saturating_add(1);
         }
         if let Some(name) = candidate.file_name() {
@@ -792,7 +784,7 @@ impl Survey<'_> {
         path: &Path,
     ) {
         if to > from {
-            let salvage = self.free_name(salvage_path(path, from));
+            let salvage = self.free_name(path, &format!("{SALVAGE_INFIX}{from}"));
             self.actions.push(Action::Cut(TailCut {
                 path: path.to_path_buf(),
                 offset: from,

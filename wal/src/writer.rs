@@ -106,6 +106,7 @@ impl Writer {
             if self.offset_of(position) + len as u64 > self.records_end() {
                 // The frame does not fit: finish this segment, durably, and start the next.
                 self.write_slice(&batch.bytes[from..at], batch_position(&batch, from), true)?;
+                // Synced: what a failed rotation voids starts here, and later frames say so.
                 self.durable = position;
                 self.rotate(position)?;
                 from = at;
@@ -162,13 +163,13 @@ impl Writer {
     /// so that recovery can prove every record of the log was synced. Best effort: without
     /// it the last batch is only unproved, never lost.
     pub(crate) fn close_trailer(&mut self, end: LogPosition) {
-        if self.durable == end && end >= self.segment.first_position {
+        if self.durable == end {
             let _ = self.write_trailer(Trailer::Close, end);
         }
     }
 
-    /// Starts a new segment whose first frame is at `first`, everything before it durable,
-    /// and seals the current one.
+    /// Starts a new segment whose first frame is at `first` (everything before it durable:
+    /// `self.durable` is `first`), and seals the current one.
     fn rotate(&mut self, first: LogPosition) -> Result<()> {
         let number = self.segment.number.checked_add(1);
         let number = number.ok_or(Error::Exhausted { what: "segment numbers" })?;
@@ -189,8 +190,6 @@ impl Writer {
         self.shared.stats.segments_created.fetch_add(1, StdOrdering::Relaxed);
         self.file = file;
         self.segment = header;
-        // The segment left behind was synced before the rotation.
-        self.durable = first;
         self.attempted = SEGMENT_HEADER_LEN;
         Ok(())
     }
