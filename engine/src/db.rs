@@ -15,6 +15,7 @@ use crate::error::{Error, Limit, Result};
 use crate::gc::GarbageCollector;
 use crate::index::KeyIndex;
 use crate::options::{Durability, Isolation, Options, Retention, RetryPolicy};
+use crate::range_delete::{PendingRangeDelete, RangeDeletes, PURGE_STEPS_PER_ROUND};
 use crate::recovery::Recovery;
 use crate::snapshot::{Clock, Snapshot, VersionRecord};
 use crate::stats::{Counters, GcReport, GcStats, OldestSnapshot, Stats};
@@ -35,6 +36,7 @@ pub(crate) struct Shared {
     pub(crate) sequencer: Sequencer,
     pub(crate) gc: GarbageCollector,
     pub(crate) reaper: Reaper,
+    pub(crate) range_deletes: RangeDeletes,
     pub(crate) counters: Counters,
     /// Wall-clock milliseconds, refreshed by snapshots and maintenance: the creation time
     /// one-shot reads register with, so that they need not read the clock.
@@ -62,6 +64,7 @@ impl Shared {
             sequencer: Sequencer::new(0),
             gc: GarbageCollector::new(),
             reaper: Reaper::new(),
+            range_deletes: RangeDeletes::new(),
             counters: Counters::default(),
             coarse_now_ms: AtomicU64::new(clock::now_ms()),
             poisoned: AtomicBool::new(false),
@@ -153,12 +156,14 @@ impl Shared {
         }
     }
 
-    /// One maintenance round: collect garbage, reap expired keys, checkpoint if due.
+    /// One maintenance round: collect garbage, reap expired keys, purge range deletes,
+    /// checkpoint if due.
     #[cfg_attr(loom, expect(dead_code, reason = "loom models run no maintenance thread"))]
     fn maintain(&self) {
         self.refresh_clock();
         self.collect_garbage();
         self.reap_expired();
+        self.purge_range_deletes(PURGE_STEPS_PER_ROUND);
         self.checkpoint_if_due();
     }
 }
@@ -453,6 +458,50 @@ impl Database {
     /// As [`Database::put`].
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<CommitVersion> {
         self.blind_write(key.as_ref(), None, None)
+    }
+
+    /// Deletes every key starting with `prefix` in a transaction of its own, in one write
+    /// however many keys that is, and returns its commit version; see
+    /// [`Transaction::delete_prefix`].
+    ///
+    /// A blind write (it reads nothing), so it never conflicts itself.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] for a prefix longer than the key limit; [`Error::Poisoned`].
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<CommitVersion> {
+        self.shared.delete_prefix_blind(prefix.as_ref())
+    }
+
+    /// The range deletes still in effect, oldest first: those whose keys the maintenance
+    /// thread is still replacing by tombstones, or that wait for older snapshots to go.
+    /// Whatever it says, their keys already read as deleted.
+    pub fn range_deletes(&self) -> Vec<PendingRangeDelete> {
+        self.shared.range_deletes.pending()
+    }
+
+    /// Runs the purge of pending range deletes now, for at most `steps` steps of at most
+    /// [`PURGE_KEYS_PER_STEP`](crate::PURGE_KEYS_PER_STEP) keys each (the maintenance
+    /// thread runs a few every [`Options::maintenance_interval`]), and retires those it
+    /// finished once no older snapshot remains (after a [`Database::collect_garbage`]
+    /// pass has seen that). Returns how many keys it replaced by tombstones.
+    ///
+    /// ```
+    /// use inmem_engine::Database;
+    ///
+    /// let db = Database::in_memory()?;
+    /// for i in 0..5000u32 {
+    ///     db.put(format!("old/{i}"), b"x")?;
+    /// }
+    /// db.delete_prefix(b"old/")?;
+    /// while !db.range_deletes().is_empty() {
+    ///     db.purge_range_deletes(usize::MAX);
+    ///     db.collect_garbage();
+    /// }
+    /// assert_eq!(db.stats().keys, 0, "every key is gone from memory");
+    /// # Ok::<(), inmem_engine::Error>(())
+    /// ```
+    pub fn purge_range_deletes(&self, steps: usize) -> u64 {
+        self.shared.purge_range_deletes(steps)
     }
 
     fn blind_write(

@@ -246,6 +246,7 @@ fn replay(
 fn apply(shared: &Shared, commit: DecodedCommit) {
     let guard = epoch::pin();
     let mut state = shared.sequencer.lock();
+    shared.range_deletes.install(&commit.prefixes, commit.version);
     for (key, node) in commit.writes {
         shared.link(&mut state, key, Owned::new(node), &guard);
     }
@@ -256,10 +257,12 @@ fn apply(shared: &Shared, commit: DecodedCommit) {
 /// # Errors
 /// [`Error::LimitExceeded`] ([`Limit::CommitBytes`]) for a record longer than `max` bytes.
 pub(crate) fn encode_commit(
+    prefixes: &[Bytes],
     writes: &[(Bytes, Owned<crate::version::VersionNode>)],
     max: u64,
 ) -> Result<Vec<u8>> {
-    let record = record::encode(writes.iter().map(|(key, node)| (key.as_slice(), &**node)));
+    let writes = writes.iter().map(|(key, node)| (key.as_slice(), &**node));
+    let record = record::encode_with_prefixes(prefixes, writes);
     if record.len() as u64 > max {
         let actual = record.len() as u64;
         return Err(Error::LimitExceeded { limit: Limit::CommitBytes, actual, max });

@@ -51,6 +51,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bounds;
 mod bytes;
 mod chain;
 mod checkpoint;
@@ -61,6 +62,7 @@ mod error;
 mod gc;
 mod index;
 mod options;
+mod range_delete;
 mod record;
 mod recovery;
 mod snapshot;
@@ -85,6 +87,7 @@ pub use crate::error::{Error, IoError, Limit, Result};
 pub use crate::options::{
     Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,
 };
+pub use crate::range_delete::{PendingRangeDelete, PURGE_KEYS_PER_STEP};
 pub use crate::recovery::Recovery;
 pub use crate::snapshot::{Iter, Snapshot, VersionRecord};
 pub use crate::stats::{GcReport, GcStats, OldestSnapshot, Stats};

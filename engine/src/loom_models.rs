@@ -263,6 +263,51 @@ fn loom_database_commits_are_atomic_to_concurrent_snapshots() {
     });
 }
 
+/// Through the public API: a range delete races a reader while the purge replaces the key
+/// by a tombstone, the collector runs and the range delete retires; a reader at the delete's
+/// version or later never sees the key, one before it always does.
+#[test]
+fn loom_a_range_delete_hides_its_keys_from_every_reader_at_or_after_it() {
+    model(|| {
+        let db = Arc::new(Database::in_memory().expect("opens"));
+        let seeded = db.put(b"r/a", b"0").expect("seed").get();
+        let deleter = {
+            let db = Arc::clone(&db);
+            thread::spawn(move || db.delete_prefix(b"r/").expect("range delete").get())
+        };
+        let purger = {
+            let db = Arc::clone(&db);
+            thread::spawn(move || {
+                db.purge_range_deletes(1);
+                db.collect_garbage();
+                db.purge_range_deletes(1);
+            })
+        };
+        let snapshot = db.snapshot();
+        let read = snapshot.get(b"r/a").expect("read");
+        let scanned = snapshot.prefix(b"r/").count();
+        let at = snapshot.version().get();
+        drop(snapshot);
+        let deleted_at = deleter.join().expect("deleter");
+        purger.join().expect("purger");
+        assert!(at >= seeded);
+        if at >= deleted_at {
+            assert_eq!(
+                (read, scanned),
+                (None, 0),
+                "a reader at {at} saw a key deleted at {deleted_at}"
+            );
+        } else {
+            assert_eq!(
+                (read.is_some(), scanned),
+                (true, 1),
+                "a reader at {at} lost a key deleted later"
+            );
+        }
+        assert_eq!(db.get(b"r/a").expect("read"), None);
+    });
+}
+
 /// Through the public API: two transactions write the same key from the same snapshot
 /// version; exactly one commits (first committer wins), and the loser's write is invisible.
 #[test]

@@ -15,13 +15,13 @@
 //! |---|---|---|
 //! | 0 | 8 | commit version (`u64`, at least 1) |
 //! | 8 | 4 | number of writes `n` (`u32`, at least 1) |
-//! | 12 | | `n` writes, back to back, in strictly ascending key order |
+//! | 12 | | `n` writes, back to back: first the range deletes, in strictly ascending prefix order, then the writes of single keys, in strictly ascending key order |
 //!
 //! Each write:
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | operation: [`OP_PUT`], [`OP_DELETE`] (a user's), [`OP_REAP`] (the TTL reaper's tombstone) |
+//! | 0 | 1 | operation: [`OP_PUT`], [`OP_DELETE`] (a user's), [`OP_REAP`] (a maintenance tombstone: the TTL reaper's, or a range delete's purge), [`OP_DELETE_PREFIX`] (a range delete: its key is the prefix; see `range_delete.rs`) |
 //! | 1 | 4 | key length `k` (`u32`) |
 //! | 5 | `k` | key bytes |
 //! | puts only: `5 + k` | 8 | absolute expiry in ms since the Unix epoch (`u64`; 0: never) |
@@ -54,8 +54,10 @@ pub(crate) const RESET: FrameKind = match FrameKind::new(17) {
 pub(crate) const OP_PUT: u8 = 0;
 /// A user's delete.
 pub(crate) const OP_DELETE: u8 = 1;
-/// The TTL reaper's tombstone.
+/// A maintenance tombstone (the TTL reaper's, or a range delete's purge).
 pub(crate) const OP_REAP: u8 = 2;
+/// A range delete of every key starting with the write's key, older than its commit.
+pub(crate) const OP_DELETE_PREFIX: u8 = 3;
 
 /// Bytes of a record before its first write.
 pub(crate) const HEADER_LEN: usize = 12;
@@ -67,8 +69,18 @@ pub(crate) const WRITE_OVERHEAD: usize = 17;
 pub(crate) fn encode<'a>(
     writes: impl Iterator<Item = (&'a [u8], &'a VersionNode)> + Clone,
 ) -> Vec<u8> {
+    encode_with_prefixes(&[], writes)
+}
+
+/// Encodes a commit of range deletes of `prefixes` (in order) and `writes` (in key order)
+/// with version 0, to be patched by [`set_version`].
+pub(crate) fn encode_with_prefixes<'a>(
+    prefixes: &[Bytes],
+    writes: impl Iterator<Item = (&'a [u8], &'a VersionNode)> + Clone,
+) -> Vec<u8> {
     // Sized exactly up front: a commit's record is built once, on the commit path.
-    let len = writes.clone().fold(HEADER_LEN, |len, (key, node)| {
+    let len = prefixes.iter().fold(HEADER_LEN, |len, prefix| len + 5 + prefix.len());
+    let len = writes.clone().fold(len, |len, (key, node)| {
         let value = node.value().map_or(0, |value| 12 + value.len());
         len + 5 + key.len() + value
     });
@@ -76,6 +88,11 @@ pub(crate) fn encode<'a>(
     out.extend_from_slice(&0u64.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     let mut count: u32 = 0;
+    for prefix in prefixes {
+        count += 1;
+        out.push(OP_DELETE_PREFIX);
+        put_bytes(&mut out, prefix);
+    }
     for (key, node) in writes {
         count += 1;
         out.push(op_of(node));
@@ -139,6 +156,8 @@ pub(crate) fn set_version(record: &mut [u8], version: u64) {
 /// A decoded commit record.
 pub(crate) struct DecodedCommit {
     pub(crate) version: u64,
+    /// Prefixes of range deletes, in strictly ascending order.
+    pub(crate) prefixes: Vec<Bytes>,
     /// Keys and their versioned nodes, in strictly ascending key order.
     pub(crate) writes: Vec<(Bytes, VersionNode)>,
 }
@@ -164,10 +183,21 @@ pub(crate) fn decode(payload: &[u8], position: u64) -> Result<DecodedCommit> {
     if u64::from(count) * 5 > reader.bytes.len() as u64 {
         return Err(corrupt("more writes than bytes"));
     }
+    let mut prefixes: Vec<Bytes> = Vec::new();
     let mut writes: Vec<(Bytes, VersionNode)> = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let op = reader.u8().ok_or_else(|| corrupt("a write cut short"))?;
         let key = reader.bytes().ok_or_else(|| corrupt("a key longer than the record"))?;
+        if op == OP_DELETE_PREFIX {
+            if !writes.is_empty() {
+                return Err(corrupt("a range delete after a key's write"));
+            }
+            if prefixes.last().is_some_and(|previous| previous.as_slice() >= key) {
+                return Err(corrupt("range deletes not in strictly ascending order"));
+            }
+            prefixes.push(Bytes::copy_from(key));
+            continue;
+        }
         let mut node = read_node(op, &mut reader).map_err(corrupt)?;
         if let Some((previous, _)) = writes.last() {
             if previous.as_slice() >= key {
@@ -180,7 +210,7 @@ pub(crate) fn decode(payload: &[u8], position: u64) -> Result<DecodedCommit> {
     if !reader.bytes.is_empty() {
         return Err(corrupt("bytes after the last write"));
     }
-    Ok(DecodedCommit { version, writes })
+    Ok(DecodedCommit { version, prefixes, writes })
 }
 
 /// Encodes a reset record's payload.
@@ -273,6 +303,7 @@ mod tests {
             set_version(&mut record, version);
             let decoded = decode(&record, 7).expect("decodes");
             prop_assert_eq!(decoded.version, version);
+            prop_assert!(decoded.prefixes.is_empty());
             prop_assert_eq!(decoded.writes.len(), nodes.len());
             for ((key, expected), (got_key, got)) in nodes.iter().zip(&decoded.writes) {
                 prop_assert_eq!(key.as_slice(), got_key.as_slice());
@@ -290,7 +321,8 @@ mod tests {
         #[test]
         fn arbitrary_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(decoded) = decode(&bytes, 0) {
-                prop_assert!(decoded.version > 0 && !decoded.writes.is_empty());
+                prop_assert!(decoded.version > 0);
+                prop_assert!(!decoded.writes.is_empty() || !decoded.prefixes.is_empty());
             }
         }
 
@@ -328,6 +360,15 @@ mod tests {
         let mut huge_count = vec![1, 0, 0, 0, 0, 0, 0, 0];
         huge_count.extend_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(reason(&huge_count), "more writes than bytes");
+        let prefixes = [Bytes::from("b"), Bytes::from("a")];
+        let mut unordered = encode_with_prefixes(&prefixes, std::iter::empty());
+        set_version(&mut unordered, 1);
+        assert_eq!(reason(&unordered), "range deletes not in strictly ascending order");
+        let mut late = encode([(&b"a"[..], &a)].into_iter());
+        late.extend_from_slice(&[OP_DELETE_PREFIX, 1, 0, 0, 0, b'p']);
+        late[8..12].copy_from_slice(&2u32.to_le_bytes());
+        set_version(&mut late, 1);
+        assert_eq!(reason(&late), "a range delete after a key's write");
         assert_eq!(decode_reset(&encode_reset(42), 0).ok(), Some(42));
         assert!(decode_reset(&[1, 2, 3], 0).is_err());
     }

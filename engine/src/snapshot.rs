@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
 
+use crate::bounds::{bounds_are_empty, owned_bound, prefix_bounds};
 use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
@@ -112,7 +113,11 @@ impl<'db> Snapshot<'db> {
         let guard = epoch::pin();
         let index_guard = self.shared.index.guard();
         let chain = self.shared.index.get(key, &index_guard, &guard)?;
-        let node = chain.read_at(self.registration.version(), &guard)?;
+        let version = self.registration.version();
+        let node = chain.read_at(version, &guard)?;
+        if self.shared.range_deletes.hiding().hides(key, node.version(), version) {
+            return None;
+        }
         if node.has_expiry() {
             return node.live_value(self.clock.now_ms()).cloned();
         }
@@ -136,7 +141,8 @@ impl<'db> Snapshot<'db> {
 
     /// The versions of `key` this snapshot can see, newest first: at most `limit`, each
     /// older than `before` if given. Deletions appear as versions without a value; expired
-    /// values appear with their expiry.
+    /// values appear with their expiry. Versions a range delete removed
+    /// ([`crate::Transaction::delete_prefix`]) do not appear.
     ///
     /// # Errors
     /// [`crate::Error::LimitExceeded`] for a key longer than the key limit.
@@ -154,9 +160,12 @@ impl<'db> Snapshot<'db> {
         let Some(chain) = self.shared.index.get(key, &index_guard, &guard) else {
             return Ok(Vec::new());
         };
+        let version = self.registration.version();
+        let hiding = self.shared.range_deletes.hiding();
         let records = chain
             .nodes(&guard)
-            .filter(|node| node.version() <= self.registration.version() && node.version() < below)
+            .filter(|node| node.version() <= version && node.version() < below)
+            .take_while(|node| !hiding.hides(key, node.version(), version))
             .take(limit)
             .map(VersionRecord::of)
             .collect();
@@ -173,35 +182,6 @@ impl Drop for Snapshot<'_> {
 impl std::fmt::Debug for Snapshot<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot").field("version", &self.version()).finish_non_exhaustive()
-    }
-}
-
-pub(crate) fn owned_bound<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<Bytes> {
-    bound.map(|key| Bytes::copy_from(key.as_ref()))
-}
-
-/// The bounds of the keys that start with `prefix`: from the prefix itself up to, not
-/// including, the next key that does not (the prefix with its last non-0xFF byte
-/// incremented and what follows dropped); unbounded if there is none.
-pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Bytes>, Bound<Bytes>) {
-    let start = Bound::Included(Bytes::copy_from(prefix));
-    let mut end: smallvec::SmallVec<[u8; Bytes::INLINE_CAPACITY]> = prefix.into();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return (start, Bound::Excluded(Bytes::copy_from(&end)));
-        }
-    }
-    (start, Bound::Unbounded)
-}
-
-/// Whether no key can lie between `start` and `end` (an inverted or empty range).
-pub(crate) fn bounds_are_empty(start: &Bound<Bytes>, end: &Bound<Bytes>) -> bool {
-    match (start, end) {
-        (Bound::Included(start), Bound::Included(end)) => start > end,
-        (Bound::Included(start) | Bound::Excluded(start), Bound::Excluded(end))
-        | (Bound::Excluded(start), Bound::Included(end)) => start >= end,
-        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
     }
 }
 
@@ -261,6 +241,7 @@ impl<'s> Iter<'s> {
             Direction::Reverse => &mut self.back,
         };
         let guard = epoch::pin();
+        let hiding = self.snapshot.shared.range_deletes.hiding();
         let bounds =
             (self.start.as_ref().map(Bytes::as_slice), self.end.as_ref().map(Bytes::as_slice));
         let last = self.snapshot.shared.index.batch(bounds, direction, limit, &guard, |walks| {
@@ -278,6 +259,7 @@ impl<'s> Iter<'s> {
             }));
             buffer.reserve(walks.len());
             for ((key, _), node) in walks.iter().zip(&nodes) {
+                let node = node.filter(|node| !hiding.hides(key, node.version(), version));
                 let value = node.and_then(|node| {
                     if node.has_expiry() {
                         node.live_value(clock.now_ms())
@@ -353,31 +335,6 @@ impl DoubleEndedIterator for Iter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn inverted_and_empty_ranges_are_recognised() {
-        let key = |k: &str| Bytes::from(k);
-        assert!(bounds_are_empty(&Bound::Included(key("b")), &Bound::Included(key("a"))));
-        assert!(bounds_are_empty(&Bound::Included(key("a")), &Bound::Excluded(key("a"))));
-        assert!(bounds_are_empty(&Bound::Excluded(key("a")), &Bound::Included(key("a"))));
-        assert!(!bounds_are_empty(&Bound::Included(key("a")), &Bound::Included(key("a"))));
-        assert!(!bounds_are_empty(&Bound::Unbounded, &Bound::Excluded(key(""))));
-    }
-
-    #[test]
-    fn prefix_bounds_cover_exactly_the_keys_with_the_prefix() {
-        let (start, end) = prefix_bounds(b"ab");
-        assert_eq!(start, Bound::Included(Bytes::from("ab")));
-        assert_eq!(end, Bound::Excluded(Bytes::from("ac")));
-        let (_, end) = prefix_bounds(&[b'a', 0xFF, 0xFF]);
-        assert_eq!(end, Bound::Excluded(Bytes::from("b")));
-        let (_, end) = prefix_bounds(&[0xFF, 0xFF]);
-        assert_eq!(end, Bound::Unbounded);
-        let (start, end) = prefix_bounds(b"");
-        assert_eq!((start, end), (Bound::Included(Bytes::from("")), Bound::Unbounded));
-    }
-
     mod iteration {
         use std::collections::BTreeMap;
         use std::ops::Bound;
@@ -419,7 +376,7 @@ mod tests {
                 }
                 let (start, end) = (bound(start_kind, start_key), bound(end_kind, end_key));
                 let mut expected: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> =
-                    if crate::snapshot::bounds_are_empty(&start, &end) {
+                    if crate::bounds::bounds_are_empty(&start, &end) {
                         Default::default()
                     } else {
                         let as_vec = |b: &Bound<Bytes>| b.as_ref().map(|k| k.to_vec());

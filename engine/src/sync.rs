@@ -54,6 +54,39 @@ pub(crate) mod epoch {
     };
 }
 
+/// A shared value read on every read and replaced rarely: `arc-swap`'s lock-free cell.
+#[cfg(not(loom))]
+pub(crate) type ArcCell<T> = arc_swap::ArcSwapOption<T>;
+
+#[cfg(loom)]
+pub(crate) use loom_arc_cell::ArcCell;
+
+#[cfg(loom)]
+mod loom_arc_cell {
+    //! The twin of the subset of `arc_swap::ArcSwapOption` the engine uses, over loom's
+    //! mutex: a model then checks what a reader can observe of a store, in every order.
+
+    use std::sync::Arc;
+
+    pub(crate) struct ArcCell<T>(loom::sync::Mutex<Option<Arc<T>>>);
+
+    impl<T> ArcCell<T> {
+        pub(crate) fn const_empty() -> Self {
+            ArcCell(loom::sync::Mutex::new(None))
+        }
+
+        #[expect(clippy::unwrap_used, reason = "a poisoned lock means the model already failed")]
+        pub(crate) fn load_full(&self) -> Option<Arc<T>> {
+            self.0.lock().unwrap().clone()
+        }
+
+        #[expect(clippy::unwrap_used, reason = "a poisoned lock means the model already failed")]
+        pub(crate) fn store(&self, value: Option<Arc<T>>) {
+            *self.0.lock().unwrap() = value;
+        }
+    }
+}
+
 #[cfg(loom)]
 mod loom_mutex {
     //! `parking_lot`'s mutex API over loom's mutex (which cannot be poisoned in a model that

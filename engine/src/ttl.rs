@@ -1,4 +1,6 @@
-//! Time to live: expiry of versions, and the reaper that turns expired keys into tombstones.
+//! Time to live: expiry of versions, and the reaper that turns expired keys into tombstones;
+//! and the purge of range deletes (`range_delete.rs`), which writes its tombstones the
+//! same way.
 //!
 //! Readers treat a value whose expiry has passed as absent on their own (`version.rs`); the
 //! reaper makes it so in the keyspace, through the ordinary commit path (a version from the
@@ -12,10 +14,14 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::ControlFlow;
+
+use crate::bytes::Bytes;
 
 use crate::clock;
 use crate::db::Shared;
 use crate::index::ChainRef;
+use crate::range_delete::{Walk, PURGE_KEYS_PER_STEP};
 use crate::record;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
@@ -73,20 +79,29 @@ impl Shared {
         let mut expired = Vec::new();
         while due.peek().is_some_and(|Reverse(next)| next.at_ms <= now_ms) {
             let Some(Reverse(expiry)) = due.pop() else { break };
-            if is_still_newest(&expiry, &guard) {
-                expired.push(expiry);
+            if is_still_newest(&expiry.chain, expiry.version, &guard) {
+                expired.push((expiry.chain, expiry.version));
             }
         }
+        let reaped = self.commit_tombstones_batched(&expired, &guard);
+        Counters::add(&self.counters.expirations_reaped, reaped);
+        reaped
+    }
+
+    /// Replaces, in commits of at most [`REAPS_PER_COMMIT_MAX`] (each fitting one log
+    /// record), every `(chain, version)` whose newest version is still `version` by a
+    /// maintenance tombstone; returns how many it wrote.
+    fn commit_tombstones_batched(&self, doomed: &[(ChainRef, u64)], guard: &Guard) -> u64 {
         // Each batch also fits one log record: a key's tombstone takes 5 bytes and the key
         // (the record's header, 12), and `Database::open` checks that the longest key fits.
         let record_max = self.log.as_ref().map_or(u64::MAX, |log| log.wal.max_record_bytes());
-        let mut reaped = 0;
-        let mut rest = expired.as_slice();
+        let mut written = 0;
+        let mut rest = doomed;
         while !rest.is_empty() {
             let mut bytes = record::HEADER_LEN as u64;
             let mut len = 0;
-            for expiry in rest.iter().take(REAPS_PER_COMMIT_MAX) {
-                let more = 5 + expiry.chain.key().len() as u64;
+            for (chain, _) in rest.iter().take(REAPS_PER_COMMIT_MAX) {
+                let more = 5 + chain.key().len() as u64;
                 if len > 0 && bytes + more > record_max {
                     break;
                 }
@@ -94,36 +109,36 @@ impl Shared {
                 len += 1;
             }
             let (batch, later) = rest.split_at(len);
-            reaped += self.commit_tombstones(batch, &guard);
+            written += self.commit_tombstones(batch, guard);
             rest = later;
         }
-        Counters::add(&self.counters.expirations_reaped, reaped);
-        reaped
+        written
     }
 
-    /// Commits reaper tombstones over the expired versions that are still the newest of
-    /// their keys, in one commit; returns how many it wrote.
-    fn commit_tombstones(&self, batch: &[Expiry], guard: &Guard) -> u64 {
+    /// Commits maintenance tombstones over the versions of `batch` that are still the
+    /// newest of their keys, in one commit; returns how many it wrote.
+    fn commit_tombstones(&self, batch: &[(ChainRef, u64)], guard: &Guard) -> u64 {
         if self.check_not_poisoned().is_err() {
             return 0;
         }
         let tombstones: Vec<Owned<VersionNode>> =
             batch.iter().map(|_| Owned::new(VersionNode::tombstone(Origin::Reaper))).collect();
         let mut state = self.sequencer.lock();
-        let still: Vec<(&Expiry, Owned<VersionNode>)> = batch
+        let still: Vec<(&ChainRef, Owned<VersionNode>)> = batch
             .iter()
             .zip(tombstones)
-            .filter(|(expiry, _)| is_still_newest(expiry, guard))
+            .filter(|((chain, version), _)| is_still_newest(chain, *version, guard))
+            .map(|((chain, _), tombstone)| (chain, tombstone))
             .collect();
         if still.is_empty() {
             return 0;
         }
         let version = self.take_version(&mut state);
-        let reaped = still.len() as u64;
+        let written = still.len() as u64;
         let mut keys = Vec::with_capacity(still.len());
-        for (expiry, mut tombstone) in still {
+        for (chain, mut tombstone) in still {
             tombstone.set_version(version);
-            let key = expiry.chain.key().clone();
+            let key = chain.key().clone();
             if self.log.is_some() {
                 keys.push(key.clone());
             }
@@ -133,26 +148,80 @@ impl Shared {
             self.finish_in_memory(version);
             drop(state);
             // In memory, it finished under the lock: it is visible.
-            return reaped;
+            return written;
         };
         drop(state);
-        // Encoded after the sequencer: which keys it reaps is known only under its lock.
+        // Encoded after the sequencer: which keys it covers is known only under its lock.
         keys.sort_unstable();
-        let reaper_tombstone = VersionNode::tombstone(Origin::Reaper);
-        // Keys within the key limit, a few hundred of them: far below any record limit.
-        let record = record::encode(keys.iter().map(|key| (key.as_slice(), &reaper_tombstone)));
+        let maintenance_tombstone = VersionNode::tombstone(Origin::Reaper);
+        // Keys within the key limit, at most a thousand of them, fitting the record limit
+        // (see `commit_tombstones_batched`).
+        let record =
+            record::encode(keys.iter().map(|key| (key.as_slice(), &maintenance_tombstone)));
         // A failure poisons the database: nothing more is reaped or committed.
         match self.finish_logged(log, record, version, log.durability) {
-            Ok(()) => reaped,
+            Ok(()) => written,
             Err(_) => 0,
         }
     }
+
+    /// Runs at most `steps` purge steps of the pending range deletes (see
+    /// `range_delete.rs`), after retiring those whose walk every reader is past; returns
+    /// how many keys it replaced by tombstones.
+    pub(crate) fn purge_range_deletes(&self, steps: usize) -> u64 {
+        let _walker = self.range_deletes.walker();
+        self.range_deletes.retire(self.registry.published_horizon());
+        let mut purged = 0;
+        for _ in 0..steps {
+            let Some(walk) = self.range_deletes.next_walk() else { break };
+            if self.check_not_poisoned().is_err() {
+                break;
+            }
+            purged += self.purge_step(&walk);
+        }
+        purged
+    }
+
+    /// Walks at most [`PURGE_KEYS_PER_STEP`] keys of `walk` and replaces each newest
+    /// version older than the range delete by a tombstone; returns how many it replaced.
+    fn purge_step(&self, walk: &Walk) -> u64 {
+        let guard = epoch::pin();
+        let bounds =
+            (walk.from.as_ref().map(Bytes::as_slice), walk.to.as_ref().map(Bytes::as_slice));
+        let mut walked = 0;
+        let mut last = None;
+        let mut doomed_keys = Vec::new();
+        self.index.scan(bounds, &guard, |key, chain| {
+            walked += 1;
+            if let Some(head) = chain.head(&guard) {
+                if head.version() < walk.version && !head.is_tombstone() {
+                    doomed_keys.push((key.clone(), head.version()));
+                }
+            }
+            if walked == PURGE_KEYS_PER_STEP {
+                last = Some(key.clone());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        let index_guard = self.index.guard();
+        let doomed: Vec<(ChainRef, u64)> = doomed_keys
+            .into_iter()
+            .filter_map(|(key, version)| {
+                self.index.get_ref(&key, &index_guard, &guard).map(|chain| (chain, version))
+            })
+            .collect();
+        drop(index_guard);
+        let purged = self.commit_tombstones_batched(&doomed, &guard);
+        // Every tombstone of the walk is committed: its version, and that of any user write
+        // that got there first, is at or below the last version handed out.
+        self.range_deletes.walked(walk, purged, last, self.sequencer.last_version());
+        purged
+    }
 }
 
-/// Whether the expiring version is still the newest of its key (no write replaced it).
-fn is_still_newest(expiry: &Expiry, guard: &Guard) -> bool {
-    expiry
-        .chain
-        .head(guard)
-        .is_some_and(|head| head.version() == expiry.version && !head.is_tombstone())
+/// Whether `version` is still the newest of `chain`, and no tombstone (no write replaced
+/// it).
+fn is_still_newest(chain: &ChainRef, version: u64, guard: &Guard) -> bool {
+    chain.head(guard).is_some_and(|head| head.version() == version && !head.is_tombstone())
 }

@@ -91,15 +91,21 @@ struct Resolved {
 }
 
 impl Shared {
-    /// Validates, versions, links and publishes a commit of `writes` (in key order).
+    /// Validates, versions, links and publishes a commit of range deletes of `prefixes`
+    /// (in order; see `range_delete.rs`) and `writes` (in key order).
     pub(crate) fn commit(
         &self,
+        prefixes: Vec<Bytes>,
         writes: Vec<(Bytes, Owned<VersionNode>)>,
         validation: Validation<'_>,
         durability: Option<Durability>,
     ) -> Result<CommitVersion> {
         self.check_not_poisoned()?;
-        debug_assert!(!writes.is_empty(), "a commit that writes nothing takes no version");
+        debug_assert!(
+            !writes.is_empty() || !prefixes.is_empty(),
+            "a commit that writes nothing takes no version"
+        );
+        debug_assert!(prefixes.windows(2).all(|pair| pair[0] < pair[1]), "prefixes in order");
         debug_assert!(
             writes.windows(2).all(|pair| pair[0].0 < pair[1].0),
             "one write per key, in key order"
@@ -107,7 +113,7 @@ impl Shared {
         // Encoded before the sequencer, which never covers encoding; one the log would
         // refuse is refused here, before it takes a version.
         let record = match &self.log {
-            Some(log) => Some(encode_commit(&writes, log.wal.max_record_bytes())?),
+            Some(log) => Some(encode_commit(&prefixes, &writes, log.wal.max_record_bytes())?),
             None => None,
         };
         let guard = epoch::pin();
@@ -126,6 +132,9 @@ impl Shared {
                 return Err(error);
             }
             let version = self.take_version(&mut state);
+            // Before the version is visible, as its nodes are installed: every reader at it
+            // or later applies the range deletes.
+            self.range_deletes.install(&prefixes, version);
             for ((key, mut node), resolved) in writes.into_iter().zip(chains) {
                 node.set_version(version);
                 // A removal may have come between the resolve and the lock (it holds the

@@ -13,12 +13,13 @@ mod write_set;
 use std::ops::{Bound, RangeBounds};
 use std::time::Duration;
 
+use crate::bounds::{owned_bound, prefix_bounds};
 use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
 use crate::error::Result;
 use crate::options::{Durability, Isolation};
-use crate::snapshot::{owned_bound, prefix_bounds, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::version::{CommitVersion, NEVER_EXPIRES};
 use read_set::ReadSet;
 use validate::Validation;
@@ -76,7 +77,8 @@ impl<'db> Transaction<'db> {
         self.isolation
     }
 
-    /// How many distinct keys the transaction has written so far.
+    /// How many distinct keys the transaction has written so far, each range delete
+    /// counting as one.
     pub fn write_count(&self) -> usize {
         self.writes.len()
     }
@@ -91,6 +93,9 @@ impl<'db> Transaction<'db> {
         self.shared().check_key(key)?;
         if let Some(write) = self.writes.get(key) {
             return Ok(write.live_value(self.snapshot.now_ms()).cloned());
+        }
+        if self.writes.hides(key) {
+            return Ok(None);
         }
         if self.isolation == Isolation::Serializable {
             self.reads.record_key(key, self.shared().options.limits.transaction_reads_max)?;
@@ -148,6 +153,44 @@ impl<'db> Transaction<'db> {
         )
     }
 
+    /// Buffers a range delete: every key starting with `prefix` (the prefix itself
+    /// included) is deleted at this transaction's commit, in one write, however many keys
+    /// that is. Writes the transaction made under `prefix` before are dropped; writes it
+    /// makes after are kept. The keys' memory is reclaimed in the background, in bounded
+    /// steps (see [`crate::Database::range_deletes`]).
+    ///
+    /// A concurrent transaction that wrote, read or scanned a key under `prefix` from a
+    /// snapshot older than this commit fails with [`crate::Error::Conflict`] (it is retried
+    /// by [`crate::Database::transaction`]), so no write made without seeing the delete
+    /// survives it.
+    ///
+    /// ```
+    /// use inmem_engine::Database;
+    ///
+    /// let db = Database::in_memory()?;
+    /// for i in 0..1000u32 {
+    ///     db.put(format!("run7/event/{i:04}"), b"...")?;
+    /// }
+    /// db.put(b"run8/event/0000", b"kept")?;
+    /// let mut txn = db.begin();
+    /// txn.delete_prefix(b"run7/")?;
+    /// assert_eq!(txn.write_count(), 1);
+    /// txn.commit()?;
+    /// assert_eq!(db.snapshot().prefix(b"run7/").count(), 0);
+    /// assert_eq!(db.snapshot().prefix(b"run").count(), 1);
+    /// # Ok::<(), inmem_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::LimitExceeded`] for a prefix longer than the key limit, or too many
+    /// writes.
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        let prefix = prefix.as_ref();
+        let shared = self.shared();
+        shared.check_key(prefix)?;
+        self.writes.delete_prefix(prefix, shared.options.limits.transaction_writes_max)
+    }
+
     /// The entries with keys in `range` as this transaction sees them, in key order;
     /// `.rev()` walks backwards.
     ///
@@ -194,7 +237,8 @@ impl<'db> Transaction<'db> {
         };
         // The snapshot stays registered until the commit is done, so the collector keeps
         // everything validation compares against.
-        snapshot.shared().commit(writes.into_nodes(), validation, durability)
+        let (prefixes, nodes) = writes.into_parts();
+        snapshot.shared().commit(prefixes, nodes, validation, durability)
     }
 
     /// Discards the transaction (as dropping it does).
@@ -236,6 +280,12 @@ impl Shared {
             None => PendingWrite::delete(),
         };
         let node = crate::sync::epoch::Owned::new(write.into_node());
-        self.commit(vec![(Bytes::copy_from(key), node)], Validation::Blind, None)
+        self.commit(Vec::new(), vec![(Bytes::copy_from(key), node)], Validation::Blind, None)
+    }
+
+    /// A one-shot range delete of `prefix`, committed without validation.
+    pub(crate) fn delete_prefix_blind(&self, prefix: &[u8]) -> Result<CommitVersion> {
+        self.check_key(prefix)?;
+        self.commit(vec![Bytes::copy_from(prefix)], Vec::new(), Validation::Blind, None)
     }
 }

@@ -3,8 +3,11 @@
 //! Snapshot isolation (first committer wins): a commit fails if any key it writes has a
 //! user-written version newer than its read version. Serializable adds the read set: every
 //! key it read, and every range it scanned, must have no user-written version newer than its
-//! read version either. Versions written by the engine's maintenance (the TTL reaper's
-//! tombstones) change nothing a reader could observe and never cause a conflict.
+//! read version either. A range delete committed after the read version (`range_delete.rs`)
+//! changes every key under its prefix: a commit that writes or read one, or scanned a range
+//! overlapping it, fails too. Versions written by the engine's maintenance (the TTL reaper's
+//! tombstones, a range delete's purge) change nothing a reader could observe and never
+//! cause a conflict.
 
 use std::ops::{Bound, ControlFlow};
 
@@ -12,6 +15,7 @@ use crate::bytes::Bytes;
 use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::index::ChainRef;
+use crate::range_delete::Hiding;
 use crate::stats::Counters;
 use crate::sync::epoch::Guard;
 use crate::txn::read_set::ReadSet;
@@ -45,8 +49,9 @@ impl Shared {
             Validation::Snapshot { read_version } => (read_version, None),
             Validation::Serializable { read_version, reads } => (read_version, Some(reads)),
         };
-        let conflict = self.first_changed_key(writes, read_version, guard).or_else(|| {
-            reads.and_then(|reads| self.first_changed_read(reads, read_version, guard))
+        let hiding = self.range_deletes.hiding();
+        let conflict = self.first_changed_key(writes, read_version, &hiding, guard).or_else(|| {
+            reads.and_then(|reads| self.first_changed_read(reads, read_version, &hiding, guard))
         });
         match conflict {
             None => Ok(()),
@@ -65,10 +70,14 @@ impl Shared {
         &self,
         keys: impl Iterator<Item = WrittenKey<'w>>,
         read_version: u64,
+        hiding: &Hiding,
         guard: &Guard,
     ) -> Option<Bytes> {
         let index_guard = self.index.guard();
         for (key, resolved) in keys {
+            if hiding.covers_newer(key, read_version) {
+                return Some(key.clone());
+            }
             let newest = match resolved.filter(|chain| self.index.is_linked(chain)) {
                 Some(chain) => chain.newest_user_version(guard),
                 None => self
@@ -87,16 +96,18 @@ impl Shared {
         &self,
         reads: &ReadSet,
         read_version: u64,
+        hiding: &Hiding,
         guard: &Guard,
     ) -> Option<Bytes> {
         let keys = reads.keys().map(|key| (key, None));
-        if let Some(key) = self.first_changed_key(keys, read_version, guard) {
+        if let Some(key) = self.first_changed_key(keys, read_version, hiding, guard) {
             return Some(key);
         }
-        reads
-            .ranges()
-            .iter()
-            .find_map(|(start, end)| self.first_changed_in(start, end, read_version, guard))
+        reads.ranges().iter().find_map(|(start, end)| {
+            hiding
+                .overlapping_newer(start, end, read_version)
+                .or_else(|| self.first_changed_in(start, end, read_version, guard))
+        })
     }
 
     fn first_changed_in(
@@ -106,7 +117,7 @@ impl Shared {
         read_version: u64,
         guard: &Guard,
     ) -> Option<Bytes> {
-        if crate::snapshot::bounds_are_empty(start, end) {
+        if crate::bounds::bounds_are_empty(start, end) {
             return None;
         }
         let bounds = (start.as_ref().map(Bytes::as_slice), end.as_ref().map(Bytes::as_slice));

@@ -44,15 +44,48 @@ impl PendingWrite {
     }
 }
 
-/// A transaction's writes, by key; the last write to a key wins.
+/// A transaction's writes, by key (the last write to a key wins), and its range deletes.
 #[derive(Debug, Default)]
 pub(crate) struct WriteSet {
     writes: BTreeMap<Bytes, PendingWrite>,
+    /// Prefixes of the range deletes, in order, none starting with another: a write to a key
+    /// under one, made after it, is in `writes` and reads as written.
+    prefixes: Vec<Bytes>,
 }
 
 impl WriteSet {
     pub(crate) fn get(&self, key: &[u8]) -> Option<&PendingWrite> {
         self.writes.get(key)
+    }
+
+    /// Whether a range delete of the transaction hides `key` (unless it wrote the key since).
+    pub(crate) fn hides(&self, key: &[u8]) -> bool {
+        self.prefixes.iter().any(|prefix| key.starts_with(prefix.as_slice()))
+    }
+
+    /// Buffers a range delete of every key starting with `prefix`: drops the writes
+    /// buffered under it, which it deletes too. Refused beyond `writes_max` writes and range
+    /// deletes together.
+    pub(crate) fn delete_prefix(&mut self, prefix: &[u8], writes_max: usize) -> Result<()> {
+        let (start, end) = crate::bounds::prefix_bounds(prefix);
+        let covered: Vec<Bytes> = self.range(&start, &end).map(|(key, _)| key.clone()).collect();
+        for key in covered {
+            self.writes.remove(&key);
+        }
+        if self.hides(prefix) {
+            return Ok(());
+        }
+        self.prefixes.retain(|longer| !longer.starts_with(prefix));
+        if self.len() >= writes_max {
+            return Err(Error::LimitExceeded {
+                limit: Limit::TransactionWrites,
+                actual: self.len() as u64 + 1,
+                max: writes_max as u64,
+            });
+        }
+        let at = self.prefixes.partition_point(|other| other.as_slice() < prefix);
+        self.prefixes.insert(at, Bytes::copy_from(prefix));
+        Ok(())
     }
 
     /// Buffers a write, refusing a new key beyond `writes_max` distinct keys.
@@ -66,8 +99,8 @@ impl WriteSet {
             *existing = write;
             return Ok(());
         }
-        if self.writes.len() >= writes_max {
-            let actual = self.writes.len() as u64 + 1;
+        if self.len() >= writes_max {
+            let actual = self.len() as u64 + 1;
             return Err(Error::LimitExceeded {
                 limit: Limit::TransactionWrites,
                 actual,
@@ -79,16 +112,20 @@ impl WriteSet {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.prefixes.is_empty()
     }
 
+    /// Writes and range deletes.
     pub(crate) fn len(&self) -> usize {
-        self.writes.len()
+        self.writes.len() + self.prefixes.len()
     }
 
-    /// The writes as version nodes, ready for the sequencer, in key order.
-    pub(crate) fn into_nodes(self) -> Vec<(Bytes, Owned<VersionNode>)> {
-        self.writes.into_iter().map(|(key, write)| (key, Owned::new(write.into_node()))).collect()
+    /// The range deletes' prefixes, in order, and the writes as version nodes, ready for
+    /// the sequencer, in key order.
+    pub(crate) fn into_parts(self) -> (Vec<Bytes>, Vec<(Bytes, Owned<VersionNode>)>) {
+        let nodes =
+            self.writes.into_iter().map(|(key, write)| (key, Owned::new(write.into_node())));
+        (self.prefixes, nodes.collect())
     }
 
     /// The writes in a key range; empty (rather than a panic, as `BTreeMap::range` would)
@@ -99,7 +136,7 @@ impl WriteSet {
         end: &Bound<Bytes>,
     ) -> btree_map::Range<'_, Bytes, PendingWrite> {
         const NOTHING: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Excluded(&[]), Bound::Included(&[]));
-        let bounds = if crate::snapshot::bounds_are_empty(start, end) {
+        let bounds = if crate::bounds::bounds_are_empty(start, end) {
             NOTHING
         } else {
             (start.as_ref().map(Bytes::as_slice), end.as_ref().map(Bytes::as_slice))
@@ -150,6 +187,8 @@ impl<I: DoubleEndedIterator> Peekable2<I> {
 pub struct TxnIter<'t> {
     committed: Peekable2<Iter<'t>>,
     own: Peekable2<btree_map::Range<'t, Bytes, PendingWrite>>,
+    /// The transaction's write set, whose range deletes hide committed entries.
+    writes: &'t WriteSet,
     now_ms: u64,
 }
 
@@ -164,6 +203,7 @@ impl<'t> TxnIter<'t> {
         TxnIter {
             committed: Peekable2::new(committed),
             own: Peekable2::new(writes.range(start, end)),
+            writes,
             now_ms,
         }
     }
@@ -190,11 +230,12 @@ impl<'t> TxnIter<'t> {
         loop {
             let side = self.next_side(reverse)?;
             if side == Ordering::Less {
-                return if reverse {
-                    self.committed.take_back()
-                } else {
-                    self.committed.take_front()
-                };
+                let entry =
+                    if reverse { self.committed.take_back() } else { self.committed.take_front() };
+                match entry {
+                    Some((key, _)) if self.writes.hides(&key) => continue,
+                    entry => return entry,
+                }
             }
             if side == Ordering::Equal {
                 let _shadowed =
@@ -246,6 +287,25 @@ mod tests {
             refused,
             Error::LimitExceeded { limit: Limit::TransactionWrites, actual: 2, max: 1 }
         );
+    }
+
+    #[test]
+    fn a_range_delete_drops_the_writes_under_it_and_counts_as_one_write() {
+        let mut writes = WriteSet::default();
+        let put = || PendingWrite::put(Bytes::from("v"), NEVER_EXPIRES);
+        for key in ["a1", "a2", "b"] {
+            writes.insert(key.as_bytes(), put(), 10).expect("fits");
+        }
+        writes.delete_prefix(b"ab", 10).expect("fits");
+        writes.delete_prefix(b"a", 10).expect("fits");
+        assert_eq!(writes.len(), 2, "b and the range delete of a (which covers ab)");
+        assert!(writes.hides(b"a1") && writes.hides(b"ab7") && !writes.hides(b"b"));
+        writes.insert(b"a3", put(), 10).expect("fits");
+        assert!(writes.get(b"a3").is_some(), "a write after the range delete stays");
+        let (prefixes, nodes) = writes.into_parts();
+        assert_eq!(prefixes, [Bytes::from("a")]);
+        let keys: Vec<&[u8]> = nodes.iter().map(|(key, _)| key.as_slice()).collect();
+        assert_eq!(keys, [&b"a3"[..], b"b"]);
     }
 
     #[test]
