@@ -23,7 +23,11 @@
 //! transaction each) and print `prim ...` lines; the check is that module's: every event
 //! chain verifies, each run's keys, counter, traces, trace indices and run statuses agree
 //! with its events (`partial`), and every acknowledged step is there as acknowledged, tasks
-//! acknowledged as finished included (`lost`). The summary line is the same.
+//! acknowledged as finished included (`lost`). Beside the writers, one thread fills runs of
+//! 20,000 events and deletes them, over and over (`inmem::large_deletes`): no run
+//! acknowledged deleted may be visible (`lost`), none partly there (`partial`), and once
+//! the parent has finished the pending deletes, no key of theirs may be left in memory
+//! (`partial`). The summary line is the same.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -34,7 +38,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use inmem::harness::{check, transfer, txn_number, Ack, Violations};
-use inmem::primitives_harness::{self, StepAck, Writer};
+use inmem::large_deletes;
+use inmem::primitives_harness::{self, Writer};
 use inmem::{Database, Options};
 
 /// Committing threads in the child.
@@ -197,10 +202,38 @@ fn parent(args: &CrashtestArgs) -> Result<Summary, String> {
     };
     match args.workload {
         Workload::Transfers => cycles(args, &dir, parse_ack, |db, acks, _| check(db, acks)),
-        Workload::Primitives => cycles(args, &dir, StepAck::parse, |db, acks, cycles| {
-            primitives_harness::check(db, args.seed, cycles, WRITERS, acks)
-        }),
+        Workload::Primitives => primitives_cycles(args, &dir),
     }
+}
+
+/// The primitives workload's cycles; prints a line on its large deletes before the summary.
+fn primitives_cycles(args: &CrashtestArgs, dir: &Path) -> Result<Summary, String> {
+    let big_acks = std::cell::Cell::new((0usize, 0usize));
+    let mid_purge = std::cell::Cell::new(0u64);
+    let summary = cycles(args, dir, large_deletes::Ack::parse, |db, acks, cycles| {
+        let (mut steps, mut bigs) = (Vec::new(), Vec::new());
+        for ack in acks {
+            match ack {
+                large_deletes::Ack::Step(step) => steps.push(step.clone()),
+                large_deletes::Ack::Big(big) => bigs.push(*big),
+            }
+        }
+        let mut found = primitives_harness::check(db, args.seed, cycles, WRITERS, &steps);
+        if large_deletes::check(db, args.seed, cycles, &bigs, &mut found) {
+            mid_purge.set(mid_purge.get() + 1);
+        }
+        let deleted = bigs.iter().filter(|ack| ack.deleted).count();
+        big_acks.set((bigs.len() - deleted, deleted));
+        found
+    })?;
+    let (filled, deleted) = big_acks.get();
+    println!(
+        "large deletes: runs of {} events filled={filled} deleted={deleted}, reopened with \
+         their purge unfinished after {} kills",
+        large_deletes::BIG_EVENTS,
+        mid_purge.get()
+    );
+    Ok(summary)
 }
 
 /// Runs the cycles: a child killed, a reopen, `check(db, acks so far, cycles so far)`;
@@ -317,6 +350,7 @@ fn parse_ack(line: &str) -> Option<Ack> {
 /// killed.
 fn child(dir: &Path, cycle: u64, seed: u64, workload: Workload) -> Result<(), String> {
     let db = Database::open(dir, workload.options()).map_err(|error| error.to_string())?;
+    let db = Arc::new(db);
     // Stdout is line-buffered: each line reaches the pipe whole, under stdout's own lock.
     writeln!(std::io::stdout().lock(), "ready").map_err(|e| e.to_string())?;
     std::thread::scope(|scope| {
@@ -332,6 +366,20 @@ fn child(dir: &Path, cycle: u64, seed: u64, workload: Workload) -> Result<(), St
                 }
             }
         });
+        if workload == Workload::Primitives {
+            // Big runs filled and deleted beside the steps, so kills land in large deletes
+            // and their purges too.
+            let db = Arc::clone(&db);
+            scope.spawn(move || {
+                let said = large_deletes::fill_and_delete(&db, seed, cycle, |ack| {
+                    writeln!(std::io::stdout().lock(), "{ack}").map_err(|e| e.to_string())
+                });
+                if let Err(error) = said {
+                    eprintln!("crashtest child: {error}");
+                    std::process::exit(1);
+                }
+            });
+        }
         let workers: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let db = &db;

@@ -23,6 +23,7 @@
 struct ReadmeDoctests;
 
 pub mod harness;
+pub mod large_deletes;
 pub mod primitives_harness;
 
 pub use inmem_engine as engine;

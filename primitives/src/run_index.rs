@@ -12,18 +12,28 @@
 //! - [`RunIndex::archive`] is soft: the status becomes Archived, every key is kept.
 //! - [`RunIndex::delete`] cascades: the run, **every descendant** (children, their
 //!   children, ...), every key of each in every primitive (the whole
-//!   [`crate::run_prefix`] range) and their index entries go in one transaction. Deleting a
-//!   run never leaves a child whose parent is missing.
+//!   [`crate::run_prefix`] range) and their index entries go in one transaction, whatever
+//!   the runs hold. Each run's keys go in one range delete of the engine
+//!   ([`inmem_engine::Transaction::delete_prefix`]): one write, however many keys, so the
+//!   commit is small and its memory bounded, and from that commit on no read of any
+//!   primitive sees any of them. The engine's maintenance then replaces the keys by
+//!   tombstones in steps of a bounded size, each its own commit, and frees them; a process
+//!   killed meanwhile finishes after the next open ([`RunIndex::deletes_in_progress`] lists
+//!   the runs still being purged). Deleting a run never leaves a child whose parent is
+//!   missing. A deleted run's id may be created again at once: the new run sees none of
+//!   the old one's keys.
 //!
 //! # Concurrency
 //!
 //! Every operation that changes a run writes its record, so two of them on one run
 //! conflict and one is retried. Creating a child also rewrites its parent's record,
 //! unchanged: a child created while its parent is deleted conflicts with the delete, and
-//! the retry finds the parent missing. The handle's [`RunIndex::delete`] runs serializable,
-//! so that a key written into the run's range by a concurrent transaction (of any
-//! primitive) makes one of the two retry instead of surviving the delete; through
-//! [`RunIndexTxn::delete`], that is the caller's choice of isolation.
+//! the retry finds the parent missing. A transaction of any primitive that wrote into a
+//! run's range from a snapshot older than the run's delete conflicts with it and is retried
+//! (the engine's rule for range deletes), so no such key survives the delete. The handle's
+//! [`RunIndex::delete`] runs serializable, so that a child created concurrently is found
+//! or conflicts; through [`RunIndexTxn::delete`], that is the caller's choice of
+//! isolation.
 
 mod keys;
 mod record;
@@ -243,6 +253,39 @@ impl RunIndex {
     pub fn delete(&self, run: RunId) -> Result<Vec<RunId>> {
         let serializable = TransactionOptions::default().isolation(Isolation::Serializable);
         self.run(serializable, |txn| txn.delete(run))
+    }
+
+    /// The deleted runs whose keys the engine is still purging from memory, oldest delete
+    /// first. They are already absent from every read; this says only that the work of
+    /// freeing them is not done (it goes on in the background, and after a restart).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use inmem_engine::Database;
+    /// use inmem_primitives::run_index::RunIndex;
+    /// use inmem_primitives::Value;
+    ///
+    /// let db = Arc::new(Database::in_memory()?);
+    /// let runs = RunIndex::new(Arc::clone(&db));
+    /// let run = runs.create(None, ["batch"], &Value::Null)?;
+    /// runs.delete(run)?;
+    /// assert_eq!(runs.get(run)?, None, "gone for every reader at once");
+    /// while !runs.deletes_in_progress().is_empty() {
+    ///     db.purge_range_deletes(usize::MAX); // the maintenance thread does this too
+    ///     db.collect_garbage();
+    /// }
+    /// # Ok::<(), inmem_primitives::Error>(())
+    /// ```
+    pub fn deletes_in_progress(&self) -> Vec<RunId> {
+        let mut runs: Vec<RunId> = self
+            .db
+            .range_deletes()
+            .iter()
+            .filter_map(|pending| <[u8; RunId::LEN]>::try_from(pending.prefix.as_slice()).ok())
+            .map(RunId::from_bytes)
+            .collect();
+        runs.dedup();
+        runs
     }
 }
 
@@ -579,12 +622,15 @@ impl RunIndexTxn<'_, '_> {
 
     /// Deletes `run` and every descendant of it (children, their children, ...): every key
     /// of each in every primitive (its whole [`crate::run_prefix`] range, the record
-    /// included) and their index entries. Returns the runs deleted, `run` first, then its
-    /// descendants breadth first.
+    /// included, as one range delete of the engine whatever the number of keys) and their
+    /// index entries. Returns the runs deleted, `run` first, then its descendants breadth
+    /// first.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for a missing run; the engine's `LimitExceeded` if the keys to
-    /// delete are more than one transaction may write; as [`RunIndexTxn::query`].
+    /// [`Error::NotFound`] for a missing run; the engine's `LimitExceeded` if the runs to
+    /// delete are so many that their records and index entries (a handful of writes per
+    /// run, whatever its data) are more than one transaction may write; as
+    /// [`RunIndexTxn::query`].
     pub fn delete(&mut self, run: RunId) -> Result<Vec<RunId>> {
         let root = self.require(run)?;
         let mut seen = BTreeSet::from([run]);
@@ -599,11 +645,10 @@ impl RunIndexTxn<'_, '_> {
             doomed.push(view);
         }
         for view in &doomed {
-            let keys: Vec<Bytes> =
-                self.txn.prefix(run_prefix(view.id()))?.map(|(key, _)| key).collect();
-            for key in keys {
-                self.txn.delete(key)?;
-            }
+            self.txn.delete_prefix(run_prefix(view.id()))?;
+            // After the range delete, so that the record's own delete stays a write of its
+            // key: a transaction that rewrote the record meanwhile conflicts with this one
+            // under snapshot isolation too.
             self.write(view.id(), Some(&view.parts()), None)?;
         }
         Ok(doomed.iter().map(RunView::id).collect())

@@ -271,11 +271,15 @@ impl Shared {
         Counters::add(&self.counters.versions, 1);
         Counters::add(&self.counters.bytes, node.payload_bytes());
         let expiry = node.has_expiry().then(|| (node.expires_at_ms(), node.version()));
+        let tombstone = node.is_tombstone();
         let had_versions = chain.install(node, guard);
         if let Some((at_ms, version)) = expiry {
             state.expiries.push(Expiry { at_ms, version, chain: chain.clone() });
         }
-        if had_versions && self.options.retention != Retention::KeepAll && chain.mark_gc_queued() {
+        // A lone tombstone (recovery links them: a checkpoint keeps a deleted key's
+        // tombstone) is queued too, so that the collector forgets its key.
+        let collectable = had_versions || tombstone;
+        if collectable && self.options.retention != Retention::KeepAll && chain.mark_gc_queued() {
             state.gc_queue.push(chain);
         }
         state.linked_since_collection += 1;
