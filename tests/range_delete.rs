@@ -195,3 +195,20 @@ fn maintenance_finishes_a_range_delete_on_its_own() {
     assert!(common::eventually(|| db.range_deletes().is_empty()), "{:?}", db.range_deletes());
     assert!(common::eventually(|| db.stats().keys == 0), "{} keys left", db.stats().keys);
 }
+
+#[test]
+fn history_shows_no_version_a_retired_range_delete_deleted_whatever_the_retention_keeps() {
+    use std::num::NonZeroUsize;
+    let keep_two = inmem_engine::Retention::KeepLast(NonZeroUsize::new(2).expect("nonzero"));
+    let db = Database::with_options(quiet().retention(keep_two)).expect("open");
+    db.put("a", "before").expect("put");
+    let deleted = db.delete_prefix("a").expect("range delete");
+    let after = db.put("a", "after").expect("put");
+    db.put("ab", "hidden, no newer version").expect("put");
+    db.delete_prefix("ab").expect("range delete");
+    purge_all(&db);
+    let history = db.history("a", 10, None).expect("history");
+    let versions: Vec<_> = history.iter().map(|record| record.version).collect();
+    assert_eq!(versions, [after], "nothing from before the delete at {deleted:?}");
+    assert!(db.history("ab", 10, None).expect("history").is_empty());
+}

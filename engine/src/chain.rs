@@ -128,7 +128,9 @@ impl VersionChain {
     }
 
     /// Unlinks the versions no reader at or above `horizon` can read, keeping at least
-    /// `keep_last` versions, and hands them to `retired`.
+    /// `keep_last` versions but none older than `floor` (the newest range delete covering
+    /// the key at or below `horizon`, or 0: no reader can see those versions any more, not
+    /// even through history), and hands them to `retired`.
     ///
     /// Only the garbage collector calls this, one pass at a time, with a horizon no
     /// registered reader is below.
@@ -136,11 +138,13 @@ impl VersionChain {
         &self,
         horizon: u64,
         keep_last: usize,
+        floor: u64,
         guard: &Guard,
         retired: &mut Retired,
     ) -> Pruned {
         debug_assert!(keep_last >= 1, "the newest version is never pruned");
-        let Some(last_kept) = self.cut_point(horizon, keep_last, guard) else {
+        debug_assert!(floor <= horizon, "a floor only from a range delete below the horizon");
+        let Some(last_kept) = self.cut_point(horizon, keep_last, floor, guard) else {
             return Pruned::default();
         };
         // AcqRel: we read the detached nodes below. Readers racing with this swap see either
@@ -165,7 +169,7 @@ impl VersionChain {
     /// that remain because the actual horizon is lower (open snapshots hold it back).
     /// Called by the collector right after `prune`.
     pub(crate) fn pinned(&self, horizon_free: u64, keep_last: usize, guard: &Guard) -> Pinned {
-        let Some(last_kept) = self.cut_point(horizon_free, keep_last, guard) else {
+        let Some(last_kept) = self.cut_point(horizon_free, keep_last, 0, guard) else {
             return Pinned::default();
         };
         let mut pinned = Pinned::default();
@@ -193,18 +197,24 @@ impl VersionChain {
         newer.filter(|_| count > keep_last)
     }
 
-    /// The last node `prune` keeps: the first node, from the newest, that is at least the
-    /// `keep_last`-th and at or below `horizon`.
+    /// The last node `prune` keeps: the first node, from the newest, that is at or below
+    /// `horizon` and either at least the `keep_last`-th or the last before a version older
+    /// than `floor`.
     fn cut_point<'a>(
         &'a self,
         horizon: u64,
         keep_last: usize,
+        floor: u64,
         guard: &'a Guard,
     ) -> Option<&'a VersionNode> {
-        self.nodes(guard)
-            .enumerate()
-            .find(|(index, node)| index + 1 >= keep_last && node.version() <= horizon)
-            .map(|(_, node)| node)
+        let mut nodes = self.nodes(guard).enumerate().peekable();
+        while let Some((index, node)) = nodes.next() {
+            let next_below_floor = nodes.peek().is_some_and(|(_, next)| next.version() < floor);
+            if node.version() <= horizon && (index + 1 >= keep_last || next_below_floor) {
+                return Some(node);
+            }
+        }
+        None
     }
 
     /// Whether the key is deleted for every reader at or above `horizon`: its newest version
@@ -452,7 +462,7 @@ mod tests {
     fn prune(chain: &VersionChain, horizon: u64, keep_last: usize) -> Pruned {
         let guard = epoch::pin();
         let mut retired = Retired::default();
-        let pruned = chain.prune(horizon, keep_last, &guard, &mut retired);
+        let pruned = chain.prune(horizon, keep_last, 0, &guard, &mut retired);
         retired.release_after_readers(
             &guard,
             &std::sync::Arc::new(crate::sync::Mutex::new(Vec::new())),
@@ -545,6 +555,23 @@ mod tests {
         assert_eq!(chain.frees_oldest_at(1, &guard), Some(9));
         prune(&chain, 9, 1);
         assert_eq!(chain.frees_oldest_at(1, &guard), None);
+    }
+
+    #[test]
+    fn a_floor_cuts_the_versions_keep_last_would_keep_below_it() {
+        let chain = VersionChain::new();
+        let guard = epoch::pin();
+        for version in [2, 5, 9] {
+            chain.install(node(version, "v"), &guard);
+        }
+        let mut retired = Retired::default();
+        let pruned = chain.prune(9, 3, 0, &guard, &mut retired);
+        assert_eq!(pruned.versions, 0, "keep_last keeps all three");
+        let pruned = chain.prune(9, 3, 6, &guard, &mut retired);
+        assert_eq!(pruned.versions, 2, "but none older than the floor");
+        assert_eq!(versions(&chain), [9]);
+        let released = std::sync::Arc::new(crate::sync::Mutex::new(Vec::new()));
+        retired.release_after_readers(&guard, &released);
     }
 
     #[test]

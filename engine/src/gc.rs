@@ -13,7 +13,8 @@
 //!    that frees its oldest version. A pass takes the queue and every heap entry the
 //!    horizon has reached, so every superseded version is eventually looked at again.
 //! 3. **Prune.** Each chain keeps its versions down to the newest one at or below the
-//!    horizon (and at least `keep_last`), and retires the rest through the epoch. Readers
+//!    horizon (and at least `keep_last`, but none older than a range delete covering the
+//!    key at or below the horizon), and retires the rest through the epoch. Readers
 //!    never wait: they either stop before the cut or hold a guard that keeps the memory.
 //! 4. **Forget.** A chain whose newest version is a tombstone at or below the horizon is
 //!    deleted for every reader; under the sequencer's lock (so no commit installs into it
@@ -36,6 +37,7 @@ use crate::clock;
 use crate::db::{retention_keep_last, Shared};
 use crate::index::ChainRef;
 use crate::options::Retention;
+use crate::range_delete::Hiding;
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::Mutex;
@@ -150,6 +152,9 @@ struct Pass<'g> {
     dead: Vec<(ChainRef, *const VersionNode)>,
     /// Versions unlinked by this pass, freed once no reader can hold them.
     retired: Retired,
+    /// The range deletes in effect: no version older than one at or below the horizon is
+    /// kept (see `range_delete.rs`).
+    hiding: Hiding,
 }
 
 impl Shared {
@@ -169,6 +174,7 @@ impl Shared {
             report: GcReport { horizon: CommitVersion::new(effective), ..GcReport::default() },
             dead: Vec::new(),
             retired: Retired::default(),
+            hiding: self.range_deletes.hiding(),
         };
         let queued = {
             let mut state = self.sequencer.lock();
@@ -190,6 +196,7 @@ impl Shared {
         }
         let Pass { report, retired, .. } = pass;
         retired.release_after_readers(&guard, &self.gc.released);
+        self.range_deletes.collected_to(effective);
         self.reclaim(&mut guard, report.keys_removed);
         self.account(&gc, report)
     }
@@ -222,7 +229,8 @@ impl Shared {
 
     fn collect_chain(&self, gc: &mut GcState, pass: &mut Pass<'_>, chain: ChainRef) {
         let Horizons { effective, unpinned, keep_last } = pass.horizons;
-        let pruned = chain.prune(effective, keep_last, pass.guard, &mut pass.retired);
+        let floor = pass.hiding.floor_at(chain.key(), effective);
+        let pruned = chain.prune(effective, keep_last, floor, pass.guard, &mut pass.retired);
         if pruned.versions > 0 {
             Counters::sub(&self.counters.versions, pruned.versions);
             Counters::sub(&self.counters.bytes, pruned.bytes);
@@ -240,7 +248,13 @@ impl Shared {
         let frees_oldest = chain.frees_oldest_at(keep_last, pass.guard);
         let dies =
             chain.head(pass.guard).filter(|head| head.is_tombstone()).map(VersionNode::version);
-        if let Some(frees_at) = frees_oldest.into_iter().chain(dies).min() {
+        // A range delete above the horizon cuts its older versions once the horizon gets
+        // there, if the chain holds more than one version.
+        let cut = pass
+            .hiding
+            .next_floor(chain.key(), effective)
+            .filter(|_| chain.nodes(pass.guard).nth(1).is_some());
+        if let Some(frees_at) = frees_oldest.into_iter().chain(dies).chain(cut).min() {
             if !chain.set_gc_waiting(true) {
                 gc.sequence += 1;
                 let sequence = gc.sequence;

@@ -170,7 +170,7 @@ fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
             thread::spawn(move || {
                 let horizon = registry.publish_horizon(visible.load());
                 // What is detached is leaked under loom: the twin of the epoch frees nothing.
-                chain.prune(horizon, 1, &epoch::pin(), &mut Retired::default());
+                chain.prune(horizon, 1, 0, &epoch::pin(), &mut Retired::default());
             })
         };
 
@@ -209,7 +209,7 @@ fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
             thread::spawn(move || {
                 let horizon = registry.publish_horizon(2);
                 // What is detached is leaked under loom: the twin of the epoch frees nothing.
-                chain.prune(horizon, 1, &epoch::pin(), &mut Retired::default());
+                chain.prune(horizon, 1, 0, &epoch::pin(), &mut Retired::default());
             })
         };
         match registry.register(&visible, Some(1), 0) {

@@ -172,8 +172,8 @@ pub struct Options {
     pub limits: Limits,
     /// Retry of conflicting transactions in [`crate::Database::transaction`].
     pub retry: RetryPolicy,
-    /// How often the background thread collects garbage and reaps expired keys. Default
-    /// 50 ms.
+    /// How often the background thread collects garbage, reaps expired keys and purges
+    /// range deletes. Default 50 ms.
     pub maintenance_interval: Duration,
     /// When commits count as done, for a database on a directory. Default `Sync`.
     pub durability: Durability,

@@ -20,11 +20,16 @@
 //!    through the reaper's conditional commit (`ttl.rs`): only if it is still the newest, so
 //!    a user write always wins. Each step is its own commit and log record; the collector
 //!    then forgets the dead keys as it forgets any deleted key.
+//!    A key whose newest version is at `V` or later but that still holds older versions
+//!    (kept by the retention policy, for history) is queued for the collector, which cuts
+//!    every version of a key older than the newest range delete covering it at or below its
+//!    horizon (`VersionChain::prune`), whatever `keep_last` says.
 //! 3. **Retire.** When the walk reaches the prefix's end, it notes the last version handed
 //!    out, `W`: every key under `p` then has a newest version at or below `W` that is a
-//!    tombstone or was written at `V` or later. Once no reader older than `W` can exist (the
-//!    published horizon reached it), the entry hides nothing the chains do not already say,
-//!    and it is retired.
+//!    tombstone or was written at `V` or later. Once a collection pass with a horizon at or
+//!    above `W` has finished, no reader older than `W` can exist and no chain holds a version
+//!    older than `V` under `p` that a reader could reach, even through history: the entry
+//!    hides nothing the chains do not already say, and it is retired.
 //!
 //! A writer racing with the delete: a transaction whose snapshot is older than `V` that
 //! writes or (serializable) reads a key under `p`, or scans a range overlapping it, fails
@@ -103,6 +108,9 @@ pub(crate) struct RangeDeletes {
     purges: Mutex<Vec<Purge>>,
     /// Held by the one purge that runs at a time (the maintenance thread's, or a caller's).
     walker: Mutex<()>,
+    /// The highest horizon a finished collection pass pruned with: every chain the purge
+    /// queued before it was cut below the range deletes at or below it.
+    collected: AtomicU64,
 }
 
 /// The range deletes a read applies: taken once per read (or per batch of a scan).
@@ -123,6 +131,7 @@ impl RangeDeletes {
             published_len: AtomicU64::new(0),
             purges: Mutex::new(Vec::new()),
             walker: Mutex::new(()),
+            collected: AtomicU64::new(0),
         }
     }
 
@@ -180,8 +189,21 @@ impl RangeDeletes {
         self.walker.lock()
     }
 
-    /// Retires every walked range delete whose walk ended at or below `horizon`, the
-    /// oldest version any reader may still read at; returns how many.
+    /// Notes that a collection pass with horizon `horizon` finished.
+    pub(crate) fn collected_to(&self, horizon: u64) {
+        // Relaxed: read by the purge, which holds no other data of the pass.
+        self.collected.fetch_max(horizon, Ordering::Relaxed);
+    }
+
+    /// Retires every walked range delete whose walk ended at or below the horizon of the
+    /// last finished collection pass: no reader can read below it, and that pass cut the
+    /// versions the range delete hides from every chain that kept them; returns how many.
+    pub(crate) fn retire_collected(&self) -> usize {
+        self.retire(self.collected.load(Ordering::Relaxed))
+    }
+
+    /// Retires every walked range delete whose walk ended at or below `horizon`; returns
+    /// how many.
     pub(crate) fn retire(&self, horizon: u64) -> usize {
         let mut purges = self.purges.lock();
         let before = purges.len();
@@ -233,6 +255,23 @@ impl Hiding {
                 found < entry.version && entry.version <= snapshot && entry.covers(key)
             }),
         }
+    }
+
+    /// The newest range delete covering `key` at or below `horizon` (0: none): the
+    /// collector keeps no version of the key older than it.
+    pub(crate) fn floor_at(&self, key: &[u8], horizon: u64) -> u64 {
+        self.covering(key).filter(|&version| version <= horizon).max().unwrap_or(0)
+    }
+
+    /// The oldest range delete covering `key` above `horizon`: the horizon at which the
+    /// collector can cut the key's versions older than it.
+    pub(crate) fn next_floor(&self, key: &[u8], horizon: u64) -> Option<u64> {
+        self.covering(key).filter(|&version| version > horizon).min()
+    }
+
+    fn covering<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = u64> + 'a {
+        let entries = self.0.iter().flat_map(|entries| entries.iter());
+        entries.filter(move |entry| entry.covers(key)).map(|entry| entry.version)
     }
 
     /// Whether a range delete committed after `read_version` covers `key`.

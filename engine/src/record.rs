@@ -319,6 +319,22 @@ mod tests {
         }
 
         #[test]
+        fn records_with_range_deletes_round_trip(
+            prefixes in proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..20), 1..5),
+            keys in proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..20), 0..5),
+            version in 1u64..,
+        ) {
+            let prefixes: Vec<Bytes> = prefixes.iter().map(|prefix| Bytes::copy_from(prefix)).collect();
+            let put = node(OP_PUT, b"v", 0);
+            let mut record = encode_with_prefixes(&prefixes, keys.iter().map(|key| (key.as_slice(), &put)));
+            set_version(&mut record, version);
+            let decoded = decode(&record, 1).expect("decodes");
+            prop_assert_eq!(decoded.version, version);
+            prop_assert_eq!(&decoded.prefixes, &prefixes);
+            prop_assert_eq!(decoded.writes.len(), keys.len());
+        }
+
+        #[test]
         fn arbitrary_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(decoded) = decode(&bytes, 0) {
                 prop_assert!(decoded.version > 0);

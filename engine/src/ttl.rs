@@ -21,6 +21,7 @@ use crate::bytes::Bytes;
 use crate::clock;
 use crate::db::Shared;
 use crate::index::ChainRef;
+use crate::options::Retention;
 use crate::range_delete::{Walk, PURGE_KEYS_PER_STEP};
 use crate::record;
 use crate::stats::Counters;
@@ -170,7 +171,7 @@ impl Shared {
     /// how many keys it replaced by tombstones.
     pub(crate) fn purge_range_deletes(&self, steps: usize) -> u64 {
         let _walker = self.range_deletes.walker();
-        self.range_deletes.retire(self.registry.published_horizon());
+        self.range_deletes.retire_collected();
         let mut purged = 0;
         for _ in 0..steps {
             let Some(walk) = self.range_deletes.next_walk() else { break };
@@ -191,11 +192,17 @@ impl Shared {
         let mut walked = 0;
         let mut last = None;
         let mut doomed_keys = Vec::new();
+        let mut to_cut = Vec::new();
         self.index.scan(bounds, &guard, |key, chain| {
             walked += 1;
             if let Some(head) = chain.head(&guard) {
                 if head.version() < walk.version && !head.is_tombstone() {
                     doomed_keys.push((key.clone(), head.version()));
+                } else if head.version() >= walk.version
+                    && chain.nodes(&guard).any(|node| node.version() < walk.version)
+                {
+                    // Written again since: older versions the collector must cut.
+                    to_cut.push(key.clone());
                 }
             }
             if walked == PURGE_KEYS_PER_STEP {
@@ -211,7 +218,17 @@ impl Shared {
                 self.index.get_ref(&key, &index_guard, &guard).map(|chain| (chain, version))
             })
             .collect();
+        let to_cut: Vec<ChainRef> =
+            to_cut.iter().filter_map(|key| self.index.get_ref(key, &index_guard, &guard)).collect();
         drop(index_guard);
+        if !to_cut.is_empty() && self.options.retention != Retention::KeepAll {
+            let mut state = self.sequencer.lock();
+            for chain in to_cut {
+                if chain.mark_gc_queued() {
+                    state.gc_queue.push(chain);
+                }
+            }
+        }
         let purged = self.commit_tombstones_batched(&doomed, &guard);
         // Every tombstone of the walk is committed: its version, and that of any user write
         // that got there first, is at or below the last version handed out.

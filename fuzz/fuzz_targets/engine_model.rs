@@ -1,7 +1,9 @@
-//! `engine_model`: random sequences of transactions, one-shot writes, snapshots, time travel,
-//! scans and collection passes on an in-memory `Database`, each result checked against a
-//! model: the committed state after every version (a `BTreeMap` per version), every
-//! committed write of every key, and the open transactions' buffers and read sets.
+//! `engine_model`: random sequences of transactions, one-shot writes, range deletes (a
+//! transaction's and one-shot), their purge, snapshots, time travel, scans and collection
+//! passes on an in-memory `Database`, each result checked against a model: the committed
+//! state after every version (a `BTreeMap` per version), every committed write of every key
+//! (the purge's maintenance tombstones included), every range delete and its purge, and the
+//! open transactions' buffers, range deletes and read sets.
 //!
 //! The input decodes (through `arbitrary`, with bounded wrappers) into a configuration
 //! (retention `KeepAll`, `KeepLast(1)` or `KeepLast(2)`; default isolation; tight or default
@@ -9,23 +11,36 @@
 //! prefixes, with the empty key and 0x00/0xFF edges, plus a family `m·` written in bulk so
 //! that scans cross the iterator's batches), values of at most 32 bytes (a stamp byte that
 //! tells writes apart, then the input's bytes), 3 transaction slots and 4 snapshot slots.
-//! Scans may be interrupted by a one-shot write or a collection pass between two steps.
-//! The maintenance thread is held off (one-hour interval), so collection happens only where
-//! the input asks for it (an operation, or a configuration that collects after every
+//! Range deletes take their prefix from the scans' (the empty one and the bulk family's `m`
+//! among them) and some whole keys. Scans may be interrupted by a one-shot write, a one-shot
+//! range delete, a purge step or a collection pass between two steps. The maintenance
+//! thread is held off (one-hour interval), so collection and purges happen only where the
+//! input asks for them (an operation, or a configuration that collects after every
 //! operation), and the run is deterministic.
 //!
 //! Invariants checked:
 //! - every read (`Database::get`, `Snapshot::get`, `Transaction::get`) equals the model: the
-//!   state at the reader's version, overlaid for a transaction with its own writes;
+//!   state at the reader's version, overlaid for a transaction with its own range deletes
+//!   and then its own writes; a range delete of `p` committed at `V` removes from the state
+//!   at `V` every key under `p` (the prefix itself included, every key for the empty
+//!   prefix), except those the same commit writes, and readers before `V` still see them;
 //! - every scan (prefix or arbitrary bounds, inverted and empty ones included, through a
 //!   held snapshot, a fresh one or a transaction) yields exactly the model's entries in key
 //!   order, whatever the interleaving of `next` and `next_back` and whatever is committed or
 //!   collected between two steps, and then `None`;
 //! - a commit conflicts exactly when first-committer-wins says (a written key, and for a
 //!   serializable transaction a read key or a key in a scanned range, has a user write newer
-//!   than the read version), names a key that justifies it, and leaves nothing visible; a
-//!   commit without writes returns its read version; every other commit returns the next
-//!   version and makes exactly its writes visible;
+//!   than the read version, or a range delete committed after the read version covers it;
+//!   or a scanned range overlaps such a range delete's prefix), names a key that justifies
+//!   it (for a scanned range under a range delete, its prefix), and leaves nothing visible;
+//!   the transaction's own range deletes, the purge's tombstones and one-shot range deletes
+//!   never conflict; a commit without writes or range deletes returns its read version;
+//!   every other commit returns the next version and makes exactly its writes and range
+//!   deletes visible;
+//! - a transaction's range delete drops its buffered writes under the prefix, keeps those
+//!   made after it, hides the keys under it from its reads (recording no read), counts as
+//!   one write (`write_count`, `transaction_writes_max`) unless an earlier one covers it,
+//!   replaces the earlier ones it covers, and checks its prefix against the key limit;
 //! - `snapshot` reads at the visible version; `snapshot_at(v)` succeeds exactly for
 //!   `oldest available <= v <= visible` (the oldest available version being the highest
 //!   horizon a collection pass pruned with) and then reads the model's state at `v`, before and
@@ -34,16 +49,29 @@
 //! - a collection pass reports the horizon the model expects (the retention horizon, held
 //!   back by the oldest open snapshot or transaction) and never changes what any open or
 //!   later snapshot reads; under `KeepLast(n)`, after a pass that no reader held back, every
-//!   deleted key is forgotten (no history, not counted in `Stats::keys`) and every other key
-//!   keeps at most `n` versions;
+//!   deleted key is forgotten (no history, not counted in `Stats::keys`; a key a range
+//!   delete hides has no history, and is counted until its purge's tombstone lets it go)
+//!   and every other key keeps at most `n` versions;
 //! - `history` lists the key's versions newest first, bounded by the snapshot, `before` and
-//!   `limit`: exactly the model's under `KeepAll`, and otherwise a subset of the model's
-//!   writes that starts with the value the snapshot reads;
+//!   `limit`, without the versions a range delete at or below the snapshot hides (every
+//!   version older than it), the purge's tombstones flagged `reaped`: exactly the model's
+//!   under `KeepAll`, and otherwise a subset of the model's writes that starts with the
+//!   value the snapshot reads; a retired range delete still hides what it deleted (the
+//!   collector cut those versions whatever `keep_last` says);
+//! - `purge_range_deletes(steps)` first retires every walked range delete whose walk ended
+//!   at or below the published horizon, then walks the oldest unwalked ones, one a step,
+//!   replacing in one commit (a version, none if nothing is replaced) every key under the
+//!   prefix whose newest version is older than the range delete and no tombstone, changing
+//!   nothing any reader reads; it returns the keys replaced, and `range_deletes()` lists
+//!   exactly the unretired range deletes, in commit order, with the keys each purged and
+//!   whether its walk ended;
 //! - key, value, write-set and read-set limits fail with the exact `LimitExceeded` the model
 //!   predicts, and change nothing;
 //! - `Stats` agree with the model: visible version, commits, conflicts, open readers, the
-//!   oldest available version and the oldest open snapshot, and under `KeepAll` the counts
-//!   of keys, versions and bytes.
+//!   oldest available version and the oldest open snapshot (purge commits count as commits),
+//!   and under `KeepAll` the counts of keys, versions and bytes (a range delete adds no
+//!   version and removes none: the versions it hides stay counted, and its purge's
+//!   tombstones are versions without payload bytes).
 
 #![no_main]
 
@@ -67,6 +95,9 @@ use crate::model::{
     check_limit, CommittedWrite, Key, KeyRange, Linked, Model, PendingWrite, TxnModel, Value,
     Verdict,
 };
+
+/// Purge steps a `PurgeRangeDeletes` operation runs at most.
+const PURGE_STEPS_MAX: u8 = 3;
 
 const TXN_SLOTS: usize = 3;
 const SNAPSHOT_SLOTS: usize = 4;
@@ -190,6 +221,15 @@ impl<'db> Run<'db> {
             Op::ReapExpired => {
                 assert_eq!(self.db.reap_expired(), 0, "op {step}: nothing expires within a run");
             }
+            Op::DeletePrefix { slot, prefix } => {
+                self.txn_delete_prefix(txn_slot(*slot), &prefix.prefix());
+            }
+            Op::DbDeletePrefix { prefix } => {
+                one_shot_delete_prefix(self.db, &mut self.model, &prefix.prefix(), step);
+            }
+            Op::PurgeRangeDeletes { steps } => {
+                purge(self.db, &mut self.model, usize::from(steps % (PURGE_STEPS_MAX + 1)), step);
+            }
         }
         self.check_stats();
     }
@@ -209,13 +249,7 @@ impl<'db> Run<'db> {
         let step = self.step;
         assert_eq!(txn.read_version().get(), self.model.visible(), "op {step}: begin reads now");
         assert_eq!(txn.isolation() == Isolation::Serializable, serializable, "op {step}");
-        let model = TxnModel {
-            read_version: self.model.visible(),
-            serializable,
-            writes: BTreeMap::new(),
-            read_keys: BTreeSet::new(),
-            read_ranges: Vec::new(),
-        };
+        let model = TxnModel::new(self.model.visible(), serializable);
         self.txns[slot] = Some(OpenTxn { txn, model });
     }
 
@@ -227,6 +261,10 @@ impl<'db> Run<'db> {
             let txn = &mut open.model;
             if let Some(write) = txn.writes.get(key) {
                 return Ok(write.value.clone());
+            }
+            if txn.hides(key) {
+                // Deleted by the transaction's own range delete: nothing read.
+                return Ok(None);
             }
             if txn.serializable && !txn.read_keys.contains(key) {
                 let recorded = txn.read_keys.len() + txn.read_ranges.len();
@@ -254,16 +292,28 @@ impl<'db> Run<'db> {
             if let Some(value) = &write.value {
                 self.model.check_value(value)?;
             }
-            let writes = &mut open.model.writes;
-            if !writes.contains_key(key) {
+            let txn = &mut open.model;
+            if !txn.writes.contains_key(key) {
                 let max = self.model.limits.transaction_writes_max;
-                check_limit(Limit::TransactionWrites, writes.len() + 1, max)?;
+                check_limit(Limit::TransactionWrites, txn.write_count() + 1, max)?;
             }
-            writes.insert(key.to_vec(), write);
+            txn.writes.insert(key.to_vec(), write);
             Ok(())
         })();
         assert_eq!(got, expected, "op {}: transaction write of {key:?}", self.step);
-        assert_eq!(open.txn.write_count(), open.model.writes.len(), "op {}", self.step);
+        assert_eq!(open.txn.write_count(), open.model.write_count(), "op {}", self.step);
+    }
+
+    fn txn_delete_prefix(&mut self, slot: usize, prefix: &[u8]) {
+        let Some(open) = self.txns[slot].as_mut() else { return };
+        let got = open.txn.delete_prefix(prefix);
+        let expected = (|| {
+            self.model.check_key(prefix)?;
+            open.model.delete_prefix(prefix, self.model.limits.transaction_writes_max)
+        })();
+        let step = self.step;
+        assert_eq!(got, expected, "op {step}: transaction range delete of {prefix:?}");
+        assert_eq!(open.txn.write_count(), open.model.write_count(), "op {step}: write count");
     }
 
     fn bulk(&mut self, slot: usize, start: u8, count: u8, stride: u8, delete: bool) {
@@ -284,7 +334,7 @@ impl<'db> Run<'db> {
                 assert_eq!(version.get(), model.read_version, "op {step}: empty commit");
             }
             (Ok(version), Verdict::Commits | Verdict::MayConflict(_)) => {
-                let expected = self.model.apply(&model.writes);
+                let expected = self.model.apply(&model.prefixes, &model.writes);
                 assert_eq!(version.get(), expected, "op {step}: commit version");
             }
             (
@@ -429,6 +479,10 @@ impl<'db> Run<'db> {
         }
         let Ok(records) = got else { panic!("{what}: {got:?}") };
         let below = before.unwrap_or(u64::MAX);
+        // Versions a range delete at or below the snapshot hides are no part of its history,
+        // pending or retired (under `KeepAll` none ever retires: the published horizon stays
+        // 0; otherwise the pass that lets one retire cut what it hid, whatever `keep_last`).
+        let hidden_below = self.model.hidden_below(key, at, true);
         let writes: Vec<&CommittedWrite> = self
             .model
             .writes
@@ -437,6 +491,7 @@ impl<'db> Run<'db> {
             .flatten()
             .rev()
             .filter(|w| w.version <= at && w.version < below && w.linked != Linked::No)
+            .filter(|w| w.version >= hidden_below)
             .collect();
         check_history(&records, &writes, limit, self.model.keep_all, below > at, &what);
     }
@@ -450,8 +505,9 @@ impl<'db> Run<'db> {
     }
 
     /// After a pass under `KeepLast(n)` that no reader held back: every deleted key is
-    /// forgotten ("deleting a key ends its history") and every other key keeps at most `n`
-    /// versions.
+    /// forgotten ("deleting a key ends its history"; a key a range delete hides has none,
+    /// and is forgotten once its purge wrote its tombstone) and every other key keeps at
+    /// most `n` versions.
     fn check_forgotten(&self) {
         let latest = self.model.state(self.model.visible());
         for key in self.model.writes.keys() {
@@ -467,7 +523,8 @@ impl<'db> Run<'db> {
             }
         }
         let step = self.step;
-        assert_eq!(self.db.stats().keys, latest.len() as u64, "op {step}: keys after collection");
+        let keys = self.model.keys_with_a_live_head() as u64;
+        assert_eq!(self.db.stats().keys, keys, "op {step}: keys after collection");
     }
 
     fn oldest_reader(&self) -> Option<u64> {
@@ -492,6 +549,17 @@ impl<'db> Run<'db> {
         );
         let oldest = stats.oldest_snapshot.map(|oldest| oldest.version.get());
         assert_eq!(oldest, self.oldest_reader(), "op {step}: oldest snapshot");
+        let pending: Vec<_> = self
+            .db
+            .range_deletes()
+            .into_iter()
+            .map(|r| (r.prefix.to_vec(), r.version.get(), r.keys_purged, r.walked))
+            .collect();
+        let expected: Vec<_> = model
+            .pending_range_deletes()
+            .map(|r| (r.prefix.clone(), r.version, r.purged, r.walked_at.is_some()))
+            .collect();
+        assert_eq!(pending, expected, "op {step}: pending range deletes");
         if model.keep_all {
             let linked = model.writes.values().flatten().filter(|w| w.linked == Linked::Yes);
             let versions = linked.clone().count() as u64;
@@ -517,9 +585,26 @@ fn one_shot_write(db: &Database, model: &mut Model, key: &[u8], write: PendingWr
             model.check_value(value)?;
         }
         let writes = BTreeMap::from([(key.to_vec(), write)]);
-        Ok(CommitVersion::new(model.apply(&writes)))
+        Ok(CommitVersion::new(model.apply(&BTreeSet::new(), &writes)))
     })();
     assert_eq!(got, expected, "op {step}: one-shot write of {key:?}");
+}
+
+/// A one-shot range delete, checked against the model: blind, it always commits.
+fn one_shot_delete_prefix(db: &Database, model: &mut Model, prefix: &[u8], step: usize) {
+    let got = db.delete_prefix(prefix);
+    let expected = model.check_key(prefix).map(|()| {
+        let prefixes = BTreeSet::from([prefix.to_vec()]);
+        CommitVersion::new(model.apply(&prefixes, &BTreeMap::new()))
+    });
+    assert_eq!(got, expected, "op {step}: one-shot range delete of {prefix:?}");
+}
+
+/// `steps` purge steps of the pending range deletes, checked against the model (the keys
+/// purged; the versions, the pending list and what every reader reads are checked after).
+fn purge(db: &Database, model: &mut Model, steps: usize, step: usize) {
+    let purged = db.purge_range_deletes(steps);
+    assert_eq!(purged, model.purge(steps), "op {step}: keys purged in {steps} steps");
 }
 
 /// A collection pass, checked against the model, with `oldest_reader` the version of the
@@ -548,6 +633,10 @@ fn interrupt(db: &Database, model: &mut Model, action: Interrupt, oldest_reader:
         }
         Interrupt::DeleteBulkKey(byte) => one_shot_write(db, model, &bulk_key(byte), delete, step),
         Interrupt::CollectGarbage => collect(db, model, oldest_reader, step),
+        Interrupt::DeletePrefix(prefix) => {
+            one_shot_delete_prefix(db, model, &prefix.prefix(), step)
+        }
+        Interrupt::PurgeRangeDeletes => purge(db, model, 1, step),
     }
 }
 
@@ -568,7 +657,7 @@ fn txn_scan(
             check_limit(Limit::TransactionReads, recorded + 1, max)?;
             txn.read_ranges.push(range.clone());
         }
-        Ok(model.scan(txn.read_version, Some(&txn.writes), range))
+        Ok(model.scan(txn.read_version, Some(txn), range))
     })();
     let iter = match range {
         KeyRange::Prefix(prefix) => open.txn.prefix(prefix),
@@ -604,7 +693,7 @@ fn check_history(
         record.version.get() == write.version
             && owned(record.value.clone()) == write.value
             && record.expires_at_ms.is_some() == write.ttl
-            && !record.reaped
+            && record.reaped == write.reaped
     };
     assert!(records.len() <= limit, "{what}: {records:?} is over the limit");
     assert!(

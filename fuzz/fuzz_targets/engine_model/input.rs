@@ -26,6 +26,23 @@ pub(crate) const KEYS: [&[u8]; 8] =
 /// Prefixes for scans, including one (`\xff`) whose upper bound is unbounded and one that
 /// matches nothing.
 pub(crate) const PREFIXES: [&[u8]; 8] = [b"", b"\x00", b"a", b"a\xff", b"ab", b"m", b"\xff", b"b"];
+/// Prefixes for range deletes: those of scans (the empty one, which covers every key, and
+/// `m`, the bulk family's), and whole keys, which cover themselves and their extensions
+/// (`m\x05` is both a fixed key and one of the bulk family).
+pub(crate) const RANGE_DELETE_PREFIXES: [&[u8]; 12] = [
+    b"",
+    b"\x00",
+    b"a",
+    b"a\xff",
+    b"ab",
+    b"m",
+    b"\xff",
+    b"b",
+    b"a\x00",
+    b"m\x05",
+    b"m\x80",
+    b"\xff\xff",
+];
 
 #[derive(Debug)]
 pub(crate) struct Input {
@@ -122,6 +139,16 @@ impl KeyChoice {
     }
 }
 
+/// One of the prefixes of [`RANGE_DELETE_PREFIXES`].
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub(crate) struct PrefixChoice(pub(crate) u8);
+
+impl PrefixChoice {
+    pub(crate) fn prefix(self) -> Key {
+        RANGE_DELETE_PREFIXES[usize::from(self.0) % RANGE_DELETE_PREFIXES.len()].to_vec()
+    }
+}
+
 /// Up to `VALUE_BYTES_MAX` bytes chosen by the input.
 #[derive(Debug, Clone)]
 pub(crate) struct SmallValue(pub(crate) Vec<u8>);
@@ -186,7 +213,8 @@ pub(crate) enum Scanner {
     Fresh,
 }
 
-/// A one-shot write or a collection pass in the middle of a scan, before step `at_step`:
+/// A one-shot write, a range delete, a purge step or a collection pass in the middle of a
+/// scan, before step `at_step`:
 /// the scan must go on reading its snapshot, whatever is added to or removed from the index
 /// around its position.
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -203,6 +231,10 @@ pub(crate) enum Interrupt {
     PutBulkKey(u8),
     DeleteBulkKey(u8),
     CollectGarbage,
+    /// `Database::delete_prefix`.
+    DeletePrefix(PrefixChoice),
+    /// `Database::purge_range_deletes(1)`.
+    PurgeRangeDeletes,
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -282,6 +314,19 @@ pub(crate) enum Op {
     },
     CollectGarbage,
     ReapExpired,
+    /// `Transaction::delete_prefix`.
+    DeletePrefix {
+        slot: u8,
+        prefix: PrefixChoice,
+    },
+    /// `Database::delete_prefix`.
+    DbDeletePrefix {
+        prefix: PrefixChoice,
+    },
+    /// `Database::purge_range_deletes(steps % 4)`.
+    PurgeRangeDeletes {
+        steps: u8,
+    },
 }
 
 /// Key `m·byte`, of the family written in bulk.
