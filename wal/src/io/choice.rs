@@ -96,9 +96,9 @@ pub enum Preferred {
 /// Why [`BackendChoice::Auto`] prefers the backend it does ([`AUTO_PREFERS`]).
 pub const AUTO_REASON: &str = "Auto takes pwritev + fdatasync: the log writes one batch at a \
     time, and io_uring runs every fdatasync on a kernel worker thread (it has no inline \
-    fsync; one io-wq hand-off per commit), which left io_uring at 0.83-0.98x of its commits/s \
-    at 1, 4 and 32 committers (inmem bench --workload wal --backend uring,sync; \
-    docs/benchmarks.md)";
+    fsync: one io-wq hand-off and wake-up per batch), which left io_uring at a median 0.87x \
+    of pwritev + fdatasync's commits/s at 1 committer, 0.84x at 4 and 0.88x at 32, ahead in \
+    no undisturbed run (inmem bench --workload wal --backend uring,sync; docs/benchmarks.md)";
 
 /// The environment variable that, set to [`URING_SWITCH_REFUSE`], makes every io_uring
 /// setup in the process fail as a kernel that refuses io_uring makes it fail (`EPERM` from
