@@ -420,7 +420,7 @@ mod tests {
         match UringIo::new() {
             Ok(io) => Some(io),
             Err(error) => {
-                eprintln!("io_uring unavailable here ({error}); skipping");
+                eprintln!("skipping this test over io_uring: io_uring is refused here ({error})");
                 None
             }
         }
