@@ -28,6 +28,11 @@
 //! acknowledged deleted may be visible (`lost`), none partly there (`partial`), and once
 //! the parent has finished the pending deletes, no key of theirs may be left in memory
 //! (`partial`). The summary line is the same.
+//!
+//! `--backend uring|sync|auto` is the I/O backend of the log ([`inmem::Options::io_backend`])
+//! in every child and every reopen; each child says which backend its log uses, the parent
+//! checks that its reopens use the same, and prints it (`backend: io_uring: requested`) on
+//! the line before the summary.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +46,8 @@ use inmem::harness::{check, transfer, txn_number, Ack, Violations};
 use inmem::large_deletes;
 use inmem::primitives_harness::{self, Writer};
 use inmem::{Database, Options};
+
+use crate::bench::WalBackend;
 
 /// Committing threads in the child.
 pub(crate) const WRITERS: u64 = 4;
@@ -70,6 +77,10 @@ pub(crate) struct CrashtestArgs {
     /// What the child commits: 4-key transfers, or steps writing every primitive.
     #[arg(long, value_enum, default_value_t = Workload::Transfers)]
     workload: Workload,
+    /// The log's I/O backend in the children and the reopens: `uring` fails where the kernel
+    /// refuses io_uring, `auto` takes the one measured faster.
+    #[arg(long, value_enum, default_value_t = WalBackend::Auto)]
+    backend: WalBackend,
     /// Run as the committing child of cycle `--cycle` (used by the parent).
     #[arg(long, hide = true)]
     child: bool,
@@ -112,7 +123,11 @@ impl Workload {
 pub(crate) fn run(args: &CrashtestArgs) -> ExitCode {
     watch_panics(args.child);
     if args.child {
-        let ran = args.dir.as_deref().map(|dir| child(dir, args.cycle, args.seed, args.workload));
+        let options = args.workload.options().io_backend(args.backend.choice());
+        let ran = args
+            .dir
+            .as_deref()
+            .map(|dir| child(dir, args.cycle, args.seed, args.workload, options));
         return match ran {
             Some(Ok(())) => ExitCode::SUCCESS,
             Some(Err(error)) => {
@@ -127,6 +142,7 @@ pub(crate) fn run(args: &CrashtestArgs) -> ExitCode {
     }
     match parent(args) {
         Ok(summary) => {
+            println!("backend: {}", summary.backend);
             println!("{summary}");
             if summary.clean() {
                 ExitCode::SUCCESS
@@ -170,6 +186,8 @@ pub(crate) struct Summary {
     pub(crate) lost: u64,
     pub(crate) partial: u64,
     pub(crate) recovery_errors: u64,
+    /// The log's backend in the children and the reopens, and why (not on the summary line).
+    pub(crate) backend: String,
 }
 
 impl Summary {
@@ -189,6 +207,11 @@ impl std::fmt::Display for Summary {
 }
 
 fn parent(args: &CrashtestArgs) -> Result<Summary, String> {
+    // A backend that cannot be set up here (io_uring, where the kernel refuses it) is
+    // named at once, rather than as a child that never became ready.
+    inmem::wal::io::backend(args.backend.choice()).map_err(|error| {
+        format!("--backend {}: the log's backend cannot be set up: {error}", args.backend.name())
+    })?;
     let temporary;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
@@ -248,13 +271,16 @@ fn cycles<A: Send + 'static>(
     let mut rng = fastrand::Rng::with_seed(args.seed);
     let mut acks: Vec<A> = Vec::new();
     let mut summary = Summary::default();
+    let backend = args.backend;
     for cycle in 0..args.cycles {
         let delay = Duration::from_millis(rng.u64(0..=args.kill_after_max_ms));
-        let child = ChildRun { exe: &exe, dir, cycle, seed: args.seed, workload: args.workload };
-        acks.extend(child.run(delay, parse)?);
+        let workload = args.workload;
+        let child = ChildRun { exe: &exe, dir, cycle, seed: args.seed, workload, backend };
+        let (child_acks, child_backend) = child.run(delay, parse)?;
+        acks.extend(child_acks);
         summary.cycles = cycle + 1;
         summary.acknowledged = acks.len() as u64;
-        let db = match Database::open(dir, args.workload.options()) {
+        let db = match Database::open(dir, workload.options().io_backend(backend.choice())) {
             Ok(db) => Arc::new(db),
             Err(error) => {
                 summary.recovery_errors += 1;
@@ -262,6 +288,13 @@ fn cycles<A: Send + 'static>(
                 return Ok(summary);
             }
         };
+        summary.backend = db.log_backend().map(ToString::to_string).unwrap_or_default();
+        if child_backend != summary.backend {
+            let reopen = &summary.backend;
+            return Err(format!(
+                "cycle {cycle}: the child logged over {child_backend}, the reopen over {reopen}"
+            ));
+        }
         let violations = check(&db, &acks, cycle + 1);
         summary.lost = violations.lost;
         summary.partial = violations.partial;
@@ -285,20 +318,21 @@ struct ChildRun<'a> {
     cycle: u64,
     seed: u64,
     workload: Workload,
+    backend: WalBackend,
 }
 
 impl ChildRun<'_> {
     /// Runs the child for `delay` (once it is ready), kills it, and returns what it
-    /// acknowledged, read from its lines by `parse`.
+    /// acknowledged, read from its lines by `parse`, and the backend its log used.
     fn run<A: Send + 'static>(
         &self,
         delay: Duration,
         parse: fn(&str) -> Option<A>,
-    ) -> Result<Vec<A>, String> {
+    ) -> Result<(Vec<A>, String), String> {
         let cycle = self.cycle;
         let mut child = Command::new(self.exe)
             .args(["crashtest", "--child", "--cycle", &cycle.to_string()])
-            .args(["--workload", self.workload.name()])
+            .args(["--workload", self.workload.name(), "--backend", self.backend.name()])
             .args(["--seed", &self.seed.to_string(), "--dir"])
             .arg(self.dir)
             .stdin(Stdio::null())
@@ -310,15 +344,18 @@ impl ChildRun<'_> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut acks = Vec::new();
+            let mut backend = String::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line == "ready" {
+                if let Some(name) = line.strip_prefix(BACKEND_LINE) {
+                    backend = name.to_string();
+                } else if line == "ready" {
                     let _ = ready_tx.send(());
                 } else if let Some(ack) = parse(&line) {
                     acks.push(ack);
                 }
             }
-            acks
+            (acks, backend)
         });
         let ready = ready_rx.recv_timeout(CHILD_DEADLINE);
         if ready.is_ok() {
@@ -327,7 +364,8 @@ impl ChildRun<'_> {
         // SIGKILL: the child gets no chance to flush or close anything.
         let _ = child.kill();
         let status = child.wait().map_err(|error| format!("waiting for the child: {error}"))?;
-        let acks = reader.join().map_err(|_| "the child's reader panicked".to_string())?;
+        let (acks, backend) =
+            reader.join().map_err(|_| "the child's reader panicked".to_string())?;
         if ready.is_err() {
             return Err(format!("cycle {cycle}: the child never became ready ({status})"));
         }
@@ -335,9 +373,12 @@ impl ChildRun<'_> {
         if status.code().is_some() {
             return Err(format!("cycle {cycle}: the child stopped on its own ({status})"));
         }
-        Ok(acks)
+        Ok((acks, backend))
     }
 }
+
+/// How a child's line naming its log's backend starts.
+const BACKEND_LINE: &str = "backend ";
 
 fn parse_ack(line: &str) -> Option<Ack> {
     let mut words = line.strip_prefix("ack ")?.split(' ');
@@ -346,12 +387,19 @@ fn parse_ack(line: &str) -> Option<Ack> {
     Some(Ack { txn, version })
 }
 
-/// The child: commits `workload`'s transactions from [`WRITERS`] threads until it is
-/// killed.
-fn child(dir: &Path, cycle: u64, seed: u64, workload: Workload) -> Result<(), String> {
-    let db = Database::open(dir, workload.options()).map_err(|error| error.to_string())?;
-    let db = Arc::new(db);
+/// The child: opens the database with `options` and commits `workload`'s transactions from
+/// [`WRITERS`] threads until it is killed.
+fn child(
+    dir: &Path,
+    cycle: u64,
+    seed: u64,
+    workload: Workload,
+    options: Options,
+) -> Result<(), String> {
+    let db = Arc::new(Database::open(dir, options).map_err(|error| error.to_string())?);
+    let backend = db.log_backend().map(ToString::to_string).unwrap_or_default();
     // Stdout is line-buffered: each line reaches the pipe whole, under stdout's own lock.
+    writeln!(std::io::stdout().lock(), "{BACKEND_LINE}{backend}").map_err(|e| e.to_string())?;
     writeln!(std::io::stdout().lock(), "ready").map_err(|e| e.to_string())?;
     std::thread::scope(|scope| {
         // Checkpoints all along, so that kills land in them too.

@@ -31,6 +31,7 @@ pub use inmem_primitives as primitives;
 pub use inmem_wal as wal;
 
 pub use inmem_engine::{
-    Bytes, CommitVersion, Committed, Database, Durability, Error, Isolation, Limits, Options,
-    RecoveryMode, Result, Retention, RetryPolicy, Snapshot, Stats, Transaction, TransactionOptions,
+    BackendChoice, Bytes, CommitVersion, Committed, Database, Durability, Error, Isolation, Limits,
+    Options, RecoveryMode, Result, Retention, RetryPolicy, Snapshot, Stats, Transaction,
+    TransactionOptions,
 };

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inmem_wal::WalOptions;
+use inmem_wal::{BackendInUse, WalOptions};
 
 use crate::bytes::Bytes;
 use crate::checkpoint::CheckpointReport;
@@ -306,9 +306,10 @@ impl Database {
         Database::open_with_log_options(dir, options, WalOptions::default())
     }
 
-    /// As [`Database::open`], with the log's own options (segment size, I/O backend, a
-    /// fault-injecting backend in tests); their durability and recovery mode are replaced
-    /// by the database's.
+    /// As [`Database::open`], with the log's own options (segment size, a fault-injecting
+    /// backend in tests); their durability, recovery mode and backend choice are replaced
+    /// by the database's ([`Options::io_backend`]; a backend given as
+    /// [`inmem_wal::WalOptions::io`] is used as given).
     ///
     /// # Errors
     /// As [`Database::open`].
@@ -368,6 +369,14 @@ impl Database {
             Some(log) => log.wal.close().map_err(|error| Error::log("closing the log", error)),
             None => Ok(()),
         }
+    }
+
+    /// The I/O backend of the database's log and why it is that one (requested, chosen by
+    /// `Auto`, Auto's fallback where the kernel refused io_uring), as
+    /// [`inmem_wal::Wal::backend`] reports it; displays as `sync: chosen by Auto`. `None` in
+    /// memory and under [`Durability::None`] (nothing is logged).
+    pub fn log_backend(&self) -> Option<&BackendInUse> {
+        self.shared.log.as_ref().map(|log| log.wal.backend())
     }
 
     /// The options the database was opened with.

@@ -110,6 +110,7 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         Durability::Buffered { interval } => LogDurability::Buffered { interval },
         Durability::Sync | Durability::None => LogDurability::Sync,
     };
+    wal_options.backend = options.io_backend;
     // Decide before changing anything (`recovery.rs`): a refused open leaves the
     // directory as it was.
     // Read through the log's given backend, if any (a simulated disk holds both), before

@@ -85,7 +85,8 @@ pub use crate::db::{Committed, Database, TransactionError, TransactionOptions};
 pub use crate::durable::{inspect, inspect_with_log_options, Inspection};
 pub use crate::error::{Error, IoError, Limit, Result};
 pub use crate::options::{
-    Durability, Isolation, Limits, Options, RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,
+    BackendChoice, BackendInUse, BackendReason, Durability, Isolation, Limits, Options,
+    RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,
 };
 pub use crate::range_delete::{PendingRangeDelete, PURGE_KEYS_PER_STEP};
 pub use crate::recovery::Recovery;

@@ -144,7 +144,7 @@ impl Durability {
     }
 }
 
-pub use inmem_wal::RecoveryMode;
+pub use inmem_wal::{BackendChoice, BackendInUse, BackendReason, RecoveryMode};
 
 /// Tells the keys that are only ever scanned from the rest; see [`Options::scan_only_keys`].
 /// A pure function of the key's bytes.
@@ -185,6 +185,12 @@ pub struct Options {
     pub checkpoint_log_bytes: u64,
     /// The keys kept out of the hash index; see [`Options::scan_only_keys`]. Default: none.
     pub scan_only_keys: Option<ScanOnlyKeys>,
+    /// The I/O backend of a database's log. Default `Auto`: the one measured faster for the
+    /// log's writer (today pwritev + fdatasync), never failing for want of io_uring; `Uring`
+    /// fails the open where the kernel refuses io_uring ([`crate::Error::Log`] whose source
+    /// is [`inmem_wal::Error::BackendUnavailable`]). [`crate::Database::log_backend`] says
+    /// which backend the log uses and why.
+    pub io_backend: BackendChoice,
 }
 
 impl Default for Options {
@@ -199,6 +205,7 @@ impl Default for Options {
             recovery: RecoveryMode::default(),
             checkpoint_log_bytes: 64 << 20,
             scan_only_keys: None,
+            io_backend: BackendChoice::Auto,
         }
     }
 }
@@ -243,6 +250,12 @@ impl Options {
     /// Sets how much the log grows between background checkpoints (0: never).
     pub fn checkpoint_log_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_log_bytes = bytes;
+        self
+    }
+
+    /// Sets the I/O backend of a database's log ([`Options::io_backend`]).
+    pub fn io_backend(mut self, choice: BackendChoice) -> Self {
+        self.io_backend = choice;
         self
     }
 

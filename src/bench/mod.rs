@@ -47,6 +47,7 @@ mod workloads;
 use std::io::StdoutLock;
 
 pub use args::BenchArgs;
+pub(crate) use args::WalBackend;
 pub use error::BenchError;
 
 use args::{BaselineKind, Config, DurabilityArg, Workload};

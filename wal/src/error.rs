@@ -23,6 +23,18 @@ pub enum Error {
         /// The error the system returned.
         source: Arc<std::io::Error>,
     },
+    /// The I/O backend asked for cannot be set up: [`crate::BackendChoice::Uring`] where
+    /// the kernel refuses io_uring (`source` is the kernel's error: `EPERM`, `ENOSYS`, ..).
+    /// The log never takes another backend in its place.
+    #[error("the {backend} backend cannot be set up for the log in {}: {source}", path.display())]
+    BackendUnavailable {
+        /// The backend's name: `"io_uring"`.
+        backend: &'static str,
+        /// The log's directory.
+        path: PathBuf,
+        /// The error the system returned.
+        source: Arc<std::io::Error>,
+    },
     /// A segment's header is not valid.
     #[error("{}: bad segment header: {reason}", path.display())]
     BadSegmentHeader {
@@ -106,7 +118,7 @@ impl Error {
     /// The failed system call's error, if this is (or was caused by) one.
     pub fn io_source(&self) -> Option<&std::io::Error> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::BackendUnavailable { source, .. } => Some(source),
             Error::Failed { cause } => cause.io_source(),
             _ => None,
         }

@@ -4,9 +4,10 @@
 //! - [`Wal::append`] hands a record to the log and returns its position at once;
 //!   [`Wal::wait_durable`] returns once that position is on stable storage;
 //!   [`Wal::append_sync`] does both.
-//! - One writer thread drains everything pending and writes it with one submission (the
-//!   write and an fdatasync linked, over io_uring), so k concurrent committers pay one fsync,
-//!   not k (group commit).
+//! - One writer at a time drains everything pending and writes it with one pwritev and one
+//!   fdatasync (or, over io_uring, one submission of the two linked), so k concurrent
+//!   committers pay one fsync, not k (group commit). [`Wal::backend`] says which backend
+//!   the log uses and why ([`BackendChoice`]).
 //! - [`Wal::open`] recovers the log first: a torn tail (damage no valid frame proves was
 //!   ever synced) is cut after its bytes are salvaged, any other damage is an error naming
 //!   file and offset ([`RecoveryMode`]); [`Wal::survey`] decides the same without changing
@@ -45,7 +46,7 @@ mod writer;
 
 pub use error::{Error, Result};
 pub use format::FrameKind;
-pub use io::{BackendChoice, Preallocation};
+pub use io::{BackendChoice, BackendInUse, BackendReason, Preallocation};
 pub use log::{Survey, Wal, WalStats};
 pub use options::{Durability, RecoveryMode, WalOptions};
 pub use reader::{LogReader, Record};

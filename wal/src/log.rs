@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crate::error::{Error, Result};
 use crate::format::{FrameKind, SegmentHeader};
 use crate::group::{panic_message, GroupCommit, Pacing};
-use crate::io::{self, BackendChoice, Io, LogFile};
+use crate::io::{self, BackendInUse, BackendReason, Io, LogFile};
 use crate::options::{Durability, WalOptions};
 use crate::reader::LogReader;
 use crate::recovery::{self as recover, RecoveryReport};
@@ -72,7 +72,7 @@ pub struct Wal {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     report: RecoveryReport,
-    backend_reason: &'static str,
+    backend: BackendInUse,
 }
 
 impl Wal {
@@ -114,7 +114,8 @@ impl Wal {
         } else {
             Wal::survey(&survey.dir, &options)?
         };
-        let (io, backend_reason) = backend_for(&options, &dir)?;
+        let (io, reason) = backend_for(&options, &dir)?;
+        let backend = BackendInUse { name: io.name(), reason };
         let recovered = recover::apply(io.as_ref(), &dir, plan)?;
         let end = recovered.end;
         let report = recovered.report;
@@ -163,7 +164,7 @@ impl Wal {
                 drop(shared.group.retire());
                 Error::io("start the writer thread for", &shared.dir, e)
             })?;
-        Ok(Wal { shared, writer: Some(writer), report, backend_reason })
+        Ok(Wal { shared, writer: Some(writer), report, backend })
     }
 
     /// What recovery found when the log was opened.
@@ -184,10 +185,17 @@ impl Wal {
         Arc::clone(&self.shared.io)
     }
 
-    /// Why the log uses that backend: as asked, or, for [`BackendChoice::Auto`], the figures
-    /// behind the choice ([`crate::io::AUTO_REASON`]).
-    pub fn backend_reason(&self) -> &'static str {
-        self.backend_reason
+    /// The backend the log uses and why: requested, chosen by
+    /// [`crate::BackendChoice::Auto`] (measured faster, [`crate::io::AUTO_REASON`]), Auto's
+    /// fallback where the kernel refused io_uring (with the kernel's error), or given by
+    /// [`WalOptions::io`]. Displays as `sync: chosen by Auto`.
+    pub fn backend(&self) -> &BackendInUse {
+        &self.backend
+    }
+
+    /// Why the log uses its backend ([`Wal::backend`]'s reason).
+    pub fn backend_reason(&self) -> &BackendReason {
+        &self.backend.reason
     }
 
     /// Hands a record to the log; returns its position without waiting for it to be
@@ -408,17 +416,16 @@ impl SurveyKey {
 }
 
 /// The backend `options` ask for (for the log in `dir`), and why it is the one.
-fn backend_for(options: &WalOptions, dir: &Path) -> Result<(Arc<dyn Io>, &'static str)> {
+fn backend_for(options: &WalOptions, dir: &Path) -> Result<(Arc<dyn Io>, BackendReason)> {
     if let Some(io) = &options.io {
-        return Ok((Arc::clone(io), "given by WalOptions::io"));
+        return Ok((Arc::clone(io), BackendReason::Given));
     }
-    let io = io::backend(options.backend)
-        .map_err(|e| Error::io("set up the I/O backend for", dir, e))?;
-    let reason = match options.backend {
-        BackendChoice::Auto => io::AUTO_REASON,
-        BackendChoice::Uring | BackendChoice::Sync => "as WalOptions::backend asks",
-    };
-    Ok((io, reason))
+    io::backend_in_use(options.backend).map_err(|source| Error::BackendUnavailable {
+        // Only io_uring can fail to be set up (`Uring`, or `Auto` preferring it).
+        backend: "io_uring",
+        path: dir.to_path_buf(),
+        source: Arc::new(source),
+    })
 }
 
 /// How the writer paces batches under the log's durability.

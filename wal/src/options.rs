@@ -77,7 +77,8 @@ pub struct WalOptions {
     /// ends before it misses its newest.
     pub checkpointed: LogPosition,
     /// Which I/O backend to use (default [`BackendChoice::Auto`], the one measured faster
-    /// for this writer; [`crate::Wal::backend_reason`] says why).
+    /// for this writer, never failing for want of io_uring; [`BackendChoice::Uring`] is an
+    /// error where the kernel refuses io_uring). [`crate::Wal::backend`] says which and why.
     pub backend: BackendChoice,
     /// How new segments reserve their space.
     pub preallocation: Preallocation,

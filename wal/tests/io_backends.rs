@@ -1,6 +1,6 @@
 //! The I/O backends, each against the same expectations: the sync backend always, io_uring
-//! wherever the kernel allows it (a note is printed where it does not), and the fault-injecting
-//! wrapper over both.
+//! wherever the kernel allows it (skipped with a message where it does not), and the
+//! fault-injecting wrapper over both.
 
 #![allow(clippy::expect_used, reason = "a failed expectation fails the test, as it should")]
 
@@ -19,7 +19,9 @@ fn backends() -> Vec<Arc<dyn Io>> {
     let mut all: Vec<Arc<dyn Io>> = vec![Arc::new(SyncIo::new())];
     match backend(BackendChoice::Uring) {
         Ok(uring) => all.push(uring),
-        Err(error) => eprintln!("note: io_uring unavailable here ({error}); sync backend only"),
+        Err(error) => {
+            eprintln!("skipping the io_uring backend: io_uring is refused here ({error})")
+        }
     }
     all
 }

@@ -11,10 +11,15 @@ use std::time::Duration;
 
 use inmem_wal::io::fault::{Fault, FaultIo, Op, EIO, ENOSPC};
 use inmem_wal::io::sync::SyncIo;
-use inmem_wal::io::{Io, LogFile, OpenFlags, Preallocation, AUTO_REASON};
+use inmem_wal::io::{uring_refused_by_switch, Io, LogFile, OpenFlags, Preallocation, AUTO_PREFERS};
 use inmem_wal::{
-    BackendChoice, Durability, Error, FrameKind, LogPosition, Record, Wal, WalOptions,
+    BackendChoice, BackendReason, Durability, Error, FrameKind, LogPosition, Record, Wal,
+    WalOptions,
 };
+
+mod common;
+
+use common::{run_with_uring_refused, uring_or_skip};
 
 /// Small segments, so that a few records rotate them.
 fn small() -> WalOptions {
@@ -69,6 +74,9 @@ fn eight_concurrent_appenders_have_every_acknowledged_record_read_back_in_positi
         (BackendChoice::Uring, spinning),
         (BackendChoice::Sync, Duration::ZERO),
     ] {
+        if backend == BackendChoice::Uring && !uring_or_skip("eight concurrent appenders") {
+            continue;
+        }
         let dir = tempfile::tempdir().unwrap();
         let options = small().backend(backend).wait_spin(spin);
         let wal = Arc::new(Wal::open(dir.path(), options).expect("open"));
@@ -268,6 +276,9 @@ fn the_backend_in_use_is_reported() {
     let sync = Wal::open(dir.path(), small().backend(BackendChoice::Sync)).expect("open");
     assert_eq!(sync.backend_name(), "sync");
     drop(sync);
+    if !uring_or_skip("the_backend_in_use_is_reported") {
+        return;
+    }
     let uring = Wal::open(dir.path(), small().backend(BackendChoice::Uring)).expect("open");
     assert_eq!(uring.backend_name(), "io_uring");
 }
@@ -275,15 +286,56 @@ fn the_backend_in_use_is_reported() {
 #[test]
 fn the_log_says_why_it_uses_its_backend() {
     let dir = tempfile::tempdir().unwrap();
+    // Auto takes the backend measured faster (AUTO_PREFERS): pwritev + fdatasync, with or
+    // without io_uring.
+    assert_eq!(AUTO_PREFERS, inmem_wal::io::Preferred::Sync);
     let auto = Wal::open(dir.path(), small()).expect("open");
-    assert_eq!((auto.backend_name().as_str(), auto.backend_reason()), ("sync", AUTO_REASON));
+    assert_eq!(auto.backend().to_string(), "sync: chosen by Auto");
+    assert_eq!(auto.backend_reason(), &BackendReason::ChosenByAuto);
     drop(auto);
-    let explicit = Wal::open(dir.path(), small().backend(BackendChoice::Uring)).expect("reopen");
-    assert_eq!(explicit.backend_reason(), "as WalOptions::backend asks");
-    drop(explicit);
+    let sync = Wal::open(dir.path(), small().backend(BackendChoice::Sync)).expect("reopen");
+    assert_eq!(sync.backend().to_string(), "sync: requested");
+    drop(sync);
     let io: Arc<dyn Io> = Arc::new(SyncIo::new());
     let given = Wal::open(dir.path(), small().io(io)).expect("reopen");
-    assert_eq!(given.backend_reason(), "given by WalOptions::io");
+    assert_eq!(given.backend().to_string(), "sync: given by WalOptions::io");
+    drop(given);
+    if !uring_or_skip("the_log_says_why_it_uses_its_backend") {
+        return;
+    }
+    let explicit = Wal::open(dir.path(), small().backend(BackendChoice::Uring)).expect("reopen");
+    assert_eq!(explicit.backend().to_string(), "io_uring: requested");
+}
+
+/// Where io_uring is refused (here through `INMEM_IO_URING=refuse`, in a child process if
+/// this one allows it), asking for it is an error naming the backend and the kernel's
+/// error, before anything is written; `Auto` and `Sync` open as ever.
+#[test]
+fn io_uring_refused_makes_an_explicit_request_a_typed_error_and_auto_unaffected() {
+    if !uring_refused_by_switch() {
+        return run_with_uring_refused(
+            "io_uring_refused_makes_an_explicit_request_a_typed_error_and_auto_unaffected",
+        );
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("wal");
+    let error = Wal::open(&dir, small().backend(BackendChoice::Uring)).expect_err("refused");
+    let Error::BackendUnavailable { backend, path, source } = &error else {
+        panic!("not BackendUnavailable: {error:?}");
+    };
+    assert_eq!((*backend, path.as_path()), ("io_uring", dir.as_path()));
+    // EPERM: what a kernel that disables io_uring returns from `io_uring_setup`.
+    let eperm = rustix::io::Errno::PERM.raw_os_error();
+    assert_eq!((source.raw_os_error(), error.raw_os_error()), (Some(eperm), Some(eperm)));
+    let message = error.to_string();
+    assert!(message.contains("io_uring") && message.contains("os error 1"), "{message}");
+    assert!(!dir.exists(), "a refused open creates nothing");
+    let auto = Wal::open(&dir, small()).expect("Auto opens without io_uring");
+    assert_eq!(auto.backend().to_string(), "sync: chosen by Auto");
+    auto.append_sync(FrameKind::RECORD, b"durable").expect("append");
+    drop(auto);
+    let sync = Wal::open(&dir, small().backend(BackendChoice::Sync)).expect("Sync opens");
+    assert_eq!(read_all(&sync).len(), 1);
 }
 
 /// The sync backend, recording which thread makes each write, and whose files'

@@ -2,12 +2,18 @@
 //!
 //! - [`UringIo`](uring::UringIo): io_uring; a write and the fdatasync after it are linked in
 //!   one submission.
-//! - [`SyncIo`](sync::SyncIo): pwritev + fdatasync, for kernels or sandboxes that refuse
-//!   io_uring, with the same semantics.
+//! - [`SyncIo`](sync::SyncIo): pwritev + fdatasync, with the same semantics; what
+//!   [`BackendChoice::Auto`] takes (measured faster for the log's writer, [`AUTO_REASON`]),
+//!   and the fallback where the kernel refuses io_uring.
 //! - [`FaultIo`](fault::FaultIo): wraps another backend and injects short writes, EIO,
 //!   ENOSPC and failed fsyncs at chosen points, for tests.
 //! - [`SimIo`](sim::SimIo): an in-memory disk that records every operation and builds the
 //!   images a power failure could leave, for power-loss tests.
+//!
+//! Which backend a log uses, and why, is decided in one place ([`backend_in_use`]): `Uring`
+//! is an explicit request (an error where the kernel refuses io_uring), `Auto` never fails
+//! for want of io_uring. Setting [`URING_SWITCH`] (`INMEM_IO_URING=refuse`) makes every
+//! io_uring setup fail as a refusing kernel's does, for tests.
 //!
 //! A backend's file operations report what the system call did, short writes included; the
 //! log's writer ([`write_all_durably`]) loops over them.
@@ -16,8 +22,14 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::path::Path;
-use std::sync::Arc;
 
+pub use choice::{
+    backend, backend_in_use, is_uring_refusal, uring_refused_by_switch, BackendChoice,
+    BackendInUse, BackendReason, Preferred, AUTO_PREFERS, AUTO_REASON, URING_SWITCH,
+    URING_SWITCH_REFUSE,
+};
+
+mod choice;
 pub mod fault;
 pub(crate) mod readonly;
 pub mod sim;
@@ -42,19 +54,6 @@ pub enum Preallocation {
 pub struct OpenFlags {
     /// `O_DSYNC`: every write is durable when it returns (no separate fdatasync needed).
     pub dsync: bool,
-}
-
-/// Which backend a log uses.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// The backend measured faster for this log's writer: today pwrite + fdatasync (see
-    /// [`AUTO_REASON`]).
-    #[default]
-    Auto,
-    /// io_uring, or an error if it is unavailable.
-    Uring,
-    /// pwritev + fdatasync.
-    Sync,
 }
 
 /// File-system operations on the log's directory.
@@ -149,31 +148,5 @@ pub fn write_all_durably(
         }
         offset += written as u64;
         IoSlice::advance_slices(&mut remaining, written);
-    }
-}
-
-/// Why [`BackendChoice::Auto`] takes the sync backend, as [`crate::Wal::backend_reason`]
-/// reports it.
-pub const AUTO_REASON: &str = "Auto takes pwrite + fdatasync: the log writes one batch at a \
-    time, and io_uring runs every fdatasync on a kernel worker thread (it has no inline \
-    fsync); measured, that left io_uring level at 1 committer on an idle machine, behind it \
-    when the CPUs were busy, and behind at 32 committers in most runs (inmem bench --workload \
-    wal --backend uring,sync)";
-
-/// The backend `choice` asks for. `Auto` is the sync backend (see [`AUTO_REASON`]); `Uring`
-/// sets up and probes a ring.
-///
-/// # Errors
-/// `Uring` when io_uring is unavailable.
-pub fn backend(choice: BackendChoice) -> io::Result<Arc<dyn Io>> {
-    match choice {
-        BackendChoice::Sync => Ok(Arc::new(sync::SyncIo::new())),
-        #[cfg(target_os = "linux")]
-        BackendChoice::Uring => Ok(Arc::new(uring::UringIo::new()?)),
-        BackendChoice::Auto => Ok(Arc::new(sync::SyncIo::new())),
-        #[cfg(not(target_os = "linux"))]
-        BackendChoice::Uring => {
-            Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring is Linux only"))
-        }
     }
 }

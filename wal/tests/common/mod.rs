@@ -1,5 +1,6 @@
 //! Helpers the log's integration tests share: finding segment files and frames in them,
-//! and making the image a crash right after the last sync leaves.
+//! making the image a crash right after the last sync leaves, and skipping or refusing
+//! io_uring.
 
 #![allow(dead_code, reason = "each test file uses some")]
 #![allow(clippy::unwrap_used)]
@@ -7,7 +8,38 @@
 use std::path::{Path, PathBuf};
 
 use inmem_wal::format::{SEGMENT_HEADER_LEN, TRAILER_LEN};
-use inmem_wal::LogPosition;
+use inmem_wal::io::{backend, URING_SWITCH, URING_SWITCH_REFUSE};
+use inmem_wal::{BackendChoice, LogPosition};
+
+/// Whether io_uring can be set up here; where it cannot (a kernel or sandbox that refuses
+/// it, or `INMEM_IO_URING=refuse`), says on stderr that `what` is skipped and why.
+pub fn uring_or_skip(what: &str) -> bool {
+    match backend(BackendChoice::Uring) {
+        Ok(_) => true,
+        Err(error) => {
+            eprintln!("skipping {what} over io_uring: io_uring is refused here ({error})");
+            false
+        }
+    }
+}
+
+/// Runs test `name` of this test binary again, alone, in a child process whose io_uring
+/// setups are refused (`INMEM_IO_URING=refuse`), and fails unless it ran there and passed.
+pub fn run_with_uring_refused(name: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(URING_SWITCH, URING_SWITCH_REFUSE)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name} with io_uring refused: {}\n{stdout}{stderr}",
+        output.status
+    );
+}
 
 /// The segment files of `dir`, oldest first.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
