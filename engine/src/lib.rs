@@ -67,6 +67,7 @@ mod snapshot;
 mod stats;
 mod sync;
 mod ttl;
+mod turns;
 mod txn;
 mod version;
 mod visible;

@@ -86,6 +86,11 @@ impl WriteSet {
         self.writes.len()
     }
 
+    /// The written keys, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.keys().map(Bytes::as_slice)
+    }
+
     /// The writes as version nodes, ready for the sequencer, in key order.
     pub(crate) fn into_nodes(self) -> Vec<(Bytes, Owned<VersionNode>)> {
         self.writes.into_iter().map(|(key, write)| (key, Owned::new(write.into_node()))).collect()
