@@ -481,11 +481,12 @@ impl Database {
 
     /// Runs `f` in a transaction and commits it, running it again when the commit conflicts,
     /// at most [`RetryPolicy::attempts_max`] times. A transaction that lost a key retries
-    /// holding the key's turn, and the key's other writers wait for the turn to pass before
-    /// they commit, so that under contention the losers commit in turn rather than lose
-    /// again until their attempts run out; other retries wait a jittered backoff. A
-    /// transaction that has not conflicted takes no lock for this, and waits only where
-    /// another one holds the turn of a key it writes. `f` must have no effects besides its
+    /// holding the key's turn (losers queue for it), and if it loses again the key's other
+    /// writers let it commit first, so that under contention the losers commit in turn
+    /// rather than lose again until their attempts run out; other retries wait a jittered
+    /// backoff. A transaction that has not conflicted takes no lock for this, and waits
+    /// (before its commit) only where a loser starves on the turn of a key it writes. `f`
+    /// runs again only after a conflict. `f` must have no effects besides its
     /// transaction, and should not block on anything that a concurrent caller of
     /// `transaction` may hold while it waits (such a wait for a turn gives up after a
     /// second, and the call retries with backoff alone).
@@ -524,10 +525,9 @@ impl Database {
     ) -> Result<Committed<T>, E> {
         let retry = options.retry.unwrap_or(self.shared.options.retry);
         let turns = &self.shared.turns;
-        // The turn this call holds, from its first lost commit until it returns; whether it
-        // may still wait for one (not after a wait gave up); the runs it dropped to let a
-        // turn pass (at most `attempts_max`).
-        let (mut turn, mut may_wait, mut yields): (Option<Turn<'_>>, bool, u32) = (None, true, 0);
+        // The turn this call holds, from its first lost commit until it returns, and whether
+        // it may still wait for one (not after a wait gave up).
+        let (mut turn, mut may_wait): (Option<Turn<'_>>, bool) = (None, true);
         let mut attempt = 0;
         loop {
             let mut txn = self.begin_with(options);
@@ -541,14 +541,11 @@ impl Database {
                 Err(error) => return Err(error),
             };
             // A newcomer's one load; it hashes its keys only while some turn starves.
-            if turn.is_none() && may_wait && yields < retry.attempts_max && turns.starving() {
+            if turn.is_none() && may_wait && turns.starving() {
                 if let Some(key_hash) = turns.starving_on(txn.written_keys()) {
-                    // Let the loser holding the key's turn commit first: wait until the turn
-                    // passes. This run does not count as an attempt.
-                    drop(txn);
-                    yields += 1;
+                    // Let the loser starving on the key's turn commit first, then commit: most
+                    // likely this loses the key, and queues for its turn as a loser.
                     may_wait = turns.wait_passed(key_hash);
-                    continue;
                 }
             }
             match txn.commit() {

@@ -10,37 +10,48 @@
 //!
 //! - **A loser takes the key's turn.** A transaction whose commit conflicted on key `K`
 //!   waits for `K`'s turn, one of [`STRIPES`] mutexes chosen by a hash of `K`, and runs
-//!   again holding it until the call returns (committed or failed). Holding it, it retries
-//!   at once the first time, and with backoff after a further conflict on `K` (it lost to
-//!   a writer that does not wait for turns: a one-shot put, a nested transaction). A
-//!   conflict on another key trades the turn for that key's: it never holds two.
-//! - **A newcomer lets the turn pass.** A transaction that has not conflicted takes no
-//!   lock. Before it commits it loads one counter, the threads holding or waiting for a
-//!   turn in this database; only when that is not zero does it hash the keys it wrote, and
-//!   if another thread holds the turn of one of them it drops this run (not counted as an
-//!   attempt), waits until the turn comes to it, passes it on at once, and runs again.
-//!   It does not hold the turn while it runs: the queue stays the losers', and once they
-//!   are served the key's writers are optimistic again, without a lock handoff per commit.
-//!   A call drops at most `attempts_max` runs this way, then commits regardless.
-//! - **A turn passes straight to the next waiter** (a fair unlock), so it never looks free
-//!   while threads wait for it, and waiters are served in the order they came.
+//!   again at once holding it, until the call returns (committed or failed). Its
+//!   competitors now are the losers' queue behind it (waiting) and newcomers, which
+//!   take no turn. A conflict on another key trades the turn for that key's: it never
+//!   holds two.
+//! - **A loser that loses again starves the turn.** Holding `K`'s turn and losing `K`
+//!   again, it marks the turn starving and retries at once; from then until it passes the
+//!   turn on, newcomers that write `K` let it commit first. Losing once more (to a writer
+//!   that does not look at turns: a one-shot put, a nested transaction, a newcomer that
+//!   checked just before), it retries after the policy's backoff.
+//! - **A newcomer lets a starving turn pass.** A transaction that has not conflicted takes
+//!   no lock. Before it commits it loads one counter, the starving turns of this database,
+//!   zero almost always; only when it is not does it hash the keys it wrote, and if another
+//!   thread starves on the turn of one of them it waits until the turn comes to it, passes
+//!   it on at once, and then commits. That commit most likely loses the key (the loser
+//!   has committed it meanwhile), and the newcomer queues for the turn as a loser; its
+//!   closure runs again only after that conflict, as without turns. It does not hold the
+//!   turn while it waits to commit, and newcomers wait only for a starving turn: the queue
+//!   stays the losers', and a key whose losers win at their first retry stays optimistic
+//!   for everyone else, without a lock hand-over per commit.
+//! - **A turn passes straight to the next waiter** (a fair unlock, after clearing
+//!   starving), so it never looks free while threads wait for it, and waiters are served
+//!   in the order they came.
 //!
-//! So a loser's only competitors are the transactions that checked the turn before it took
-//! it (each can beat it once: its next run sees the turn) and writers that never look at
-//! turns; its retry bound holds however many threads write the key.
+//! So once a loser starves, its only competitors are the transactions that checked before
+//! it marked the turn (each can beat it once: after that it is a loser behind it in the
+//! queue) and writers that never look at turns; its retry bound holds however many
+//! threads write the key.
 //!
 //! **Turns never decide what commits.** Validation alone does (first committer wins); a
-//! turn only orders attempts. A turn that a newcomer misses (the counter read as zero a
-//! moment after a loser incremented it: it is loaded `Relaxed`, nothing is published
-//! through it), two keys sharing a stripe, or a waiter giving up costs a wait or a retry,
-//! never an anomaly. So the counter and the stripe's key hash are hints, and no ordering
-//! beyond `Relaxed` is needed for them; the turns themselves are `parking_lot` mutexes,
+//! turn only orders attempts. A starving turn that a newcomer misses (the counter or the
+//! flag read a moment before a loser set it: they are `Relaxed`, nothing is published
+//! through them), two keys sharing a stripe, or a waiter giving up costs a wait or a retry,
+//! never an anomaly. So the counter, the flags and the stripe's key hash are hints, and no
+//! ordering beyond `Relaxed` is needed for them; the turns themselves are `parking_lot` mutexes,
 //! and there is no lock-free protocol here to model-check.
 //!
 //! **No deadlock through turns.** A thread waits for a turn only while it holds none (a
 //! thread-local says whether it holds one; a transaction run inside the closure of a
 //! transaction that holds a turn retries without turns), and while it waits it holds
-//! nothing of the engine: its transaction, and with it its snapshot, is dropped first. The
+//! nothing of the engine that another thread waits for: a loser's transaction is gone (its
+//! commit failed), and a newcomer's registered snapshot only keeps old versions from the
+//! collector for the wait. The
 //! one cycle turns cannot rule out is outside the engine: a closure that blocks on
 //! something a waiting caller holds (a lock taken around `transaction`). For that, a wait
 //! gives up after [`TURN_WAIT_MAX`], and the call then retries without turns, with the
@@ -56,20 +67,21 @@ pub(crate) use model::{Turn, Turns};
 /// stripe take turns together (a wait, never a wrong result); a newcomer compares the full
 /// 64-bit hash of the held key before it yields, so keys that only share the stripe do not
 /// queue behind it.
+#[cfg_attr(loom, allow(dead_code, reason = "loom models have no turns"))]
 pub(crate) const STRIPES: usize = 256;
 
 /// The longest a transaction waits for a turn; then it retries without turns.
+#[cfg_attr(loom, allow(dead_code, reason = "loom models have no turns"))]
 pub(crate) const TURN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(not(loom))]
 mod real {
     use std::cell::Cell;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-    use parking_lot::{Mutex, MutexGuard};
     use xxhash_rust::xxh3::xxh3_64;
 
     use super::{STRIPES, TURN_WAIT_MAX};
+    // Outside loom these are parking_lot's mutex (timed and fair) and std's atomics.
+    use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 
     thread_local! {
         /// Whether this thread holds a turn (of any database): it must not wait for another.
@@ -228,6 +240,10 @@ mod model {
 
         pub(crate) fn wait(&self, _key_hash: u64) -> Option<Turn<'_>> {
             None
+        }
+
+        pub(crate) fn wait_passed(&self, _key_hash: u64) -> bool {
+            false
         }
 
         pub(crate) fn turn_of(_key: &[u8]) -> u64 {
