@@ -21,6 +21,7 @@ use crate::snapshot::{Clock, Snapshot, VersionRecord};
 use crate::stats::{Counters, GcReport, GcStats, OldestSnapshot, Stats};
 use crate::sync::{spin_wait, AtomicBool, AtomicU64, Ordering};
 use crate::ttl::Reaper;
+use crate::turns::{Turn, Turns};
 use crate::txn::commit::Sequencer;
 use crate::txn::Transaction;
 use crate::version::CommitVersion;
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) reaper: Reaper,
     pub(crate) range_deletes: RangeDeletes,
     pub(crate) counters: Counters,
+    /// The order in which transactions that lost a key retry it (`turns.rs`).
+    turns: Turns,
     /// Wall-clock milliseconds, refreshed by snapshots and maintenance: the creation time
     /// one-shot reads register with, so that they need not read the clock.
     coarse_now_ms: AtomicU64,
@@ -66,6 +69,7 @@ impl Shared {
             reaper: Reaper::new(),
             range_deletes: RangeDeletes::new(),
             counters: Counters::default(),
+            turns: Turns::new(),
             coarse_now_ms: AtomicU64::new(clock::now_ms()),
             poisoned: AtomicBool::new(false),
             maintenance_thread: std::sync::OnceLock::new(),
@@ -533,9 +537,17 @@ impl Database {
         Transaction::new(self.shared.snapshot(), isolation, options.durability)
     }
 
-    /// Runs `f` in a transaction and commits it, running it again (with jittered backoff,
-    /// at most [`RetryPolicy::attempts_max`] times) when the commit conflicts. `f` must
-    /// have no effects besides its transaction.
+    /// Runs `f` in a transaction and commits it, running it again when the commit conflicts,
+    /// at most [`RetryPolicy::attempts_max`] times. A transaction that lost a key retries
+    /// holding the key's turn (losers queue for it), and if it loses again the key's other
+    /// writers let it commit first, so that under contention the losers commit in turn
+    /// rather than lose again until their attempts run out; other retries wait a jittered
+    /// backoff. A transaction that has not conflicted takes no lock for this, and waits
+    /// (before its commit) only where a loser starves on the turn of a key it writes. `f`
+    /// runs again only after a conflict. `f` must have no effects besides its
+    /// transaction, and should not block on anything that a concurrent caller of
+    /// `transaction` may hold while it waits (such a wait for a turn gives up after a
+    /// second, and the call retries with backoff alone).
     ///
     /// # Errors
     /// The error `f` returns, or the last [`Error::Conflict`] when attempts run out.
@@ -558,7 +570,8 @@ impl Database {
 
     /// As [`Database::transaction_with`], for a closure with its own error type `E`: a
     /// layer above the engine (the primitives) keeps its typed errors, and a conflict,
-    /// from the closure or the commit, is retried all the same.
+    /// from the closure or the commit, is retried all the same (one from the closure, which
+    /// names no key, with backoff).
     ///
     /// # Errors
     /// The error `f` returns, or the commit's (converted), or the last conflict when
@@ -569,18 +582,37 @@ impl Database {
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, E>,
     ) -> Result<Committed<T>, E> {
         let retry = options.retry.unwrap_or(self.shared.options.retry);
+        let turns = &self.shared.turns;
+        // The turn this call holds, from its first lost commit until it returns, and whether
+        // it may still wait for one (not after a wait gave up).
+        let (mut turn, mut may_wait): (Option<Turn<'_>>, bool) = (None, true);
         let mut attempt = 0;
         loop {
             let mut txn = self.begin_with(options);
-            let outcome = f(&mut txn).and_then(|value| {
-                txn.commit().map(|version| Committed { value, version }).map_err(E::from)
-            });
-            match outcome {
+            let value = match f(&mut txn) {
+                Ok(value) => value,
                 Err(error) if error.is_conflict() && attempt + 1 < retry.attempts_max => {
                     attempt += 1;
                     backoff(&retry, attempt);
+                    continue;
                 }
-                outcome => return outcome,
+                Err(error) => return Err(error),
+            };
+            // A newcomer's one load; it hashes its keys only while some turn starves.
+            if turn.is_none() && may_wait && turns.starving() {
+                if let Some(key_hash) = turns.starving_on(txn.written_keys()) {
+                    // Let the loser starving on the key's turn commit first, then commit: most
+                    // likely this loses the key, and queues for its turn as a loser.
+                    may_wait = turns.wait_passed(key_hash);
+                }
+            }
+            match txn.commit() {
+                Ok(version) => return Ok(Committed { value, version }),
+                Err(Error::Conflict { key }) if attempt + 1 < retry.attempts_max => {
+                    attempt += 1;
+                    lost(turns, &key, (&mut turn, &mut may_wait), &retry, attempt);
+                }
+                Err(error) => return Err(E::from(error)),
             }
         }
     }
@@ -650,6 +682,39 @@ impl std::fmt::Debug for Database {
         f.debug_struct("Database")
             .field("visible_version", &self.visible_version())
             .finish_non_exhaustive()
+    }
+}
+
+/// After a commit lost `key`, before retry `attempt`: takes the key's turn (trading the
+/// turn held for another key, if any) and retries at once. Holding the key's turn already,
+/// it marks the turn starving, so that newcomers let it pass, and retries at once; if it
+/// was starving already (it lost to a writer that does not look at turns), or the turn
+/// cannot be had, it retries after a backoff.
+#[cold]
+fn lost<'t>(
+    turns: &'t Turns,
+    key: &[u8],
+    (turn, may_wait): (&mut Option<Turn<'t>>, &mut bool),
+    retry: &RetryPolicy,
+    attempt: u32,
+) {
+    let key_hash = Turns::turn_of(key);
+    if let Some(held) = turn.as_ref().filter(|held| held.is_for(key_hash)) {
+        if !held.starve() {
+            backoff(retry, attempt);
+        }
+        return;
+    }
+    if !*may_wait {
+        backoff(retry, attempt);
+        return;
+    }
+    // Never hold one turn while waiting for another.
+    *turn = None;
+    *turn = turns.wait(key_hash);
+    *may_wait = turn.is_some();
+    if turn.is_none() {
+        backoff(retry, attempt);
     }
 }
 

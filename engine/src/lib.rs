@@ -69,6 +69,7 @@ mod snapshot;
 mod stats;
 mod sync;
 mod ttl;
+mod turns;
 mod txn;
 mod version;
 mod visible;

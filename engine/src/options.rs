@@ -71,8 +71,12 @@ impl Default for Limits {
 
 /// How [`crate::Database::transaction`] retries a closure whose commit conflicts.
 ///
-/// Attempt `n` (from 1) waits a random time in `[0, min(backoff_max, backoff_base * 2^n)]`
-/// ("full jitter") before running again, so colliding transactions spread out.
+/// A commit that lost a key retries holding the key's turn, at once, so that on a hot key
+/// the losers commit in turn (see [`crate::Database::transaction`]). A retry that cannot
+/// take a turn, or loses while holding it and after newcomers were told to let it pass,
+/// waits before attempt `n` (from 1) a random time in
+/// `[0, min(backoff_max, backoff_base * 2^n)]` ("full jitter"), so colliding transactions
+/// spread out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Runs in total, the first included. Default 16.

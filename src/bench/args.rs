@@ -28,6 +28,8 @@ const KEYS_PER_DEFAULT_SCAN: u64 = 10;
 pub(crate) const WAL_OPS_DEFAULT: u64 = 20_000;
 /// Payload bytes of each record the wal workload appends.
 pub(crate) const WAL_RECORD_BYTES: usize = 128;
+/// By default a hot-run run makes this many appends (about a second at one thread).
+pub(crate) const HOT_RUN_OPS_DEFAULT: u64 = 200_000;
 
 /// Runs macro workloads on an embedded database (in memory, or on disk with --durability)
 /// and prints throughput, latency percentiles and peak memory, one row (or one JSON line)
@@ -147,6 +149,14 @@ Workloads:
          from a checkpoint (mode checkpoint) and from the log alone (mode log); ops/s are
          records/s, and the notes (JSON mb_per_sec, recovered_bytes) the bytes read per second
 
+  hot-run (not in the default set) EventLog::append from every thread to one and the same
+         run, so that every append competes for the run's head record: appends/s on one
+         hot key (op=event_append; --ops appends, default 200,000, over the threads, on a
+         fresh database per durability and thread count); conflicts counts the commits
+         that lost a conflict, retries those run again, aborts the appends that returned a
+         conflict (the log is checked afterwards: one event per append that returned, and
+         a hash chain that verifies). Example: --workload hot-run --threads 1,8,32
+
   primitives (not in the default set) each primitive operation in a run of its own, on a
          fresh database per durability and thread count: kv_get and kv_put (uniform over
          --keys keys of one run, loaded first), event_append, state_cas and trace_record
@@ -235,6 +245,8 @@ pub enum Workload {
     /// The primitives' operations (KV get and put, event append, state cas, trace record)
     /// and transactions mixing four primitives, each run on its own.
     Primitives,
+    /// Event appends from every thread to one run's log.
+    HotRun,
 }
 
 impl Workload {
@@ -243,9 +255,9 @@ impl Workload {
         [Workload::Fill, Workload::Get, Workload::Mixed, Workload::Scan, Workload::Txn];
 
     /// Whether it runs apart from the engine sessions (on the log, or on databases of its
-    /// own): wal, recover and primitives.
+    /// own): wal, recover, primitives and hot-run.
     pub(crate) fn is_apart(self) -> bool {
-        matches!(self, Workload::Wal | Workload::Recover | Workload::Primitives)
+        matches!(self, Workload::Wal | Workload::Recover | Workload::Primitives | Workload::HotRun)
     }
 
     /// The workload's name, as on the command line and in reports.
@@ -259,6 +271,7 @@ impl Workload {
             Workload::Wal => "wal",
             Workload::Recover => "recover",
             Workload::Primitives => "primitives",
+            Workload::HotRun => "hot-run",
         }
     }
 }
@@ -343,6 +356,8 @@ pub(crate) struct Config {
     pub(crate) recover: bool,
     /// Whether the primitives workload was asked for.
     pub(crate) primitives: bool,
+    /// Whether the hot-run workload was asked for.
+    pub(crate) hot_run: bool,
 }
 
 impl Config {
@@ -377,7 +392,8 @@ impl Config {
         let workloads: Vec<Workload> =
             args.workloads.iter().copied().filter(|&w| !w.is_apart()).collect();
         let primitives = args.workloads.contains(&Workload::Primitives);
-        let wal = wal_config(args, !workloads.is_empty(), primitives)?;
+        let hot_run = args.workloads.contains(&Workload::HotRun);
+        let wal = wal_config(args, !workloads.is_empty(), primitives || hot_run)?;
         Ok(Config {
             workloads,
             wal,
@@ -397,6 +413,7 @@ impl Config {
             disk_dir: args.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
             recover: args.workloads.contains(&Workload::Recover),
             primitives,
+            hot_run,
         })
     }
 
@@ -410,6 +427,7 @@ impl Config {
                 self.keys
             }
             (Workload::Wal, None) => WAL_OPS_DEFAULT,
+            (Workload::HotRun, None) => HOT_RUN_OPS_DEFAULT,
             (Workload::Recover, _) => self.keys,
         }
     }
@@ -420,7 +438,7 @@ impl Config {
 fn wal_config(
     args: &BenchArgs,
     engine_workloads: bool,
-    primitives: bool,
+    primitive_workloads: bool,
 ) -> Result<Option<WalConfig>, BenchError> {
     let wal = args.workloads.contains(&Workload::Wal);
     let misplaced = match args.baseline {
@@ -436,9 +454,9 @@ fn wal_config(
         {
             Some(("--dir", "--workload wal or recover, or --durability"))
         }
-        _ if !engine_workloads && !primitives && !args.durabilities.is_empty() => Some((
+        _ if !engine_workloads && !primitive_workloads && !args.durabilities.is_empty() => Some((
             "--durability",
-            "an engine workload (fill, get, mixed, scan or txn) or primitives",
+            "an engine workload (fill, get, mixed, scan or txn), primitives or hot-run",
         )),
         _ => None,
     };

@@ -15,6 +15,7 @@
 //! | `wal.rs` | the wal workload: its directory, a fresh log per run, the log's counters |
 //! | `fsync.rs` | the raw durable-write baseline of the wal workload (overwrites, appends) |
 //! | `primitives.rs` | the primitives workload: each primitive's operations, and transactions mixing them |
+//! | `hot_run.rs` | the hot-run workload: event appends from every thread to one run |
 //!
 //! Order of a session: for each thread count, the engine runs every workload on a fresh
 //! database, which is then dropped; then the baseline (if asked for) does the same on a
@@ -34,6 +35,7 @@ mod args;
 mod dataset;
 mod error;
 mod fsync;
+mod hot_run;
 mod primitives;
 mod progress;
 mod recover;
@@ -65,7 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     let config = Config::from_args(args)?;
     let progress = progress::wanted(config.json);
     let mut report = Report::new(std::io::stdout().lock(), config.json, config.baseline.is_some());
-    if !config.workloads.is_empty() || config.primitives {
+    if !config.workloads.is_empty() || config.primitives || config.hot_run {
         run_engine(&config, progress, &mut report)?;
     }
     if let Some(wal) = &config.wal {
@@ -78,7 +80,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
 }
 
 /// Runs the engine workloads at every thread count, and the skiplist baseline if asked,
-/// then the primitives workload if asked, for each durability in turn.
+/// then the primitives and hot-run workloads if asked, for each durability in turn.
 fn run_engine(
     config: &Config,
     progress: bool,
@@ -96,6 +98,9 @@ fn run_engine(
         }
         if config.primitives {
             primitives::run(&session, report)?;
+        }
+        if config.hot_run {
+            hot_run::run(&session, report)?;
         }
     }
     Ok(())

@@ -65,8 +65,8 @@ pub(crate) fn run_workload<S: Store>(
         Workload::Mixed => run_threads(plan, progress, |w, _| mixed(store, data, w)),
         Workload::Scan => run_threads(plan, progress, |w, _| scan(store, data, w)),
         Workload::Txn => run_threads(plan, progress, |w, _| txn(store, data, w)),
-        Workload::Wal | Workload::Recover | Workload::Primitives => {
-            unreachable!("wal, recover and primitives run apart (Config keeps them out)")
+        Workload::Wal | Workload::Recover | Workload::Primitives | Workload::HotRun => {
+            unreachable!("wal, recover, primitives and hot-run run apart (Config keeps them out)")
         }
     }?;
     let overwrites_race_reads = plan.threads > 1 && !S::READS_SEE_OVERWRITTEN_KEYS;

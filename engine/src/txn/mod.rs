@@ -83,6 +83,12 @@ impl<'db> Transaction<'db> {
         self.writes.len()
     }
 
+    /// The keys the transaction has written so far, in order (the retry loop's turns look
+    /// them up).
+    pub(crate) fn written_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.keys()
+    }
+
     /// The value of `key` as this transaction sees it: its own write if it wrote the key,
     /// else its snapshot's.
     ///

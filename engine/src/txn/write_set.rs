@@ -120,6 +120,11 @@ impl WriteSet {
         self.writes.len() + self.prefixes.len()
     }
 
+    /// The written keys, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.writes.keys().map(Bytes::as_slice)
+    }
+
     /// The range deletes' prefixes, in order, and the writes as version nodes, ready for
     /// the sequencer, in key order.
     pub(crate) fn into_parts(self) -> (Vec<Bytes>, Vec<(Bytes, Owned<VersionNode>)>) {
