@@ -21,7 +21,7 @@ use super::progress;
 use super::report::{Report, RunRecord};
 use super::rss::PeakRss;
 use super::runner::{run_threads, OpError, RunPlan};
-use super::store::open_database;
+use super::store::open_primitives_database;
 use super::Session;
 
 /// The name of the operation in reports (the JSON `op` field).
@@ -50,10 +50,7 @@ pub(crate) fn run<W: std::io::Write>(
     report: &mut Report<W>,
 ) -> Result<(), BenchError> {
     for &threads in &session.config.threads {
-        let options = inmem::primitives::engine_options();
-        let (db, dir) = open_database(session.disk.as_ref(), options).map_err(|source| {
-            BenchError::Engine { engine: "inmem", workload: "hot-run setup", source }
-        })?;
+        let (db, dir) = open_primitives_database(session.disk.as_ref(), "hot-run setup")?;
         let record = measure(session, Arc::new(db), threads)?;
         report.write(record).map_err(BenchError::Output)?;
         // The database (dropped in `measure`) before its directory.

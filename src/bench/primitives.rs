@@ -37,7 +37,7 @@ use super::progress;
 use super::report::{Report, RunRecord};
 use super::rss::PeakRss;
 use super::runner::{run_threads, Measured, OpError, RunPlan, Worker};
-use super::store::open_database;
+use super::store::open_primitives_database;
 use super::Session;
 
 /// One of the workload's operations.
@@ -320,10 +320,7 @@ pub(crate) fn run<W: std::io::Write>(
     report: &mut Report<W>,
 ) -> Result<(), BenchError> {
     for &threads in &session.config.threads {
-        let options = inmem::primitives::engine_options();
-        let (db, dir) = open_database(session.disk.as_ref(), options).map_err(|source| {
-            BenchError::Engine { engine: "inmem", workload: "primitives setup", source }
-        })?;
+        let (db, dir) = open_primitives_database(session.disk.as_ref(), "primitives setup")?;
         let bench = Bench::set_up(session, db, threads)?;
         for op in PrimitiveOp::ALL {
             let mut record = measure(session, &bench, op, threads)?;

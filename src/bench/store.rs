@@ -12,6 +12,8 @@ use std::ops::Bound;
 use crossbeam_skiplist::SkipMap;
 use inmem::{Database, Options};
 
+use super::error::BenchError;
+
 /// Reads, then writes, of one transaction.
 pub(crate) const TXN_READS: usize = 4;
 /// Writes of one transaction, after its reads.
@@ -140,6 +142,21 @@ pub(crate) fn open_database(
     )?;
     let db = Database::open(dir.path(), options.durability(disk.durability))?;
     Ok((db, Some(dir)))
+}
+
+/// As [`open_database`], with the primitives' engine options, for the rows of `workload`.
+///
+/// # Errors
+/// [`BenchError::Engine`] naming `workload`'s setup.
+pub(crate) fn open_primitives_database(
+    disk: Option<&Disk>,
+    workload: &'static str,
+) -> Result<(Database, Option<tempfile::TempDir>), BenchError> {
+    open_database(disk, inmem::primitives::engine_options()).map_err(|source| BenchError::Engine {
+        engine: "inmem",
+        workload,
+        source,
+    })
 }
 
 /// The engine with default options: in memory, or opened on a temporary directory with a
