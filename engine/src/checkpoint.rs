@@ -589,6 +589,17 @@ pub struct CheckpointInfo {
     pub bytes: u64,
 }
 
+impl CheckpointInfo {
+    /// What recovery's decision needs of it: what it covers.
+    pub(crate) fn covers(&self) -> crate::recovery::Covers {
+        crate::recovery::Covers {
+            path: self.path.clone(),
+            version: self.version,
+            replay_from: self.replay_from,
+        }
+    }
+}
+
 /// Reads the checkpoint at `path` through `io`, verifying every checksum and entry, and
 /// links its versions into `shared` if given. Untrusted input: no length makes it allocate
 /// more than the file holds, and nothing panics.

@@ -1,32 +1,5 @@
-//! A database on a directory: its lock, its write-ahead log, the commit path through the
-//! log, and recovery by replaying it.
-//!
-//! # Directory layout
-//!
-//! | path | what |
-//! |---|---|
-//! | `LOCK` | empty; held with an exclusive `flock` while a handle has the database open |
-//! | `wal/` | the write-ahead log's segments (`wal/src/format.rs` documents them) |
-//! | `checkpoints/` | `checkpoint-<version>.ckpt` files (`checkpoint.rs` documents them): the newest and the one before it |
-//!
-//! # Commits
-//!
-//! A commit's record is encoded before the sequencer (`record.rs`), and handed to the log
-//! after it, once the commit has its version. Records may so reach the log out of version
-//! order; the visible version keeps the order (`visible.rs`), and recovery restores it.
-//!
-//! - `Sync`: append, wait until the record is durable, then finish (become visible). A
-//!   commit is visible only once durable, so every commit visible before it is durable too.
-//! - `Buffered`: append, finish at once; the log syncs in the background. A transaction
-//!   that asks for `Sync` in a buffered database waits, once it is visible, until
-//!   everything appended by then is durable: its record and those of every earlier commit.
-//!
-//! A failed append or sync poisons the database: the failing commit never becomes visible,
-//! and every later one fails. The log overwrites what it wrote since its last good sync
-//! with zeros (best effort), and recovery keeps only a prefix of commits in version order
-//! anyway, so nothing unacknowledged needs undoing here.
-//!
-//! # Recovery
+//! Opening a database on a directory: the recovery decision carried out, the checkpoint
+//! loaded and the log replayed.
 //!
 //! Open first decides, changing nothing (`recovery.rs`, the table in `docs/recovery.md`):
 //! which checkpoint it loads (the newest whole one; the one before for a damaged one,
@@ -42,65 +15,19 @@
 //! that voids them, and makes it durable before the first new commit.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use inmem_wal::{Durability as LogDurability, LogPosition, RecoveryMode, Wal, WalOptions};
+use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
 
-use crate::bytes::Bytes;
 use crate::checkpoint;
 use crate::db::Shared;
-use crate::error::{Error, Limit, Result};
+use crate::dir::{Log, WAL_DIR};
+use crate::error::{Error, Result};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
 use crate::recovery::{self, Recovery};
 use crate::sync::epoch::{self, Owned};
 use crate::sync::{AtomicU64, Mutex};
-
-/// The lock file's name in a database directory.
-pub(crate) const LOCK_FILE: &str = "LOCK";
-/// The log's directory in a database directory.
-pub(crate) const WAL_DIR: &str = "wal";
-
-/// The database directory's lock: held as long as this is alive.
-#[derive(Debug)]
-pub(crate) struct DirLock {
-    _file: File,
-}
-
-impl DirLock {
-    /// Takes the lock of `dir`, creating the lock file if needed.
-    ///
-    /// # Errors
-    /// [`Error::Locked`] if another handle holds it; [`Error::Io`].
-    pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|error| Error::io("opening the database's lock file", &path, error))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Locked { path }),
-            Err(errno) => Err(Error::io("locking the database's lock file", path, errno.into())),
-        }
-    }
-}
-
-/// The log of a database whose durability is `Buffered` or `Sync`.
-pub(crate) struct Log {
-    pub(crate) wal: Wal,
-    /// The database's durability: `Buffered` or `Sync`.
-    pub(crate) durability: Durability,
-    /// The database's directory.
-    pub(crate) dir: PathBuf,
-    /// Held while a checkpoint is taken: one at a time.
-    pub(crate) checkpointing: Mutex<()>,
-    /// Where replay starts after the newest checkpoint (0 without one).
-    pub(crate) checkpointed_end: AtomicU64,
-}
 
 /// Opens the log of `dir`, replays it into `shared` and returns the log (or `None` for
 /// `Durability::None`) with the version recovered.
@@ -125,7 +52,7 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         recovery::decide(&dir.join(WAL_DIR), &listed, options.recovery, &wal_options, |path| {
             let shared = Shared::new(options.clone());
             let info = checkpoints.read(Some(&shared), path)?;
-            Ok((covers(&info), shared))
+            Ok((info.covers(), shared))
         })?;
     let recovery = decision.recovery();
     let recovery::Decision { checkpoint, log, log_options, .. } = decision;
@@ -167,15 +94,6 @@ pub(crate) struct Opened {
     pub(crate) log: Option<Log>,
     pub(crate) version: u64,
     pub(crate) recovery: Recovery,
-}
-
-/// What the checkpoint `info` describes covers.
-fn covers(info: &checkpoint::CheckpointInfo) -> recovery::Covers {
-    recovery::Covers {
-        path: info.path.clone(),
-        version: info.version,
-        replay_from: info.replay_from,
-    }
 }
 
 /// What a replay recovered.
@@ -253,70 +171,11 @@ fn apply(shared: &Shared, commit: DecodedCommit) {
     }
 }
 
-/// The record of a commit, encoded before the sequencer.
-///
-/// # Errors
-/// [`Error::LimitExceeded`] ([`Limit::CommitBytes`]) for a record longer than `max` bytes.
-pub(crate) fn encode_commit(
-    prefixes: &[Bytes],
-    writes: &[(Bytes, Owned<crate::version::VersionNode>)],
-    max: u64,
-) -> Result<Vec<u8>> {
-    let writes = writes.iter().map(|(key, node)| (key.as_slice(), &**node));
-    let record = record::encode_with_prefixes(prefixes, writes);
-    if record.len() as u64 > max {
-        let actual = record.len() as u64;
-        return Err(Error::LimitExceeded { limit: Limit::CommitBytes, actual, max });
-    }
-    Ok(record)
-}
-
-impl Shared {
-    /// Finishes commit `version` through the log: appends its record (version patched in)
-    /// and, as its durability asks, waits for it; then makes it visible. A failure poisons
-    /// the database and the commit never becomes visible.
-    pub(crate) fn finish_logged(
-        &self,
-        log: &Log,
-        mut record: Vec<u8>,
-        version: u64,
-        durability: Durability,
-    ) -> Result<()> {
-        record::set_version(&mut record, version);
-        let failed = |doing: &'static str, error: inmem_wal::Error| {
-            self.poison();
-            Error::log(doing, error)
-        };
-        if log.durability == Durability::Sync {
-            // This thread waits for it, and so writes it or joins a batch: no hand-off to
-            // the background writer. Parked before the wait, the commit is made visible by
-            // whichever committer of its batch wakes first.
-            let position = log
-                .wal
-                .append_to_wait(record::COMMIT, &record)
-                .map_err(|error| failed("committing", error))?;
-            self.visible.park(version, position.get() + 1);
-            log.wal.wait_durable(position).map_err(|error| failed("committing", error))?;
-            self.visible.announce(|| log.wal.durable_position().get());
-        } else {
-            log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
-            self.visible.finish(version);
-        }
-        self.wait_visible(version)?;
-        if log.durability != Durability::Sync && durability == Durability::Sync {
-            // Every commit up to this one is visible, so appended: waiting for the log's
-            // end as it is now covers all of their records.
-            let end: LogPosition = log.wal.end_position();
-            log.wal.wait_durable_before(end).map_err(|error| failed("syncing a commit", error))?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::expect_used, reason = "a failed expectation in a test helper fails the test")]
 mod tests {
     use super::*;
+    use crate::bytes::Bytes;
     use crate::version::VersionNode;
     use crate::Database;
 
@@ -404,88 +263,4 @@ mod tests {
         let error = Database::open(dir.path(), Options::default()).expect_err("refused");
         assert!(matches!(error, Error::CorruptRecord { reason: "an unknown record kind", .. }));
     }
-}
-
-/// What a database directory holds, checked without changing anything in it, and what an
-/// open in each recovery mode would do with it: by [`inspect`].
-#[derive(Debug)]
-pub struct Inspection {
-    /// Each checkpoint file, newest first: what it holds, or its damage.
-    pub checkpoints: Vec<std::result::Result<checkpoint::CheckpointInfo, Error>>,
-    /// The log's files and their sizes, by name.
-    pub segments: Vec<(PathBuf, u64)>,
-    /// For each recovery mode (`TolerateTornTail`, `PointInTime`, `Strict`): what
-    /// [`crate::Database::open`] in that mode would report as [`crate::Database::recovery`],
-    /// or the error it would fail with. The same decision the open carries out
-    /// (docs/recovery.md).
-    pub predictions: [(RecoveryMode, std::result::Result<Recovery, Error>); 3],
-}
-
-impl Inspection {
-    /// What an open in `mode` would do.
-    pub fn prediction(&self, mode: RecoveryMode) -> &std::result::Result<Recovery, Error> {
-        let index = match mode {
-            RecoveryMode::TolerateTornTail => 0,
-            RecoveryMode::PointInTime => 1,
-            RecoveryMode::Strict => 2,
-        };
-        &self.predictions[index].1
-    }
-
-    /// Whether anything is damaged: a checkpoint, or anything an open in some mode would
-    /// refuse, cut, skip, set aside or remove.
-    pub fn is_damaged(&self) -> bool {
-        self.checkpoints.iter().any(std::result::Result::is_err)
-            || self
-                .predictions
-                .iter()
-                .any(|(_, predicted)| !predicted.as_ref().is_ok_and(Recovery::is_clean))
-    }
-}
-
-/// Checks every checkpoint and log segment of the database directory `dir`, changing
-/// nothing (no lock is taken: it may be open elsewhere, and then what it reports may be a
-/// moment old), and predicts what an open in each recovery mode would do, judging the log
-/// with its default limits.
-///
-/// # Errors
-/// [`Error::Io`] if `dir` is not a directory or cannot be listed.
-pub fn inspect(dir: &Path) -> Result<Inspection> {
-    inspect_with_log_options(dir, &WalOptions::default())
-}
-
-/// [`inspect`], judging the log with `log_options`' limits (those the database is opened
-/// with, through [`crate::Database::open_with_log_options`]).
-///
-/// # Errors
-/// As [`inspect`].
-pub fn inspect_with_log_options(dir: &Path, log_options: &WalOptions) -> Result<Inspection> {
-    let inspecting = |error| Error::io("inspecting the database directory", dir, error);
-    if !std::fs::metadata(dir).map_err(inspecting)?.is_dir() {
-        return Err(inspecting(crate::error::not_a_directory()));
-    }
-    let read: Vec<(PathBuf, Result<checkpoint::CheckpointInfo>)> =
-        checkpoint::list(&dir.join(checkpoint::CHECKPOINT_DIR))?
-            .into_iter()
-            .map(|(_, path)| {
-                let info = checkpoint::read(None, &path);
-                (path, info)
-            })
-            .collect();
-    let wal_dir = dir.join(WAL_DIR);
-    let mut segments = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&wal_dir) {
-        for entry in entries.flatten() {
-            let size = entry.metadata().map(|meta| meta.len()).unwrap_or(0);
-            segments.push((entry.path(), size));
-        }
-    }
-    segments.sort();
-    let covering: Vec<(PathBuf, Result<recovery::Covers>)> = read
-        .iter()
-        .map(|(path, info)| (path.clone(), info.as_ref().map(covers).map_err(Error::clone)))
-        .collect();
-    let predictions = recovery::predict(&wal_dir, &covering, log_options);
-    let checkpoints = read.into_iter().map(|(_, info)| info).collect();
-    Ok(Inspection { checkpoints, segments, predictions })
 }

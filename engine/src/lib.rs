@@ -57,10 +57,12 @@ mod chain;
 mod checkpoint;
 mod clock;
 mod db;
+mod dir;
 mod durable;
 mod error;
 mod gc;
 mod index;
+mod inspection;
 mod options;
 mod range_delete;
 mod record;
@@ -83,8 +85,8 @@ mod tidy;
 pub use crate::bytes::Bytes;
 pub use crate::checkpoint::{CheckpointInfo, CheckpointReport};
 pub use crate::db::{Committed, Database, TransactionError, TransactionOptions};
-pub use crate::durable::{inspect, inspect_with_log_options, Inspection};
 pub use crate::error::{Error, IoError, Limit, Result};
+pub use crate::inspection::{inspect, inspect_with_log_options, Inspection};
 pub use crate::options::{
     BackendChoice, BackendInUse, BackendReason, Durability, Isolation, Limits, Options,
     RecoveryMode, Retention, RetryPolicy, ScanOnlyKeys,

@@ -14,15 +14,35 @@
 //! `commit` returns once it is visible, so every snapshot taken afterwards sees it. In
 //! memory that happens before the lock is released (`finish_in_memory`); with the
 //! write-ahead log, the lock is released first, the log takes the record, and the commit
-//! finishes when the record is as durable as it asked (`durable.rs`).
+//! finishes when the record is as durable as it asked ([`Shared::finish_logged`]).
+//!
+//! # Commits through the log
+//!
+//! A commit's record is encoded before the sequencer (`record.rs`), and handed to the log
+//! after it, once the commit has its version. Records may so reach the log out of version
+//! order; the visible version keeps the order (`visible.rs`), and recovery restores it.
+//!
+//! - `Sync`: append, wait until the record is durable, then finish (become visible). A
+//!   commit is visible only once durable, so every commit visible before it is durable too.
+//! - `Buffered`: append, finish at once; the log syncs in the background. A transaction
+//!   that asks for `Sync` in a buffered database waits, once it is visible, until
+//!   everything appended by then is durable: its record and those of every earlier commit.
+//!
+//! A failed append or sync poisons the database: the failing commit never becomes visible,
+//! and every later one fails. The log overwrites what it wrote since its last good sync
+//! with zeros (best effort), and recovery keeps only a prefix of commits in version order
+//! anyway, so nothing unacknowledged needs undoing here.
+
+use inmem_wal::LogPosition;
 
 use crate::bytes::Bytes;
 use crate::db::Shared;
-use crate::durable::encode_commit;
-use crate::error::Result;
+use crate::dir::Log;
+use crate::error::{Error, Limit, Result};
 use crate::index::ChainRef;
 use crate::options::Durability;
 use crate::options::Retention;
+use crate::record;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::{spin_wait, Mutex, MutexGuard};
@@ -286,5 +306,65 @@ impl Shared {
         if state.linked_since_collection == LINKED_BEFORE_EARLY_COLLECTION {
             self.wake_maintenance();
         }
+    }
+}
+
+/// The record of a commit, encoded before the sequencer.
+///
+/// # Errors
+/// [`Error::LimitExceeded`] ([`Limit::CommitBytes`]) for a record longer than `max` bytes.
+pub(crate) fn encode_commit(
+    prefixes: &[Bytes],
+    writes: &[(Bytes, Owned<crate::version::VersionNode>)],
+    max: u64,
+) -> Result<Vec<u8>> {
+    let writes = writes.iter().map(|(key, node)| (key.as_slice(), &**node));
+    let record = record::encode_with_prefixes(prefixes, writes);
+    if record.len() as u64 > max {
+        let actual = record.len() as u64;
+        return Err(Error::LimitExceeded { limit: Limit::CommitBytes, actual, max });
+    }
+    Ok(record)
+}
+
+impl Shared {
+    /// Finishes commit `version` through the log: appends its record (version patched in)
+    /// and, as its durability asks, waits for it; then makes it visible. A failure poisons
+    /// the database and the commit never becomes visible.
+    pub(crate) fn finish_logged(
+        &self,
+        log: &Log,
+        mut record: Vec<u8>,
+        version: u64,
+        durability: Durability,
+    ) -> Result<()> {
+        record::set_version(&mut record, version);
+        let failed = |doing: &'static str, error: inmem_wal::Error| {
+            self.poison();
+            Error::log(doing, error)
+        };
+        if log.durability == Durability::Sync {
+            // This thread waits for it, and so writes it or joins a batch: no hand-off to
+            // the background writer. Parked before the wait, the commit is made visible by
+            // whichever committer of its batch wakes first.
+            let position = log
+                .wal
+                .append_to_wait(record::COMMIT, &record)
+                .map_err(|error| failed("committing", error))?;
+            self.visible.park(version, position.get() + 1);
+            log.wal.wait_durable(position).map_err(|error| failed("committing", error))?;
+            self.visible.announce(|| log.wal.durable_position().get());
+        } else {
+            log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
+            self.visible.finish(version);
+        }
+        self.wait_visible(version)?;
+        if log.durability != Durability::Sync && durability == Durability::Sync {
+            // Every commit up to this one is visible, so appended: waiting for the log's
+            // end as it is now covers all of their records.
+            let end: LogPosition = log.wal.end_position();
+            log.wal.wait_durable_before(end).map_err(|error| failed("syncing a commit", error))?;
+        }
+        Ok(())
     }
 }
