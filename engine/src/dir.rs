@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `LOCK` | empty; held with an exclusive `flock` while a handle has the database open |
 //! | `wal/` | the write-ahead log's segments (`wal/src/format.rs` documents them) |
-//! | `checkpoints/` | `checkpoint-<version>.ckpt` files (`checkpoint.rs` documents them): the newest and the one before it |
+//! | `checkpoints/` | `checkpoint-<version>.ckpt` files (`checkpoint/format.rs` documents them): the newest and the one before it |
 //!
 
 use std::fs::File;

@@ -1,0 +1,220 @@
+//! Reading a checkpoint file back: every checksum and entry verified, its versions handed
+//! over block by block. Untrusted input throughout.
+
+use std::path::Path;
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3};
+
+use super::format::{
+    half, word, CheckpointInfo, BLOCK_LEN_MAX, END_MAGIC, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN,
+    IO_CHUNK_BYTES, MAGIC,
+};
+use crate::bytes::Bytes;
+use crate::error::{Error, Result};
+use crate::record;
+use crate::version::VersionNode;
+use inmem_wal::io::{Io, LogFile, OpenFlags};
+
+/// What a reader does with each verified block's versions (in key order, each key's
+/// oldest first): recovery links them, inspection drops them.
+pub(super) type Apply<'a> = Option<&'a mut dyn FnMut(Versions)>;
+
+/// A block's versions, in key order, each key's oldest first.
+pub(super) type Versions = Vec<(Bytes, VersionNode)>;
+
+/// Reads the checkpoint at `path` through `io`, verifying every checksum and entry, and
+/// hands each block's versions to `apply` if given. Untrusted input: no length makes it allocate
+/// more than the file holds, and nothing panics.
+///
+/// # Errors
+/// [`Error::CorruptCheckpoint`] naming the file, the offset and what is wrong; [`Error::Io`].
+pub(super) fn read_checkpoint(
+    io: &dyn Io,
+    mut apply: Apply<'_>,
+    path: &Path,
+) -> Result<CheckpointInfo> {
+    let file = io
+        .open(path, false, OpenFlags::default())
+        .map_err(|error| Error::io("opening the checkpoint", path, error))?;
+    let size = file.size().map_err(|error| Error::io("reading the checkpoint", path, error))?;
+    let mut input = Input { file, ahead: Vec::new(), start: 0, offset: 0, size, path };
+    let header: [u8; HEADER_LEN] = input.array("the header is cut short")?;
+    if header[0..8] != MAGIC {
+        return Err(input.corrupt(0, "not a checkpoint (bad magic)"));
+    }
+    if u64::from_le_bytes(word(&header[40..48])) != xxh3_64(&header[0..40]) {
+        return Err(input.corrupt(0, "the header's checksum does not match"));
+    }
+    if u32::from_le_bytes(half(&header[8..12])) != FORMAT_VERSION {
+        return Err(input.corrupt(8, "an unknown format version"));
+    }
+    let version = u64::from_le_bytes(word(&header[16..24]));
+    let replay_from = u64::from_le_bytes(word(&header[24..32]));
+    let (mut keys, mut versions, mut blocks) = (0u64, 0u64, 0u64);
+    while let Some((at, count, payload)) = input.block(version)? {
+        let (block_keys, nodes) =
+            decode_block(&payload, count, version).map_err(|reason| input.corrupt(at, reason))?;
+        let block_versions = nodes.len() as u64;
+        if let Some(apply) = apply.as_mut() {
+            apply(nodes);
+        }
+        keys += block_keys;
+        versions += block_versions;
+        blocks += 1;
+    }
+    let at = input.offset;
+    let footer: [u8; FOOTER_LEN] = input.array("the footer is cut short")?;
+    if footer[0..8] != END_MAGIC
+        || u64::from_le_bytes(word(&footer[32..40])) != xxh3_64_with_seed(&footer[0..32], version)
+    {
+        return Err(input.corrupt(at, "the footer is damaged"));
+    }
+    let counts =
+        [&footer[8..16], &footer[16..24], &footer[24..32]].map(|b| u64::from_le_bytes(word(b)));
+    if counts != [keys, versions, blocks] {
+        return Err(input.corrupt(at, "the footer's counts do not match the blocks"));
+    }
+    if input.offset != input.size {
+        return Err(input.corrupt(input.offset, "bytes after the footer"));
+    }
+    Ok(CheckpointInfo {
+        path: path.to_path_buf(),
+        version,
+        replay_from,
+        keys,
+        versions,
+        bytes: size,
+    })
+}
+
+/// Decodes the entries of one verified block: its key count and its versions, or what is
+/// wrong with it.
+fn decode_block(
+    payload: &[u8],
+    count: u32,
+    checkpoint_version: u64,
+) -> std::result::Result<(u64, Versions), &'static str> {
+    let mut reader = record::Reader::new(payload);
+    let mut nodes = Vec::new();
+    for _ in 0..count {
+        let key = reader.bytes().ok_or("a key longer than its block")?;
+        let n = reader.u32().ok_or("an entry cut short")?;
+        if n == 0 {
+            return Err("a key with no versions");
+        }
+        let mut previous = 0u64;
+        for _ in 0..n {
+            let version = reader.u64().ok_or("a version cut short")?;
+            if version <= previous || version > checkpoint_version {
+                return Err("versions out of order or above the checkpoint's");
+            }
+            previous = version;
+            let op = reader.u8().ok_or("a version cut short")?;
+            let mut node = record::read_node(op, &mut reader)?;
+            node.set_version(version);
+            nodes.push((Bytes::copy_from(key), node));
+        }
+    }
+    if !reader.is_empty() {
+        return Err("bytes after the block's last entry");
+    }
+    Ok((u64::from(count), nodes))
+}
+
+/// A checkpoint file read front to back, [`IO_CHUNK_BYTES`] at a time.
+struct Input<'p> {
+    file: Box<dyn LogFile>,
+    /// Bytes read ahead; those from `start` on are not consumed yet.
+    ahead: Vec<u8>,
+    start: usize,
+    /// The offset of the next byte to consume.
+    offset: u64,
+    size: u64,
+    path: &'p Path,
+}
+
+impl Input<'_> {
+    /// The next block, verified against its checksum (seeded with the checkpoint's
+    /// `version`): its offset, entry count and payload; `None` at the end block.
+    fn block(&mut self, version: u64) -> Result<Option<(u64, u32, Vec<u8>)>> {
+        let at = self.offset;
+        let head: [u8; 8] = self.array("a block header is cut short")?;
+        let len = u32::from_le_bytes(half(&head[0..4]));
+        let count = u32::from_le_bytes(half(&head[4..8]));
+        if len > BLOCK_LEN_MAX || u64::from(len) + 8 > self.size.saturating_sub(self.offset) {
+            return Err(self.corrupt(at, "a block longer than the file"));
+        }
+        let payload = self.bytes(len as usize, "a block is cut short")?;
+        let checksum: [u8; 8] = self.array("a block's checksum is cut short")?;
+        let mut hasher = Xxh3::with_seed(version);
+        hasher.update(&head);
+        hasher.update(&payload);
+        if hasher.digest() != u64::from_le_bytes(checksum) {
+            return Err(self.corrupt(at, "a block's checksum does not match"));
+        }
+        if len == 0 {
+            if count != 0 {
+                return Err(self.corrupt(at, "an empty block with entries"));
+            }
+            return Ok(None);
+        }
+        Ok(Some((at, count, payload)))
+    }
+
+    fn corrupt(&self, offset: u64, reason: &'static str) -> Error {
+        Error::CorruptCheckpoint { path: self.path.to_path_buf(), offset, reason }
+    }
+
+    fn array<const N: usize>(&mut self, short: &'static str) -> Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        self.fill(&mut bytes, short)?;
+        Ok(bytes)
+    }
+
+    /// `len` bytes; the caller has checked that the file holds them.
+    fn bytes(&mut self, len: usize, short: &'static str) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; len];
+        self.fill(&mut bytes, short)?;
+        Ok(bytes)
+    }
+
+    /// Fills `bytes` from the bytes read ahead, then from the file: a rest of a chunk or
+    /// more straight into `bytes`, a shorter one through a read of a chunk ahead.
+    fn fill(&mut self, bytes: &mut [u8], short: &'static str) -> Result<()> {
+        let mut filled = 0;
+        while filled < bytes.len() {
+            let ahead = self.ahead.get(self.start..).unwrap_or_default();
+            if !ahead.is_empty() {
+                let n = ahead.len().min(bytes.len() - filled);
+                bytes[filled..filled + n].copy_from_slice(&ahead[..n]);
+                self.start += n;
+                filled += n;
+                continue;
+            }
+            let at = self.offset + filled as u64;
+            let rest = &mut bytes[filled..];
+            let direct = rest.len() >= IO_CHUNK_BYTES;
+            let read = if direct { self.file.read_at(rest, at) } else { self.read_ahead(at) };
+            match read {
+                Ok(0) => return Err(self.corrupt(self.offset, short)),
+                Ok(n) if direct => filled += n,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(Error::io("reading the checkpoint", self.path, error)),
+            }
+        }
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Reads ahead from `at`: a chunk, or the rest of the file if shorter (at least a
+    /// byte, so that a read at the end finds it).
+    fn read_ahead(&mut self, at: u64) -> std::io::Result<usize> {
+        let rest = usize::try_from(self.size.saturating_sub(at)).unwrap_or(usize::MAX);
+        self.ahead.resize(rest.clamp(1, IO_CHUNK_BYTES), 0);
+        self.start = 0;
+        let read = self.file.read_at(&mut self.ahead, at);
+        self.ahead.truncate(read.as_ref().map_or(0, |n| *n));
+        read
+    }
+}

@@ -1,0 +1,162 @@
+//! Writing a checkpoint file: every key's retained versions in blocks, gathered into large
+//! writes.
+
+use std::io::IoSlice;
+use std::ops::{Bound, ControlFlow};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::format::{
+    encode_footer, encode_header, Counts, BLOCK_TARGET, FOOTER_LEN, HEADER_LEN, IO_CHUNK_BYTES,
+};
+use crate::index::KeyIndex;
+use crate::range_delete::Hiding;
+use crate::record;
+use crate::sync::epoch;
+use crate::version::VersionNode;
+use inmem_wal::io::{self as log_io, LogFile};
+
+/// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose replay starts at `replay_from`,
+/// into `file` (not synced); returns its length and what its blocks hold.
+pub(super) fn fill(
+    file: &dyn LogFile,
+    index: &KeyIndex,
+    hiding: &Hiding,
+    version: u64,
+    replay_from: u64,
+) -> std::io::Result<(u64, Counts)> {
+    let mut out = Output { file, pending: Vec::new(), offset: 0 };
+    out.put(&encode_header(version, replay_from))?;
+    let counts = write_entries(&mut out, index, hiding, version)?;
+    out.put(&encode_footer(counts, version))?;
+    let bytes = out.finish()?;
+    debug_assert!(bytes >= (HEADER_LEN + 16 + FOOTER_LEN) as u64, "header, end, footer");
+    Ok((bytes, counts))
+}
+
+/// Writes every key's retained versions at or below `version` of `index`, in blocks,
+/// then the end block; returns what they hold.
+fn write_entries(
+    out: &mut Output<'_>,
+    index: &KeyIndex,
+    hiding: &Hiding,
+    version: u64,
+) -> std::io::Result<Counts> {
+    let mut counts = Counts::default();
+    let mut block = Block::default();
+    let mut failed = None;
+    let guard = epoch::pin();
+    // A version a range delete at or below `version` hides is left out: recovery from this
+    // checkpoint does not replay that range delete (see `range_delete.rs`).
+    let everything: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Unbounded);
+    index.scan(everything, &guard, |key, chain| {
+        let mut retained: Vec<&VersionNode> = chain
+            .nodes(&guard)
+            .filter(|node| node.version() <= version)
+            .take_while(|node| !hiding.hides(key, node.version(), version))
+            .collect();
+        if retained.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        retained.reverse();
+        block.entry(key, &retained);
+        counts.keys += 1;
+        counts.versions += retained.len() as u64;
+        if block.payload.len() >= BLOCK_TARGET {
+            if let Err(error) = block.flush(out, version) {
+                failed = Some(error);
+                return ControlFlow::Break(());
+            }
+            counts.blocks += 1;
+        }
+        ControlFlow::Continue(())
+    });
+    drop(guard);
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    if block.count > 0 {
+        block.flush(out, version)?;
+        counts.blocks += 1;
+    }
+    block.flush(out, version)?;
+    Ok(counts)
+}
+
+/// A checkpoint file written front to back, in writes of about [`IO_CHUNK_BYTES`].
+struct Output<'f> {
+    file: &'f dyn LogFile,
+    /// Bytes not yet written, to go at `offset`.
+    pending: Vec<u8>,
+    offset: u64,
+}
+
+impl Output<'_> {
+    /// Appends `bytes`: gathered while they fit a chunk, else written with what was
+    /// gathered in one vectored write (a long block is not copied).
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.pending.len() + bytes.len() <= IO_CHUNK_BYTES {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(IO_CHUNK_BYTES);
+            }
+            self.pending.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.write_out(bytes)
+    }
+
+    /// Writes what was gathered, then `bytes`.
+    fn write_out(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let bufs = [IoSlice::new(&self.pending), IoSlice::new(bytes)];
+        log_io::write_all_durably(self.file, &bufs, self.offset, false)?;
+        self.offset += (self.pending.len() + bytes.len()) as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes what is left (not synced); returns the file's length.
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.write_out(&[])?;
+        Ok(self.offset)
+    }
+}
+
+/// A block being filled.
+#[derive(Default)]
+struct Block {
+    payload: Vec<u8>,
+    count: u32,
+}
+
+impl Block {
+    fn entry(&mut self, key: &[u8], oldest_first: &[&VersionNode]) {
+        record::put_bytes(&mut self.payload, key);
+        let n = u32::try_from(oldest_first.len()).unwrap_or(u32::MAX);
+        self.payload.extend_from_slice(&n.to_le_bytes());
+        for node in oldest_first {
+            self.payload.extend_from_slice(&node.version().to_le_bytes());
+            self.payload.push(record::op_of(node));
+            record::put_value(&mut self.payload, node);
+        }
+        self.count += 1;
+    }
+
+    /// Writes the block (an end block if empty) and empties it.
+    fn flush(&mut self, out: &mut Output<'_>, seed: u64) -> std::io::Result<()> {
+        let len = u32::try_from(self.payload.len()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a key's versions pass 4 GiB")
+        })?;
+        let mut head = [0u8; 8];
+        head[0..4].copy_from_slice(&len.to_le_bytes());
+        head[4..8].copy_from_slice(&self.count.to_le_bytes());
+        let mut hasher = Xxh3::with_seed(seed);
+        hasher.update(&head);
+        hasher.update(&self.payload);
+        out.put(&head)?;
+        out.put(&self.payload)?;
+        out.put(&hasher.digest().to_le_bytes())?;
+        self.payload.clear();
+        self.count = 0;
+        Ok(())
+    }
+}
