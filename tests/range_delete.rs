@@ -212,3 +212,77 @@ fn history_shows_no_version_a_retired_range_delete_deleted_whatever_the_retentio
     assert_eq!(versions, [after], "nothing from before the delete at {deleted:?}");
     assert!(db.history("ab", 10, None).expect("history").is_empty());
 }
+
+#[test]
+fn readers_never_see_a_deleted_run_nor_part_of_one_while_runs_are_filled_deleted_and_purged() {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const RUNS: u32 = 100;
+    const KEYS: u32 = 500;
+    let options = Options::default().maintenance_interval(std::time::Duration::from_millis(1));
+    let db = Arc::new(Database::with_options(options).expect("open"));
+    let done = Arc::new(AtomicBool::new(false));
+    // Each deleted run's prefix with its delete's version, once the delete returned.
+    let deleted = Arc::new(Mutex::new(BTreeMap::<Vec<u8>, u64>::new()));
+    let writer = {
+        let (db, done, deleted) = (Arc::clone(&db), Arc::clone(&done), Arc::clone(&deleted));
+        std::thread::spawn(move || {
+            for run in 0..RUNS {
+                let prefix = format!("run{run:03}/");
+                db.transaction(|txn| {
+                    for i in 0..KEYS {
+                        txn.put(format!("{prefix}{i:04}"), run.to_le_bytes())?;
+                    }
+                    Ok(())
+                })
+                .expect("fill");
+                if run % 4 != 3 {
+                    let version = db.delete_prefix(&prefix).expect("range delete");
+                    deleted.lock().expect("lock").insert(prefix.into_bytes(), version.get());
+                }
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, done, deleted) = (Arc::clone(&db), Arc::clone(&done), Arc::clone(&deleted));
+            std::thread::spawn(move || {
+                let mut snapshots = 0u32;
+                while !done.load(Ordering::Acquire) || snapshots == 0 {
+                    let snapshot = db.snapshot();
+                    let at = snapshot.version().get();
+                    let mut counts = BTreeMap::new();
+                    for (key, _) in snapshot.prefix("run") {
+                        *counts.entry(key.as_slice()[..7].to_vec()).or_insert(0u32) += 1;
+                    }
+                    let deleted = deleted.lock().expect("lock");
+                    for (prefix, n) in counts {
+                        let name = String::from_utf8_lossy(&prefix);
+                        assert_eq!(n, KEYS, "{name} partly visible at {at}");
+                        let gone = deleted.get(&prefix).is_some_and(|&version| version <= at);
+                        assert!(
+                            !gone,
+                            "{name} visible at {at}, deleted at {:?}",
+                            deleted.get(&prefix)
+                        );
+                    }
+                    snapshots += 1;
+                }
+                snapshots
+            })
+        })
+        .collect();
+    writer.join().expect("writer");
+    for reader in readers {
+        assert!(reader.join().expect("reader") > 0);
+    }
+    assert!(common::eventually(|| db.range_deletes().is_empty()), "{:?}", db.range_deletes());
+    let kept = u64::from(KEYS) * (0..RUNS).filter(|run| run % 4 == 3).count() as u64;
+    assert_eq!(db.snapshot().prefix("run").count() as u64, kept);
+    assert!(common::eventually(|| {
+        db.collect_garbage();
+        db.stats().keys == kept
+    }));
+}
