@@ -34,6 +34,11 @@
 //! checks that its reopens use the same, and prints it (`backend: io_uring: requested`) on
 //! the line before the summary.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a crash harness outside the engine: no loom model to swap them in"
+)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};

@@ -5,6 +5,10 @@
 //! (`NO_MAINTENANCE`), so that collection happens exactly where the test calls it.
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 mod common;
 

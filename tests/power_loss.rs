@@ -7,6 +7,10 @@
 //! while one was being taken.
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 use std::ops::Range;
 use std::path::Path;

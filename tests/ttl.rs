@@ -10,6 +10,10 @@
 //! about it, so reaping happens exactly where a test asks for it.
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 mod common;
 

@@ -79,8 +79,6 @@ mod watermark;
 
 #[cfg(all(test, loom))]
 mod loom_models;
-#[cfg(all(test, not(loom)))]
-mod tidy;
 
 pub use crate::bytes::Bytes;
 pub use crate::checkpoint::{CheckpointInfo, CheckpointReport};

@@ -9,6 +9,10 @@
 //! itself: 32 threads on one key, not 96 on three.
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};

@@ -3,6 +3,10 @@
 //! under writes, increments and compare-and-set under contention).
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

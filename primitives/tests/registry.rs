@@ -4,6 +4,10 @@
 //! recovery.
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

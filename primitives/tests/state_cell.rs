@@ -1,6 +1,11 @@
 //! StateCell: every operation and error case, versions, run isolation, the transactional
 //! form, the stored format, and contention.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{SystemTime, UNIX_EPOCH};

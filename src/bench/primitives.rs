@@ -22,6 +22,11 @@
 //! `txn` rows of the same durability and thread count, when those ran earlier in the same
 //! invocation (the primitives run after the engine workloads of each durability).
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a benchmark harness outside the engine: no loom model to swap them in"
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 

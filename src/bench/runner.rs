@@ -11,6 +11,11 @@
 //! split evenly: worker `t` of `n` runs a contiguous share of the global operation
 //! indices.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a benchmark harness outside the engine: no loom model to swap them in"
+)]
+
 use std::ops::Range;
 use std::sync::{Barrier, RwLock};
 use std::thread;

@@ -15,6 +15,11 @@
 //! just before and just after the measured run, so the fdatasync of the segment's
 //! preallocation at open is not counted.
 
+#![allow(
+    clippy::disallowed_types,
+    reason = "a benchmark harness outside the engine: no loom model to swap them in"
+)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};

@@ -661,8 +661,8 @@ impl<W: Worker> GroupCommit<W> {
         self.lock().writer = Some(writer);
     }
 
-    /// Takes the worker out for good, once the background writer has stopped: it may hold
-    /// a reference back to whatever holds this hand-off.
+    /// Takes the worker out for good, once the background writer has stopped (the log
+    /// then has it write its close trailer).
     pub(crate) fn retire(&self) -> Option<W> {
         self.lock().writer.take()
     }

@@ -15,6 +15,22 @@
 //!
 //! The on-disk format is documented in [`format`](mod@format); the I/O backends in [`io`](mod@io).
 //!
+//! Inside, one file per concern, each importing only those below it:
+//! - `log.rs`: [`Wal`], opening (recovery, then the newest segment) and the calls;
+//! - `writer.rs`: the worker that writes, syncs and rotates segments, for whichever thread
+//!   holds the writer token;
+//! - `group.rs`: the group-commit hand-off (appenders, waiters, the writer token, the
+//!   background writer), with no I/O;
+//! - `segments.rs`: the state the log and its writer share (directory, backend, options,
+//!   the list of segments, counters), and segment files' creation and removal;
+//! - `stats.rs`: [`WalStats`] and its counters; `reader.rs`: [`LogReader`];
+//!   `recovery.rs`: surveying and repairing a log at open; `options.rs`, `error.rs`;
+//! - `sync.rs`: every atomic, mutex and condition variable of the crate (std's, loom's
+//!   under `cfg(loom)`); clippy's `disallowed-types` refuses them anywhere else.
+//!
+//! The log holds the group commit, which holds the writer; the log and the writer both hold
+//! the shared segment state, which holds neither: there is no reference cycle to break.
+//!
 //! ```
 //! use inmem_wal::{FrameKind, Wal, WalOptions};
 //!
@@ -40,17 +56,19 @@ mod log;
 mod options;
 mod reader;
 mod recovery;
-mod segment;
+mod segments;
+mod stats;
 mod sync;
 mod writer;
 
 pub use error::{Error, Result};
 pub use format::FrameKind;
 pub use io::{BackendChoice, BackendInUse, BackendReason, Preallocation};
-pub use log::{Survey, Wal, WalStats};
+pub use log::{Survey, Wal};
 pub use options::{Durability, RecoveryMode, WalOptions};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TailCut, DROPPED_SUFFIX, SALVAGE_INFIX};
+pub use stats::WalStats;
 
 /// A position in the log: the byte offset of a frame from the start of the log, across all
 /// segments. Positions only grow; a record's position is where its frame starts.

@@ -1,9 +1,11 @@
-//! The log: [`Wal`].
+//! The log: [`Wal`]. It opens a log (recovery, then the newest segment, or a new one),
+//! hands appends and waits to the group commit (`group.rs`), whose writer token is the
+//! [`Writer`], and reads and deletes segments through the state it shares with that writer
+//! (`segments.rs`).
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -13,52 +15,10 @@ use crate::io::{self, BackendInUse, BackendReason, Io, LogFile};
 use crate::options::{Durability, WalOptions};
 use crate::reader::LogReader;
 use crate::recovery::{self as recover, RecoveryReport};
-use crate::segment::{create_segment, remove_segments, SegmentMeta};
+use crate::segments::Segments;
+use crate::stats::WalStats;
 use crate::writer::{Writer, GATHER_MAX};
 use crate::LogPosition;
-
-/// Counters of a log since it was opened.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WalStats {
-    /// Records appended.
-    pub appends: u64,
-    /// Bytes appended (frames, padding included).
-    pub bytes: u64,
-    /// Write batches.
-    pub batches: u64,
-    /// fdatasyncs of segment data.
-    pub fsyncs: u64,
-    /// Segments created.
-    pub segments_created: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) appends: AtomicU64,
-    pub(crate) bytes: AtomicU64,
-    pub(crate) batches: AtomicU64,
-    pub(crate) fsyncs: AtomicU64,
-    pub(crate) segments_created: AtomicU64,
-}
-
-/// What the log's threads share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) group: GroupCommit<Writer>,
-    pub(crate) io: Arc<dyn Io>,
-    pub(crate) dir: PathBuf,
-    pub(crate) options: WalOptions,
-    pub(crate) stats: Counters,
-    /// The segments, oldest first; the writer appends, `delete_below` removes from the front.
-    segments: Mutex<Vec<SegmentMeta>>,
-}
-
-impl Shared {
-    pub(crate) fn segments_lock(&self) -> MutexGuard<'_, Vec<SegmentMeta>> {
-        self.segments.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
 
 /// A write-ahead log in a directory: records go in, durable positions come out.
 ///
@@ -69,7 +29,9 @@ impl Shared {
 /// what nobody waits for: [`Wal::append`]s, `Buffered` syncs, the final flush.
 #[derive(Debug)]
 pub struct Wal {
-    shared: Arc<Shared>,
+    /// The hand-off between appenders, waiters and the writer, which holds `segments` too.
+    group: Arc<GroupCommit<Writer>>,
+    segments: Arc<Segments>,
     writer: Option<JoinHandle<()>>,
     report: RecoveryReport,
     backend: BackendInUse,
@@ -119,10 +81,13 @@ impl Wal {
         let recovered = recover::apply(io.as_ref(), &dir, plan)?;
         let end = recovered.end;
         let report = recovered.report;
-        let mut segments = recovered.segments;
-        let (file, header): (Box<dyn LogFile>, SegmentHeader) = match segments.last() {
+        let newest = recovered.segments.last().cloned();
+        let segments = Arc::new(Segments::new(io, dir, options, recovered.segments));
+        let options = &segments.options;
+        let (file, header): (Box<dyn LogFile>, SegmentHeader) = match newest {
             Some(last) if !recovered.sealed => {
-                let file = io
+                let file = segments
+                    .io
                     .open(&last.path, true, options.open_flags)
                     .map_err(|e| Error::io("open segment", &last.path, e))?;
                 (file, last.header)
@@ -133,38 +98,27 @@ impl Wal {
                 let number = number.ok_or(Error::Exhausted { what: "segment numbers" })?;
                 let header =
                     SegmentHeader { number, first_position: end, size: options.segment_size };
-                let (meta, file) = create_segment(io.as_ref(), &dir, header, &options)?;
-                segments.push(meta);
+                let (meta, file) = segments.create(header)?;
+                segments.add(meta);
                 (file, header)
             }
         };
-        let shared = Arc::new(Shared {
-            group: GroupCommit::new(end, options.max_queued_bytes, pacing(&options)),
-            io,
-            dir,
-            options,
-            stats: Counters::default(),
-            segments: Mutex::new(segments),
-        });
-        // The writer holds the shared state that holds it: `stop` breaks the cycle.
-        shared.group.install(Writer::new(Arc::clone(&shared), file, header, end));
-        let background = Arc::clone(&shared);
+        let group = Arc::new(GroupCommit::new(end, options.max_queued_bytes, pacing(options)));
+        group.install(Writer::new(Arc::clone(&segments), file, header, end));
+        let background = Arc::clone(&group);
         let writer = std::thread::Builder::new()
             .name("inmem-wal-writer".into())
             .spawn(move || {
                 // A panic here is a bug; it must still fail the waiters rather than leave
                 // them asleep forever.
-                let run = || background.group.run_background();
+                let run = || background.run_background();
                 if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(run)) {
                     let message = panic_message(panic.as_ref());
-                    background.group.fail(Error::WriterPanicked { message });
+                    background.fail(Error::WriterPanicked { message });
                 }
             })
-            .map_err(|e| {
-                drop(shared.group.retire());
-                Error::io("start the writer thread for", &shared.dir, e)
-            })?;
-        Ok(Wal { shared, writer: Some(writer), report, backend })
+            .map_err(|e| Error::io("start the writer thread for", &segments.dir, e))?;
+        Ok(Wal { group, segments, writer: Some(writer), report, backend })
     }
 
     /// What recovery found when the log was opened.
@@ -174,7 +128,7 @@ impl Wal {
 
     /// The I/O backend in use (`"io_uring"`, `"sync"`, or a wrapper's name).
     pub fn backend_name(&self) -> String {
-        self.shared.io.name()
+        self.segments.io.name()
     }
 
     /// The I/O backend the log's files go through: the one [`WalOptions::io`] gave, or
@@ -182,7 +136,7 @@ impl Wal {
     /// checkpoints) go through it too, so that a simulated or fault-injecting backend
     /// sees them as well.
     pub fn io(&self) -> Arc<dyn Io> {
-        Arc::clone(&self.shared.io)
+        Arc::clone(&self.segments.io)
     }
 
     /// The backend the log uses and why: requested, chosen by
@@ -220,14 +174,12 @@ impl Wal {
     }
 
     fn queue(&self, kind: FrameKind, payload: &[u8], then_wait: bool) -> Result<LogPosition> {
-        let limit = self.shared.options.max_record_bytes;
+        let limit = self.segments.options.max_record_bytes;
         if payload.len() as u64 > limit {
             return Err(Error::RecordTooLarge { len: payload.len() as u64, limit });
         }
-        let position = self.shared.group.append(kind, payload, then_wait)?;
-        let stats = &self.shared.stats;
-        stats.appends.fetch_add(1, Ordering::Relaxed);
-        stats.bytes.fetch_add(crate::format::frame_len(payload.len()) as u64, Ordering::Relaxed);
+        let position = self.group.append(kind, payload, then_wait)?;
+        self.segments.stats.append(crate::format::frame_len(payload.len()) as u64);
         Ok(position)
     }
 
@@ -237,7 +189,7 @@ impl Wal {
     /// [`Error::Failed`] if the write or fsync that should have made it durable failed;
     /// [`Error::OutOfRange`] for a position never appended.
     pub fn wait_durable(&self, position: LogPosition) -> Result<()> {
-        self.shared.group.wait_durable(position)
+        self.group.wait_durable(position)
     }
 
     /// Returns once everything appended before `end` (a [`Wal::end_position`] read
@@ -250,7 +202,7 @@ impl Wal {
             None => Ok(()),
             // Any offset inside the last frame stands for it: durable past it means durable
             // through `end`, the frame's end.
-            Some(last) => self.shared.group.wait_durable(LogPosition::new(last)),
+            Some(last) => self.group.wait_durable(LogPosition::new(last)),
         }
     }
 
@@ -260,13 +212,13 @@ impl Wal {
     /// As both.
     pub fn append_sync(&self, kind: FrameKind, payload: &[u8]) -> Result<LogPosition> {
         let position = self.queue(kind, payload, true)?;
-        self.shared.group.wait_registered(position)?;
+        self.group.wait_registered(position)?;
         Ok(position)
     }
 
     /// The end of what is durable: every record before it is on stable storage.
     pub fn durable_position(&self) -> LogPosition {
-        self.shared.group.durable()
+        self.group.durable()
     }
 
     /// Checks the log in `dir` as opening it under `options.recovery` would, changing
@@ -281,17 +233,17 @@ impl Wal {
 
     /// The longest record payload it accepts ([`WalOptions::max_record_bytes`]).
     pub fn max_record_bytes(&self) -> u64 {
-        self.shared.options.max_record_bytes
+        self.segments.options.max_record_bytes
     }
 
     /// The position the next record will get.
     pub fn end_position(&self) -> LogPosition {
-        self.shared.group.end()
+        self.group.end()
     }
 
     /// The first position the log still holds.
     pub fn first_position(&self) -> LogPosition {
-        let segments = self.shared.segments_lock();
+        let segments = self.segments.list();
         let first =
             segments.first().map_or(LogPosition::ZERO, |segment| segment.header.first_position);
         // Below where recovery found the log readable (damage a checkpoint covers), nothing is.
@@ -305,18 +257,18 @@ impl Wal {
     /// [`Error::OutOfRange`] for a position the log does not hold.
     pub fn read_from(&self, position: LogPosition) -> Result<LogReader> {
         let end = self.durable_position();
-        let segments = self.shared.segments_lock().clone();
+        let segments = self.segments.list().clone();
         let first = segments.first().map_or(end, |segment| segment.header.first_position);
         let first = first.max(self.report.first);
         if position < first || position > end {
             return Err(Error::OutOfRange { position, first, end });
         }
         LogReader::new(
-            Arc::clone(&self.shared.io),
+            Arc::clone(&self.segments.io),
             segments,
             position,
             end,
-            self.shared.options.max_record_bytes,
+            self.segments.options.max_record_bytes,
         )
     }
 
@@ -326,28 +278,12 @@ impl Wal {
     /// # Errors
     /// An I/O error removing a file or syncing the directory.
     pub fn delete_below(&self, position: LogPosition) -> Result<usize> {
-        let doomed: Vec<SegmentMeta> = {
-            let mut segments = self.shared.segments_lock();
-            let whole = segments
-                .windows(2)
-                .take_while(|pair| pair[1].header.first_position <= position)
-                .count();
-            segments.drain(..whole).collect()
-        };
-        remove_segments(self.shared.io.as_ref(), &self.shared.dir, &doomed)?;
-        Ok(doomed.len())
+        self.segments.delete_below(position)
     }
 
     /// Counters since the log was opened.
     pub fn stats(&self) -> WalStats {
-        let stats = &self.shared.stats;
-        WalStats {
-            appends: stats.appends.load(Ordering::Relaxed),
-            bytes: stats.bytes.load(Ordering::Relaxed),
-            batches: stats.batches.load(Ordering::Relaxed),
-            fsyncs: stats.fsyncs.load(Ordering::Relaxed),
-            segments_created: stats.segments_created.load(Ordering::Relaxed),
-        }
+        self.segments.stats.snapshot()
     }
 
     /// Writes and syncs everything appended, stops the writer, and reports whether the log
@@ -357,24 +293,24 @@ impl Wal {
     /// [`Error::Failed`] if a write or sync failed at any point.
     pub fn close(mut self) -> Result<()> {
         self.stop();
-        match self.shared.group.failure() {
+        match self.group.failure() {
             Some(cause) => Err(Error::Failed { cause: Box::new(cause) }),
             None => Ok(()),
         }
     }
 
     fn stop(&mut self) {
-        self.shared.group.close();
+        self.group.close();
         if let Some(writer) = self.writer.take() {
             // The writer catches nothing: a panic there is a bug, and the log is failed.
             if writer.join().is_err() {
-                self.shared.group.fail(Error::Closed);
+                self.group.fail(Error::Closed);
             }
         }
         // A log that ended healthy, everything synced, proves it with a close trailer.
-        if let Some(mut writer) = self.shared.group.retire() {
-            if self.shared.group.failure().is_none() {
-                writer.close_trailer(self.shared.group.end());
+        if let Some(mut writer) = self.group.retire() {
+            if self.group.failure().is_none() {
+                writer.close_trailer(self.group.end());
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::format::{
     FRAME_HEADER_LEN,
 };
 use crate::io::{Io, LogFile, OpenFlags};
-use crate::segment::SegmentMeta;
+use crate::segments::SegmentMeta;
 use crate::LogPosition;
 
 /// A record read back from the log.

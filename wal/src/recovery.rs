@@ -37,7 +37,7 @@ use crate::format::{
 use crate::io::{write_all_durably, write_zeros, Io, OpenFlags};
 use crate::options::{RecoveryMode, WalOptions};
 use crate::reader::SegmentBytes;
-use crate::segment::{SegmentMeta, UNFINISHED_SUFFIX};
+use crate::segments::{SegmentMeta, UNFINISHED_SUFFIX};
 use crate::LogPosition;
 
 /// The suffix of a segment set aside by `PointInTime`.

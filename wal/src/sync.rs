@@ -1,15 +1,52 @@
 //! The one place the log takes its synchronization primitives from: std's, or loom's
 //! twins under `cfg(loom)`, so the group-commit hand-off is model-checked as written.
+//!
+//! Every atomic, mutex and condition variable of the crate comes from here; clippy's
+//! `disallowed-types` (the workspace's `clippy.toml`) refuses std's and `parking_lot`'s
+//! anywhere else. The names below are type aliases, not re-exports, so that a use of them
+//! elsewhere names this module's alias and not the banned type. The crate has one mutex
+//! kind, std's (loom's has the same API, poisoning included): [`lock`] takes one whatever
+//! a panicking holder left, as every lock of the crate does.
+#![allow(
+    clippy::disallowed_types,
+    reason = "the shim: the one module that names std's and loom's primitives"
+)]
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::Ordering;
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+pub(crate) type AtomicBool = std::sync::atomic::AtomicBool;
+#[cfg(not(loom))]
+pub(crate) type AtomicU32 = std::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
+pub(crate) type AtomicU64 = std::sync::atomic::AtomicU64;
+#[cfg(not(loom))]
+pub(crate) type Mutex<T> = std::sync::Mutex<T>;
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+#[cfg(not(loom))]
+pub(crate) type Condvar = std::sync::Condvar;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::Ordering;
 #[cfg(loom)]
-pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+pub(crate) type AtomicBool = loom::sync::atomic::AtomicBool;
+#[cfg(loom)]
+pub(crate) type AtomicU32 = loom::sync::atomic::AtomicU32;
+#[cfg(loom)]
+pub(crate) type AtomicU64 = loom::sync::atomic::AtomicU64;
+#[cfg(loom)]
+pub(crate) type Mutex<T> = loom::sync::Mutex<T>;
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type Condvar = loom::sync::Condvar;
+
+/// Locks `mutex`, also after a thread panicked holding it: every critical section of the
+/// crate leaves its state consistent at each step, so going on is sound.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A counter threads sleep on until it moves: a futex. Waiters read [`Signal::epoch`], check
 /// their condition, and sleep with [`Signal::wait`] on the epoch they read; a waker changes
@@ -60,7 +97,7 @@ impl Signal {
         atomic_wait::wait(&self.epoch, seen);
         #[cfg(loom)]
         {
-            let guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let guard = lock(&self.lock);
             if self.epoch.load(Ordering::SeqCst) == seen {
                 drop(self.sleep.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner));
             }
@@ -82,7 +119,7 @@ impl Signal {
         atomic_wait::wake_all(&self.epoch);
         #[cfg(loom)]
         {
-            drop(self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            drop(lock(&self.lock));
             self.sleep.notify_all();
         }
     }

@@ -14,7 +14,6 @@
 //! synced data.
 
 use std::io::IoSlice;
-use std::sync::atomic::Ordering as StdOrdering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +24,7 @@ use crate::format::{
 };
 use crate::group::{Batch, Done, Work, Worker};
 use crate::io::{write_all_durably, write_zeros, LogFile};
-use crate::log::Shared;
-use crate::segment::create_segment;
+use crate::segments::Segments;
 use crate::LogPosition;
 
 /// The longest a batch waits for committers to join it under `Durability::Sync`.
@@ -35,7 +33,9 @@ pub(crate) const GATHER_MAX: Duration = Duration::from_micros(500);
 /// The open segment and what writes to it.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    shared: Arc<Shared>,
+    /// What it shares with the log: the directory, backend, options, segment list and
+    /// counters (not the group commit, which holds this writer).
+    segments: Arc<Segments>,
     file: Box<dyn LogFile>,
     segment: SegmentHeader,
     /// The end of what is known durable.
@@ -50,7 +50,7 @@ impl Worker for Writer {
             Work::Write { batch, sync } => self.write(batch, sync),
             Work::Sync { end } => match self.file.sync_data() {
                 Ok(()) => {
-                    self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
+                    self.segments.stats.fsync();
                     Ok(Done { written: end, durable: Some(end), buffer: None })
                 }
                 Err(error) => Err(self.error("fdatasync", error)),
@@ -67,12 +67,12 @@ impl Worker for Writer {
 impl Writer {
     /// The writer of `segment`, open as `file`, whose log is durable up to `durable`.
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        segments: Arc<Segments>,
         file: Box<dyn LogFile>,
         segment: SegmentHeader,
         durable: LogPosition,
     ) -> Writer {
-        let mut writer = Writer { shared, file, segment, durable, attempted: 0 };
+        let mut writer = Writer { segments, file, segment, durable, attempted: 0 };
         writer.attempted = writer.offset_of(durable.max(segment.first_position));
         writer
     }
@@ -118,7 +118,7 @@ impl Writer {
             position = LogPosition::new(position.get() + len as u64);
         }
         self.write_slice(&batch.bytes[from..], batch_position(&batch, from), sync)?;
-        self.shared.stats.batches.fetch_add(1, StdOrdering::Relaxed);
+        self.segments.stats.batch();
         Ok(Done { written: end, durable: sync.then_some(end), buffer: Some(batch.bytes) })
     }
 
@@ -131,11 +131,11 @@ impl Writer {
         debug_assert!(offset + bytes.len() as u64 <= self.segment.size, "a batch fits its segment");
         self.attempted = self.attempted.max(offset + bytes.len() as u64);
         // An O_DSYNC file makes each write durable before it returns: no fdatasync to add.
-        let fdatasync = sync && !self.shared.options.open_flags.dsync;
+        let fdatasync = sync && !self.segments.options.open_flags.dsync;
         write_all_durably(self.file.as_ref(), &[IoSlice::new(bytes)], offset, fdatasync)
             .map_err(|e| self.error(if sync { "write and fdatasync" } else { "write" }, e))?;
         if sync {
-            self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
+            self.segments.stats.fsync();
         }
         Ok(())
     }
@@ -152,10 +152,10 @@ impl Writer {
         let offset = self.offset_of(end);
         debug_assert!(offset + bytes.len() as u64 <= self.segment.size, "room kept for it");
         self.attempted = self.attempted.max(offset + bytes.len() as u64);
-        let fdatasync = !self.shared.options.open_flags.dsync;
+        let fdatasync = !self.segments.options.open_flags.dsync;
         write_all_durably(self.file.as_ref(), &[IoSlice::new(&bytes)], offset, fdatasync)
             .map_err(|e| self.error("write and fdatasync a trailer", e))?;
-        self.shared.stats.fsyncs.fetch_add(1, StdOrdering::Relaxed);
+        self.segments.stats.fsync();
         Ok(())
     }
 
@@ -173,21 +173,19 @@ impl Writer {
     fn rotate(&mut self, first: LogPosition) -> Result<()> {
         let number = self.segment.number.checked_add(1);
         let number = number.ok_or(Error::Exhausted { what: "segment numbers" })?;
-        let header =
-            SegmentHeader { number, first_position: first, size: self.shared.options.segment_size };
+        let header = SegmentHeader {
+            number,
+            first_position: first,
+            size: self.segments.options.segment_size,
+        };
         if first.checked_add(header.capacity()).is_none() {
             return Err(Error::Exhausted { what: "positions" });
         }
-        let (meta, file) = create_segment(
-            self.shared.io.as_ref(),
-            &self.shared.dir,
-            header,
-            &self.shared.options,
-        )?;
+        let (meta, file) = self.segments.create(header)?;
         // Sealed only once the successor is durable, and before anything is written to it.
         self.write_trailer(Trailer::Seal, first)?;
-        self.shared.segments_lock().push(meta);
-        self.shared.stats.segments_created.fetch_add(1, StdOrdering::Relaxed);
+        self.segments.add(meta);
+        self.segments.stats.segment_created();
         self.file = file;
         self.segment = header;
         self.attempted = SEGMENT_HEADER_LEN;
@@ -200,7 +198,7 @@ impl Writer {
 
     fn error(&self, op: &'static str, error: std::io::Error) -> Error {
         let path =
-            self.shared.dir.join(crate::format::segment_file_name(self.segment.first_position));
+            self.segments.dir.join(crate::format::segment_file_name(self.segment.first_position));
         Error::io(op, path, error)
     }
 }

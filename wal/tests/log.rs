@@ -2,6 +2,10 @@
 //! reopening, and injected I/O faults.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test's own probes, outside the crate: no loom model to swap them in"
+)]
 
 use std::collections::BTreeMap;
 use std::io::IoSlice;

@@ -36,9 +36,8 @@ use std::io::{self, IoSlice};
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use super::{total_len, Io, LogFile, OpenFlags, Preallocation};
+use crate::sync::{lock, Mutex};
 
 /// `EIO`, the errno of a failed write or fsync.
 pub const EIO: i32 = rustix::io::Errno::IO.raw_os_error();
@@ -241,31 +240,31 @@ impl FaultIo {
     /// Arms `fault`; its [`after`](Fault::after) counts calls from now on.
     pub fn inject(&self, fault: Fault) {
         let armed = Armed { fault, pass_left: fault.after, hits_left: fault.times };
-        self.plan.lock().armed.push(armed);
+        lock(&self.plan).armed.push(armed);
     }
 
     /// Disarms every fault (counters are kept).
     pub fn clear(&self) {
-        self.plan.lock().armed.clear();
+        lock(&self.plan).armed.clear();
     }
 
     /// How many calls of `op` were made, through this backend and its files, faulted or not.
     pub fn calls(&self, op: Op) -> u64 {
-        self.plan.lock().calls[op.index()]
+        lock(&self.plan).calls[op.index()]
     }
 
     /// How many calls of `op` a fault hit.
     pub fn fired(&self, op: Op) -> u64 {
-        self.plan.lock().fired[op.index()]
+        lock(&self.plan).fired[op.index()]
     }
 
     /// How many injected faults are still armed (sticky ones stay armed for good).
     pub fn armed(&self) -> usize {
-        self.plan.lock().armed.len()
+        lock(&self.plan).armed.len()
     }
 
     fn call(&self, op: Op) -> io::Result<()> {
-        check(self.plan.lock().call(op))
+        check(lock(&self.plan).call(op))
     }
 
     fn wrap(&self, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
@@ -369,22 +368,22 @@ impl LogFile for FaultFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        check(self.plan.lock().call(Op::Read))?;
+        check(lock(&self.plan).call(Op::Read))?;
         self.inner.read_at(buf, offset)
     }
 
     fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()> {
-        check(self.plan.lock().call(Op::Preallocate))?;
+        check(lock(&self.plan).call(Op::Preallocate))?;
         self.inner.preallocate(len, how)
     }
 
     fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
-        let effect = self.plan.lock().call(Op::Write);
+        let effect = lock(&self.plan).call(Op::Write);
         self.write_with(effect, bufs, offset)
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        check(self.plan.lock().call(Op::Sync))?;
+        check(lock(&self.plan).call(Op::Sync))?;
         self.inner.sync_data()
     }
 
@@ -393,7 +392,7 @@ impl LogFile for FaultFile {
     /// io_uring backend still links the two).
     fn write_and_sync(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
         let total = total_len(bufs);
-        let mut plan = self.plan.lock();
+        let mut plan = lock(&self.plan);
         let write = plan.call(Op::Write);
         if write.is_none() && !plan.is_due(Op::Sync) {
             let written = self.inner.write_and_sync(bufs, offset)?;

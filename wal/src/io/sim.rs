@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use super::{Io, LogFile, OpenFlags, Preallocation};
+use crate::sync::{lock, Mutex, MutexGuard};
 
 /// The unit a torn write is cut at.
 pub const SECTOR: usize = 512;
@@ -113,7 +114,7 @@ impl SimIo {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// How many operations have been recorded: a crash point, for
@@ -309,7 +310,7 @@ struct SimFile {
 
 impl SimFile {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 

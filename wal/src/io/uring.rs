@@ -34,10 +34,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
-use parking_lot::Mutex;
 
 use super::sync::{open_file, preallocate, read_full};
 use super::{total_len, uring_refused_by_switch, Io, LogFile, OpenFlags, Preallocation};
+use crate::sync::{lock, Mutex};
 
 /// Entries of the submission queue (the completion queue gets twice as many). One operation
 /// uses at most [`CHAIN_LEN_MAX`] of them; the rest is headroom.
@@ -229,7 +229,7 @@ impl Ring {
         const { assert!(N >= 1 && N <= CHAIN_LEN_MAX) };
         let entries: [squeue::Entry; N] =
             std::array::from_fn(|index| ops[index].entry(index, index + 1 < N));
-        let mut state = self.state.lock();
+        let mut state = lock(&self.state);
         if state.broken {
             return Err(io::Error::other(
                 "the io_uring ring is unusable after a failed submission",
@@ -435,7 +435,7 @@ mod tests {
         }
         let [first, second] = io.ring.run([RingOp::Nop, RingOp::Nop]).expect("linked nops");
         assert_eq!((first, second), (0, 0));
-        let mut state = io.ring.state.lock();
+        let mut state = lock(&io.ring.state);
         assert!(state.uring.submission().is_empty());
         assert!(state.uring.completion().is_empty());
     }
