@@ -2,6 +2,10 @@
 //! read at once, purged in bounded steps, and the same after a crash at any point.
 
 #![allow(clippy::expect_used)]
+#![allow(
+    clippy::disallowed_types,
+    reason = "a test harness outside the engine: no loom model to swap them in"
+)]
 
 mod common;
 
