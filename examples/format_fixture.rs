@@ -1,0 +1,70 @@
+//! Writes the format fixture: the small database directory `tests/format_fixture.rs`
+//! opens and checks byte for byte what it recovers. Not run by the tests; run it only to
+//! regenerate the fixture after a deliberate format change (see `docs/format.md`):
+//!
+//! ```sh
+//! rm -rf tests/fixtures/format-v1 && cargo run --example format_fixture -- tests/fixtures/format-v1
+//! ```
+//!
+//! The directory holds a checkpoint and a log tail after it, written with `Durability::Sync`:
+//! puts, deletes, values with a time to live (one that never expires in practice, one that
+//! has expired before anyone reads it) and a range delete with a put after it.
+
+use std::time::Duration;
+
+use inmem::wal::WalOptions;
+use inmem::{Database, Durability, Options};
+
+/// The options the fixture is written and read with: no background maintenance while it is
+/// written (so nothing but the commits below reaches the log) and no automatic checkpoint.
+pub fn options() -> Options {
+    Options::default()
+        .durability(Durability::Sync)
+        .maintenance_interval(Duration::from_secs(3600))
+        .checkpoint_log_bytes(0)
+}
+
+/// Small segments, so that the fixture is small.
+pub fn log_options() -> WalOptions {
+    WalOptions::default().segment_size(32 << 10).max_record_bytes(8 << 10)
+}
+
+/// A time to live of about a hundred years.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1).ok_or("usage: format_fixture <new directory>")?;
+    if std::path::Path::new(&dir).exists() {
+        return Err(format!("{dir} exists: remove it first").into());
+    }
+    let db = Database::open_with_log_options(&dir, options(), log_options())?;
+
+    // Before the checkpoint (versions 1-6).
+    db.put("a/1", "one")?;
+    db.put("a/2", "two")?;
+    db.put("b/1", "bee")?;
+    db.put_with_ttl("ttl/long", "lives", FOREVER)?;
+    db.delete("a/2")?;
+    db.transaction(|txn| {
+        txn.put("r/1", "r-one")?;
+        txn.put("r/2", "r-two")
+    })?;
+    let checkpoint = db.checkpoint()?;
+
+    // The log tail after it (versions 7-14).
+    db.put("a/1", "uno")?;
+    db.delete("b/1")?;
+    db.put_with_ttl("ttl/tail", "also lives", FOREVER)?;
+    db.put_with_ttl("ttl/gone", "expired", Duration::from_millis(1))?;
+    db.put("r/3", "r-three")?;
+    db.delete_prefix("r/")?;
+    db.put("r/4", "r-four")?;
+    db.transaction(|txn| {
+        txn.put("c/1", "see")?;
+        txn.put("c/2", "sea")
+    })?;
+    let last = db.visible_version();
+    db.close()?;
+    println!("wrote {dir}: checkpoint at version {}, last version {last}", checkpoint.version);
+    Ok(())
+}
