@@ -1,6 +1,7 @@
 //! Writes the format fixture: the small database directory `tests/format_fixture.rs`
-//! opens and checks byte for byte what it recovers. Not run by the tests; run it only to
-//! regenerate the fixture after a deliberate format change (see `docs/format.md`):
+//! opens, checking exactly what it recovers (that test also calls [`write`] to check this
+//! build still writes the same layout). Run it only to write a new fixture after a
+//! deliberate format change (see `docs/format.md`):
 //!
 //! ```sh
 //! rm -rf tests/fixtures/format-v1 && cargo run --example format_fixture -- tests/fixtures/format-v1
@@ -10,10 +11,11 @@
 //! puts, deletes, values with a time to live (one that never expires in practice, one that
 //! has expired before anyone reads it) and a range delete with a put after it.
 
+use std::path::Path;
 use std::time::Duration;
 
 use inmem::wal::WalOptions;
-use inmem::{Database, Durability, Options};
+use inmem::{CommitVersion, Database, Durability, Options};
 
 /// The options the fixture is written and read with: no background maintenance while it is
 /// written (so nothing but the commits below reaches the log) and no automatic checkpoint.
@@ -34,10 +36,19 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).ok_or("usage: format_fixture <new directory>")?;
-    if std::path::Path::new(&dir).exists() {
+    if Path::new(&dir).exists() {
         return Err(format!("{dir} exists: remove it first").into());
     }
-    let db = Database::open_with_log_options(&dir, options(), log_options())?;
+    let (checkpoint, last) = write(Path::new(&dir))?;
+    println!("wrote {dir}: checkpoint at version {checkpoint}, last version {last}");
+    Ok(())
+}
+
+/// Writes the fixture's commits into a new database at `dir` and closes it; returns the
+/// checkpoint's version and the last commit's. `tests/format_fixture.rs` also calls it, to
+/// check that this build still writes the fixture's layout.
+pub fn write(dir: &Path) -> Result<(CommitVersion, CommitVersion), Box<dyn std::error::Error>> {
+    let db = Database::open_with_log_options(dir, options(), log_options())?;
 
     // Before the checkpoint (versions 1-6).
     db.put("a/1", "one")?;
@@ -65,6 +76,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let last = db.visible_version();
     db.close()?;
-    println!("wrote {dir}: checkpoint at version {}, last version {last}", checkpoint.version);
-    Ok(())
+    Ok((checkpoint.version, last))
 }
