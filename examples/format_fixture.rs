@@ -4,7 +4,7 @@
 //! deliberate format change (see `docs/format.md`):
 //!
 //! ```sh
-//! rm -rf tests/fixtures/format-v1 && cargo run --example format_fixture -- tests/fixtures/format-v1
+//! cargo run --example format_fixture -- tests/fixtures/log-v<L>-checkpoint-v<C>
 //! ```
 //!
 //! The directory holds a checkpoint and a log tail after it, written with `Durability::Sync`:

@@ -1,5 +1,6 @@
-//! The format fixture: `tests/fixtures/format-v1`, a small database directory written by
-//! this version (`examples/format_fixture.rs`), opened from a copy and checked exactly.
+//! The format fixture: `tests/fixtures/log-v2-checkpoint-v1`, a small database directory
+//! written by this version (`examples/format_fixture.rs`), opened from a copy and checked
+//! exactly.
 //!
 //! A change to an on-disk format (the log's segments and frames, commit records,
 //! checkpoints) makes this test fail: that is its purpose. A deliberate change bumps the
@@ -22,7 +23,7 @@ use writer::{log_options, options};
 
 /// The fixture, as committed.
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v2-checkpoint-v1")
 }
 
 /// Copies the directory tree `from` into `to` (opening may change the files it opens).
