@@ -12,8 +12,8 @@
 //! prunes the overwritten versions while the bench runs, as it would in production. The
 //! benches run from the least to the most garbage they make: versions the collector retires
 //! faster than the epoch frees them are freed later by whichever thread pins, so a bench run
-//! after `writes=8` pays for its garbage (on a 2-core machine, `blind_put` measured 0.55 us
-//! alone and 1.2 to 1.8 us right after `writes=8`).
+//! after `writes=8` pays for its garbage (docs/benchmarks.md, "Micro benchmarks", has the
+//! figures).
 
 #![allow(
     clippy::expect_used,

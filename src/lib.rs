@@ -1,7 +1,7 @@
 //! inmem: an embeddable, lock-free, MVCC storage engine: in-memory first, durable through
 //! a group-commit write-ahead log.
 //!
-//! This facade re-exports the layers (see DESIGN.md §1):
+//! This facade re-exports the layers (see docs/architecture.md §1, Layers):
 //! - [`engine`]: the MVCC keyspace: version chains, snapshots, transactions, GC, TTL;
 //! - [`wal`]: the write-ahead log;
 //! - [`primitives`]: typed, run-scoped facades over the keyspace.

@@ -3,8 +3,8 @@
 //! Random sequences of operations over six keys interleave several open transactions
 //! (snapshot isolation and serializable), one-shot writes, snapshots, time travel and
 //! garbage collection, on one thread: deterministic, and it still exercises every
-//! concurrency rule of DESIGN.md §3-4, since what matters is the order of begins, reads and
-//! commits. The model (`common/model.rs`) keeps the state after every commit version.
+//! concurrency rule of docs/architecture.md §3-4, since what matters is the order of begins,
+//! reads and commits. The model (`common/model.rs`) keeps the state after every commit version.
 //!
 //! Invariants checked after every operation:
 //! - no dirty reads: a transaction or snapshot never sees another's uncommitted write;

@@ -517,8 +517,8 @@ mod lock_free {
     /// 4, 8... entries ahead. A forward walk reaches each entry through the one before it, one
     /// dependent cache miss after another; with these in flight, the entries of height 2 and
     /// more are mostly in cache by the time the walk gets to them, so their misses overlap with
-    /// the walk's instead of following them (measured: a 100-key prefix scan of a million keys
-    /// about 20% faster). A hint only: what is loaded is never dereferenced.
+    /// the walk's instead of following them (docs/benchmarks.md, "Scans"). A hint only: what
+    /// is loaded is never dereferenced.
     fn prefetch_successors(entry: &Entry<'_, '_, Bytes, VersionChain>) {
         let words = NodeWords::of(entry);
         for level in 1..words.height {

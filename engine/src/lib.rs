@@ -10,7 +10,7 @@
 //! | step | where | what happens |
 //! |---|---|---|
 //! | buffered | `txn/write_set.rs` | a transaction's write, invisible to everyone else |
-//! | prepared | `txn/mod.rs` | turned into a [`VersionNode`](version) before the sequencer |
+//! | prepared | `txn/mod.rs` | turned into a `VersionNode` (`version.rs`) before the sequencer |
 //! | validated | `txn/validate.rs` | first committer wins (SI), read set re-checked (serializable) |
 //! | versioned, linked | `txn/commit.rs`, `chain.rs` | next commit version, linked at its chain's head |
 //! | visible | `visible.rs` | the visible version advances over a contiguous prefix of commits |

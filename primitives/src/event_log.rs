@@ -1,4 +1,4 @@
-//! EventLog: an append-only, hash-chained log of events per run (DESIGN.md section 7).
+//! EventLog: an append-only, hash-chained log of events per run (docs/architecture.md §9).
 //!
 //! Events of a run have dense sequence numbers from 0. Each holds a type, a payload
 //! ([`Value`]), a timestamp, the previous event's hash and its own ([`event_hash`]), so

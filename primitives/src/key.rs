@@ -1,5 +1,5 @@
-//! The key layout every primitive follows (DESIGN.md section 2), a builder for keys and a
-//! reader for their suffixes.
+//! The key layout every primitive follows (docs/architecture.md §2), a builder for keys and
+//! a reader for their suffixes.
 //!
 //! ```text
 //! key = run id (16 bytes) | type tag (1 byte) | suffix

@@ -1,5 +1,5 @@
 //! KvStore: a run's keys and their [`Value`]s, with versions, expiry, counters and
-//! compare-and-set (DESIGN.md section 7).
+//! compare-and-set (docs/architecture.md §9).
 //!
 //! Every operation exists twice: on [`KvStore`], in one implicit transaction of its own,
 //! and on [`KvTxn`] (through [`KvExt::kv`] on a [`Transaction`]), so that it commits or

@@ -1,5 +1,5 @@
-//! inmem-primitives: typed, run-scoped facades over the engine's keyspace (DESIGN.md sections
-//! 2 and 7).
+//! inmem-primitives: typed, run-scoped facades over the engine's keyspace
+//! (docs/architecture.md §2, The keyspace, and §9, Primitives).
 //!
 //! # The primitives
 //!

@@ -1,4 +1,4 @@
-//! RunIndex: the runs themselves, their metadata and lifecycle (DESIGN.md section 7).
+//! RunIndex: the runs themselves, their metadata and lifecycle (docs/architecture.md §9).
 //!
 //! A run's record (status, creation and update times, parent, tags, metadata, error
 //! message) is stored under the run's own id, and index entries for queries across runs

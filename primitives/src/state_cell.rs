@@ -1,5 +1,5 @@
 //! StateCell: named cells of a run, each holding one [`Value`] and a version counter
-//! (DESIGN.md section 7).
+//! (docs/architecture.md §9).
 //!
 //! # What it promises
 //!

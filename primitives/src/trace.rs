@@ -1,6 +1,6 @@
 //! TraceStore: structured traces of a run (tool calls, decisions, queries, thoughts, errors
 //! and custom types) with parent links, tags and metadata, and the indices to query them by
-//! type, tag, time and parent (DESIGN.md section 7).
+//! type, tag, time and parent (docs/architecture.md §9).
 //!
 //! # What it promises
 //!

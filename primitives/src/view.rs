@@ -1,5 +1,6 @@
-//! Views: what the primitives' reads return (DESIGN.md section 7). A view is a refcounted
-//! handle on the bytes the engine stores plus typed accessors; making one copies no payload.
+//! Views: what the primitives' reads return (docs/architecture.md §9). A view is a
+//! refcounted handle on the bytes the engine stores plus typed accessors; making one copies
+//! no payload.
 //!
 //! - [`View`]: an [`inmem_engine::Bytes`] and a range of it;
 //! - [`ValueView`]: a view whose bytes were checked, once, to be an encoded

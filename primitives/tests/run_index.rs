@@ -202,7 +202,8 @@ fn a_tag_too_long_for_a_key_is_the_engines_limit_error_and_writes_nothing() {
     assert!(runs.query(&RunQuery::new().tag(long), 10).unwrap().is_empty());
 }
 
-/// The lifecycle of DESIGN.md section 7, written as the list of allowed moves.
+/// The lifecycle of docs/architecture.md §9 (`RunStatus::can_move_to`), written as the list
+/// of allowed moves.
 const ALLOWED: [(RunStatus, RunStatus); 11] = [
     (Active, Completed),
     (Active, Failed),

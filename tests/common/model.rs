@@ -1,11 +1,11 @@
 //! A reference model of the engine's committed history, for property tests.
 //!
 //! The model keeps the whole state after every commit version (a `Vec` indexed by version)
-//! and, per key, the versions its chain holds (as DESIGN.md §3 describes them: only
-//! committed versions, newest last here; a delete links a tombstone only into a chain that
-//! exists, and creates none). Conflicts are predicted from the chains as DESIGN.md §4 states
-//! them: a key conflicts with a transaction that read at `rv` if its newest version is
-//! above `rv`.
+//! and, per key, the versions its chain holds (as docs/architecture.md §3, MVCC, describes
+//! them: only committed versions, newest last here; a delete links a tombstone only into a
+//! chain that exists, and creates none). Conflicts are predicted from the chains as
+//! docs/architecture.md §4, The commit path, states them: a key conflicts with a
+//! transaction that read at `rv` if its newest version is above `rv`.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;

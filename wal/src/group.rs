@@ -376,11 +376,10 @@ impl<W: Worker> GroupCommit<W> {
     /// The write a waiter waits for is in flight, or is the next one, which starts when the
     /// one in flight ends: it is due within two writes' time. Sleeping on the futex at once
     /// would make every release a wake-up of each waiter; on a virtual machine that is also
-    /// a wake-up of an idle, halted vCPU, which costs about as much as the fdatasync (on the
-    /// 2-core machine, 32 committers, six alternated runs of each: 58,000-83,000 commits/s
-    /// sleeping at once, 84,000-124,000 yielding first). A yield gives the CPU to whatever
-    /// else is runnable (the leader, once its I/O completes, and the committers just
-    /// released), so the spin takes only CPU time nothing else wants.
+    /// a wake-up of an idle, halted vCPU, which costs about as much as the fdatasync (the
+    /// runs that chose the budget: docs/benchmarks.md, "The log's figures"). A yield gives
+    /// the CPU to whatever else is runnable (the leader, once its I/O completes, and the
+    /// committers just released), so the spin takes only CPU time nothing else wants.
     #[cfg(not(loom))]
     fn spin_until_moved(&self, seen: u32) -> bool {
         let last_write = Duration::from_nanos(self.last_write_nanos.load(Ordering::Relaxed));
@@ -448,12 +447,11 @@ impl<W: Worker> GroupCommit<W> {
     /// Nobody holds the token while a batch fills: every waiter of the batch yields its
     /// CPU and asks again, and the one whose append completes the batch (or who finds the
     /// window over) writes it at once. A leader that took the token and waited for the
-    /// batch would write it only on its next turn on a CPU after the last append: on the
-    /// 2-core machine, with 32 committers, that put 57-78 us (median) between the end of
-    /// one fdatasync and the next write, against 43-52 us this way (four alternated pairs). Waiting by yielding,
-    /// not sleeping: the committers it waits for are the ones just released, runnable and
-    /// queued for the CPUs, and a sleep would add a wake-up to every batch (270,000
-    /// against 190,000 commits/s for 32 committers on tmpfs, where fdatasync is free).
+    /// batch would write it only on its next turn on a CPU after the last append, which
+    /// leaves a longer gap between the end of one fdatasync and the next write. Waiting by
+    /// yielding, not sleeping: the committers it waits for are the ones just released,
+    /// runnable and queued for the CPUs, and a sleep would add a wake-up to every batch.
+    /// (The runs behind both choices: docs/benchmarks.md, "The log's figures".)
     fn still_gathering(&self, state: &mut State<W>) -> bool {
         if !self.pacing.sync_every_batch || state.closing {
             return false;

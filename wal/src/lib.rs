@@ -1,5 +1,5 @@
 //! inmem-wal: the write-ahead log. Bytes go in, durable log positions come out; the log
-//! knows nothing of keys or values (DESIGN.md §5).
+//! knows nothing of keys or values (docs/architecture.md §5, The log).
 //!
 //! - [`Wal::append`] hands a record to the log and returns its position at once;
 //!   [`Wal::wait_durable`] returns once that position is on stable storage;

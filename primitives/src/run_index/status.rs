@@ -1,4 +1,4 @@
-//! [`RunStatus`] and the lifecycle it follows (DESIGN.md section 7).
+//! [`RunStatus`] and the lifecycle it follows (docs/architecture.md §9).
 
 use std::fmt;
 

@@ -70,8 +70,7 @@ impl TraceId {
     /// The time first puts a run's traces, whose records are keyed by id, in about the
     /// order they were recorded: each new record lands next to the last ones instead of at
     /// a random place among them (in the engine's ordered index, a walk down a hot path
-    /// rather than a cache miss per level; `trace_record` ran about a quarter faster in
-    /// `inmem bench --workload primitives`). Eighty random bits keep ids made in one
+    /// rather than a cache miss per level). Eighty random bits keep ids made in one
     /// millisecond apart.
     ///
     /// # Panics
