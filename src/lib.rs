@@ -22,10 +22,6 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-pub mod harness;
-pub mod large_deletes;
-pub mod primitives_harness;
-
 pub use inmem_engine as engine;
 pub use inmem_primitives as primitives;
 pub use inmem_wal as wal;

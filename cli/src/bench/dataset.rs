@@ -80,7 +80,7 @@ impl KeyLayout {
     /// Writes the prefix of `group` into `prefix` (`prefix_size` bytes).
     #[expect(
         clippy::big_endian_bytes,
-        reason = "keys are big-endian so that byte order is numeric order (DESIGN.md 2)"
+        reason = "keys are big-endian so that byte order is numeric order (docs/architecture.md §2)"
     )]
     pub(crate) fn write_prefix(&self, group: u64, prefix: &mut [u8]) {
         assert_eq!(prefix.len(), self.prefix_size(), "a prefix buffer of the layout's size");

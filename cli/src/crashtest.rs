@@ -16,15 +16,15 @@
 //! - no transaction is partly visible (`partial`): the balances sum to zero, and each
 //!   account's last writer is a transaction whose record is present and names it.
 //!
-//! The transfers and the check are `inmem::harness`'s.
+//! The transfers and the check are `inmem_cli::harness`'s.
 //!
-//! With `--workload primitives`, the child's writers commit `inmem::primitives_harness`'s
+//! With `--workload primitives`, the child's writers commit `inmem_cli::primitives_harness`'s
 //! steps instead (KV, EventLog, StateCell, TraceStore and RunIndex written in one
 //! transaction each) and print `prim ...` lines; the check is that module's: every event
 //! chain verifies, each run's keys, counter, traces, trace indices and run statuses agree
 //! with its events (`partial`), and every acknowledged step is there as acknowledged, tasks
 //! acknowledged as finished included (`lost`). Beside the writers, one thread fills runs of
-//! 20,000 events and deletes them, over and over (`inmem::large_deletes`): no run
+//! 20,000 events and deletes them, over and over (`inmem_cli::large_deletes`): no run
 //! acknowledged deleted may be visible (`lost`), none partly there (`partial`), and once
 //! the parent has finished the pending deletes, no key of theirs may be left in memory
 //! (`partial`). The summary line is the same.
@@ -47,10 +47,10 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use inmem::harness::{check, transfer, txn_number, Ack, Violations};
-use inmem::large_deletes;
-use inmem::primitives_harness::{self, Writer};
 use inmem::{Database, Options};
+use inmem_cli::harness::{check, transfer, txn_number, Ack, Violations};
+use inmem_cli::large_deletes;
+use inmem_cli::primitives_harness::{self, Writer};
 
 use crate::bench::WalBackend;
 
@@ -97,9 +97,9 @@ pub(crate) struct CrashtestArgs {
 /// What the child commits, and so what the parent checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Workload {
-    /// Transfers between accounts (`inmem::harness`), acknowledged as `ack` lines.
+    /// Transfers between accounts (`inmem_cli::harness`), acknowledged as `ack` lines.
     Transfers,
-    /// Every primitive in one transaction (`inmem::primitives_harness`), acknowledged as
+    /// Every primitive in one transaction (`inmem_cli::primitives_harness`), acknowledged as
     /// `prim` lines.
     Primitives,
 }

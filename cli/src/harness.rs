@@ -8,7 +8,7 @@
 //! transfer is there at its version and whether any is partly visible (the balances must
 //! sum to zero, and each account's last writer must be a present transfer that names it).
 
-use crate::Database;
+use inmem::Database;
 
 /// Accounts the transfers move money between.
 pub const ACCOUNTS: u32 = 16;
@@ -106,7 +106,7 @@ pub fn transfer(db: &Database, rng: &mut fastrand::Rng, txn: u64) -> Result<u64,
             for (index, &account) in accounts.iter().enumerate() {
                 let value = tx.get(account_key(account))?;
                 let Some((balance, _)) = read_account(value.as_deref()) else {
-                    return Err(crate::Error::InvalidOption {
+                    return Err(inmem::Error::InvalidOption {
                         name: "crashtest",
                         reason: "an account value is malformed",
                     });
@@ -175,7 +175,7 @@ pub fn check(db: &Database, acks: &[Ack]) -> Violations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Options;
+    use inmem::Options;
 
     fn db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("tempdir: {error}"));

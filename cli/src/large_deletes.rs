@@ -26,14 +26,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use inmem_primitives::prelude::*;
-use inmem_primitives::run_index::RunIndex;
-use inmem_primitives::trace::{TraceSpec, TraceType};
-use inmem_primitives::{run_prefix, EventLog, KeyBuf, KvStore, RunId, TypeTag, Value};
+use inmem::primitives::prelude::*;
+use inmem::primitives::run_index::RunIndex;
+use inmem::primitives::trace::{TraceSpec, TraceType};
+use inmem::primitives::{run_prefix, EventLog, KeyBuf, KvStore, RunId, TypeTag, Value};
 
 use crate::harness::Violations;
 use crate::primitives_harness::StepAck;
-use crate::{Database, TransactionOptions};
+use inmem::{Database, TransactionOptions};
 
 /// Events of a big run.
 pub const BIG_EVENTS: u64 = 20_000;
@@ -136,7 +136,7 @@ fn kv_name(i: u64) -> String {
 }
 
 /// Creates `run` with its KV keys, cells and traces, then its events in chunks.
-fn fill(db: &Database, run: RunId) -> inmem_primitives::Result<()> {
+fn fill(db: &Database, run: RunId) -> inmem::primitives::Result<()> {
     let options = TransactionOptions::default();
     db.transaction_typed(options, |txn| {
         txn.runs().create_with_id(run, None, ["crashtest", "big"], &Value::Null)?;
@@ -149,7 +149,7 @@ fn fill(db: &Database, run: RunId) -> inmem_primitives::Result<()> {
         for i in 0..BIG_TRACES {
             txn.traces(run).record(&TraceSpec::new(TraceType::Thought, format!("t{i}")))?;
         }
-        Ok::<_, inmem_primitives::Error>(())
+        Ok::<_, inmem::primitives::Error>(())
     })?;
     let payload = Value::from("an event of a big run, to be deleted");
     for _ in 0..BIG_EVENTS / BIG_EVENT_CHUNK {
@@ -158,7 +158,7 @@ fn fill(db: &Database, run: RunId) -> inmem_primitives::Result<()> {
             for _ in 0..BIG_EVENT_CHUNK {
                 events.append("big", &payload)?;
             }
-            Ok::<_, inmem_primitives::Error>(())
+            Ok::<_, inmem::primitives::Error>(())
         })?;
     }
     Ok(())
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_filled_then_deleted_big_run_passes_and_a_half_deleted_one_does_not() {
-        let db = Arc::new(Database::with_options(inmem_primitives::engine_options()).unwrap());
+        let db = Arc::new(Database::with_options(inmem::primitives::engine_options()).unwrap());
         let mut acks = Vec::new();
         let mut stop_after = 3; // filled 0, deleted 0, filled 1
         let stopped = fill_and_delete(&db, 5, 0, |ack| {

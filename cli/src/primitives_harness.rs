@@ -39,15 +39,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use inmem_primitives::prelude::*;
-use inmem_primitives::run_index::{RunIndex, RunQuery, RunStatus};
-use inmem_primitives::state_cell::{CasOutcome, StateCell};
-use inmem_primitives::trace::{TraceId, TraceSpec, TraceStore, TraceType, TraceView};
-use inmem_primitives::{EventLog, KvStore, RunId, Value, ValueRef};
+use inmem::primitives::prelude::*;
+use inmem::primitives::run_index::{RunIndex, RunQuery, RunStatus};
+use inmem::primitives::state_cell::{CasOutcome, StateCell};
+use inmem::primitives::trace::{TraceId, TraceSpec, TraceStore, TraceType, TraceView};
+use inmem::primitives::{EventLog, KvStore, RunId, Value, ValueRef};
 
 pub use crate::harness::txn_number;
 use crate::harness::Violations;
-use crate::{Database, Transaction, TransactionOptions};
+use inmem::{Database, Transaction, TransactionOptions};
 
 /// The most steps one writer commits in a cycle; then it waits to be killed. It bounds
 /// what one listing of the check reads (the primitives' query limits are 10,000).
@@ -244,24 +244,24 @@ impl fmt::Display for StepAck {
 #[derive(Debug)]
 enum StepError {
     /// A primitive's error, or the engine's.
-    Primitive(inmem_primitives::Error),
+    Primitive(inmem::primitives::Error),
     /// The counter was not at the version the writer's own steps left it at.
     Counter { expected: u64, current: Option<u64> },
 }
 
-impl From<inmem_primitives::Error> for StepError {
-    fn from(error: inmem_primitives::Error) -> Self {
+impl From<inmem::primitives::Error> for StepError {
+    fn from(error: inmem::primitives::Error) -> Self {
         StepError::Primitive(error)
     }
 }
 
-impl From<crate::Error> for StepError {
-    fn from(error: crate::Error) -> Self {
+impl From<inmem::Error> for StepError {
+    fn from(error: inmem::Error) -> Self {
         StepError::Primitive(error.into())
     }
 }
 
-impl crate::engine::TransactionError for StepError {
+impl inmem::engine::TransactionError for StepError {
     fn is_conflict(&self) -> bool {
         matches!(self, StepError::Primitive(error) if error.is_conflict())
     }
@@ -395,7 +395,7 @@ struct StepWritten {
 }
 
 /// The trace id of step `step`.
-fn trace_id(step: u64) -> Result<TraceId, inmem_primitives::Error> {
+fn trace_id(step: u64) -> Result<TraceId, inmem::primitives::Error> {
     TraceId::custom(&trace_name(step))
 }
 
@@ -468,7 +468,7 @@ impl Checker {
 
     /// The value of a read, or `None` after noting its error as a partial sign (a
     /// recovered database whose reads fail holds something half written or corrupt).
-    fn read<T>(&mut self, what: &str, read: inmem_primitives::Result<T>) -> Option<T> {
+    fn read<T>(&mut self, what: &str, read: inmem::primitives::Result<T>) -> Option<T> {
         read.map_err(|error| self.found.partial(format!("reading {what}: {error}"))).ok()
     }
 
@@ -628,7 +628,7 @@ impl Checker {
         &mut self,
         run: RunId,
         index: &str,
-        listing: inmem_primitives::Result<Vec<TraceView>>,
+        listing: inmem::primitives::Result<Vec<TraceView>>,
         expected: &BTreeSet<u64>,
     ) {
         let what = format!("the {index} index of {run}'s traces");

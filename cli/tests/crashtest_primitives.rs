@@ -1,21 +1,21 @@
 //! The check `inmem crashtest --workload primitives` relies on (its CI run is in
-//! `tests/crashtest.rs`), shown to catch each kind of damage: a lost step, an event without the rest of its step,
-//! a modified event, a missing trace index entry, a counter write of its own, and a task
-//! whose acknowledged status is gone.
+//! `cli/tests/crashtest.rs`), shown to catch each kind of damage: a lost step, an event
+//! without the rest of its step, a modified event, a missing trace index entry, a counter
+//! write of its own, and a task whose acknowledged status is gone.
 
 #![allow(clippy::expect_used)]
 
 use std::sync::Arc;
 
-use inmem::harness::Violations;
 use inmem::primitives::run_index::RunIndex;
 use inmem::primitives::state_cell::StateCell;
 use inmem::primitives::trace::{TraceId, TraceStore};
 use inmem::primitives::{EventLog, KeyBuf, TypeTag, Value};
-use inmem::primitives_harness::{
+use inmem::Database;
+use inmem_cli::harness::Violations;
+use inmem_cli::primitives_harness::{
     check, trace_name, txn_number, writer_run, StepAck, Writer, COUNTER, EVENT_TYPE,
 };
-use inmem::Database;
 
 const SEED: u64 = 9;
 const WRITERS: u64 = 2;

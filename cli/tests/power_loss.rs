@@ -19,12 +19,12 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use inmem::engine::CheckpointReport;
-use inmem::harness::{check, transfer, Ack};
 use inmem::wal::format::segment_file_name;
 use inmem::wal::io::sim::{CrashMode, SimIo};
 use inmem::wal::io::Io;
 use inmem::wal::{LogPosition, WalOptions};
 use inmem::{Database, Limits, Options};
+use inmem_cli::harness::{check, transfer, Ack};
 
 const WRITERS: u64 = 4;
 const TRANSFERS_PER_WRITER: u64 = 75;

@@ -1,9 +1,9 @@
 //! The `inmem` command-line tool.
 //!
-//! `inmem bench` runs macro workloads on an in-memory database (see `src/bench/`);
+//! `inmem bench` runs macro workloads on an in-memory database (see `cli/src/bench/`);
 //! `inmem crashtest` kills a committing process and checks what recovery keeps (see
-//! `src/crashtest.rs`); `inmem verify` and `inmem inspect` look at a database directory
-//! without changing it (`src/inspect.rs`). Errors
+//! `cli/src/crashtest.rs`); `inmem verify` and `inmem inspect` look at a database directory
+//! without changing it (`cli/src/inspect.rs`). Errors
 //! are printed to stderr as one `error: ...` line with a nonzero exit; malformed flags are
 //! reported by clap (exit 2). A reader that closes the pipe early (`| head`) just stops it.
 
