@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 
-use super::sync::{open_file, preallocate, read_full};
+use super::sync::{open_file, preallocate, read_full, SyncIo};
 use super::{total_len, uring_refused_by_switch, Io, LogFile, OpenFlags, Preallocation};
 use crate::sync::{lock, Mutex};
 
@@ -103,26 +103,31 @@ impl Io for UringIo {
         Ok(self.file(open_file(path, false, writable, flags)?))
     }
 
+    // Directory operations are the sync backend's: io_uring buys nothing for them.
+
     fn remove(&self, path: &Path) -> io::Result<()> {
-        std::fs::remove_file(path)
+        DIRECTORIES.remove(path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        std::fs::rename(from, to)
+        DIRECTORIES.rename(from, to)
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        DIRECTORIES.create_dir_all(dir)
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(dir)?.map(|entry| entry.map(|entry| entry.file_name())).collect()
+        DIRECTORIES.list_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        DIRECTORIES.sync_dir(dir)
     }
 }
+
+/// The backend whose directory operations this one uses.
+const DIRECTORIES: SyncIo = SyncIo {};
 
 /// One operation of a chain, borrowing everything its entry points to for `'a`.
 #[derive(Copy, Clone, Debug)]
