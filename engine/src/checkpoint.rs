@@ -41,8 +41,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::db::Shared;
 use crate::error::{Error, Result};
+use crate::shared::Shared;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
 use format::Counts;

@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
 
 use crate::checkpoint;
-use crate::db::Shared;
 use crate::dir::{Log, WAL_DIR};
 use crate::error::{Error, Result};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
 use crate::recovery::{self, Recovery};
+use crate::shared::Shared;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::{AtomicU64, Mutex};
 

@@ -29,18 +29,15 @@
 //! [`crate::Database::collect_garbage`] is called.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::sync::Arc;
 
 use crate::chain::{Released, Retired};
 use crate::clock;
-use crate::db::{retention_keep_last, Shared};
+use crate::gc_state::{GcState, Waiting};
 use crate::index::ChainRef;
-use crate::options::Retention;
 use crate::range_delete::Hiding;
+use crate::shared::{retention_keep_last, Shared};
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
-use crate::sync::Mutex;
 use crate::version::{CommitVersion, VersionNode};
 
 /// Dead chains removed per hold of the sequencer's lock, so commits wait at most that long.
@@ -48,64 +45,6 @@ const REMOVALS_PER_LOCK_MAX: usize = 256;
 /// Deferred functions crossbeam-epoch runs per flush, at most (8 bags of 64); the collector
 /// flushes once more per this many keys it removed.
 const EPOCH_ITEMS_PER_FLUSH: u64 = 512;
-/// Samples of (visible version, time) kept for `Retention::KeepFor`, at most.
-const RETENTION_SAMPLES_MAX: usize = 1 << 16;
-
-/// The collector's state, one pass at a time.
-pub(crate) struct GarbageCollector {
-    state: Mutex<GcState>,
-    /// Versions the epoch has released (no reader can hold them), waiting to be freed by
-    /// the next pass: freeing happens on the collector's thread, never on a reader's.
-    released: Arc<Mutex<Vec<Released>>>,
-}
-
-#[derive(Default)]
-struct GcState {
-    /// Chains holding superseded versions, by the horizon that frees the oldest of them.
-    waiting: BinaryHeap<Reverse<Waiting>>,
-    /// (visible version, wall-clock ms) at past passes, oldest first: the version that was
-    /// newest some time ago, for `Retention::KeepFor`.
-    samples: VecDeque<(u64, u64)>,
-    /// Sum of every chain's pinned bytes.
-    pinned_bytes: u64,
-    /// Tie-breaker that keeps the heap's order total.
-    sequence: u64,
-}
-
-struct Waiting {
-    frees_at: u64,
-    sequence: u64,
-    chain: ChainRef,
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        (self.frees_at, self.sequence) == (other.frees_at, other.sequence)
-    }
-}
-
-impl Eq for Waiting {}
-
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Waiting {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.frees_at, self.sequence).cmp(&(other.frees_at, other.sequence))
-    }
-}
-
-impl GarbageCollector {
-    pub(crate) fn new() -> GarbageCollector {
-        GarbageCollector {
-            state: Mutex::new(GcState::default()),
-            released: Arc::new(Mutex::new(Vec::new())),
-        }
-    }
-}
 
 /// The horizons of one pass.
 #[derive(Clone, Copy)]
@@ -115,32 +54,6 @@ struct Horizons {
     /// What it would prune with if no snapshot were open.
     unpinned: u64,
     keep_last: usize,
-}
-
-impl GcState {
-    /// The newest version whose predecessors the retention policy lets go.
-    fn retention_horizon(&mut self, retention: Retention, visible: u64, now_ms: u64) -> u64 {
-        match retention {
-            Retention::KeepAll => 0,
-            Retention::KeepLast(_) => visible,
-            Retention::KeepFor(duration) => {
-                let cutoff_ms = now_ms.saturating_sub(clock::saturating_ms(duration));
-                if self.samples.back().is_none_or(|&(version, _)| version < visible) {
-                    self.samples.push_back((visible, now_ms));
-                }
-                // Keep the newest sample at or before the cutoff at the front.
-                while self.samples.get(1).is_some_and(|&(_, at_ms)| at_ms <= cutoff_ms)
-                    || self.samples.len() > RETENTION_SAMPLES_MAX
-                {
-                    self.samples.pop_front();
-                }
-                match self.samples.front() {
-                    Some(&(version, at_ms)) if at_ms <= cutoff_ms => version,
-                    _ => 0,
-                }
-            }
-        }
-    }
 }
 
 /// The work of one collection pass, as it goes.

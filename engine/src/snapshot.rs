@@ -11,10 +11,12 @@ use std::ops::{Bound, RangeBounds};
 use crate::bounds::{bounds_are_empty, owned_bound, prefix_bounds};
 use crate::bytes::Bytes;
 use crate::clock;
-use crate::db::Shared;
+use crate::error::Error;
 use crate::error::Result;
 use crate::index::Direction;
+use crate::shared::Shared;
 use crate::sync::epoch;
+use crate::sync::Ordering;
 use crate::version::{CommitVersion, Origin, VersionNode};
 use crate::watermark::Registration;
 
@@ -71,6 +73,34 @@ impl VersionRecord {
             value: node.value().cloned(),
             expires_at_ms: node.has_expiry().then(|| node.expires_at_ms()),
             reaped: node.origin() == Origin::Reaper,
+        }
+    }
+}
+
+impl Shared {
+    /// A snapshot at the visible version, with its clock fixed now.
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
+        let now_ms = self.refresh_clock();
+        self.snapshot_registered(None, Clock::Fixed(now_ms)).unwrap_or_else(|_| {
+            unreachable!("a snapshot of the visible version is never below the horizon")
+        })
+    }
+
+    pub(crate) fn snapshot_registered(
+        &self,
+        at: Option<u64>,
+        clock: Clock,
+    ) -> Result<Snapshot<'_>> {
+        let created_ms = match clock {
+            Clock::Fixed(now_ms) => now_ms,
+            Clock::Live => self.coarse_now_ms.load(Ordering::Relaxed),
+        };
+        match self.registry.register(&self.visible, at, created_ms) {
+            Ok(registration) => Ok(Snapshot::new(self, registration, clock)),
+            Err(too_old) => Err(Error::SnapshotTooOld {
+                requested: CommitVersion::new(at.unwrap_or_default()),
+                oldest_available: CommitVersion::new(too_old.horizon),
+            }),
         }
     }
 }

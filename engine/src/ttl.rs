@@ -13,62 +13,22 @@
 //! makes a user transaction conflict.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::ops::ControlFlow;
 
 use crate::bytes::Bytes;
 
 use crate::clock;
-use crate::db::Shared;
 use crate::index::ChainRef;
 use crate::options::Retention;
 use crate::range_delete::{Walk, PURGE_KEYS_PER_STEP};
 use crate::record;
+use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
-use crate::sync::Mutex;
 use crate::version::{Origin, VersionNode};
 
 /// Tombstones written per hold of the sequencer's lock, so commits wait at most that long.
 const REAPS_PER_COMMIT_MAX: usize = 1024;
-
-/// A version with an expiry, waiting for it.
-pub(crate) struct Expiry {
-    pub(crate) at_ms: u64,
-    pub(crate) version: u64,
-    pub(crate) chain: ChainRef,
-}
-
-impl PartialEq for Expiry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_ms, self.version) == (other.at_ms, other.version)
-    }
-}
-
-impl Eq for Expiry {}
-
-impl PartialOrd for Expiry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Expiry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at_ms, self.version).cmp(&(other.at_ms, other.version))
-    }
-}
-
-/// The reaper's queue of expiries, soonest first.
-pub(crate) struct Reaper {
-    due: Mutex<BinaryHeap<Reverse<Expiry>>>,
-}
-
-impl Reaper {
-    pub(crate) fn new() -> Reaper {
-        Reaper { due: Mutex::new(BinaryHeap::new()) }
-    }
-}
 
 impl Shared {
     /// Replaces every expired newest version by a tombstone; returns how many.

@@ -12,10 +12,10 @@
 use std::ops::{Bound, ControlFlow};
 
 use crate::bytes::Bytes;
-use crate::db::Shared;
 use crate::error::{Error, Result};
 use crate::index::ChainRef;
 use crate::range_delete::Hiding;
+use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::sync::epoch::Guard;
 use crate::txn::read_set::ReadSet;
