@@ -1,5 +1,5 @@
-//! The database: the shared state every snapshot and transaction works on, its public
-//! handle, and the background maintenance thread.
+//! The database's public handle and its background maintenance thread. The state they
+//! share with every snapshot and transaction is `shared.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
