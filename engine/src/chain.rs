@@ -259,6 +259,10 @@ impl VersionChain {
     /// number of racing callers is. The index claims every chain it hands out, so that of
     /// the committers that race to create a key, one counts it and may remove it again.
     /// Relaxed: only the flag's own order matters.
+    #[cfg_attr(
+        loom,
+        allow(dead_code, reason = "under loom the index is a locked map, which claims no chains")
+    )]
     pub(crate) fn claim_creation(&self) -> bool {
         self.gc.load(Ordering::Relaxed) & CREATION_CLAIMED == 0
             && self.gc.fetch_or(CREATION_CLAIMED, Ordering::Relaxed) & CREATION_CLAIMED == 0
@@ -439,17 +443,17 @@ impl<'a> Iterator for Nodes<'a> {
 mod tests {
     use super::*;
     use crate::bytes::Bytes;
-    use crate::version::NEVER_EXPIRES;
+    use crate::version::{CommitVersion, NEVER_EXPIRES};
 
     fn node(version: u64, value: &str) -> Owned<VersionNode> {
         let mut node = VersionNode::put(Bytes::from(value), NEVER_EXPIRES);
-        node.set_version(version);
+        node.set_version(CommitVersion::new(version));
         Owned::new(node)
     }
 
     fn tombstone(version: u64) -> Owned<VersionNode> {
         let mut node = VersionNode::tombstone(Origin::User);
-        node.set_version(version);
+        node.set_version(CommitVersion::new(version));
         Owned::new(node)
     }
 
@@ -606,7 +610,7 @@ mod tests {
         let chain = chain_of(&[3]);
         let guard = epoch::pin();
         let mut reaped = VersionNode::tombstone(Origin::Reaper);
-        reaped.set_version(7);
+        reaped.set_version(CommitVersion::new(7));
         chain.install(Owned::new(reaped), &guard);
         assert_eq!(chain.newest_user_version(&guard), 3);
     }

@@ -45,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::shared::Shared;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
+use crate::version::CommitVersion;
 use format::Counts;
 use inmem_wal::io::{self as log_io, Io, OpenFlags};
 use inmem_wal::LogPosition;
@@ -93,14 +94,14 @@ impl Shared {
         let handed_out = self.sequencer.last_version();
         self.wait_visible(handed_out)?;
         let snapshot = self.snapshot();
-        let version = snapshot.version().get();
+        let version = snapshot.version();
         // Replay will start at `replay_from`: the log must hold everything before it, after
         // a crash too, before a checkpoint says so (in `Buffered` mode it may not be synced).
         log.wal
             .wait_durable_before(replay_from)
             .map_err(|error| Error::log("syncing the log a checkpoint covers", error))?;
         let checkpoints = Checkpoints::new(log.wal.io(), log.dir.join(CHECKPOINT_DIR));
-        let written = checkpoints.write(self, version, replay_from.get())?;
+        let written = checkpoints.write(self, version, replay_from)?;
         drop(snapshot);
         // The previous checkpoint stays, with the log since it: the fallback if this one
         // is ever found damaged. Older ones, and the log before the previous one, go; the
@@ -115,7 +116,7 @@ impl Shared {
             .delete_below(LogPosition::new(previous))
             .map_err(|error| Error::log("deleting segments a checkpoint covers", error))?;
         Ok(CheckpointReport {
-            version: crate::CommitVersion::new(version),
+            version,
             path: written.path,
             keys: written.keys,
             versions: written.versions,
@@ -277,11 +278,11 @@ impl Checkpoints {
     pub(crate) fn write(
         &self,
         shared: &Shared,
-        version: u64,
-        replay_from: u64,
+        version: CommitVersion,
+        replay_from: LogPosition,
     ) -> Result<CheckpointInfo> {
         self.create_dir()?;
-        let path = self.dir.join(file_name(version));
+        let path = self.dir.join(file_name(version.get()));
         let temporary = path.with_extension("tmp");
         let file = match self.io.create(&temporary, OpenFlags::default()) {
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -348,8 +349,8 @@ fn containing(path: &Path) -> PathBuf {
 pub(crate) fn write(
     shared: &Shared,
     dir: &Path,
-    version: u64,
-    replay_from: u64,
+    version: CommitVersion,
+    replay_from: LogPosition,
 ) -> Result<CheckpointInfo> {
     let Some(log) = &shared.log else {
         return Err(Error::InvalidOption { name: "durability", reason: "no log" });
@@ -360,8 +361,8 @@ pub(crate) fn write(
 /// A checkpoint loaded into the keyspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Loaded {
-    pub(crate) version: u64,
-    pub(crate) replay_from: u64,
+    pub(crate) version: CommitVersion,
+    pub(crate) replay_from: LogPosition,
 }
 
 mod format;

@@ -248,7 +248,7 @@ impl Database {
 
     /// The newest version a new snapshot reads.
     pub fn visible_version(&self) -> CommitVersion {
-        CommitVersion::new(self.shared.visible.load())
+        self.shared.visible.load()
     }
 
     /// A snapshot of the newest visible state. Cheap: one atomic load and a registration.
@@ -265,11 +265,8 @@ impl Database {
     /// [`Error::SnapshotTooOld`] for one older than the retention policy keeps whole.
     pub fn snapshot_at(&self, version: CommitVersion) -> Result<Snapshot<'_>> {
         let visible = self.shared.visible.load();
-        if version.get() > visible {
-            return Err(Error::VersionNotVisible {
-                requested: version,
-                visible: CommitVersion::new(visible),
-            });
+        if version > visible {
+            return Err(Error::VersionNotVisible { requested: version, visible });
         }
         let now_ms = self.shared.refresh_clock();
         self.shared.snapshot_registered(Some(version.get()), Clock::Fixed(now_ms))

@@ -28,6 +28,7 @@ use crate::recovery::{self, Recovery};
 use crate::shared::Shared;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::{AtomicU64, Mutex};
+use crate::version::CommitVersion;
 
 /// Opens the log of `dir`, replays it into `shared` and returns the log (or `None` for
 /// `Durability::None`) with the version recovered.
@@ -65,7 +66,11 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
             checkpoint::Loaded { version: covers.version, replay_from: covers.replay_from },
             shared,
         ),
-        None => (checkpoint::Loaded { version: 0, replay_from: 0 }, Shared::new(options.clone())),
+        None => {
+            let nothing =
+                checkpoint::Loaded { version: CommitVersion::ZERO, replay_from: LogPosition::ZERO };
+            (nothing, Shared::new(options.clone()))
+        }
     };
     let replayed = replay(&shared, &wal, &dir.join(WAL_DIR), base)?;
     if options.durability == Durability::None {
@@ -83,7 +88,7 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         durability: options.durability,
         dir: dir.to_path_buf(),
         checkpointing: Mutex::new(()),
-        checkpointed_end: AtomicU64::new(base.replay_from),
+        checkpointed_end: AtomicU64::new(base.replay_from.get()),
     };
     Ok(Opened { shared, log: Some(log), version: replayed.version, recovery })
 }
@@ -92,7 +97,7 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
 pub(crate) struct Opened {
     pub(crate) shared: Shared,
     pub(crate) log: Option<Log>,
-    pub(crate) version: u64,
+    pub(crate) version: CommitVersion,
     pub(crate) recovery: Recovery,
 }
 
@@ -100,7 +105,7 @@ pub(crate) struct Opened {
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
     /// The version of the last commit applied.
-    pub(crate) version: u64,
+    pub(crate) version: CommitVersion,
     /// Commit records not applied, for want of a predecessor.
     pub(crate) orphans: usize,
 }
@@ -113,7 +118,7 @@ fn replay(
     wal_dir: &Path,
     base: checkpoint::Loaded,
 ) -> Result<Replayed> {
-    let first = wal.first_position().get();
+    let first = wal.first_position();
     if first > base.replay_from {
         let reason = format!(
             "the log starts at position {first}, after position {} where replay must start \
@@ -123,14 +128,14 @@ fn replay(
         let gap = inmem_wal::Error::Inconsistent { path: wal_dir.to_path_buf(), reason };
         return Err(Error::log("recovering", gap));
     }
-    let reader = wal
-        .read_from(LogPosition::new(base.replay_from))
-        .map_err(|error| Error::log("reading the log", error))?;
+    let reader =
+        wal.read_from(base.replay_from).map_err(|error| Error::log("reading the log", error))?;
     let mut applied = base.version;
-    let mut waiting: BTreeMap<u64, DecodedCommit> = BTreeMap::new();
+    let mut waiting: BTreeMap<CommitVersion, DecodedCommit> = BTreeMap::new();
     for record in reader {
         let record = record.map_err(|error| Error::log("reading the log", error))?;
-        let position = record.position.get();
+        let position = record.position;
+        let corrupt = |reason| Error::CorruptRecord { position: position.get(), reason };
         if record.kind == record::COMMIT {
             let commit = record::decode(&record.payload, position)?;
             if commit.version <= base.version {
@@ -138,24 +143,21 @@ fn replay(
                 continue;
             }
             if commit.version <= applied || waiting.contains_key(&commit.version) {
-                return Err(Error::CorruptRecord { position, reason: "a version logged twice" });
+                return Err(corrupt("a version logged twice"));
             }
             waiting.insert(commit.version, commit);
-            while let Some(next) = waiting.remove(&(applied + 1)) {
+            while let Some(next) = waiting.remove(&applied.next()) {
                 apply(shared, next);
-                applied += 1;
+                applied = applied.next();
             }
         } else if record.kind == record::RESET {
             let version = record::decode_reset(&record.payload, position)?;
             if version != applied {
-                return Err(Error::CorruptRecord {
-                    position,
-                    reason: "a reset to another version than the one recovered",
-                });
+                return Err(corrupt("a reset to another version than the one recovered"));
             }
             waiting.clear();
         } else {
-            return Err(Error::CorruptRecord { position, reason: "an unknown record kind" });
+            return Err(corrupt("an unknown record kind"));
         }
     }
     Ok(Replayed { version: applied, orphans: waiting.len() })
@@ -183,7 +185,7 @@ mod tests {
     fn log_commit(wal: &Wal, version: u64, key: &[u8], value: &[u8]) {
         let node = VersionNode::put(Bytes::copy_from(value), 0);
         let mut payload = record::encode([(key, &node)].into_iter());
-        record::set_version(&mut payload, version);
+        record::set_version(&mut payload, CommitVersion::new(version));
         wal.append_sync(record::COMMIT, &payload).expect("append");
     }
 
@@ -230,7 +232,8 @@ mod tests {
         // A checkpoint at 3 whose replay starts at the log's beginning: all of the log's
         // records are at or below its version.
         let checkpoints = dir.path().join(checkpoint::CHECKPOINT_DIR);
-        checkpoint::write(&db.shared, &checkpoints, 3, 0).expect("checkpoint");
+        checkpoint::write(&db.shared, &checkpoints, CommitVersion::new(3), LogPosition::ZERO)
+            .expect("checkpoint");
         drop(db);
         let db = Database::open(dir.path(), Options::default()).expect("reopen");
         assert_eq!(db.visible_version().get(), 3);

@@ -74,7 +74,7 @@ impl Shared {
     /// Runs one collection pass.
     pub(crate) fn collect_garbage(&self) -> GcReport {
         let mut gc = self.gc.state.lock();
-        let visible = self.visible.load();
+        let visible = self.visible.load().get();
         let retention = gc.retention_horizon(self.options.retention, visible, clock::now_ms());
         let unpinned = retention.min(visible);
         let effective = self.registry.publish_horizon(unpinned);

@@ -22,10 +22,11 @@ use loom::thread;
 use crate::bytes::Bytes;
 use crate::chain::{Retired, VersionChain};
 use crate::sync::epoch::{self, Owned};
-use crate::version::{VersionNode, NEVER_EXPIRES};
+use crate::version::{CommitVersion, VersionNode, NEVER_EXPIRES};
 use crate::visible::VisibleVersion;
 use crate::watermark::SnapshotRegistry;
 use crate::Database;
+use inmem_wal::LogPosition;
 
 /// Runs `f` under loom with the preemption bound the module documents.
 fn model<F: Fn() + Sync + Send + 'static>(f: F) {
@@ -38,7 +39,7 @@ fn model<F: Fn() + Sync + Send + 'static>(f: F) {
 
 fn node(version: u64, value: &str) -> Owned<VersionNode> {
     let mut node = VersionNode::put(Bytes::from(value), NEVER_EXPIRES);
-    node.set_version(version);
+    node.set_version(CommitVersion::new(version));
     Owned::new(node)
 }
 
@@ -51,7 +52,7 @@ fn value_at(chain: &VersionChain, version: u64) -> Option<Bytes> {
 /// finishes, racing a reader that checks every version it sees visible was installed.
 fn finish_out_of_order(first: u64, count: u64) {
     model(move || {
-        let visible = Arc::new(VisibleVersion::new(first - 1));
+        let visible = Arc::new(VisibleVersion::new(CommitVersion::new(first - 1)));
         let installed: Arc<Vec<AtomicBool>> =
             Arc::new((0..count).map(|_| AtomicBool::new(false)).collect());
         let finishers: Vec<_> = (0..count)
@@ -59,13 +60,13 @@ fn finish_out_of_order(first: u64, count: u64) {
                 let (visible, installed) = (Arc::clone(&visible), Arc::clone(&installed));
                 thread::spawn(move || {
                     installed[offset as usize].store(true, Ordering::Relaxed);
-                    visible.finish(first + offset);
+                    visible.finish(CommitVersion::new(first + offset));
                 })
             })
             .collect();
         // Without a yield, loom never runs the finishers before the reader's first load.
         thread::yield_now();
-        let seen = visible.load();
+        let seen = visible.load().get();
         for version in first..=seen {
             // Relaxed on purpose: only the visible version's Acquire/Release chain may
             // make the flag visible here.
@@ -77,7 +78,7 @@ fn finish_out_of_order(first: u64, count: u64) {
         for finisher in finishers {
             finisher.join().expect("finisher");
         }
-        assert_eq!(visible.load(), first + count - 1, "every finished commit became visible");
+        assert_eq!(visible.load().get(), first + count - 1, "every finished commit became visible");
     });
 }
 
@@ -107,7 +108,7 @@ fn loom_visible_version_advances_across_the_ring_wrap() {
 fn loom_a_parked_commit_is_visible_only_once_durable_and_none_is_left_behind() {
     model(|| {
         const NEEDS: [u64; 2] = [20, 10];
-        let visible = Arc::new(VisibleVersion::new(0));
+        let visible = Arc::new(VisibleVersion::new(CommitVersion::ZERO));
         let durable = Arc::new(AtomicU64::new(NEEDS[1]));
         let installed: Arc<Vec<AtomicBool>> =
             Arc::new(vec![AtomicBool::new(false), AtomicBool::new(false)]);
@@ -117,17 +118,18 @@ fn loom_a_parked_commit_is_visible_only_once_durable_and_none_is_left_behind() {
                     (Arc::clone(&visible), Arc::clone(&durable), Arc::clone(&installed));
                 thread::spawn(move || {
                     installed[index].store(true, Ordering::Relaxed);
-                    visible.park(index as u64 + 1, NEEDS[index]);
+                    visible
+                        .park(CommitVersion::new(index as u64 + 1), LogPosition::new(NEEDS[index]));
                     if durable.load(Ordering::Acquire) < NEEDS[index] {
                         durable.store(NEEDS[index], Ordering::Release);
                     }
-                    visible.announce(|| durable.load(Ordering::Acquire));
+                    visible.announce(|| LogPosition::new(durable.load(Ordering::Acquire)));
                 })
             })
             .collect();
         // Without a yield, loom never runs the committers before the reader's first load.
         thread::yield_now();
-        let seen = visible.load();
+        let seen = visible.load().get();
         let durable_now = durable.load(Ordering::Acquire);
         for version in 1..=seen {
             let index = (version - 1) as usize;
@@ -138,7 +140,7 @@ fn loom_a_parked_commit_is_visible_only_once_durable_and_none_is_left_behind() {
         for committer in committers {
             committer.join().expect("committer");
         }
-        assert_eq!(visible.load(), 2, "every durable commit became visible");
+        assert_eq!(visible.load(), CommitVersion::new(2), "every durable commit became visible");
     });
 }
 
@@ -148,27 +150,27 @@ fn loom_a_parked_commit_is_visible_only_once_durable_and_none_is_left_behind() {
 #[test]
 fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
     model(|| {
-        let visible = Arc::new(VisibleVersion::new(0));
+        let visible = Arc::new(VisibleVersion::new(CommitVersion::ZERO));
         let registry = Arc::new(SnapshotRegistry::new());
         let chain = Arc::new(VersionChain::new());
         {
             let guard = epoch::pin();
             chain.install(node(1, "a"), &guard);
         }
-        visible.finish(1);
+        visible.finish(CommitVersion::new(1));
 
         let writer = {
             let (visible, chain) = (Arc::clone(&visible), Arc::clone(&chain));
             thread::spawn(move || {
                 chain.install(node(2, "b"), &epoch::pin());
-                visible.finish(2);
+                visible.finish(CommitVersion::new(2));
             })
         };
         let collector = {
             let (visible, registry, chain) =
                 (Arc::clone(&visible), Arc::clone(&registry), Arc::clone(&chain));
             thread::spawn(move || {
-                let horizon = registry.publish_horizon(visible.load());
+                let horizon = registry.publish_horizon(visible.load().get());
                 // What is detached is leaked under loom: the twin of the epoch frees nothing.
                 chain.prune(horizon, 1, 0, &epoch::pin(), &mut Retired::default());
             })
@@ -193,7 +195,7 @@ fn loom_a_registered_reader_never_loses_its_version_to_pruning() {
 #[test]
 fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
     model(|| {
-        let visible = Arc::new(VisibleVersion::new(0));
+        let visible = Arc::new(VisibleVersion::new(CommitVersion::ZERO));
         let registry = Arc::new(SnapshotRegistry::new());
         let chain = Arc::new(VersionChain::new());
         {
@@ -201,8 +203,8 @@ fn loom_a_snapshot_at_an_old_version_is_refused_or_intact() {
             chain.install(node(1, "a"), &guard);
             chain.install(node(2, "b"), &guard);
         }
-        visible.finish(1);
-        visible.finish(2);
+        visible.finish(CommitVersion::new(1));
+        visible.finish(CommitVersion::new(2));
 
         let collector = {
             let (registry, chain) = (Arc::clone(&registry), Arc::clone(&chain));

@@ -148,10 +148,11 @@ impl RangeDeletes {
 
     /// Puts range deletes of `prefixes` at `version` into effect. Under the sequencer's
     /// lock (or in recovery, before the database is shared), before `version` is visible.
-    pub(crate) fn install(&self, prefixes: &[Bytes], version: u64) {
+    pub(crate) fn install(&self, prefixes: &[Bytes], version: CommitVersion) {
         if prefixes.is_empty() {
             return;
         }
+        let version = version.get();
         let mut purges = self.purges.lock();
         purges.extend(prefixes.iter().map(|prefix| Purge {
             entry: Entry { prefix: prefix.clone(), version },
@@ -227,7 +228,13 @@ impl RangeDeletes {
     /// Records a walked stretch of `walk`: `purged` tombstones written, and either the last
     /// key walked (`Some`) or the end of the prefix (`None`) with `last_version`, the last
     /// version handed out once every tombstone of the walk was committed.
-    pub(crate) fn walked(&self, walk: &Walk, purged: u64, last: Option<Bytes>, last_version: u64) {
+    pub(crate) fn walked(
+        &self,
+        walk: &Walk,
+        purged: u64,
+        last: Option<Bytes>,
+        last_version: CommitVersion,
+    ) {
         let mut purges = self.purges.lock();
         let Some(purge) = purges.iter_mut().find(|purge| {
             purge.walked_at.is_none()
@@ -239,7 +246,7 @@ impl RangeDeletes {
         purge.purged += purged;
         match last {
             Some(key) => purge.resume = Some(key),
-            None => purge.walked_at = Some(last_version),
+            None => purge.walked_at = Some(last_version.get()),
         }
     }
 }
@@ -341,7 +348,7 @@ mod tests {
     fn set(entries: &[(&str, u64)]) -> RangeDeletes {
         let deletes = RangeDeletes::new();
         for &(prefix, version) in entries {
-            deletes.install(&[Bytes::from(prefix)], version);
+            deletes.install(&[Bytes::from(prefix)], CommitVersion::new(version));
         }
         deletes
     }
@@ -383,10 +390,10 @@ mod tests {
         let deletes = set(&[("a", 5), ("b", 6)]);
         let walk = deletes.next_walk().expect("unwalked");
         assert_eq!((walk.prefix.as_slice(), walk.version), (&b"a"[..], 5));
-        deletes.walked(&walk, 3, Some(Bytes::from("a7")), 0);
+        deletes.walked(&walk, 3, Some(Bytes::from("a7")), CommitVersion::ZERO);
         let walk = deletes.next_walk().expect("unwalked");
         assert_eq!(walk.from, Bound::Excluded(Bytes::from("a7")), "goes on after the last key");
-        deletes.walked(&walk, 2, None, 20);
+        deletes.walked(&walk, 2, None, CommitVersion::new(20));
         assert_eq!(deletes.next_walk().map(|walk| walk.version), Some(6));
         let pending = deletes.pending();
         assert_eq!((pending[0].keys_purged, pending[0].walked), (5, true));

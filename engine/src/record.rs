@@ -35,8 +35,8 @@
 
 use crate::bytes::Bytes;
 use crate::error::{Error, Result};
-use crate::version::{Origin, VersionNode};
-use inmem_wal::FrameKind;
+use crate::version::{CommitVersion, Origin, VersionNode};
+use inmem_wal::{FrameKind, LogPosition};
 
 /// The log frame kind of a commit record.
 pub(crate) const COMMIT: FrameKind = match FrameKind::new(16) {
@@ -149,13 +149,13 @@ pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Patches the commit version into an encoded record.
-pub(crate) fn set_version(record: &mut [u8], version: u64) {
-    record[..8].copy_from_slice(&version.to_le_bytes());
+pub(crate) fn set_version(record: &mut [u8], version: CommitVersion) {
+    record[..8].copy_from_slice(&version.get().to_le_bytes());
 }
 
 /// A decoded commit record.
 pub(crate) struct DecodedCommit {
-    pub(crate) version: u64,
+    pub(crate) version: CommitVersion,
     /// Prefixes of range deletes, in strictly ascending order.
     pub(crate) prefixes: Vec<Bytes>,
     /// Keys and their versioned nodes, in strictly ascending key order.
@@ -168,12 +168,13 @@ pub(crate) struct DecodedCommit {
 ///
 /// # Errors
 /// [`Error::CorruptRecord`] saying what is wrong.
-pub(crate) fn decode(payload: &[u8], position: u64) -> Result<DecodedCommit> {
-    let corrupt = |reason: &'static str| Error::CorruptRecord { position, reason };
+pub(crate) fn decode(payload: &[u8], position: LogPosition) -> Result<DecodedCommit> {
+    let corrupt = |reason: &'static str| Error::CorruptRecord { position: position.get(), reason };
     let mut reader = Reader::new(payload);
     let version = reader.u64().ok_or_else(|| corrupt("shorter than its header"))?;
     let count = reader.u32().ok_or_else(|| corrupt("shorter than its header"))?;
-    if version == 0 {
+    let version = CommitVersion::new(version);
+    if version == CommitVersion::ZERO {
         return Err(corrupt("commit version 0"));
     }
     if count == 0 {
@@ -214,19 +215,20 @@ pub(crate) fn decode(payload: &[u8], position: u64) -> Result<DecodedCommit> {
 }
 
 /// Encodes a reset record's payload.
-pub(crate) fn encode_reset(version: u64) -> [u8; 8] {
-    version.to_le_bytes()
+pub(crate) fn encode_reset(version: CommitVersion) -> [u8; 8] {
+    version.get().to_le_bytes()
 }
 
 /// Decodes a reset record read at `position`.
 ///
 /// # Errors
 /// [`Error::CorruptRecord`] unless it is exactly eight bytes.
-pub(crate) fn decode_reset(payload: &[u8], position: u64) -> Result<u64> {
-    let bytes: [u8; 8] = payload
-        .try_into()
-        .map_err(|_| Error::CorruptRecord { position, reason: "a reset of the wrong length" })?;
-    Ok(u64::from_le_bytes(bytes))
+pub(crate) fn decode_reset(payload: &[u8], position: LogPosition) -> Result<CommitVersion> {
+    let bytes: [u8; 8] = payload.try_into().map_err(|_| Error::CorruptRecord {
+        position: position.get(),
+        reason: "a reset of the wrong length",
+    })?;
+    Ok(CommitVersion::new(u64::from_le_bytes(bytes)))
 }
 
 /// A cursor over untrusted bytes; every read says `None` rather than run past the end.
@@ -300,9 +302,9 @@ mod tests {
                 .map(|(key, (op, value, expires))| (key.clone(), node(*op, value, *expires)))
                 .collect();
             let mut record = encode(nodes.iter().map(|(key, node)| (key.as_slice(), node)));
-            set_version(&mut record, version);
-            let decoded = decode(&record, 7).expect("decodes");
-            prop_assert_eq!(decoded.version, version);
+            set_version(&mut record, CommitVersion::new(version));
+            let decoded = decode(&record, LogPosition::new(7)).expect("decodes");
+            prop_assert_eq!(decoded.version, CommitVersion::new(version));
             prop_assert!(decoded.prefixes.is_empty());
             prop_assert_eq!(decoded.writes.len(), nodes.len());
             for ((key, expected), (got_key, got)) in nodes.iter().zip(&decoded.writes) {
@@ -327,17 +329,17 @@ mod tests {
             let prefixes: Vec<Bytes> = prefixes.iter().map(|prefix| Bytes::copy_from(prefix)).collect();
             let put = node(OP_PUT, b"v", 0);
             let mut record = encode_with_prefixes(&prefixes, keys.iter().map(|key| (key.as_slice(), &put)));
-            set_version(&mut record, version);
-            let decoded = decode(&record, 1).expect("decodes");
-            prop_assert_eq!(decoded.version, version);
+            set_version(&mut record, CommitVersion::new(version));
+            let decoded = decode(&record, LogPosition::new(1)).expect("decodes");
+            prop_assert_eq!(decoded.version, CommitVersion::new(version));
             prop_assert_eq!(&decoded.prefixes, &prefixes);
             prop_assert_eq!(decoded.writes.len(), keys.len());
         }
 
         #[test]
         fn arbitrary_bytes_decode_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            if let Ok(decoded) = decode(&bytes, 0) {
-                prop_assert!(decoded.version > 0);
+            if let Ok(decoded) = decode(&bytes, LogPosition::new(0)) {
+                prop_assert!(decoded.version > CommitVersion::ZERO);
                 prop_assert!(!decoded.writes.is_empty() || !decoded.prefixes.is_empty());
             }
         }
@@ -350,42 +352,44 @@ mod tests {
                 (b"gamma".to_vec(), node(OP_PUT, b"three", 99)),
             ];
             let mut record = encode(nodes.iter().map(|(key, node)| (key.as_slice(), node)));
-            set_version(&mut record, 5);
+            set_version(&mut record, CommitVersion::new(5));
             let cut = cut % record.len();
-            let refused = matches!(decode(&record[..cut], 3), Err(Error::CorruptRecord { position: 3, .. }));
+            let refused = matches!(decode(&record[..cut], LogPosition::new(3)), Err(Error::CorruptRecord { position: 3, .. }));
             prop_assert!(refused, "a record cut to {} bytes decoded", cut);
         }
     }
 
     #[test]
     fn malformed_records_say_what_is_wrong() {
-        let reason = |bytes: &[u8]| match decode(bytes, 9) {
+        let reason = |bytes: &[u8]| match decode(bytes, LogPosition::new(9)) {
             Err(Error::CorruptRecord { position: 9, reason }) => reason,
             Err(other) => panic!("expected CorruptRecord, got {other:?}"),
             Ok(_) => panic!("a malformed record decoded"),
         };
         let mut zero_version = encode([(&b"k"[..], &node(OP_PUT, b"v", 0))].into_iter());
         assert_eq!(reason(&zero_version), "commit version 0");
-        set_version(&mut zero_version, 1);
+        set_version(&mut zero_version, CommitVersion::new(1));
         zero_version.push(0);
         assert_eq!(reason(&zero_version), "bytes after the last write");
         let a = node(OP_PUT, b"1", 0);
         let mut unordered = encode([(&b"b"[..], &a), (&b"a"[..], &a)].into_iter());
-        set_version(&mut unordered, 1);
+        set_version(&mut unordered, CommitVersion::new(1));
         assert_eq!(reason(&unordered), "keys not in strictly ascending order");
         let mut huge_count = vec![1, 0, 0, 0, 0, 0, 0, 0];
         huge_count.extend_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(reason(&huge_count), "more writes than bytes");
         let prefixes = [Bytes::from("b"), Bytes::from("a")];
         let mut unordered = encode_with_prefixes(&prefixes, std::iter::empty());
-        set_version(&mut unordered, 1);
+        set_version(&mut unordered, CommitVersion::new(1));
         assert_eq!(reason(&unordered), "range deletes not in strictly ascending order");
         let mut late = encode([(&b"a"[..], &a)].into_iter());
         late.extend_from_slice(&[OP_DELETE_PREFIX, 1, 0, 0, 0, b'p']);
         late[8..12].copy_from_slice(&2u32.to_le_bytes());
-        set_version(&mut late, 1);
+        set_version(&mut late, CommitVersion::new(1));
         assert_eq!(reason(&late), "a range delete after a key's write");
-        assert_eq!(decode_reset(&encode_reset(42), 0).ok(), Some(42));
-        assert!(decode_reset(&[1, 2, 3], 0).is_err());
+        let position = LogPosition::ZERO;
+        let reset = encode_reset(CommitVersion::new(42));
+        assert_eq!(decode_reset(&reset, position).ok(), Some(CommitVersion::new(42)));
+        assert!(decode_reset(&[1, 2, 3], position).is_err());
     }
 }

@@ -20,6 +20,7 @@ use inmem_wal::{LogPosition, RecoveryMode, Survey, Wal, WalOptions};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::version::CommitVersion;
 
 /// What opening a database directory recovered, as [`crate::Database::recovery`] reports it
 /// (and [`crate::inspect`] predicts it for each mode).
@@ -53,8 +54,8 @@ pub(crate) const MODES: [RecoveryMode; 3] =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Covers {
     pub(crate) path: PathBuf,
-    pub(crate) version: u64,
-    pub(crate) replay_from: u64,
+    pub(crate) version: CommitVersion,
+    pub(crate) replay_from: LogPosition,
 }
 
 /// What an open of a directory does, decided: the checkpoint it loads (with what loading
@@ -75,9 +76,10 @@ impl<T> Decision<T> {
     pub(crate) fn recovery(&self) -> Recovery {
         Recovery {
             checkpoint: self.checkpoint.as_ref().map(|(covers, _)| covers.path.clone()),
-            checkpoint_version: crate::CommitVersion::new(
-                self.checkpoint.as_ref().map_or(0, |(covers, _)| covers.version),
-            ),
+            checkpoint_version: self
+                .checkpoint
+                .as_ref()
+                .map_or(CommitVersion::ZERO, |(covers, _)| covers.version),
             damaged_checkpoints: self.damaged.clone(),
             log: self.log.report().clone(),
         }
@@ -102,7 +104,7 @@ pub(crate) fn decide<T>(
     for path in checkpoints {
         match load(path) {
             Ok((covers, loaded)) => {
-                let log_options = with(log_options, mode, LogPosition::new(covers.replay_from));
+                let log_options = with(log_options, mode, covers.replay_from);
                 let log = survey(wal_dir, &log_options)?;
                 return Ok(Decision {
                     checkpoint: Some((covers, loaded)),

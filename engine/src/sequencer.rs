@@ -4,6 +4,7 @@
 use crate::expiry::Expiry;
 use crate::index::ChainRef;
 use crate::sync::{Mutex, MutexGuard};
+use crate::version::CommitVersion;
 
 /// The sequencer's lock and what it guards.
 pub(crate) struct Sequencer {
@@ -13,7 +14,7 @@ pub(crate) struct Sequencer {
 /// What only the sequencer's lock holder may touch.
 pub(crate) struct SequencerState {
     /// The last commit version handed out.
-    pub(crate) last_version: u64,
+    pub(crate) last_version: CommitVersion,
     /// Chains that gained a version over an older one since the collector last looked.
     pub(crate) gc_queue: Vec<ChainRef>,
     /// Versions with an expiry, linked since the reaper last looked.
@@ -31,7 +32,7 @@ pub(crate) const LINKED_BEFORE_EARLY_COLLECTION: u64 = 64 * 1024;
 pub(crate) const LINKED_BEFORE_EARLY_COLLECTION: u64 = 64;
 
 impl Sequencer {
-    pub(crate) fn new(last_version: u64) -> Sequencer {
+    pub(crate) fn new(last_version: CommitVersion) -> Sequencer {
         Sequencer {
             state: Mutex::new(SequencerState {
                 last_version,
@@ -47,12 +48,12 @@ impl Sequencer {
     }
 
     /// The last commit version handed out (visible or not).
-    pub(crate) fn last_version(&self) -> u64 {
+    pub(crate) fn last_version(&self) -> CommitVersion {
         self.state.lock().last_version
     }
 
     /// Continues the commit clock after `version`, recovered from the log.
-    pub(crate) fn recovered_at(&self, version: u64) {
+    pub(crate) fn recovered_at(&self, version: CommitVersion) {
         self.state.lock().last_version = version;
     }
 }

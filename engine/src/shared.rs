@@ -15,6 +15,7 @@ use crate::sequencer::Sequencer;
 use crate::stats::Counters;
 use crate::sync::{spin_wait, AtomicBool, AtomicU64, Ordering};
 use crate::turns::Turns;
+use crate::version::CommitVersion;
 use crate::visible::VisibleVersion;
 use crate::watermark::SnapshotRegistry;
 
@@ -52,9 +53,9 @@ impl Shared {
         Shared {
             index: KeyIndex::new(options.scan_only_keys),
             options,
-            visible: VisibleVersion::new(0),
+            visible: VisibleVersion::new(CommitVersion::ZERO),
             registry: SnapshotRegistry::new(),
-            sequencer: Sequencer::new(0),
+            sequencer: Sequencer::new(CommitVersion::ZERO),
             gc: GarbageCollector::new(),
             reaper: Reaper::new(),
             range_deletes: RangeDeletes::new(),
@@ -70,14 +71,14 @@ impl Shared {
 
     /// Continues after `version`, recovered from disk: it is visible, and the next commit
     /// takes the version after it. Only before the state is shared.
-    pub(crate) fn recovered_at(&mut self, version: u64) {
+    pub(crate) fn recovered_at(&mut self, version: CommitVersion) {
         self.visible = VisibleVersion::new(version);
         self.sequencer.recovered_at(version);
     }
 
     /// Waits until `version` is visible; gives up if the database is poisoned meanwhile (a
     /// commit before it failed in the log and will never be visible).
-    pub(crate) fn wait_visible(&self, version: u64) -> Result<()> {
+    pub(crate) fn wait_visible(&self, version: CommitVersion) -> Result<()> {
         let mut round = 0u32;
         while self.visible.load() < version {
             self.check_not_poisoned()?;

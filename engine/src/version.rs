@@ -31,6 +31,11 @@ impl CommitVersion {
     pub const fn get(self) -> u64 {
         self.0
     }
+
+    /// The version after this one: the next commit's.
+    pub(crate) const fn next(self) -> CommitVersion {
+        CommitVersion(self.0 + 1)
+    }
 }
 
 impl fmt::Display for CommitVersion {
@@ -105,10 +110,10 @@ impl VersionNode {
     }
 
     /// Assigns the commit version. Called by the sequencer, before the node is linked.
-    pub(crate) fn set_version(&mut self, version: u64) {
+    pub(crate) fn set_version(&mut self, version: CommitVersion) {
         debug_assert_eq!(self.version, 0, "a node is versioned once");
-        assert!(version > 0, "commit versions start at 1");
-        self.version = version;
+        assert!(version > CommitVersion::ZERO, "commit versions start at 1");
+        self.version = version.get();
     }
 
     pub(crate) fn version(&self) -> u64 {

@@ -40,8 +40,10 @@
 //! `visible + RING` or higher, since its slot would overwrite one still needed.
 
 use crossbeam_utils::CachePadded;
+use inmem_wal::LogPosition;
 
 use crate::sync::{AtomicU64, Ordering};
+use crate::version::CommitVersion;
 
 /// How many commits may be in flight (versioned but not yet visible) at once.
 #[cfg(not(any(test, loom)))]
@@ -66,11 +68,12 @@ struct Slot {
 }
 
 /// The need of a commit that may be visible as soon as it is recorded.
-const NEEDS_NOTHING: u64 = 0;
+const NEEDS_NOTHING: LogPosition = LogPosition::ZERO;
 
 impl VisibleVersion {
     /// Starts at `initial`: every version up to it is visible.
-    pub(crate) fn new(initial: u64) -> VisibleVersion {
+    pub(crate) fn new(initial: CommitVersion) -> VisibleVersion {
+        let initial = initial.get();
         let slots = (0..COMMITS_IN_FLIGHT_MAX)
             .map(|_| Slot { version: AtomicU64::new(u64::MAX), needs: AtomicU64::new(0) })
             .collect();
@@ -90,50 +93,50 @@ impl VisibleVersion {
 
     /// The newest visible version. Acquire: pairs with the Release compare-exchange in
     /// `advance`, so the caller sees every node linked by commits up to it.
-    pub(crate) fn load(&self) -> u64 {
-        self.visible.load(Ordering::Acquire)
+    pub(crate) fn load(&self) -> CommitVersion {
+        CommitVersion::new(self.visible.load(Ordering::Acquire))
     }
 
     /// Whether the sequencer may hand out `version` without overwriting a ring slot still
     /// needed.
-    pub(crate) fn has_room_for(&self, version: u64) -> bool {
-        version < self.load() + COMMITS_IN_FLIGHT_MAX
+    pub(crate) fn has_room_for(&self, version: CommitVersion) -> bool {
+        version.get() < self.load().get() + COMMITS_IN_FLIGHT_MAX
     }
 
     /// Records commit `version` as finished and advances the visible version as far as the
     /// contiguous prefix of finished commits reaches.
-    pub(crate) fn finish(&self, version: u64) {
+    pub(crate) fn finish(&self, version: CommitVersion) {
         self.record(version, NEEDS_NOTHING);
-        self.announce(|| 0);
+        self.announce(|| NEEDS_NOTHING);
     }
 
     /// Records commit `version`, linked and appended to the log, as visible once the log's
     /// durable position reaches `needs` (its record's position plus one). Its
     /// committer calls [`VisibleVersion::announce`] once it has seen that; any finisher may
     /// make it visible before then.
-    pub(crate) fn park(&self, version: u64, needs: u64) {
+    pub(crate) fn park(&self, version: CommitVersion, needs: LogPosition) {
         debug_assert!(needs != NEEDS_NOTHING, "a parked commit needs a durable position");
         self.record(version, needs);
     }
 
-    fn record(&self, version: u64, needs: u64) {
+    fn record(&self, version: CommitVersion, needs: LogPosition) {
         debug_assert!(version > self.load(), "a commit finishes once, above the visible version");
         debug_assert!(self.has_room_for(version), "the sequencer respects the ring bound");
-        let slot = self.slot(version);
+        let slot = self.slot(version.get());
         // Relaxed: published by the Release store of the version below.
-        slot.needs.store(needs, Ordering::Relaxed);
+        slot.needs.store(needs.get(), Ordering::Relaxed);
         // Release: pairs with the Acquire load in `advance`, publishing what the commit
         // linked and its need.
-        slot.version.store(version, Ordering::Release);
+        slot.version.store(version.get(), Ordering::Release);
     }
 
     /// Announces a recorded commit whose need is met, then advances the visible version
     /// over every recorded commit whose need `durable` (the log's durable position, which
     /// only grows) meets, as far as they are contiguous.
-    pub(crate) fn announce(&self, durable: impl FnOnce() -> u64) {
+    pub(crate) fn announce(&self, durable: impl FnOnce() -> LogPosition) {
         // AcqRel: orders this finish with every other one; see the module documentation.
         self.announce.fetch_add(1, Ordering::AcqRel);
-        let durable = durable();
+        let durable = durable().get();
         let mut current = self.visible.load(Ordering::Acquire);
         loop {
             let next = current + 1;
@@ -143,7 +146,7 @@ impl VisibleVersion {
                 return;
             }
             let needs = slot.needs.load(Ordering::Relaxed);
-            if needs != NEEDS_NOTHING && needs > durable {
+            if needs != NEEDS_NOTHING.get() && needs > durable {
                 return;
             }
             // Release: pairs with the Acquire in `load`; Acquire on failure, for the value.
@@ -160,56 +163,64 @@ impl VisibleVersion {
 mod tests {
     use super::*;
 
+    fn v(version: u64) -> CommitVersion {
+        CommitVersion::new(version)
+    }
+
+    fn at(offset: u64) -> impl FnOnce() -> LogPosition {
+        move || LogPosition::new(offset)
+    }
+
     #[test]
     fn finishing_out_of_order_waits_for_the_gap() {
-        let visible = VisibleVersion::new(10);
-        visible.finish(12);
-        assert_eq!(visible.load(), 10, "12 must not be visible before 11");
-        visible.finish(11);
-        assert_eq!(visible.load(), 12);
+        let visible = VisibleVersion::new(v(10));
+        visible.finish(v(12));
+        assert_eq!(visible.load(), v(10), "12 must not be visible before 11");
+        visible.finish(v(11));
+        assert_eq!(visible.load(), v(12));
     }
 
     #[test]
     fn a_parked_commit_becomes_visible_once_the_log_is_durable_past_its_need() {
-        let visible = VisibleVersion::new(10);
-        visible.park(11, 100);
-        visible.park(12, 200);
-        visible.announce(|| 99);
-        assert_eq!(visible.load(), 10, "11 needs the log durable through 100");
+        let visible = VisibleVersion::new(v(10));
+        visible.park(v(11), LogPosition::new(100));
+        visible.park(v(12), LogPosition::new(200));
+        visible.announce(at(99));
+        assert_eq!(visible.load(), v(10), "11 needs the log durable through 100");
         // 12's committer saw its record durable: the same sync covers 11, whose committer
         // has not run yet.
-        visible.announce(|| 200);
-        assert_eq!(visible.load(), 12);
+        visible.announce(at(200));
+        assert_eq!(visible.load(), v(12));
     }
 
     #[test]
     fn a_parked_commit_holds_back_the_ones_after_it() {
-        let visible = VisibleVersion::new(0);
-        visible.park(1, 500);
-        visible.finish(2);
-        visible.announce(|| 499);
-        assert_eq!(visible.load(), 0, "2 must not be visible before 1");
-        visible.announce(|| 500);
-        assert_eq!(visible.load(), 2);
+        let visible = VisibleVersion::new(v(0));
+        visible.park(v(1), LogPosition::new(500));
+        visible.finish(v(2));
+        visible.announce(at(499));
+        assert_eq!(visible.load(), v(0), "2 must not be visible before 1");
+        visible.announce(at(500));
+        assert_eq!(visible.load(), v(2));
     }
 
     #[test]
     fn the_ring_wraps_many_times() {
-        let visible = VisibleVersion::new(0);
+        let visible = VisibleVersion::new(v(0));
         let window = COMMITS_IN_FLIGHT_MAX - 1;
         for base in (0..100).map(|round| round * window) {
             for version in (base + 1..=base + window).rev() {
-                assert!(visible.has_room_for(version));
-                visible.finish(version);
+                assert!(visible.has_room_for(v(version)));
+                visible.finish(v(version));
             }
-            assert_eq!(visible.load(), base + window);
+            assert_eq!(visible.load(), v(base + window));
         }
     }
 
     #[test]
     fn the_ring_bound_refuses_a_version_too_far_ahead() {
-        let visible = VisibleVersion::new(7);
-        assert!(visible.has_room_for(7 + COMMITS_IN_FLIGHT_MAX - 1));
-        assert!(!visible.has_room_for(7 + COMMITS_IN_FLIGHT_MAX));
+        let visible = VisibleVersion::new(v(7));
+        assert!(visible.has_room_for(v(7 + COMMITS_IN_FLIGHT_MAX - 1)));
+        assert!(!visible.has_room_for(v(7 + COMMITS_IN_FLIGHT_MAX)));
     }
 }

@@ -201,7 +201,7 @@ impl SnapshotRegistry {
         // the Release store below publishes.
         slot.created_ms.store(now_ms, Ordering::Relaxed);
         loop {
-            let version = at.unwrap_or_else(|| visible.load());
+            let version = at.unwrap_or_else(|| visible.load().get());
             // Release: pairs with the Acquire load in `oldest_reader`. The ordering against
             // the collector comes from the fence that follows.
             slot.version.store(version, Ordering::Release);
@@ -290,11 +290,12 @@ impl SnapshotRegistry {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::version::CommitVersion;
 
     #[test]
     fn the_collector_never_prunes_above_a_registered_reader() {
         let registry = SnapshotRegistry::new();
-        let visible = VisibleVersion::new(5);
+        let visible = VisibleVersion::new(CommitVersion::new(5));
         let reader = registry.register(&visible, None, 1).expect("registers");
         assert_eq!(reader.version(), 5);
         assert_eq!(registry.publish_horizon(9), 5);
@@ -305,7 +306,7 @@ mod tests {
     #[test]
     fn a_fixed_version_below_the_horizon_is_refused() {
         let registry = SnapshotRegistry::new();
-        let visible = VisibleVersion::new(9);
+        let visible = VisibleVersion::new(CommitVersion::new(9));
         registry.publish_horizon(6);
         assert_eq!(registry.register(&visible, Some(5), 1).unwrap_err(), TooOld { horizon: 6 });
         assert_eq!(registry.open_readers(), 0, "a refused registration leaves nothing behind");
@@ -315,7 +316,7 @@ mod tests {
     #[test]
     fn registrations_beyond_a_block_of_slots_append_blocks_and_are_still_seen() {
         let registry = SnapshotRegistry::new();
-        let visible = VisibleVersion::new(3);
+        let visible = VisibleVersion::new(CommitVersion::new(3));
         let readers: Vec<_> = (0..3 * SNAPSHOT_SLOTS + 1)
             .map(|i| registry.register(&visible, Some(3), i as u64).expect("registers"))
             .collect();
@@ -333,7 +334,7 @@ mod tests {
     #[test]
     fn the_published_horizon_is_what_the_pass_prunes_with() {
         let registry = SnapshotRegistry::new();
-        let visible = VisibleVersion::new(5);
+        let visible = VisibleVersion::new(CommitVersion::new(5));
         let reader = registry.register(&visible, None, 1).expect("registers");
         assert_eq!(registry.publish_horizon(9), 5);
         assert_eq!(

@@ -76,6 +76,7 @@ pub(crate) struct Pacing {
     pub(crate) gather_max: Duration,
     /// The longest a waiter yields its CPU before it sleeps (never longer than two writes
     /// take, either). Zero: sleep at once.
+    #[cfg_attr(loom, allow(dead_code, reason = "loom models never spin: they yield"))]
     pub(crate) wait_spin: Duration,
 }
 

@@ -34,6 +34,8 @@ use std::path::PathBuf;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::clock;
+use crate::version::CommitVersion;
+use inmem_wal::LogPosition;
 
 pub(super) const MAGIC: [u8; 8] = *b"INMEMCKP";
 pub(super) const END_MAGIC: [u8; 8] = *b"INMEMEND";
@@ -53,12 +55,12 @@ pub(crate) const IO_CHUNK_BYTES: usize = 1 << 20;
 const _: () = assert!(BLOCK_TARGET + 16 < IO_CHUNK_BYTES);
 
 /// A checkpoint's header (see the module doc).
-pub(super) fn encode_header(version: u64, replay_from: u64) -> [u8; HEADER_LEN] {
+pub(super) fn encode_header(version: CommitVersion, replay_from: LogPosition) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[0..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header[16..24].copy_from_slice(&version.to_le_bytes());
-    header[24..32].copy_from_slice(&replay_from.to_le_bytes());
+    header[16..24].copy_from_slice(&version.get().to_le_bytes());
+    header[24..32].copy_from_slice(&replay_from.get().to_le_bytes());
     header[32..40].copy_from_slice(&clock::now_ms().to_le_bytes());
     let checksum = xxh3_64(&header[0..40]);
     header[40..48].copy_from_slice(&checksum.to_le_bytes());
@@ -92,9 +94,9 @@ pub struct CheckpointInfo {
     /// The file.
     pub path: PathBuf,
     /// Its version: every commit at or below it is in it.
-    pub version: u64,
+    pub version: CommitVersion,
     /// The log position replay starts from after it.
-    pub replay_from: u64,
+    pub replay_from: LogPosition,
     /// Keys in it.
     pub keys: u64,
     /// Versions in it.

@@ -12,8 +12,9 @@ use super::format::{
 use crate::bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::record;
-use crate::version::VersionNode;
+use crate::version::{CommitVersion, VersionNode};
 use inmem_wal::io::{Io, LogFile, OpenFlags};
+use inmem_wal::LogPosition;
 
 /// What a reader does with each verified block's versions (in key order, each key's
 /// oldest first): recovery links them, inspection drops them.
@@ -79,8 +80,8 @@ pub(super) fn read_checkpoint(
     }
     Ok(CheckpointInfo {
         path: path.to_path_buf(),
-        version,
-        replay_from,
+        version: CommitVersion::new(version),
+        replay_from: LogPosition::new(replay_from),
         keys,
         versions,
         bytes: size,
@@ -111,7 +112,7 @@ fn decode_block(
             previous = version;
             let op = reader.u8().ok_or("a version cut short")?;
             let mut node = record::read_node(op, &mut reader)?;
-            node.set_version(version);
+            node.set_version(CommitVersion::new(version));
             nodes.push((Bytes::copy_from(key), node));
         }
     }

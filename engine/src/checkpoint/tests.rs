@@ -61,12 +61,17 @@ fn a_checkpoint_is_written_listed_and_read_back_through_the_given_io_alone() {
     let sim = SimIo::new();
     let checkpoints = Checkpoints::new(sim.clone(), dir.clone());
     let db = filled(300, 40);
-    let version = db.visible_version().get();
-    let written = checkpoints.write(&db.shared, version, 77).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((written.keys, written.versions, written.replay_from), (300, 900, 77));
+    let version = db.visible_version();
+    let written = checkpoints
+        .write(&db.shared, version, LogPosition::new(77))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (written.keys, written.versions, written.replay_from),
+        (300, 900, LogPosition::new(77))
+    );
     assert!(!dir.exists(), "nothing reached the real file system");
     let listed = checkpoints.list().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(listed, [(version, dir.join(file_name(version)))]);
+    assert_eq!(listed, [(version.get(), dir.join(file_name(version.get())))]);
     let bytes = contents(sim.as_ref(), &written.path);
     assert_eq!(bytes.len() as u64, written.bytes);
 
@@ -75,9 +80,9 @@ fn a_checkpoint_is_written_listed_and_read_back_through_the_given_io_alone() {
         .unwrap_or_else(|e| panic!("{e}"));
     let loaded =
         checkpoints.read(Some(&empty.shared), &written.path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((loaded.version, loaded.replay_from), (version, 77));
+    assert_eq!((loaded.version, loaded.replay_from), (version, LogPosition::new(77)));
     let again = Checkpoints::new(sim.clone(), dir.with_file_name("again"))
-        .write(&empty.shared, version, 77)
+        .write(&empty.shared, version, LogPosition::new(77))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(timeless(&contents(sim.as_ref(), &again.path)), timeless(&bytes));
 }
@@ -92,8 +97,9 @@ fn a_checkpoint_is_written_and_read_in_chunks_not_per_record() {
     let db = filled(1000, 1024);
     db.put("huge", vec![9u8; 2 << 20]).unwrap_or_else(|e| panic!("{e}"));
     db.put("huge", vec![8u8; 4 << 20]).unwrap_or_else(|e| panic!("{e}"));
-    let version = db.visible_version().get();
-    let written = checkpoints.write(&db.shared, version, 0).unwrap_or_else(|e| panic!("{e}"));
+    let version = db.visible_version();
+    let written =
+        checkpoints.write(&db.shared, version, LogPosition::ZERO).unwrap_or_else(|e| panic!("{e}"));
     let chunks = written.bytes / IO_CHUNK_BYTES as u64 + 2;
     assert!(written.bytes > 8 << 20, "{written:?}");
     let writes = faults.calls(Op::Write);
@@ -111,13 +117,15 @@ fn a_checkpoint_cut_anywhere_is_corrupt_and_names_its_file() {
     let (_root, dir) = nowhere();
     let checkpoints = Checkpoints::new(sim.clone(), dir.clone());
     let small = filled(20, 8);
-    let version = small.visible_version().get();
-    let written = checkpoints.write(&small.shared, version, 0).unwrap_or_else(|e| panic!("{e}"));
+    let version = small.visible_version();
+    let written = checkpoints
+        .write(&small.shared, version, LogPosition::ZERO)
+        .unwrap_or_else(|e| panic!("{e}"));
     let whole = contents(sim.as_ref(), &written.path);
     // Every cut of a small one; cuts around the chunk boundaries of one of 3 chunks.
     let large = filled(2600, 1024);
     let big = Checkpoints::new(sim.clone(), dir.with_file_name("large"))
-        .write(&large.shared, large.visible_version().get(), 0)
+        .write(&large.shared, large.visible_version(), LogPosition::ZERO)
         .unwrap_or_else(|e| panic!("{e}"));
     let large_whole = contents(sim.as_ref(), &big.path);
     assert!(large_whole.len() > 3 * IO_CHUNK_BYTES, "{}", large_whole.len());
@@ -146,25 +154,26 @@ fn an_unfinished_checkpoint_is_replaced_by_a_new_attempt_and_removed_at_open() {
     let (_root, dir) = nowhere();
     let checkpoints = Checkpoints::new(sim.clone(), dir.clone());
     let db = filled(10, 8);
-    let version = db.visible_version().get();
-    let temporary = dir.join(file_name(version)).with_extension("tmp");
+    let version = db.visible_version();
+    let temporary = dir.join(file_name(version.get())).with_extension("tmp");
     put_file(sim.as_ref(), &temporary, b"half a checkpoint");
-    let written = checkpoints.write(&db.shared, version, 0).unwrap_or_else(|e| panic!("{e}"));
+    let written =
+        checkpoints.write(&db.shared, version, LogPosition::ZERO).unwrap_or_else(|e| panic!("{e}"));
     checkpoints.read(None, &written.path).unwrap_or_else(|e| panic!("{e}"));
-    let other = dir.join(file_name(version + 5)).with_extension("tmp");
+    let other = dir.join(file_name(version.get() + 5)).with_extension("tmp");
     put_file(sim.as_ref(), &other, b"another");
     put_file(sim.as_ref(), &dir.join("notes.tmp"), b"not a checkpoint's");
     checkpoints.remove_unfinished().unwrap_or_else(|e| panic!("{e}"));
     let mut names = sim.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     names.sort();
-    assert_eq!(names, [file_name(version).as_str(), "notes.tmp"], "only the unfinished go");
+    assert_eq!(names, [file_name(version.get()).as_str(), "notes.tmp"], "only the unfinished go");
 }
 
 #[test]
 fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_it() {
     use inmem_wal::io::fault::{Fault, EIO, ENOSPC};
     let db = filled(50, 16);
-    let version = db.visible_version().get();
+    let version = db.visible_version();
     let cases = [
         (Fault::error(Op::Write, ENOSPC), ENOSPC, "writing a checkpoint"),
         (Fault::error(Op::Sync, EIO), EIO, "syncing a checkpoint"),
@@ -175,8 +184,8 @@ fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_
         let faults = FaultIo::new(SimIo::new());
         let checkpoints = Checkpoints::new(faults.clone(), dir.clone());
         faults.inject(fault);
-        let temporary = dir.join(file_name(version)).with_extension("tmp");
-        match checkpoints.write(&db.shared, version, 0) {
+        let temporary = dir.join(file_name(version.get())).with_extension("tmp");
+        match checkpoints.write(&db.shared, version, LogPosition::ZERO) {
             Err(Error::Io { context, path, source }) => {
                 assert_eq!((context, &path), (doing, &temporary));
                 assert_eq!(source.io_error().raw_os_error(), Some(errno), "{doing}");
@@ -187,7 +196,9 @@ fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_
         let left = faults.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
         assert!(left.is_empty(), "{doing}: {left:?} left behind");
         // The next attempt finds the directory as it was before the failed one.
-        let written = checkpoints.write(&db.shared, version, 0).unwrap_or_else(|e| panic!("{e}"));
+        let written = checkpoints
+            .write(&db.shared, version, LogPosition::ZERO)
+            .unwrap_or_else(|e| panic!("{e}"));
         let listed = faults.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(listed, [written.path.file_name().unwrap_or_default()], "{doing}");
     }
@@ -199,12 +210,12 @@ fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_
     let faults = FaultIo::new(SimIo::new());
     let checkpoints = Checkpoints::new(faults.clone(), dir.clone());
     faults.inject(Fault::error(Op::SyncDir, EIO).after(1));
-    match checkpoints.write(&db.shared, version, 0) {
+    match checkpoints.write(&db.shared, version, LogPosition::ZERO) {
         Err(Error::Io { context: "syncing the checkpoints' directory", path, .. }) => {
             assert_eq!(path, dir);
         }
         other => panic!("{other:?}"),
     }
     let left = faults.list_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(left, [file_name(version).as_str()]);
+    assert_eq!(left, [file_name(version.get()).as_str()]);
 }

@@ -13,8 +13,9 @@ use crate::index::KeyIndex;
 use crate::range_delete::Hiding;
 use crate::record;
 use crate::sync::epoch;
-use crate::version::VersionNode;
+use crate::version::{CommitVersion, VersionNode};
 use inmem_wal::io::{self as log_io, LogFile};
+use inmem_wal::LogPosition;
 
 /// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose replay starts at `replay_from`,
 /// into `file` (not synced); returns its length and what its blocks hold.
@@ -22,11 +23,12 @@ pub(super) fn fill(
     file: &dyn LogFile,
     index: &KeyIndex,
     hiding: &Hiding,
-    version: u64,
-    replay_from: u64,
+    version: CommitVersion,
+    replay_from: LogPosition,
 ) -> std::io::Result<(u64, Counts)> {
     let mut out = Output { file, pending: Vec::new(), offset: 0 };
     out.put(&encode_header(version, replay_from))?;
+    let version = version.get();
     let counts = write_entries(&mut out, index, hiding, version)?;
     out.put(&encode_footer(counts, version))?;
     let bytes = out.finish()?;

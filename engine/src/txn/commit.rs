@@ -129,13 +129,13 @@ impl Shared {
             }
             _ => self.wait_visible(version)?,
         }
-        Ok(CommitVersion::new(version))
+        Ok(version)
     }
 
     /// Hands out the next commit version, waiting (rarely, and only while commits are in
     /// flight) for room in the visible-version ring.
-    pub(crate) fn take_version(&self, state: &mut SequencerState) -> u64 {
-        let version = state.last_version + 1;
+    pub(crate) fn take_version(&self, state: &mut SequencerState) -> CommitVersion {
+        let version = state.last_version.next();
         let mut round = 0;
         while !self.visible.has_room_for(version) {
             spin_wait(round);
@@ -153,7 +153,7 @@ impl Shared {
     /// sequencer and its finish. With a write-ahead log, the lock is released here instead,
     /// the record is appended and waited for, and only then is the commit finished, in
     /// whatever order commits become durable; the visible version keeps their order.
-    pub(crate) fn finish_in_memory(&self, version: u64) {
+    pub(crate) fn finish_in_memory(&self, version: CommitVersion) {
         self.visible.finish(version);
         debug_assert_eq!(self.visible.load(), version, "finished in order under the lock");
     }
@@ -284,7 +284,7 @@ impl Shared {
         &self,
         log: &Log,
         mut record: Vec<u8>,
-        version: u64,
+        version: CommitVersion,
         durability: Durability,
     ) -> Result<()> {
         record::set_version(&mut record, version);
@@ -300,9 +300,9 @@ impl Shared {
                 .wal
                 .append_to_wait(record::COMMIT, &record)
                 .map_err(|error| failed("committing", error))?;
-            self.visible.park(version, position.get() + 1);
+            self.visible.park(version, LogPosition::new(position.get() + 1));
             log.wal.wait_durable(position).map_err(|error| failed("committing", error))?;
-            self.visible.announce(|| log.wal.durable_position().get());
+            self.visible.announce(|| log.wal.durable_position());
         } else {
             log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
             self.visible.finish(version);
