@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
-use common::model::{Span, State, Writes};
 use common::{drain_mixed, expected_mixed, open, open_quiet, owned, Entries, NO_MAINTENANCE};
 use inmem_engine::{
     Bytes, CommitVersion, Committed, Database, Error, Isolation, Limit, Limits, Options, Retention,
     RetryPolicy, TransactionOptions,
 };
+use inmem_model::{Buffer, Span, State, Write};
 
 fn limited(limits: Limits) -> Database {
     open(Options::default().limits(limits).maintenance_interval(NO_MAINTENANCE))
@@ -323,7 +323,7 @@ fn snapshot_scans_match_a_btreemap_forward_reverse_and_from_both_ends() {
     for _ in 0..400 {
         let ends = random_ends(&mut rng);
         let (start, end) = (random_bound(&mut rng), random_bound(&mut rng));
-        let span = Span::Range((start.clone(), end.clone()));
+        let span = Span::Range(start.clone(), end.clone());
         let got = drain_mixed(snapshot.range((start, end)), ends);
         assert_eq!(got, expected_mixed(&entries(&span, &model), ends), "{span:?} {ends:#x}");
 
@@ -378,7 +378,7 @@ fn long_keys_read_and_scan_like_short_ones() {
         assert_eq!(snapshot.get(key).expect("get").as_deref(), Some(value.as_slice()));
         let span = Span::Prefix(key.clone());
         assert_eq!(owned(snapshot.prefix(key)), entries(&span, &model), "prefix {}", key.len());
-        let range = Span::Range((Bound::Excluded(key.clone()), Bound::Unbounded));
+        let range = Span::Range(Bound::Excluded(key.clone()), Bound::Unbounded);
         let got = owned(snapshot.range((Bound::Excluded(key.clone()), Bound::Unbounded)).rev());
         assert!(got.into_iter().eq(entries(&range, &model).into_iter().rev()));
     }
@@ -436,33 +436,28 @@ fn transaction_scans_merge_own_writes_and_deletes() {
     let mut rng = fastrand::Rng::with_seed(11);
     let committed = populate(&db, &mut rng);
     let mut txn = db.begin();
-    let mut writes = Writes::new();
+    let mut buffer = Buffer::default();
     for _ in 0..150 {
         let key: Vec<u8> = (0..rng.usize(0..4)).map(|_| rng.u8(b'a'..=b'h')).collect();
         if rng.bool() {
             txn.delete(&key).expect("delete");
-            writes.insert(key, None);
+            buffer.writes.insert(key, Write::delete());
         } else {
             let value = vec![rng.u8(..); rng.usize(0..3)];
             txn.put(&key, &value).expect("put");
-            writes.insert(key, Some(value));
+            buffer.writes.insert(key, Write::put(value));
         }
     }
     db.put(b"zz-after-begin", b"invisible").expect("put");
     let mut seen = committed.clone();
-    for (key, write) in &writes {
-        match write {
-            Some(value) => seen.insert(key.clone(), value.clone()),
-            None => seen.remove(key),
-        };
-    }
+    buffer.apply_to(&mut seen);
     let all: Entries = seen.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(owned(txn.prefix(b"").expect("scan")), all);
     assert!(owned(txn.prefix(b"").expect("scan").rev()).into_iter().eq(all.iter().rev().cloned()));
     for _ in 0..300 {
         let ends = random_ends(&mut rng);
         let (start, end) = (random_bound(&mut rng), random_bound(&mut rng));
-        let span = Span::Range((start.clone(), end.clone()));
+        let span = Span::Range(start.clone(), end.clone());
         let got = drain_mixed(txn.range((start, end)).expect("scan"), ends);
         assert_eq!(got, expected_mixed(&entries(&span, &seen), ends), "{span:?} {ends:#x}");
         let prefix: Vec<u8> = (0..rng.usize(0..3)).map(|_| rng.u8(b'a'..=b'i')).collect();

@@ -2,8 +2,11 @@
 //! transaction's and one-shot), their purge, snapshots, time travel, scans and collection
 //! passes on an in-memory `Database`, each result checked against a model: the committed
 //! state after every version (a `BTreeMap` per version), every committed write of every key
-//! (the purge's maintenance tombstones included), every range delete and its purge, and the
-//! open transactions' buffers, range deletes and read sets.
+//! (the purge's maintenance tombstones included) and the chains they form, every range
+//! delete and its purge, and the open transactions' buffers, range deletes and read sets.
+//! The model is `inmem-model` (`tests/model/` of the root workspace), the one the property
+//! test `tests/mvcc_model.rs` checks against too; this file and `engine_model/input.rs` are
+//! the harness and its input.
 //!
 //! The input decodes (through `arbitrary`, with bounded wrappers) into a configuration
 //! (retention `KeepAll`, `KeepLast(1)` or `KeepLast(2)`; default isolation; tight or default
@@ -32,7 +35,8 @@
 //!   serializable transaction a read key or a key in a scanned range, has a user write newer
 //!   than the read version, or a range delete committed after the read version covers it;
 //!   or a scanned range overlaps such a range delete's prefix), names a key that justifies
-//!   it (for a scanned range under a range delete, its prefix), and leaves nothing visible;
+//!   it (the first such written key in key order; for a scanned range under a range delete,
+//!   its prefix), and leaves nothing visible;
 //!   the transaction's own range deletes, the purge's tombstones and one-shot range deletes
 //!   never conflict; a commit without writes or range deletes returns its read version;
 //!   every other commit returns the next version and makes exactly its writes and range
@@ -54,9 +58,9 @@
 //!   and every other key keeps at most `n` versions;
 //! - `history` lists the key's versions newest first, bounded by the snapshot, `before` and
 //!   `limit`, without the versions a range delete at or below the snapshot hides (every
-//!   version older than it), the purge's tombstones flagged `reaped`: exactly the model's
-//!   under `KeepAll`, and otherwise a subset of the model's writes that starts with the
-//!   value the snapshot reads; a retired range delete still hides what it deleted (the
+//!   version older than it), the purge's tombstones flagged `reaped`: exactly the versions
+//!   of the model's chain under `KeepAll`, and otherwise a subset of them that starts with
+//!   the value the snapshot reads; a retired range delete still hides what it deleted (the
 //!   collector cut those versions whatever `keep_last` says);
 //! - `purge_range_deletes(steps)` first retires every walked range delete whose walk ended
 //!   at or below the published horizon, then walks the oldest unwalked ones, one a step,
@@ -69,7 +73,9 @@
 //!   predicts, and change nothing;
 //! - `Stats` agree with the model: visible version, commits, conflicts, open readers, the
 //!   oldest available version and the oldest open snapshot (purge commits count as commits),
-//!   and under `KeepAll` the counts of keys, versions and bytes (a range delete adds no
+//!   the keys that have a chain (a put creates one, a delete links a tombstone only into one
+//!   that exists, a pass forgets one whose newest version is a tombstone at or below its
+//!   horizon), and under `KeepAll` the counts of versions and bytes (a range delete adds no
 //!   version and removes none: the versions it hides stay counted, and its purge's
 //!   tombstones are versions without payload bytes).
 
@@ -77,24 +83,20 @@
 
 #[path = "engine_model/input.rs"]
 mod input;
-#[path = "engine_model/model.rs"]
-mod model;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::ops::Bound;
 use std::time::Duration;
 
 use inmem_engine::{
-    Bytes, CommitVersion, Database, Error, Isolation, Limit, Snapshot, Transaction,
-    TransactionOptions, VersionRecord,
+    Bytes, CommitVersion, Database, Error, Isolation, Snapshot, Transaction, TransactionOptions,
+    VersionRecord,
 };
 use libfuzzer_sys::fuzz_target;
 
+use inmem_model::{CommittedWrite, Entries, Model, Span, TxnModel, Value, Write};
+
 use crate::input::{bulk_key, Config, Input, Interrupt, Interruption, Op, Scanner, BULK_KEYS_MAX};
-use crate::model::{
-    check_limit, CommittedWrite, Key, KeyRange, Linked, Model, PendingWrite, TxnModel, Value,
-    Verdict,
-};
 
 /// Purge steps a `PurgeRangeDeletes` operation runs at most.
 const PURGE_STEPS_MAX: u8 = 3;
@@ -112,7 +114,7 @@ fn owned(value: Option<Bytes>) -> Option<Value> {
 /// and then that both ends are exhausted.
 fn check_iteration(
     iter: impl DoubleEndedIterator<Item = (Bytes, Bytes)>,
-    expected: Vec<(Key, Value)>,
+    expected: Entries,
     pattern: u16,
     what: &str,
 ) {
@@ -122,7 +124,7 @@ fn check_iteration(
 /// As `check_iteration`, calling `before_step` before each step.
 fn check_interrupted_iteration(
     mut iter: impl DoubleEndedIterator<Item = (Bytes, Bytes)>,
-    expected: Vec<(Key, Value)>,
+    expected: Entries,
     pattern: u16,
     what: &str,
     mut before_step: impl FnMut(usize),
@@ -170,7 +172,7 @@ impl<'db> Run<'db> {
     fn new(db: &'db Database, config: &Config) -> Run<'db> {
         Run {
             db,
-            model: Model::new(config),
+            model: Model::new(&config.options()),
             txns: Default::default(),
             snapshots: Default::default(),
             step: 0,
@@ -183,12 +185,11 @@ impl<'db> Run<'db> {
             Op::Begin { slot, isolation } => self.begin(txn_slot(*slot), *isolation),
             Op::Get { slot, key } => self.txn_get(txn_slot(*slot), &key.key()),
             Op::Put { slot, key, value, ttl } => {
-                let value = PendingWrite { value: Some(value.stamped(step)), ttl: *ttl };
+                let value = Write { value: Some(value.stamped(step)), ttl: *ttl };
                 self.txn_write(txn_slot(*slot), &key.key(), value);
             }
             Op::Delete { slot, key } => {
-                let delete = PendingWrite { value: None, ttl: false };
-                self.txn_write(txn_slot(*slot), &key.key(), delete);
+                self.txn_write(txn_slot(*slot), &key.key(), Write::delete());
             }
             Op::Bulk { slot, start, count, step: stride, delete } => {
                 self.bulk(txn_slot(*slot), *start, *count, *stride, *delete);
@@ -201,12 +202,10 @@ impl<'db> Run<'db> {
             }
             Op::DbGet { key } => self.db_get(&key.key()),
             Op::DbPut { key, value, ttl } => {
-                let value = PendingWrite { value: Some(value.stamped(step)), ttl: *ttl };
+                let value = Write { value: Some(value.stamped(step)), ttl: *ttl };
                 self.db_write(&key.key(), value);
             }
-            Op::DbDelete { key } => {
-                self.db_write(&key.key(), PendingWrite { value: None, ttl: false })
-            }
+            Op::DbDelete { key } => self.db_write(&key.key(), Write::delete()),
             Op::Snapshot { slot } => self.snapshot(snapshot_slot(*slot)),
             Op::SnapshotAt { slot, version } => self.snapshot_at(snapshot_slot(*slot), *version),
             Op::DropSnapshot { slot } => self.snapshots[snapshot_slot(*slot)] = None,
@@ -256,50 +255,18 @@ impl<'db> Run<'db> {
     fn txn_get(&mut self, slot: usize, key: &[u8]) {
         let Some(open) = self.txns[slot].as_mut() else { return };
         let got = open.txn.get(key).map(owned);
-        let expected = (|| {
-            self.model.check_key(key)?;
-            let txn = &mut open.model;
-            if let Some(write) = txn.writes.get(key) {
-                return Ok(write.value.clone());
-            }
-            if txn.hides(key) {
-                // Deleted by the transaction's own range delete: nothing read.
-                return Ok(None);
-            }
-            if txn.serializable && !txn.read_keys.contains(key) {
-                let recorded = txn.read_keys.len() + txn.read_ranges.len();
-                check_limit(
-                    Limit::TransactionReads,
-                    recorded + 1,
-                    self.model.limits.transaction_reads_max,
-                )?;
-                txn.read_keys.insert(key.to_vec());
-            }
-            Ok(self.model.state(txn.read_version).get(key).cloned())
-        })();
+        let expected = self.model.txn_get(&mut open.model, key);
         assert_eq!(got, expected, "op {}: transaction get of {key:?}", self.step);
     }
 
-    fn txn_write(&mut self, slot: usize, key: &[u8], write: PendingWrite) {
+    fn txn_write(&mut self, slot: usize, key: &[u8], write: Write) {
         let Some(open) = self.txns[slot].as_mut() else { return };
         let got = match (&write.value, write.ttl) {
             (Some(value), false) => open.txn.put(key, value),
             (Some(value), true) => open.txn.put_with_ttl(key, value, TTL),
             (None, _) => open.txn.delete(key),
         };
-        let expected = (|| {
-            self.model.check_key(key)?;
-            if let Some(value) = &write.value {
-                self.model.check_value(value)?;
-            }
-            let txn = &mut open.model;
-            if !txn.writes.contains_key(key) {
-                let max = self.model.limits.transaction_writes_max;
-                check_limit(Limit::TransactionWrites, txn.write_count() + 1, max)?;
-            }
-            txn.writes.insert(key.to_vec(), write);
-            Ok(())
-        })();
+        let expected = self.model.txn_write(&mut open.model, key, write);
         assert_eq!(got, expected, "op {}: transaction write of {key:?}", self.step);
         assert_eq!(open.txn.write_count(), open.model.write_count(), "op {}", self.step);
     }
@@ -307,10 +274,7 @@ impl<'db> Run<'db> {
     fn txn_delete_prefix(&mut self, slot: usize, prefix: &[u8]) {
         let Some(open) = self.txns[slot].as_mut() else { return };
         let got = open.txn.delete_prefix(prefix);
-        let expected = (|| {
-            self.model.check_key(prefix)?;
-            open.model.delete_prefix(prefix, self.model.limits.transaction_writes_max)
-        })();
+        let expected = self.model.txn_delete_prefix(&mut open.model, prefix);
         let step = self.step;
         assert_eq!(got, expected, "op {step}: transaction range delete of {prefix:?}");
         assert_eq!(open.txn.write_count(), open.model.write_count(), "op {step}: write count");
@@ -320,54 +284,31 @@ impl<'db> Run<'db> {
         for i in 0..count % (BULK_KEYS_MAX + 1) {
             let key = bulk_key(start.wrapping_add(i.wrapping_mul(stride % 4 + 1)));
             let value = (!delete).then(|| vec![self.step as u8, i]);
-            self.txn_write(slot, &key, PendingWrite { value, ttl: false });
+            self.txn_write(slot, &key, Write { value, ttl: false });
         }
     }
 
     fn commit(&mut self, slot: usize) {
         let Some(OpenTxn { txn, model }) = self.txns[slot].take() else { return };
-        let verdict = self.model.verdict(&model);
         let visible = self.model.visible();
         let step = self.step;
-        match (txn.commit(), verdict) {
-            (Ok(version), Verdict::Empty) => {
-                assert_eq!(version.get(), model.read_version, "op {step}: empty commit");
-            }
-            (Ok(version), Verdict::Commits | Verdict::MayConflict(_)) => {
-                let expected = self.model.apply(&model.prefixes, &model.writes);
-                assert_eq!(version.get(), expected, "op {step}: commit version");
-            }
-            (
-                Err(Error::Conflict { key }),
-                Verdict::Conflicts(keys) | Verdict::MayConflict(keys),
-            ) => {
-                assert!(
-                    keys.contains(key.as_slice()),
-                    "op {step}: conflict on {key:?}, expected one of {keys:?}"
-                );
-                assert_eq!(
-                    self.db.visible_version().get(),
-                    visible,
-                    "op {step}: a conflict publishes nothing"
-                );
-                self.model.conflicts += 1;
-            }
-            (got, verdict) => {
-                panic!("op {step}: commit returned {got:?}, the model says {verdict:?} ({model:?})")
-            }
+        let outcome = txn.commit();
+        if let Err(mismatch) = self.model.check_commit(&model, &outcome) {
+            panic!("op {step}: {mismatch}");
+        }
+        if let Err(Error::Conflict { .. }) = outcome {
+            let now = self.db.visible_version().get();
+            assert_eq!(now, visible, "op {step}: a conflict publishes nothing");
         }
     }
 
     fn db_get(&mut self, key: &[u8]) {
         let got = self.db.get(key).map(owned);
-        let expected = self
-            .model
-            .check_key(key)
-            .map(|()| self.model.state(self.model.visible()).get(key).cloned());
+        let expected = self.model.get(self.model.visible(), key);
         assert_eq!(got, expected, "op {}: database get of {key:?}", self.step);
     }
 
-    fn db_write(&mut self, key: &[u8], write: PendingWrite) {
+    fn db_write(&mut self, key: &[u8], write: Write) {
         one_shot_write(self.db, &mut self.model, key, write, self.step);
     }
 
@@ -382,14 +323,7 @@ impl<'db> Run<'db> {
         let version = u64::from(version) % (visible + 2);
         let requested = CommitVersion::new(version);
         let got = self.db.snapshot_at(requested);
-        let expected = if version > visible {
-            Err(Error::VersionNotVisible { requested, visible: CommitVersion::new(visible) })
-        } else if version < self.model.oldest_available {
-            let oldest_available = CommitVersion::new(self.model.oldest_available);
-            Err(Error::SnapshotTooOld { requested, oldest_available })
-        } else {
-            Ok(requested)
-        };
+        let expected = self.model.snapshot_at(version);
         let step = self.step;
         assert_eq!(
             got.as_ref().map(Snapshot::version),
@@ -398,7 +332,7 @@ impl<'db> Run<'db> {
         );
         if let Ok(snapshot) = got {
             // Read every key at once: time travel must see the whole state at `version`.
-            let all = KeyRange::Bounds(Bound::Unbounded, Bound::Unbounded);
+            let all = Span::Range(Bound::Unbounded, Bound::Unbounded);
             let expected = self.model.scan(version, None, &all);
             check_iteration(snapshot.range::<&[u8]>(..), expected, 0, "snapshot_at full scan");
             self.snapshots[slot] = Some(snapshot);
@@ -409,21 +343,20 @@ impl<'db> Run<'db> {
         let Some(snapshot) = self.snapshots[slot].as_ref() else { return };
         let version = snapshot.version().get();
         let got = snapshot.get(key).map(owned);
-        let expected =
-            self.model.check_key(key).map(|()| self.model.state(version).get(key).cloned());
+        let expected = self.model.get(version, key);
         assert_eq!(got, expected, "op {}: snapshot get of {key:?} at {version}", self.step);
     }
 
     fn scan(
         &mut self,
         scanner: Scanner,
-        range: &KeyRange,
+        range: &Span,
         pattern: u16,
         interruption: Option<Interruption>,
     ) {
         let what = format!("op {}: scan of {range:?} by {scanner:?}", self.step);
         // The scan's own reader is already registered (or, fresh, no older than any other).
-        let oldest_reader = self.oldest_reader().unwrap_or(self.model.visible());
+        let oldest_reader = Some(self.oldest_reader().unwrap_or(self.model.visible()));
         let (db, step) = (self.db, self.step);
         let model = &mut self.model;
         let interrupt = |model: &mut Model, at: usize| match interruption {
@@ -478,28 +411,15 @@ impl<'db> Run<'db> {
             return;
         }
         let Ok(records) = got else { panic!("{what}: {got:?}") };
-        let below = before.unwrap_or(u64::MAX);
-        // Versions a range delete at or below the snapshot hides are no part of its history,
-        // pending or retired (under `KeepAll` none ever retires: the published horizon stays
-        // 0; otherwise the pass that lets one retire cut what it hid, whatever `keep_last`).
-        let hidden_below = self.model.hidden_below(key, at, true);
-        let writes: Vec<&CommittedWrite> = self
-            .model
-            .writes
-            .get(key)
-            .into_iter()
-            .flatten()
-            .rev()
-            .filter(|w| w.version <= at && w.version < below && w.linked != Linked::No)
-            .filter(|w| w.version >= hidden_below)
-            .collect();
-        check_history(&records, &writes, limit, self.model.keep_all, below > at, &what);
+        let writes = self.model.history(key, at, before);
+        let reads_newest = before.is_none_or(|before| before > at);
+        check_history(&records, &writes, limit, self.model.keep_all(), reads_newest, &what);
     }
 
     fn collect_garbage(&mut self) {
         let oldest_reader = self.oldest_reader();
-        collect(self.db, &mut self.model, oldest_reader.unwrap_or(u64::MAX), self.step);
-        if !self.model.keep_all && oldest_reader.is_none() {
+        collect(self.db, &mut self.model, oldest_reader, self.step);
+        if !self.model.keep_all() && oldest_reader.is_none() {
             self.check_forgotten();
         }
     }
@@ -510,20 +430,20 @@ impl<'db> Run<'db> {
     /// most `n` versions.
     fn check_forgotten(&self) {
         let latest = self.model.state(self.model.visible());
-        for key in self.model.writes.keys() {
+        for key in self.model.written_keys() {
             let what = format!("op {}: after an unobstructed collection, {key:?}", self.step);
             let Ok(history) = self.db.history(key, usize::MAX, None) else {
                 panic!("{what}: a written key fits the key limit");
             };
             if latest.contains_key(key) {
                 assert!(!history.is_empty(), "{what}: a live key lost its versions");
-                assert!(history.len() <= self.model.keep_last, "{what}: keeps {history:?}");
+                assert!(history.len() <= self.model.keep_last(), "{what}: keeps {history:?}");
             } else {
                 assert!(history.is_empty(), "{what}: deleted, but not forgotten: {history:?}");
             }
         }
         let step = self.step;
-        let keys = self.model.keys_with_a_live_head() as u64;
+        let keys = self.model.keys_with_a_live_head();
         assert_eq!(self.db.stats().keys, keys, "op {step}: keys after collection");
     }
 
@@ -539,12 +459,12 @@ impl<'db> Run<'db> {
         let step = self.step;
         assert_eq!(stats.visible_version.get(), model.visible(), "op {step}: visible version");
         assert_eq!(stats.commits, model.visible(), "op {step}: every commit takes a version");
-        assert_eq!(stats.conflicts, model.conflicts, "op {step}: conflicts");
+        assert_eq!(stats.conflicts, model.conflicts(), "op {step}: conflicts");
         let readers = self.snapshots.iter().flatten().count() + self.txns.iter().flatten().count();
         assert_eq!(stats.open_snapshots, readers as u64, "op {step}: open readers");
         assert_eq!(
             stats.oldest_available.get(),
-            model.oldest_available,
+            model.oldest_available(),
             "op {step}: oldest available"
         );
         let oldest = stats.oldest_snapshot.map(|oldest| oldest.version.get());
@@ -560,43 +480,29 @@ impl<'db> Run<'db> {
             .map(|r| (r.prefix.clone(), r.version, r.purged, r.walked_at.is_some()))
             .collect();
         assert_eq!(pending, expected, "op {step}: pending range deletes");
-        if model.keep_all {
-            let linked = model.writes.values().flatten().filter(|w| w.linked == Linked::Yes);
-            let versions = linked.clone().count() as u64;
-            let value_bytes: usize = linked.filter_map(|w| w.value.as_ref()).map(Vec::len).sum();
-            let key_bytes: usize = model.chains.keys().map(Vec::len).sum();
-            assert_eq!(stats.keys, model.chains.len() as u64, "op {step}: keys");
-            assert_eq!(stats.live_versions, versions, "op {step}: versions");
-            assert_eq!(stats.live_bytes, (key_bytes + value_bytes) as u64, "op {step}: bytes");
+        assert_eq!(stats.keys, model.chain_count(), "op {step}: keys");
+        if model.keep_all() {
+            assert_eq!(stats.live_versions, model.linked_versions(), "op {step}: versions");
+            assert_eq!(stats.live_bytes, model.linked_bytes(), "op {step}: bytes");
         }
     }
 }
 
 /// A one-shot write, checked against the model.
-fn one_shot_write(db: &Database, model: &mut Model, key: &[u8], write: PendingWrite, step: usize) {
+fn one_shot_write(db: &Database, model: &mut Model, key: &[u8], write: Write, step: usize) {
     let got = match (&write.value, write.ttl) {
         (Some(value), false) => db.put(key, value),
         (Some(value), true) => db.put_with_ttl(key, value, TTL),
         (None, _) => db.delete(key),
     };
-    let expected = (|| {
-        model.check_key(key)?;
-        if let Some(value) = &write.value {
-            model.check_value(value)?;
-        }
-        let writes = BTreeMap::from([(key.to_vec(), write)]);
-        Ok(CommitVersion::new(model.apply(&BTreeSet::new(), &writes)))
-    })();
+    let expected = model.one_shot(key, write).map(CommitVersion::new);
     assert_eq!(got, expected, "op {step}: one-shot write of {key:?}");
 }
 
 /// A one-shot range delete, checked against the model: blind, it always commits.
 fn one_shot_delete_prefix(db: &Database, model: &mut Model, prefix: &[u8], step: usize) {
     let got = db.delete_prefix(prefix);
-    let expected = model.check_key(prefix).map(|()| {
-        let prefixes = BTreeSet::from([prefix.to_vec()]);
-        CommitVersion::new(model.apply(&prefixes, &BTreeMap::new()))
-    });
+    let expected = model.one_shot_delete_prefix(prefix).map(CommitVersion::new);
     assert_eq!(got, expected, "op {step}: one-shot range delete of {prefix:?}");
 }
 
@@ -608,23 +514,28 @@ fn purge(db: &Database, model: &mut Model, steps: usize, step: usize) {
 }
 
 /// A collection pass, checked against the model, with `oldest_reader` the version of the
-/// oldest open reader (`u64::MAX` if none).
-fn collect(db: &Database, model: &mut Model, oldest_reader: u64, step: usize) {
-    let candidate = if model.keep_all { 0 } else { model.visible() };
-    let effective = candidate.min(oldest_reader);
+/// oldest open reader, if any.
+fn collect(db: &Database, model: &mut Model, oldest_reader: Option<u64>, step: usize) {
+    let effective = model.collection_horizon(oldest_reader);
     let report = db.collect_garbage();
     assert_eq!(report.horizon.get(), effective, "op {step}: collection horizon");
     model.collect(effective);
 }
 
 /// Runs `action` in the middle of a scan.
-fn interrupt(db: &Database, model: &mut Model, action: Interrupt, oldest_reader: u64, step: usize) {
+fn interrupt(
+    db: &Database,
+    model: &mut Model,
+    action: Interrupt,
+    oldest_reader: Option<u64>,
+    step: usize,
+) {
     let value = |key: &[u8]| {
         let mut value = vec![0x80 | step as u8];
         value.extend_from_slice(key);
-        PendingWrite { value: Some(value), ttl: false }
+        Write::put(value)
     };
-    let delete = PendingWrite { value: None, ttl: false };
+    let delete = Write::delete();
     match action {
         Interrupt::Put(key) => one_shot_write(db, model, &key.key(), value(&key.key()), step),
         Interrupt::Delete(key) => one_shot_write(db, model, &key.key(), delete, step),
@@ -644,24 +555,15 @@ fn interrupt(db: &Database, model: &mut Model, action: Interrupt, oldest_reader:
 fn txn_scan(
     open: &mut OpenTxn<'_>,
     model: &mut Model,
-    range: &KeyRange,
+    range: &Span,
     pattern: u16,
     what: &str,
     mut before_step: impl FnMut(&mut Model, usize),
 ) {
-    let expected = (|| {
-        let txn = &mut open.model;
-        if txn.serializable {
-            let recorded = txn.read_keys.len() + txn.read_ranges.len();
-            let max = model.limits.transaction_reads_max;
-            check_limit(Limit::TransactionReads, recorded + 1, max)?;
-            txn.read_ranges.push(range.clone());
-        }
-        Ok(model.scan(txn.read_version, Some(txn), range))
-    })();
+    let expected = model.txn_scan(&mut open.model, range);
     let iter = match range {
-        KeyRange::Prefix(prefix) => open.txn.prefix(prefix),
-        KeyRange::Bounds(start, end) => open.txn.range((start.clone(), end.clone())),
+        Span::Prefix(prefix) => open.txn.prefix(prefix),
+        Span::Range(start, end) => open.txn.range((start.clone(), end.clone())),
     };
     match (iter, expected) {
         (Ok(iter), Ok(expected)) => {
@@ -672,15 +574,15 @@ fn txn_scan(
     }
 }
 
-fn snapshot_scan<'s>(snapshot: &'s Snapshot<'_>, range: &KeyRange) -> inmem_engine::Iter<'s> {
+fn snapshot_scan<'s>(snapshot: &'s Snapshot<'_>, range: &Span) -> inmem_engine::Iter<'s> {
     match range {
-        KeyRange::Prefix(prefix) => snapshot.prefix(prefix),
-        KeyRange::Bounds(start, end) => snapshot.range((start.clone(), end.clone())),
+        Span::Prefix(prefix) => snapshot.prefix(prefix),
+        Span::Range(start, end) => snapshot.range((start.clone(), end.clone())),
     }
 }
 
-/// `writes` are the model's candidates, newest first: the key's writes the snapshot can
-/// see, below `before`, except deletes the model knows were not linked.
+/// `writes` are the model's candidates ([`Model::history`]), newest first: the versions of
+/// the key's chain the snapshot can see, below `before`, that no range delete hides.
 fn check_history(
     records: &[VersionRecord],
     writes: &[&CommittedWrite],

@@ -4,8 +4,6 @@
 
 #![allow(dead_code, clippy::expect_used)]
 
-pub mod model;
-
 use std::time::{Duration, Instant};
 
 use inmem_engine::{Bytes, CommitVersion, Database, Options};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use inmem_engine::{Isolation, Limits, Options, Retention};
 
-use crate::model::{Key, KeyRange, Value};
+use inmem_model::{Key, Span, Value};
 
 /// Operations per input, at most.
 pub(crate) const OPS_MAX: usize = 64;
@@ -194,12 +194,12 @@ pub(crate) enum RangeChoice {
 }
 
 impl RangeChoice {
-    pub(crate) fn range(self) -> KeyRange {
+    pub(crate) fn range(self) -> Span {
         match self {
             RangeChoice::Prefix(prefix) => {
-                KeyRange::Prefix(PREFIXES[usize::from(prefix) % PREFIXES.len()].to_vec())
+                Span::Prefix(PREFIXES[usize::from(prefix) % PREFIXES.len()].to_vec())
             }
-            RangeChoice::Bounds(start, end) => KeyRange::Bounds(start.bound(), end.bound()),
+            RangeChoice::Bounds(start, end) => Span::Range(start.bound(), end.bound()),
         }
     }
 }
