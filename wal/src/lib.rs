@@ -68,6 +68,7 @@ pub use log::{Survey, Wal};
 pub use options::{Durability, RecoveryMode, WalOptions};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TailCut, DROPPED_SUFFIX, SALVAGE_INFIX};
+pub use segments::SPARE_FILE;
 pub use stats::WalStats;
 
 /// A position in the log: the byte offset of a frame from the start of the log, across all

@@ -313,6 +313,7 @@ impl Wal {
                 writer.close_trailer(self.group.end());
             }
         }
+        self.segments.remove_spare();
     }
 }
 

@@ -37,7 +37,7 @@ use crate::format::{
 use crate::io::{write_all_durably, write_zeros, Io, OpenFlags};
 use crate::options::{RecoveryMode, WalOptions};
 use crate::reader::SegmentBytes;
-use crate::segments::{SegmentMeta, UNFINISHED_SUFFIX};
+use crate::segments::{SegmentMeta, SPARE_FILE, UNFINISHED_SUFFIX};
 use crate::LogPosition;
 
 /// The suffix of a segment set aside by `PointInTime`.
@@ -69,8 +69,14 @@ pub struct RecoveryReport {
     /// Segments set aside (renamed with a `.dropped` suffix) by `PointInTime`.
     pub dropped: Vec<PathBuf>,
     /// Unfinished segment files (`.tmp`, from a crash while creating one: a header and
-    /// zeroes) removed. One holding anything more is set aside instead (`dropped`).
+    /// zeroes) removed. One holding anything more is set aside instead (`dropped`). A
+    /// spare segment file that holds a header (a crash in the middle of a rotation) counts
+    /// as one.
     pub removed_unfinished: Vec<PathBuf>,
+    /// The spare segment file ([`crate::SPARE_FILE`], made ahead of a rotation), removed
+    /// because it held only zeroes: nothing of the log, so not a finding ([`Self::is_clean`]
+    /// does not count it).
+    pub removed_spare: Option<PathBuf>,
     /// Anomalies that lose nothing: damage wholly below the checkpointed position (left
     /// in place), and, under `PointInTime`, a missing seal before an empty newest segment.
     pub covered: Vec<Error>,
@@ -132,6 +138,8 @@ pub(crate) struct Plan {
 #[derive(Debug)]
 enum Action {
     RemoveUnfinished(PathBuf),
+    /// Remove the spare segment file, all zeroes.
+    RemoveSpare(PathBuf),
     /// Copy `[from, to)` of `segment` to a salvage file, durably, then zero it durably.
     Cut(TailCut),
     /// Rename a segment aside (`<path>.dropped`, or with a number after it if taken).
@@ -194,6 +202,9 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
             survey.actions.push(Action::RemoveUnfinished(path.clone()));
             removed.push(path.clone());
         }
+    }
+    if let Some(path) = listed.spare {
+        survey.actions.push(Action::RemoveSpare(path));
     }
     let mut end: Option<LogPosition> = None;
     let named = &listed.segments;
@@ -306,6 +317,10 @@ pub(crate) fn apply(io: &dyn Io, dir: &Path, plan: Plan) -> Result<Plan> {
                 io.remove(path).map_err(|e| Error::io("remove unfinished segment", path, e))?;
                 changed_dir = true;
             }
+            Action::RemoveSpare(path) => {
+                io.remove(path).map_err(|e| Error::io("remove the spare segment", path, e))?;
+                changed_dir = true;
+            }
             Action::Cut(cut) => {
                 let to = cut.offset + cut.bytes;
                 salvage_and_zero(io, dir, &cut.path, cut.offset, to, &cut.salvage)?;
@@ -406,6 +421,8 @@ struct Listed {
     segments: Vec<(LogPosition, PathBuf)>,
     /// The unfinished ones (`.tmp`).
     unfinished: Vec<PathBuf>,
+    /// The spare segment file, if there is one holding only zeroes.
+    spare: Option<PathBuf>,
     /// Every name in it: salvage and set-aside names are chosen among those not taken.
     names: BTreeSet<OsString>,
 }
@@ -420,19 +437,32 @@ fn holds_more_than_a_header(io: &dyn Io, path: &Path) -> Result<bool> {
     Ok(nonzero_span(&mut bytes, SEGMENT_HEADER_LEN, len, path)?.is_some())
 }
 
-/// The segment files of `dir`.
+/// Whether the file at `path` holds any non-zero byte.
+fn holds_anything(io: &dyn Io, path: &Path) -> Result<bool> {
+    let mut bytes = SegmentBytes::open(io, path)?;
+    let len = bytes.len(path)?;
+    Ok(nonzero_span(&mut bytes, 0, len, path)?.is_some())
+}
+
+/// The segment files of `dir`, and its spare segment file, checked.
 fn list_segments(io: &dyn Io, dir: &Path) -> Result<Listed> {
     let names = match io.list_dir(dir) {
         Ok(names) => names,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(Error::io("list log directory", dir, error)),
     };
-    let mut listed =
-        Listed { segments: Vec::new(), unfinished: Vec::new(), names: BTreeSet::new() };
+    let mut listed = Listed {
+        segments: Vec::new(),
+        unfinished: Vec::new(),
+        spare: None,
+        names: BTreeSet::new(),
+    };
     for name in names {
         if let Some(text) = name.to_str() {
             let path = dir.join(text);
-            if let Some(segment) = text.strip_suffix(UNFINISHED_SUFFIX) {
+            if text == SPARE_FILE {
+                listed.spare = Some(path);
+            } else if let Some(segment) = text.strip_suffix(UNFINISHED_SUFFIX) {
                 if parse_segment_file_name(segment).is_some() {
                     listed.unfinished.push(path);
                 }
@@ -441,6 +471,15 @@ fn list_segments(io: &dyn Io, dir: &Path) -> Result<Listed> {
             }
         }
         listed.names.insert(name);
+    }
+    if let Some(path) = listed.spare.take() {
+        if holds_anything(io, &path)? {
+            // Renamed into place only after its header is written: a spare with a header
+            // is a rotation a crash interrupted, an unfinished segment.
+            listed.unfinished.push(path);
+        } else {
+            listed.spare = Some(path);
+        }
     }
     listed.segments.sort();
     listed.unfinished.sort();
@@ -851,6 +890,7 @@ impl Survey<'_> {
             cut: None,
             dropped: Vec::new(),
             removed_unfinished: unfinished,
+            removed_spare: None,
             covered: self.covered,
             stopped_at: self.stop,
             successor_created: self.sealed,
@@ -860,6 +900,7 @@ impl Survey<'_> {
             match action {
                 Action::Cut(cut) => report.cut = Some(cut.clone()),
                 Action::SetAside { to, .. } => report.dropped.push(to.clone()),
+                Action::RemoveSpare(path) => report.removed_spare = Some(path.clone()),
                 Action::RemoveUnfinished(_) | Action::Extend { .. } | Action::Seal { .. } => {}
             }
         }

@@ -17,6 +17,9 @@ pub struct WalStats {
     pub fsyncs: u64,
     /// Segments created.
     pub segments_created: u64,
+    /// Of those, segments made from a spare prepared ahead (`segments.rs`), so that the
+    /// rotation wrote only a header.
+    pub segments_from_spare: u64,
 }
 
 /// The live counters of [`WalStats`], bumped `Relaxed`: each is a tally, ordering nothing.
@@ -27,6 +30,7 @@ pub(crate) struct Counters {
     batches: AtomicU64,
     fsyncs: AtomicU64,
     segments_created: AtomicU64,
+    segments_from_spare: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +55,11 @@ impl Counters {
         self.segments_created.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A segment made from the spare.
+    pub(crate) fn spare_used(&self) {
+        self.segments_from_spare.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts now.
     pub(crate) fn snapshot(&self) -> WalStats {
         WalStats {
@@ -59,6 +68,7 @@ impl Counters {
             batches: self.batches.load(Ordering::Relaxed),
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
             segments_created: self.segments_created.load(Ordering::Relaxed),
+            segments_from_spare: self.segments_from_spare.load(Ordering::Relaxed),
         }
     }
 }

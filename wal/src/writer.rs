@@ -7,7 +7,9 @@
 //! the part before it is written and synced, a new segment is created (header durable,
 //! directory synced), the old one is sealed (a seal trailer, synced), and the rest goes
 //! there: a segment's frames always end where the next segment begins, and a sealed
-//! segment always has a successor.
+//! segment always has a successor. Once the open segment is half full, the writer asks for
+//! a spare segment to be made ahead (`segments.rs`), so that the rotation writes a header
+//! rather than a whole preallocated segment while appenders wait.
 //!
 //! Every frame is stamped with the end of what was durable when its batch was written
 //! (`format.rs`, "What a frame proves"), so recovery can tell a torn write from damage to
@@ -42,6 +44,8 @@ pub(crate) struct Writer {
     durable: LogPosition,
     /// The end of the furthest write attempted into the current segment (a file offset).
     attempted: u64,
+    /// Whether the spare for the next rotation was asked for during this segment.
+    spare_asked: bool,
 }
 
 impl Worker for Writer {
@@ -72,7 +76,8 @@ impl Writer {
         segment: SegmentHeader,
         durable: LogPosition,
     ) -> Writer {
-        let mut writer = Writer { segments, file, segment, durable, attempted: 0 };
+        let mut writer =
+            Writer { segments, file, segment, durable, attempted: 0, spare_asked: false };
         writer.attempted = writer.offset_of(durable.max(segment.first_position));
         writer
     }
@@ -119,6 +124,10 @@ impl Writer {
         }
         self.write_slice(&batch.bytes[from..], batch_position(&batch, from), sync)?;
         self.segments.stats.batch();
+        if !self.spare_asked && self.attempted > self.segment.size / 2 {
+            self.spare_asked = true;
+            self.segments.prepare_spare();
+        }
         Ok(Done { written: end, durable: sync.then_some(end), buffer: Some(batch.bytes) })
     }
 
@@ -181,7 +190,7 @@ impl Writer {
         if first.checked_add(header.capacity()).is_none() {
             return Err(Error::Exhausted { what: "positions" });
         }
-        let (meta, file) = self.segments.create(header)?;
+        let (meta, file) = self.segments.create_from_spare(header)?;
         // Sealed only once the successor is durable, and before anything is written to it.
         self.write_trailer(Trailer::Seal, first)?;
         self.segments.add(meta);
@@ -189,6 +198,7 @@ impl Writer {
         self.file = file;
         self.segment = header;
         self.attempted = SEGMENT_HEADER_LEN;
+        self.spare_asked = false;
         Ok(())
     }
 

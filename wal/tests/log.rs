@@ -266,12 +266,50 @@ fn a_single_short_write_is_retried_and_the_commit_succeeds() {
 #[test]
 fn a_failure_creating_the_next_segment_fails_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _faults) = faulty(dir.path(), Fault::error(Op::Preallocate, ENOSPC));
+    // No file can be created any more: not the spare ahead, nor the segment at rotation.
+    let (wal, _faults) = faulty(dir.path(), Fault::error(Op::Create, ENOSPC).sticky());
     let outcome: Result<Vec<LogPosition>, Error> =
         (0..400).map(|index| wal.append_sync(FrameKind::RECORD, &payload(2, index))).collect();
     let error = outcome.unwrap_err();
     assert_eq!(error.raw_os_error(), Some(ENOSPC), "{error}");
     assert!(matches!(wal.append(FrameKind::RECORD, b"x"), Err(Error::Failed { .. })));
+}
+
+#[test]
+fn a_spare_that_cannot_be_made_ahead_leaves_the_rotation_to_create_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // One failure: the spare's creation, the first after the injection.
+    let (wal, faults) = faulty(dir.path(), Fault::error(Op::Create, ENOSPC));
+    let written: Vec<Vec<u8>> = (0..400).map(|index| payload(2, index)).collect();
+    for record in &written {
+        wal.append_sync(FrameKind::RECORD, record).expect("append");
+    }
+    assert_eq!(faults.fired(Op::Create), 1);
+    let stats = wal.stats();
+    assert!(stats.segments_created > stats.segments_from_spare, "{stats:?}");
+    let read: Vec<Vec<u8>> = read_all(&wal).into_iter().map(|record| record.payload).collect();
+    assert_eq!(read, written);
+    wal.close().expect("close");
+}
+
+#[test]
+fn rotations_take_the_spare_made_ahead_and_a_clean_close_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let written: Vec<Vec<u8>> = (0..400).map(|index| payload(1, index)).collect();
+    for record in &written {
+        wal.append_sync(FrameKind::RECORD, record).expect("append");
+    }
+    let stats = wal.stats();
+    assert!(stats.segments_created >= 2, "{stats:?}");
+    assert_eq!(stats.segments_from_spare, stats.segments_created, "every rotation had its spare");
+    wal.close().expect("close");
+    assert!(!dir.path().join(inmem_wal::SPARE_FILE).exists(), "a clean close removes it");
+    let reopened = Wal::open(dir.path(), small()).expect("reopen");
+    assert!(reopened.recovery_report().is_clean(), "{:?}", reopened.recovery_report());
+    assert_eq!(reopened.recovery_report().removed_spare, None);
+    let read: Vec<Vec<u8>> = read_all(&reopened).into_iter().map(|record| record.payload).collect();
+    assert_eq!(read, written);
 }
 
 #[test]

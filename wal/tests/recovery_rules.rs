@@ -828,3 +828,60 @@ fn an_unfinished_segment_holding_more_than_a_header_is_set_aside_not_removed() {
     assert_eq!(std::fs::read(&aside).unwrap(), bytes, "kept byte for byte");
     assert_eq!(read_all(&wal), payloads(0..5));
 }
+
+/// A spare segment file (made ahead of a rotation) holding `bytes`, beside a closed log of
+/// five records.
+fn log_with_spare(dir: &Path, bytes: &[u8]) -> PathBuf {
+    write_log(dir, &small(), 5);
+    let spare = dir.join(inmem_wal::SPARE_FILE);
+    std::fs::write(&spare, bytes).unwrap();
+    spare
+}
+
+#[test]
+fn a_spare_segment_of_zeroes_is_removed_by_every_mode_and_is_no_finding() {
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let spare = log_with_spare(dir.path(), &[0u8; 8192]);
+        let verified = Wal::verify(dir.path(), &small().recovery(mode)).expect("verify");
+        assert_eq!(verified.removed_spare.as_ref(), Some(&spare), "{mode}");
+        assert!(spare.exists(), "{mode}: verify changes nothing");
+        let wal = Wal::open(dir.path(), small().recovery(mode)).expect("open");
+        let report = wal.recovery_report();
+        assert_eq!(report.removed_spare.as_ref(), Some(&spare), "{mode}");
+        assert!(report.is_clean(), "{mode}: a spare of zeroes holds nothing of the log");
+        assert!(!spare.exists(), "{mode}");
+        assert_eq!(read_all(&wal), payloads(0..5), "{mode}");
+    }
+}
+
+#[test]
+fn a_spare_segment_holding_a_header_is_an_unfinished_segment() {
+    // A crash between a rotation's header write and its rename.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0u8; 8192];
+    bytes[..SEGMENT_HEADER_LEN as usize].fill(0x11);
+    let spare = log_with_spare(dir.path(), &bytes);
+    refused_unchanged(dir.path(), &small().recovery(RecoveryMode::Strict));
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let report = wal.recovery_report();
+    assert_eq!(report.removed_unfinished, std::slice::from_ref(&spare));
+    assert_eq!(report.removed_spare, None);
+    assert!(!spare.exists());
+    assert_eq!(read_all(&wal), payloads(0..5));
+}
+
+#[test]
+fn a_spare_segment_holding_more_than_a_header_is_set_aside_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0u8; 8192];
+    bytes[6000] = 7;
+    let spare = log_with_spare(dir.path(), &bytes);
+    refused_unchanged(dir.path(), &small().recovery(RecoveryMode::Strict));
+    let wal = Wal::open(dir.path(), small()).expect("open");
+    let mut aside = spare.clone().into_os_string();
+    aside.push(inmem_wal::DROPPED_SUFFIX);
+    assert_eq!(wal.recovery_report().dropped, [PathBuf::from(&aside)]);
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "kept byte for byte");
+    assert_eq!(read_all(&wal), payloads(0..5));
+}
