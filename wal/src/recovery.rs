@@ -1067,6 +1067,10 @@ fn nonzero_span(
         if chunk.is_empty() {
             break;
         }
+        if all_zero(chunk) {
+            at += chunk.len() as u64;
+            continue;
+        }
         if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
             let first = chunk.iter().position(|&b| b != 0).map_or(last, |first| first);
             let start = span.map_or(at + first as u64, |(start, _)| start);
@@ -1075,6 +1079,14 @@ fn nonzero_span(
         at += chunk.len() as u64;
     }
     Ok(span)
+}
+
+/// Whether every byte of `bytes` is zero. Most of what recovery reads is the zeroes
+/// preallocated after the newest segment's records: an OR over all of it, with no early
+/// exit, compiles to wide vector instructions, several times faster than looking for the
+/// first non-zero byte one byte at a time.
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, &byte| acc | byte) == 0
 }
 
 /// The highest `synced` stamp of any frame (or trailer) that validates where it sits, at
