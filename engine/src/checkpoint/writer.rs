@@ -17,6 +17,13 @@ use crate::version::{CommitVersion, VersionNode};
 use inmem_wal::io::{self as log_io, LogFile};
 use inmem_wal::LogPosition;
 
+/// Bytes a checkpoint writes between two syncs of its file. A sync of the log may have to
+/// wait for other files' dirty data to reach the disk (ext4 in `data=ordered` mode writes
+/// back data before the journal commit that the log's fdatasync waits for), so a
+/// checkpoint that left its whole file dirty until the end would stall every commit
+/// synced meanwhile; synced as it goes, it leaves at most this much for them to wait on.
+pub(super) const SYNC_EVERY_BYTES: u64 = 1 << 20;
+
 /// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose replay starts at `replay_from`,
 /// into `file` (not synced); returns its length and what its blocks hold.
 pub(super) fn fill(
@@ -26,7 +33,7 @@ pub(super) fn fill(
     version: CommitVersion,
     replay_from: LogPosition,
 ) -> std::io::Result<(u64, Counts)> {
-    let mut out = Output { file, pending: Vec::new(), offset: 0 };
+    let mut out = Output { file, pending: Vec::new(), offset: 0, unsynced: 0 };
     out.put(&encode_header(version, replay_from))?;
     let version = version.get();
     let counts = write_entries(&mut out, index, hiding, version)?;
@@ -85,12 +92,15 @@ fn write_entries(
     Ok(counts)
 }
 
-/// A checkpoint file written front to back, in writes of about [`IO_CHUNK_BYTES`].
+/// A checkpoint file written front to back, in writes of about [`IO_CHUNK_BYTES`], synced
+/// every [`SYNC_EVERY_BYTES`].
 struct Output<'f> {
     file: &'f dyn LogFile,
     /// Bytes not yet written, to go at `offset`.
     pending: Vec<u8>,
     offset: u64,
+    /// Bytes written since the last sync.
+    unsynced: u64,
 }
 
 impl Output<'_> {
@@ -110,8 +120,14 @@ impl Output<'_> {
     /// Writes what was gathered, then `bytes`.
     fn write_out(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let bufs = [IoSlice::new(&self.pending), IoSlice::new(bytes)];
-        log_io::write_all_durably(self.file, &bufs, self.offset, false)?;
-        self.offset += (self.pending.len() + bytes.len()) as u64;
+        let written = (self.pending.len() + bytes.len()) as u64;
+        self.unsynced += written;
+        let sync = self.unsynced >= SYNC_EVERY_BYTES;
+        log_io::write_all_durably(self.file, &bufs, self.offset, sync)?;
+        if sync {
+            self.unsynced = 0;
+        }
+        self.offset += written;
         self.pending.clear();
         Ok(())
     }
