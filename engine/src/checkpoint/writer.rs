@@ -24,8 +24,9 @@ use inmem_wal::LogPosition;
 /// synced meanwhile; synced as it goes, it leaves at most this much for them to wait on.
 pub(super) const SYNC_EVERY_BYTES: u64 = 1 << 20;
 
-/// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose replay starts at `replay_from`,
-/// into `file` (not synced); returns its length and what its blocks hold.
+/// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose
+/// replay starts at `replay_from`, into `file` (synced every [`SYNC_EVERY_BYTES`], not at
+/// its end); returns its length and what its blocks hold.
 pub(super) fn fill(
     file: &dyn LogFile,
     index: &KeyIndex,
