@@ -293,7 +293,10 @@ impl Checkpoints {
         }
         .map_err(|error| Error::io("creating a checkpoint", &temporary, error))?;
         let hiding = shared.range_deletes.hiding();
-        let written = writer::fill(file.as_ref(), &shared.index, &hiding, version, replay_from)
+        let rate = shared.options.checkpoint_write_bytes_per_sec;
+        let pace = writer::Pace::new(rate, &shared.stopping);
+        let covers = (version, replay_from);
+        let written = writer::fill(file.as_ref(), &shared.index, &hiding, covers, pace)
             .map_err(|error| Error::io("writing a checkpoint", &temporary, error))
             .and_then(|written| match file.sync_data() {
                 Ok(()) => Ok(written),

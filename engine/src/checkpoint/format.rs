@@ -47,12 +47,15 @@ pub(super) const BLOCK_TARGET: usize = 64 << 10;
 /// The longest block a reader accepts (an entry larger than the target makes a block of
 /// its own: one key's retained versions).
 pub(super) const BLOCK_LEN_MAX: u32 = 1 << 30;
-/// Bytes gathered into one write of a checkpoint, and read ahead by one read.
+/// Bytes read ahead by one read of a checkpoint.
 pub(crate) const IO_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes gathered into one write of a checkpoint; each write is synced
+/// (`writer.rs`, `Output`).
+pub(crate) const WRITE_CHUNK_BYTES: usize = 256 << 10;
 
 // A block cut at the target fits a chunk with its head and checksum: the usual block is
 // written with others in one write, not alone.
-const _: () = assert!(BLOCK_TARGET + 16 < IO_CHUNK_BYTES);
+const _: () = assert!(BLOCK_TARGET + 16 < WRITE_CHUNK_BYTES);
 
 /// A checkpoint's header (see the module doc).
 pub(super) fn encode_header(version: CommitVersion, replay_from: LogPosition) -> [u8; HEADER_LEN] {

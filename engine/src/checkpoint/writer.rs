@@ -3,16 +3,17 @@
 
 use std::io::IoSlice;
 use std::ops::{Bound, ControlFlow};
+use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
 use super::format::{
-    encode_footer, encode_header, Counts, BLOCK_TARGET, FOOTER_LEN, HEADER_LEN, IO_CHUNK_BYTES,
+    encode_footer, encode_header, Counts, BLOCK_TARGET, FOOTER_LEN, HEADER_LEN, WRITE_CHUNK_BYTES,
 };
 use crate::index::KeyIndex;
 use crate::range_delete::Hiding;
 use crate::record;
-use crate::sync::epoch;
+use crate::sync::{epoch, AtomicBool, Ordering};
 use crate::version::{CommitVersion, VersionNode};
 use inmem_wal::io::{self as log_io, LogFile};
 use inmem_wal::LogPosition;
@@ -22,19 +23,19 @@ use inmem_wal::LogPosition;
 /// back data before the journal commit that the log's fdatasync waits for), so a
 /// checkpoint that left its whole file dirty until the end would stall every commit
 /// synced meanwhile; synced as it goes, it leaves at most this much for them to wait on.
-pub(super) const SYNC_EVERY_BYTES: u64 = 1 << 20;
+pub(super) const SYNC_EVERY_BYTES: u64 = WRITE_CHUNK_BYTES as u64;
 
 /// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose
 /// replay starts at `replay_from`, into `file` (synced every [`SYNC_EVERY_BYTES`], not at
-/// its end); returns its length and what its blocks hold.
+/// its end), as `pace` allows; returns its length and what its blocks hold.
 pub(super) fn fill(
     file: &dyn LogFile,
     index: &KeyIndex,
     hiding: &Hiding,
-    version: CommitVersion,
-    replay_from: LogPosition,
+    (version, replay_from): (CommitVersion, LogPosition),
+    pace: Pace<'_>,
 ) -> std::io::Result<(u64, Counts)> {
-    let mut out = Output { file, pending: Vec::new(), offset: 0, unsynced: 0 };
+    let mut out = Output { file, pending: Vec::new(), offset: 0, unsynced: 0, pace };
     out.put(&encode_header(version, replay_from))?;
     let version = version.get();
     let counts = write_entries(&mut out, index, hiding, version)?;
@@ -93,8 +94,8 @@ fn write_entries(
     Ok(counts)
 }
 
-/// A checkpoint file written front to back, in writes of about [`IO_CHUNK_BYTES`], synced
-/// every [`SYNC_EVERY_BYTES`].
+/// A checkpoint file written front to back, in writes of about [`WRITE_CHUNK_BYTES`],
+/// synced every [`SYNC_EVERY_BYTES`], paced.
 struct Output<'f> {
     file: &'f dyn LogFile,
     /// Bytes not yet written, to go at `offset`.
@@ -102,15 +103,55 @@ struct Output<'f> {
     offset: u64,
     /// Bytes written since the last sync.
     unsynced: u64,
+    pace: Pace<'f>,
+}
+
+/// A checkpoint's I/O budget: each synced stretch takes at least its bytes over
+/// `bytes_per_sec`, so that a checkpoint never takes more of the disk than that from the
+/// log, however fast the disk would take it (0: no budget). Once `hurry` is set (the
+/// database is closing, and waits for the checkpoint), the rest goes unpaced.
+pub(super) struct Pace<'h> {
+    bytes_per_sec: u64,
+    hurry: &'h AtomicBool,
+    /// When the stretch being written began.
+    since: Instant,
+}
+
+impl Pace<'_> {
+    /// A budget of `bytes_per_sec` (0: none), lifted once `hurry` is set.
+    pub(super) fn new(bytes_per_sec: u64, hurry: &AtomicBool) -> Pace<'_> {
+        Pace { bytes_per_sec, hurry, since: Instant::now() }
+    }
+
+    /// After a stretch of `bytes` is written and synced: waits out what is left of its
+    /// share of time, then starts the next stretch.
+    fn stretch_done(&mut self, bytes: u64) {
+        if let Some(left) = self.wait_after(bytes, self.since.elapsed()) {
+            std::thread::sleep(left);
+        }
+        self.since = Instant::now();
+    }
+
+    /// How long to wait after a stretch of `bytes` that took `took`: what is left of its
+    /// share of time under the budget, if anything.
+    fn wait_after(&self, bytes: u64, took: Duration) -> Option<Duration> {
+        // Relaxed: a flag read on its own; a late look only paces one more stretch.
+        if self.bytes_per_sec == 0 || self.hurry.load(Ordering::Relaxed) {
+            return None;
+        }
+        let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(self.bytes_per_sec);
+        let share = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        share.checked_sub(took).filter(|left| !left.is_zero())
+    }
 }
 
 impl Output<'_> {
     /// Appends `bytes`: gathered while they fit a chunk, else written with what was
     /// gathered in one vectored write (a long block is not copied).
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.pending.len() + bytes.len() <= IO_CHUNK_BYTES {
+        if self.pending.len() + bytes.len() <= WRITE_CHUNK_BYTES {
             if self.pending.capacity() == 0 {
-                self.pending.reserve_exact(IO_CHUNK_BYTES);
+                self.pending.reserve_exact(WRITE_CHUNK_BYTES);
             }
             self.pending.extend_from_slice(bytes);
             return Ok(());
@@ -126,6 +167,7 @@ impl Output<'_> {
         let sync = self.unsynced >= SYNC_EVERY_BYTES;
         log_io::write_all_durably(self.file, &bufs, self.offset, sync)?;
         if sync {
+            self.pace.stretch_done(self.unsynced);
             self.unsynced = 0;
         }
         self.offset += written;
@@ -177,5 +219,27 @@ impl Block {
         self.payload.clear();
         self.count = 0;
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stretch_waits_out_its_share_of_the_budget_unless_unpaced_or_hurried() {
+        let calm = AtomicBool::new(false);
+        let paced = Pace::new(1 << 20, &calm);
+        let stretch = 256 << 10; // a quarter of a second's budget
+        assert_eq!(paced.wait_after(stretch, Duration::ZERO), Some(Duration::from_millis(250)));
+        assert_eq!(
+            paced.wait_after(stretch, Duration::from_millis(100)),
+            Some(Duration::from_millis(150)),
+            "only what is left of its share"
+        );
+        assert_eq!(paced.wait_after(stretch, Duration::from_millis(300)), None, "it took longer");
+        assert_eq!(Pace::new(0, &calm).wait_after(stretch, Duration::ZERO), None, "no budget");
+        let closing = AtomicBool::new(true);
+        assert_eq!(Pace::new(1 << 20, &closing).wait_after(stretch, Duration::ZERO), None);
     }
 }
