@@ -13,6 +13,13 @@ mod bench;
 mod crashtest;
 mod inspect;
 
+/// mimalloc, not the system allocator: under glibc's, a thread committing while the
+/// collector frees millions of versions stalls for hundreds of milliseconds in
+/// `malloc_consolidate`, sorting out chunks another thread freed into its arena; mimalloc
+/// frees to the owning thread's pages. docs/benchmarks.md, "Allocators", has the runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
