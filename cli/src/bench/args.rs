@@ -138,6 +138,8 @@ const AFTER_HELP: &str = "\
 Workloads:
   fill   insert --keys keys in a seeded random order, one commit each
   get    uniform random point reads of existing keys
+  commit (not in the default set) one Database::put of a random existing key per
+         operation (a 1-key commit of a random value)
   mixed  50% reads, 50% updates of existing keys (YCSB-A-like)
   scan   prefix scans returning 100 keys each
   txn    transactions of 4 reads and 4 writes on random keys; reports conflicts and
@@ -247,6 +249,10 @@ pub enum Workload {
     Primitives,
     /// Event appends from every thread to one run's log.
     HotRun,
+    /// One `Database::put` of a random existing key per operation: a 1-key commit. (Last,
+    /// so that the other workloads' random streams, seeded by the position, stay as they
+    /// were.)
+    Commit,
 }
 
 impl Workload {
@@ -272,6 +278,7 @@ impl Workload {
             Workload::Recover => "recover",
             Workload::Primitives => "primitives",
             Workload::HotRun => "hot-run",
+            Workload::Commit => "commit",
         }
     }
 }
@@ -423,9 +430,14 @@ impl Config {
             (Workload::Fill, _) => self.keys,
             (_, Some(ops)) => ops,
             (Workload::Scan, None) => (self.keys / KEYS_PER_DEFAULT_SCAN).max(1),
-            (Workload::Get | Workload::Mixed | Workload::Txn | Workload::Primitives, None) => {
-                self.keys
-            }
+            (
+                Workload::Get
+                | Workload::Commit
+                | Workload::Mixed
+                | Workload::Txn
+                | Workload::Primitives,
+                None,
+            ) => self.keys,
             (Workload::Wal, None) => WAL_OPS_DEFAULT,
             (Workload::HotRun, None) => HOT_RUN_OPS_DEFAULT,
             (Workload::Recover, _) => self.keys,
@@ -443,9 +455,10 @@ fn wal_config(
     let wal = args.workloads.contains(&Workload::Wal);
     let misplaced = match args.baseline {
         Some(BaselineKind::Fsync) if !wal => Some(("--baseline fsync", "--workload wal")),
-        Some(BaselineKind::Skipmap) if !engine_workloads => {
-            Some(("--baseline skipmap", "an engine workload (fill, get, mixed, scan or txn)"))
-        }
+        Some(BaselineKind::Skipmap) if !engine_workloads => Some((
+            "--baseline skipmap",
+            "an engine workload (fill, get, commit, mixed, scan or txn)",
+        )),
         _ if !wal && !args.backends.is_empty() => Some(("--backend", "--workload wal")),
         _ if !wal
             && args.dir.is_some()
@@ -456,7 +469,7 @@ fn wal_config(
         }
         _ if !engine_workloads && !primitive_workloads && !args.durabilities.is_empty() => Some((
             "--durability",
-            "an engine workload (fill, get, mixed, scan or txn), primitives or hot-run",
+            "an engine workload (fill, get, commit, mixed, scan or txn), primitives or hot-run",
         )),
         _ => None,
     };
