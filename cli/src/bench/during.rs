@@ -65,8 +65,16 @@ const SETTLE_MAX: Duration = Duration::from_secs(10);
 /// The reap phase's keys expire this long after the setup was expected to end (at least).
 const EXPIRY_MARGIN: Duration = Duration::from_millis(300);
 /// Before any load was timed in the session, the reap phase expects its setup to take this
-/// long per key (about three times what this machine takes with `sync`).
+/// long per key (a guess on the safe side; a late setup only makes keys expire earlier).
 const EXPECTED_LOAD_PER_KEY: Duration = Duration::from_micros(5);
+/// The reap phase waits at most this long after its keys' deadline for the last of them
+/// to expire.
+const EXPIRY_WAIT_MAX: Duration = Duration::from_secs(2);
+/// The reap phase's setup runs a collection pass itself after every this many writes:
+/// half the 64Ki versions after which a commit wakes the maintenance thread early
+/// (`LINKED_BEFORE_EARLY_COLLECTION` in the engine), whose count a pass resets. So that
+/// thread never runs during that setup, and cannot reap keys that expire before it ends.
+const SETUP_WRITES_PER_COLLECTION: u64 = 32 * 1024;
 
 /// Runs every phase of `during` for every durability, thread count and workload of
 /// `config`, writing each record as soon as it is measured.
@@ -347,17 +355,20 @@ impl Session<'_> {
                 }
             }
             Phase::Reap => {
+                // Writes with a TTL take longer than plain ones (each queues an expiry).
                 let expected = match self.last_load {
-                    Some((durability, took)) if durability == run.durability => took + took / 2,
+                    Some((durability, took)) if durability == run.durability => took * 2,
                     _ => EXPECTED_LOAD_PER_KEY * u32::try_from(keys).unwrap_or(u32::MAX),
                 };
                 let expire_at = SystemTime::now() + expected + EXPIRY_MARGIN;
                 self.write_all(db, 0, Some(expire_at), &bar).map_err(failed)?;
                 // Every key expires at `expire_at` (or 1 ms after its write, if the load
-                // ran late): wait for it, and a clock tick more.
+                // ran late; no maintenance round reaped it meanwhile, see `write_all`):
+                // wait for it, and then for the stragglers (a writer descheduled between
+                // reading the clock and the engine's reading it, in `put_with_ttl`).
                 let wait = expire_at.duration_since(SystemTime::now()).unwrap_or_default();
                 std::thread::sleep(wait + Duration::from_millis(2));
-                shape.expired_keys = Some(expired_unreaped(db));
+                shape.expired_keys = Some(wait_for_expiry(db));
             }
         }
         bar.finish_and_clear();
@@ -366,7 +377,9 @@ impl Session<'_> {
 
     /// Writes every key once, in fill's order, [`SETUP_BATCH`] to a transaction, with value
     /// number `key + pass`; expiring at `expire_at` if given (at least 1 ms after the
-    /// write).
+    /// write), and then with a collection pass after every
+    /// [`SETUP_WRITES_PER_COLLECTION`] writes, so that the engine never wakes its
+    /// maintenance thread to reap keys that expire before the setup ends.
     fn write_all(
         &self,
         db: &Database,
@@ -378,38 +391,51 @@ impl Session<'_> {
         let mut key = vec![0; data.layout.key_size()];
         let keys = data.layout.keys();
         let mut start = 0;
+        let mut since_collection = 0;
         while start < keys {
             let end = keys.min(start + SETUP_BATCH as u64);
-            let ttl = expire_at.map(|at| {
-                let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-                left.max(Duration::from_millis(1))
-            });
             db.transaction(|txn| {
                 for index in start..end {
                     let key_index = data.fill_key(index);
                     data.layout.write_key(key_index, &mut key);
                     let value = data.values.value(key_index.wrapping_add(pass));
-                    match ttl {
-                        Some(ttl) => txn.put_with_ttl(&key, value, ttl)?,
+                    match expire_at {
+                        Some(at) => {
+                            // Per key: the engine adds the TTL to its clock at this call.
+                            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                            txn.put_with_ttl(&key, value, left.max(Duration::from_millis(1)))?;
+                        }
                         None => txn.put(&key, value)?,
                     }
                 }
                 Ok(())
             })?;
             bar.inc(end - start);
+            since_collection += end - start;
+            if expire_at.is_some() && since_collection >= SETUP_WRITES_PER_COLLECTION {
+                db.collect_garbage();
+                since_collection = 0;
+            }
             start = end;
         }
         Ok(())
     }
 }
 
-/// Keys whose newest value has expired and not been reaped: those no snapshot reads, less
-/// those the reaper already replaced by a tombstone. (`Stats` counts every key with a
-/// version and the reaped ones, not the expired ones, so a scan finds what is readable.)
-fn expired_unreaped(db: &Database) -> u64 {
-    let stats = db.stats();
-    let readable = db.snapshot().range::<&[u8]>(..).count() as u64;
-    stats.keys.saturating_sub(readable).saturating_sub(stats.expirations_reaped)
+/// Waits (at most [`EXPIRY_WAIT_MAX`]) until no key is readable any more, and returns how
+/// many keys have expired and are not reaped: those no snapshot reads, less those the
+/// reaper already replaced by a tombstone. (`Stats` counts every key with a version and the
+/// reaped ones, not the expired ones, so a scan finds what is readable.)
+fn wait_for_expiry(db: &Database) -> u64 {
+    let give_up = Instant::now() + EXPIRY_WAIT_MAX;
+    loop {
+        let readable = db.snapshot().range::<&[u8]>(..).count() as u64;
+        if readable == 0 || Instant::now() >= give_up {
+            let stats = db.stats();
+            return stats.keys.saturating_sub(readable).saturating_sub(stats.expirations_reaped);
+        }
+        std::thread::sleep(SETTLE_POLL);
+    }
 }
 
 /// Waits until the maintenance thread has run no collection pass for [`SETTLE_IDLE`] (at
