@@ -486,3 +486,112 @@ fn primitives_run_on_durable_databases_too_and_leave_nothing_behind() {
     }
     assert_left_nothing(&dir);
 }
+
+/// The phases of `--during`, quiet first, as its rows come.
+const PHASES: [&str; 4] = ["quiet", "gc", "checkpoint", "reap"];
+
+/// The fields every `--during` line adds, and those the non-quiet ones add too.
+const DURING_FIELDS: [&str; 2] = ["phase", "over_20ms"];
+const DRIVEN_FIELDS: [&str; 4] =
+    ["p999_vs_quiet", "max_vs_quiet", "driver_calls", "driver_seconds"];
+
+#[test]
+fn during_reports_each_workload_in_each_phase_with_what_the_driver_did() {
+    let dir = wal_dir();
+    let dir_arg = dir.path().to_str().expect("a UTF-8 path");
+    let output = bench(&[
+        "--during",
+        "quiet,gc,checkpoint,reap",
+        "--keys",
+        "2000",
+        "--seconds",
+        "1",
+        "--durability",
+        "buffered",
+        "--json",
+        "--dir",
+        dir_arg,
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines = json_lines(&output);
+    let rows: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            (line["workload"].as_str().unwrap_or("?"), line["phase"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    let expected: Vec<_> = ["commit", "get"]
+        .into_iter()
+        .flat_map(|workload| PHASES.map(|phase| (workload, phase)))
+        .collect();
+    assert_eq!(rows, expected, "one line per workload and phase, quiet first");
+    for line in &lines {
+        assert_sane_timing(line);
+        assert_eq!(line["durability"], "buffered", "{line}");
+        assert_eq!(u64_field(line, "keys"), 2000, "{line}");
+        assert!(f64_field(line, "seconds") >= 1.0, "a window of --seconds: {line}");
+        for field in DURING_FIELDS {
+            assert!(line.get(field).is_some(), "{field} is missing from {line}");
+        }
+        let driven = line["phase"] != "quiet";
+        for field in DRIVEN_FIELDS {
+            assert_eq!(line.get(field).is_some(), driven, "{field} in {line}");
+        }
+        if driven {
+            assert!(f64_field(line, "p999_vs_quiet") > 0.0, "{line}");
+            assert!(f64_field(line, "max_vs_quiet") > 0.0, "{line}");
+            assert!(u64_field(line, "driver_calls") > 0, "{line}");
+        }
+    }
+    let row = |workload: &str, phase: &str| {
+        lines
+            .iter()
+            .find(|line| line["workload"] == workload && line["phase"] == phase)
+            .unwrap_or_else(|| panic!("{workload} {phase}"))
+    };
+    for workload in ["commit", "get"] {
+        let gc = row(workload, "gc");
+        assert_eq!(u64_field(gc, "superseded_versions"), 5 * 2000, "5 overwrites a key: {gc}");
+        assert!(u64_field(gc, "versions_reclaimed") > 0, "the driver reclaims: {gc}");
+        let reap = row(workload, "reap");
+        assert_eq!(u64_field(reap, "expired_keys"), 2000, "every key expired: {reap}");
+        assert!(u64_field(reap, "keys_reaped") > 0, "the driver reaps: {reap}");
+        let checkpoint = row(workload, "checkpoint");
+        assert!(u64_field(checkpoint, "checkpoint_bytes") > 0, "{checkpoint}");
+    }
+    // Without commits in the window the engine never wakes its maintenance thread, so the
+    // driver alone reclaims every superseded version and reaps every expired key.
+    assert_eq!(u64_field(row("get", "gc"), "versions_reclaimed"), 5 * 2000);
+    assert_eq!(u64_field(row("get", "reap"), "keys_reaped"), 2000);
+    assert_left_nothing(&dir);
+}
+
+#[test]
+fn during_tables_add_the_phase_the_max_and_the_comparison_with_quiet() {
+    let output =
+        bench(&["--during", "gc,quiet", "--workload", "get", "--keys", "500", "--seconds", "1"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap_or_default();
+    for column in ["workload", "phase", "ops/s", "p99.9", "max", "notes"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let rows: Vec<_> = lines.take_while(|line| !line.is_empty()).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows[0].starts_with("get       quiet "), "quiet first: {stdout}");
+    assert!(rows[1].starts_with("get       gc "), "{stdout}");
+    assert!(rows[1].contains("vs quiet p99.9="), "{stdout}");
+    assert!(rows[1].contains(" max="), "{stdout}");
+    assert!(rows[1].contains("reclaimed="), "{stdout}");
+    assert!(stdout.contains("targets (p99.9 <= 2x quiet's, no operation over 20 ms)"), "{stdout}");
+}
+
+#[test]
+fn unusable_during_flags_end_in_an_error_message_not_a_panic() {
+    assert_refused(&["--seconds", "2"], "--seconds applies only with --during");
+    assert_refused(&["--during", "gc", "--ops", "5"], "--ops does not apply with --during");
+    assert_refused(&["--during", "gc", "--seconds", "0"], "--seconds must be at least 1");
+    assert_refused(&["--during", "gc", "--workload", "get,scan"], "not scan");
+    assert_refused(&["--during", "compaction"], "invalid value 'compaction'");
+}

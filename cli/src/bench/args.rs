@@ -5,6 +5,7 @@
 //! value larger than the engine accepts), each with a [`BenchError`] that names the flag.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use inmem::wal::BackendChoice;
@@ -30,6 +31,8 @@ pub(crate) const WAL_OPS_DEFAULT: u64 = 20_000;
 pub(crate) const WAL_RECORD_BYTES: usize = 128;
 /// By default a hot-run run makes this many appends (about a second at one thread).
 pub(crate) const HOT_RUN_OPS_DEFAULT: u64 = 200_000;
+/// By default each measured window of `--during` lasts this many seconds.
+pub(crate) const DURING_SECONDS_DEFAULT: u64 = 3;
 
 /// Runs macro workloads on an embedded database (in memory, or on disk with --durability)
 /// and prints throughput, latency percentiles and peak memory, one row (or one JSON line)
@@ -99,6 +102,52 @@ pub struct BenchArgs {
     /// removed afterwards [default: the current directory].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+
+    /// Measure commit and get (or those of them --workload names) for --seconds each, on a
+    /// fresh database per phase, while a driver thread runs this maintenance back to back
+    /// (quiet: none); a comma list such as quiet,gc runs each phase, quiet first, and
+    /// compares the others' p99.9 and max with it [default: not set: workloads run by
+    /// count].
+    #[arg(long = "during", value_enum, value_delimiter = ',')]
+    pub during: Vec<Phase>,
+
+    /// --during: how long each measured window lasts, in seconds [default: 3].
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+/// What the engine does beside the measured operations under `--during`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Phase {
+    /// Nothing: no driver; the reference the other phases are compared with.
+    Quiet,
+    /// `Database::checkpoint` back to back (needs a log: on a database without one, in
+    /// memory or `--durability none`, the phase runs on `buffered`).
+    Checkpoint,
+    /// `Database::collect_garbage` in a loop, on a database whose every key was first
+    /// overwritten 5 times (5 superseded versions per key to reclaim).
+    Gc,
+    /// `Database::reap_expired` in a loop, on a database whose every key expired just
+    /// before the window.
+    Reap,
+}
+
+impl Phase {
+    /// The phase's name, as on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Quiet => "quiet",
+            Phase::Checkpoint => "checkpoint",
+            Phase::Gc => "gc",
+            Phase::Reap => "reap",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A database's durability, as `--durability` names it.
@@ -138,6 +187,8 @@ const AFTER_HELP: &str = "\
 Workloads:
   fill   insert --keys keys in a seeded random order, one commit each
   get    uniform random point reads of existing keys
+  commit (not in the default set) one Database::put of a random existing key per
+         operation (a 1-key commit of a random value)
   mixed  50% reads, 50% updates of existing keys (YCSB-A-like)
   scan   prefix scans returning 100 keys each
   txn    transactions of 4 reads and 4 writes on random keys; reports conflicts and
@@ -169,6 +220,37 @@ Workloads:
 With --durability none|buffered|sync the engine workloads (and primitives) run on a
 database opened in a temporary directory under --dir with that durability, instead of in
 memory.
+
+Maintenance phases (--during quiet,checkpoint,gc,reap): commit and get (or those of them
+--workload names) each run for a window of --seconds (default 3) rather than a count of
+ops, by --threads threads, for each durability, thread count and phase, on a fresh
+database of --keys keys of --value-size bytes loaded first (unmeasured, in transactions
+of 4096 keys, in fill's order). Every phase's database is opened with its maintenance
+thread idle (maintenance_interval 1 hour, checkpoint_log_bytes 0; the engine still wakes
+it early after every 64Ki versions committed), so the phases differ only by a driver
+thread that starts with the window and runs its maintenance back to back until the
+window ends (then it is joined):
+  quiet       no driver: the reference
+  checkpoint  Database::checkpoint (needs a log: in memory or with durability none the
+              phase runs on buffered, with a quiet run on buffered of its own to compare
+              with, both noted asked=; left out there if buffered is among --durability)
+  gc          Database::collect_garbage; setup first overwrites every key 5 times while a
+              snapshot keeps the collector from reclaiming anything, closed just before
+              the window
+  reap        Database::reap_expired; setup writes every key with a TTL that ends before
+              the window (running a collection pass every 32Ki writes, so that the
+              engine's early round never reaps them first) and waits until no key is
+              readable
+Rows are written as measured, quiet first, with a phase and a max column; each notes
+over_20ms (ops slower than 20 ms), the others the ratio of p99.9 and max to quiet's of
+the same workload, durability and thread count (vs quiet p99.9=..x max=..x) and what the
+driver did: gc_passes and reclaimed (versions, from its GcReports), checkpoints and
+bytes, reap_calls and reaped (keys), driver= (seconds to the end of its last call);
+superseded= and expired= give the setup's shape. JSON adds phase, over_20ms,
+p999_vs_quiet, max_vs_quiet, driver_calls, driver_seconds, versions_reclaimed,
+checkpoint_bytes, keys_reaped, superseded_versions, expired_keys and asked_durability.
+The targets of a latency-critical service: p99.9 at most 2x quiet's, no operation over
+20 ms in a 3-second window.
 
 Key i is (i / 100) big-endian in key-size - 1 bytes, then the byte i % 100, so each
 prefix of key-size - 1 bytes holds 100 keys.
@@ -247,6 +329,10 @@ pub enum Workload {
     Primitives,
     /// Event appends from every thread to one run's log.
     HotRun,
+    /// One `Database::put` of a random existing key per operation: a 1-key commit. (Last,
+    /// so that the other workloads' random streams, seeded by the position, stay as they
+    /// were.)
+    Commit,
 }
 
 impl Workload {
@@ -272,6 +358,7 @@ impl Workload {
             Workload::Recover => "recover",
             Workload::Primitives => "primitives",
             Workload::HotRun => "hot-run",
+            Workload::Commit => "commit",
         }
     }
 }
@@ -333,6 +420,15 @@ pub(crate) struct WalConfig {
     pub(crate) dir: Option<PathBuf>,
 }
 
+/// Validated settings of `--during`.
+#[derive(Debug, Clone)]
+pub(crate) struct DuringConfig {
+    /// The phases, quiet first (if asked for), each once, the others in the order given.
+    pub(crate) phases: Vec<Phase>,
+    /// How long each measured window lasts (`--seconds`).
+    pub(crate) window: Duration,
+}
+
 /// Validated settings of one `inmem bench` invocation.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -358,6 +454,9 @@ pub(crate) struct Config {
     pub(crate) primitives: bool,
     /// Whether the hot-run workload was asked for.
     pub(crate) hot_run: bool,
+    /// `--during`: the maintenance phases to measure commit and get in (then `workloads`
+    /// holds those two, or the one of them asked for, and nothing else runs).
+    pub(crate) during: Option<DuringConfig>,
 }
 
 impl Config {
@@ -389,8 +488,11 @@ impl Config {
         if args.workloads.is_empty() {
             return Err(BenchError::NoWorkload);
         }
-        let workloads: Vec<Workload> =
-            args.workloads.iter().copied().filter(|&w| !w.is_apart()).collect();
+        let during = during_config(args)?;
+        let workloads: Vec<Workload> = match during {
+            Some(_) => during_workloads(&args.workloads)?,
+            None => args.workloads.iter().copied().filter(|&w| !w.is_apart()).collect(),
+        };
         let primitives = args.workloads.contains(&Workload::Primitives);
         let hot_run = args.workloads.contains(&Workload::HotRun);
         let wal = wal_config(args, !workloads.is_empty(), primitives || hot_run)?;
@@ -414,6 +516,7 @@ impl Config {
             recover: args.workloads.contains(&Workload::Recover),
             primitives,
             hot_run,
+            during,
         })
     }
 
@@ -423,9 +526,14 @@ impl Config {
             (Workload::Fill, _) => self.keys,
             (_, Some(ops)) => ops,
             (Workload::Scan, None) => (self.keys / KEYS_PER_DEFAULT_SCAN).max(1),
-            (Workload::Get | Workload::Mixed | Workload::Txn | Workload::Primitives, None) => {
-                self.keys
-            }
+            (
+                Workload::Get
+                | Workload::Commit
+                | Workload::Mixed
+                | Workload::Txn
+                | Workload::Primitives,
+                None,
+            ) => self.keys,
             (Workload::Wal, None) => WAL_OPS_DEFAULT,
             (Workload::HotRun, None) => HOT_RUN_OPS_DEFAULT,
             (Workload::Recover, _) => self.keys,
@@ -443,20 +551,22 @@ fn wal_config(
     let wal = args.workloads.contains(&Workload::Wal);
     let misplaced = match args.baseline {
         Some(BaselineKind::Fsync) if !wal => Some(("--baseline fsync", "--workload wal")),
-        Some(BaselineKind::Skipmap) if !engine_workloads => {
-            Some(("--baseline skipmap", "an engine workload (fill, get, mixed, scan or txn)"))
-        }
+        Some(BaselineKind::Skipmap) if !engine_workloads => Some((
+            "--baseline skipmap",
+            "an engine workload (fill, get, commit, mixed, scan or txn)",
+        )),
         _ if !wal && !args.backends.is_empty() => Some(("--backend", "--workload wal")),
         _ if !wal
             && args.dir.is_some()
             && args.durabilities.is_empty()
-            && !args.workloads.contains(&Workload::Recover) =>
+            && !args.workloads.contains(&Workload::Recover)
+            && !args.during.contains(&Phase::Checkpoint) =>
         {
-            Some(("--dir", "--workload wal or recover, or --durability"))
+            Some(("--dir", "--workload wal or recover, --durability, or --during checkpoint"))
         }
         _ if !engine_workloads && !primitive_workloads && !args.durabilities.is_empty() => Some((
             "--durability",
-            "an engine workload (fill, get, mixed, scan or txn), primitives or hot-run",
+            "an engine workload (fill, get, commit, mixed, scan or txn), primitives or hot-run",
         )),
         _ => None,
     };
@@ -471,6 +581,55 @@ fn wal_config(
         backends.push(WalBackend::Auto);
     }
     Ok(Some(WalConfig { backends, dir: args.dir.clone() }))
+}
+
+/// The `--during` settings if it was given; refuses `--seconds` without it, and the flags
+/// that have no meaning with it.
+fn during_config(args: &BenchArgs) -> Result<Option<DuringConfig>, BenchError> {
+    if args.during.is_empty() {
+        return match args.seconds {
+            Some(_) => Err(BenchError::FlagNeedsWorkload { flag: "--seconds", needs: "--during" }),
+            None => Ok(None),
+        };
+    }
+    if args.ops.is_some() {
+        return Err(BenchError::NotWithDuring { flag: "--ops" });
+    }
+    if args.baseline.is_some() {
+        return Err(BenchError::NotWithDuring { flag: "--baseline" });
+    }
+    let seconds = args.seconds.unwrap_or(DURING_SECONDS_DEFAULT);
+    if seconds == 0 {
+        return Err(BenchError::ZeroSeconds);
+    }
+    let mut phases = Vec::with_capacity(args.during.len());
+    if args.during.contains(&Phase::Quiet) {
+        phases.push(Phase::Quiet);
+    }
+    for &phase in &args.during {
+        if !phases.contains(&phase) {
+            phases.push(phase);
+        }
+    }
+    Ok(Some(DuringConfig { phases, window: Duration::from_secs(seconds) }))
+}
+
+/// The workloads `--during` measures: commit and get when `--workload` was left at its
+/// default, else those asked for, each once, in order; anything else is refused.
+fn during_workloads(asked: &[Workload]) -> Result<Vec<Workload>, BenchError> {
+    if asked == Workload::ALL {
+        return Ok(vec![Workload::Commit, Workload::Get]);
+    }
+    let mut workloads = Vec::with_capacity(2);
+    for &workload in asked {
+        if !matches!(workload, Workload::Commit | Workload::Get) {
+            return Err(BenchError::DuringWorkload { workload: workload.name() });
+        }
+        if !workloads.contains(&workload) {
+            workloads.push(workload);
+        }
+    }
+    Ok(workloads)
 }
 
 #[cfg(test)]
@@ -561,5 +720,51 @@ mod tests {
             );
         }
         assert!(config(&["--workload", "wal", "--baseline", "fsync"]).is_ok());
+    }
+
+    #[test]
+    fn during_measures_commit_and_get_for_a_window_with_quiet_first() {
+        assert!(config(&[]).unwrap().during.is_none());
+        let config = config(&["--during", "gc,quiet,gc", "--seconds", "2"]).unwrap();
+        let during = config.during.as_ref().unwrap();
+        assert_eq!(during.phases, [Phase::Quiet, Phase::Gc]);
+        assert_eq!(during.window, Duration::from_secs(2));
+        assert_eq!(config.workloads, [Workload::Commit, Workload::Get]);
+        let get_only = super::tests::config(&["--during", "reap", "--workload", "get"]).unwrap();
+        assert_eq!(get_only.workloads, [Workload::Get]);
+        assert_eq!(
+            get_only.during.as_ref().map(|during| during.window),
+            Some(Duration::from_secs(DURING_SECONDS_DEFAULT))
+        );
+        let dir = super::tests::config(&["--during", "checkpoint", "--dir", "."]).unwrap();
+        assert_eq!(dir.disk_dir, PathBuf::from("."));
+    }
+
+    #[test]
+    fn during_refuses_what_it_cannot_measure() {
+        for (flags, refused) in [
+            (&["--seconds", "2"][..], "needs --during"),
+            (&["--during", "gc", "--ops", "5"], "--ops"),
+            (&["--during", "gc", "--baseline", "skipmap"], "--baseline"),
+            (&["--during", "gc", "--seconds", "0"], "zero seconds"),
+            (&["--during", "gc", "--workload", "get,scan"], "scan"),
+            (&["--during", "gc", "--workload", "wal"], "wal"),
+        ] {
+            let refusal = config(flags);
+            let expected = match refused {
+                "needs --during" => {
+                    matches!(refusal, Err(BenchError::FlagNeedsWorkload { flag: "--seconds", .. }))
+                }
+                "zero seconds" => matches!(refusal, Err(BenchError::ZeroSeconds)),
+                "--ops" | "--baseline" => {
+                    matches!(refusal, Err(BenchError::NotWithDuring { flag }) if flag == refused)
+                }
+                _ => matches!(
+                    refusal,
+                    Err(BenchError::DuringWorkload { workload }) if workload == refused
+                ),
+            };
+            assert!(expected, "{flags:?}: {refusal:?}");
+        }
     }
 }

@@ -55,6 +55,18 @@ pub enum BenchError {
         /// What it needs to be run.
         needs: &'static str,
     },
+    /// A flag that has no meaning with `--during` (whose runs last `--seconds` each).
+    NotWithDuring {
+        /// The flag, as given.
+        flag: &'static str,
+    },
+    /// `--during` with a workload other than commit and get.
+    DuringWorkload {
+        /// The workload's name.
+        workload: &'static str,
+    },
+    /// `--seconds 0`.
+    ZeroSeconds,
     /// The temporary directory of the wal workload cannot be made (or removed).
     BenchDir {
         /// Where it was to be made.
@@ -150,6 +162,13 @@ impl fmt::Display for BenchError {
             BenchError::FlagNeedsWorkload { flag, needs } => {
                 write!(f, "{flag} applies only with {needs}")
             }
+            BenchError::NotWithDuring { flag } => {
+                write!(f, "{flag} does not apply with --during (its runs last --seconds each)")
+            }
+            BenchError::DuringWorkload { workload } => {
+                write!(f, "--during measures the commit and get workloads only, not {workload}")
+            }
+            BenchError::ZeroSeconds => f.write_str("--seconds must be at least 1"),
             BenchError::BenchDir { path, source } => write!(
                 f,
                 "cannot use {} for the wal benchmark's files (--dir): {source}",

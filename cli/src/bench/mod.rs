@@ -16,6 +16,7 @@
 //! | `fsync.rs` | the raw durable-write baseline of the wal workload (overwrites, appends) |
 //! | `primitives.rs` | the primitives workload: each primitive's operations, and transactions mixing them |
 //! | `hot_run.rs` | the hot-run workload: event appends from every thread to one run |
+//! | `during.rs` | `--during`: commit and get for a timed window while a driver thread runs the engine's maintenance, against a quiet phase |
 //!
 //! Order of a session: for each thread count, the engine runs every workload on a fresh
 //! database, which is then dropped; then the baseline (if asked for) does the same on a
@@ -30,9 +31,13 @@
 //!
 //! The wal workload, if asked for, runs after all of that: it has no keys and no store, so
 //! it goes its own way (`wal.rs`), reusing the runner, the report and the RSS measurement.
+//!
+//! With `--during`, nothing of the above runs: `during.rs` measures commit and get (the
+//! only workloads `--during` accepts) in timed windows, a fresh database per phase.
 
 mod args;
 mod dataset;
+mod during;
 mod error;
 mod fsync;
 mod hot_run;
@@ -67,6 +72,10 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     let config = Config::from_args(args)?;
     let progress = progress::wanted(config.json);
     let mut report = Report::new(std::io::stdout().lock(), config.json, config.baseline.is_some());
+    if let Some(during) = &config.during {
+        during::run(&config, during, progress, &mut report)?;
+        return report.finish().map_err(BenchError::Output);
+    }
     if !config.workloads.is_empty() || config.primitives || config.hot_run {
         run_engine(&config, progress, &mut report)?;
     }

@@ -132,7 +132,63 @@ pub struct RunRecord {
     /// primitives: this run's ops/s over that engine run's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_engine: Option<f64>,
+    /// `--during`: the phase and what was measured in it (its fields are in the line
+    /// itself, not in an object of their own).
+    #[serde(flatten)]
+    pub during: Option<DuringFigures>,
 }
+
+/// What a `--during` run adds to its record: the maintenance phase, the operations over
+/// 20 ms, the comparison with the quiet phase, what the driver did and the setup's shape.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DuringFigures {
+    /// The phase: `quiet`, `checkpoint`, `gc` or `reap`.
+    pub phase: &'static str,
+    /// Operations that took longer than 20 ms (to the histogram's 3 significant digits).
+    pub over_20ms: u64,
+    /// This run's p99.9 over that of the quiet run of the same workload, durability and
+    /// thread count (phases other than quiet, when quiet ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p999_vs_quiet: Option<f64>,
+    /// This run's longest operation over the quiet run's, as `p999_vs_quiet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_vs_quiet: Option<f64>,
+    /// Calls the driver made in the window (gc passes, checkpoints, reap calls); not for
+    /// quiet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_calls: Option<u64>,
+    /// From the window's start to the end of the driver's last call, which may run past
+    /// the window (the driver is stopped between calls); not for quiet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_seconds: Option<f64>,
+    /// gc: versions the driver's passes reclaimed (the sum of their
+    /// `GcReport::versions_pruned`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub versions_reclaimed: Option<u64>,
+    /// checkpoint: bytes of the checkpoints the driver wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_bytes: Option<u64>,
+    /// reap: expired keys the driver's calls replaced by tombstones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_reaped: Option<u64>,
+    /// gc: superseded versions in the database when the window started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_versions: Option<u64>,
+    /// reap: keys whose value had expired, unreaped, when the window started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired_keys: Option<u64>,
+    /// The durability asked for (`memory` or `none`) when the run used another: a
+    /// checkpoint needs a log, so that phase, and the quiet run it is compared with, ran
+    /// on `buffered`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked_durability: Option<&'static str>,
+}
+
+/// The service targets `--during` reports against: a p99.9 at most this many times the
+/// quiet phase's...
+pub(crate) const TARGET_P999_VS_QUIET: f64 = 2.0;
+/// ...and no operation longer than this, in nanoseconds.
+pub(crate) const TARGET_MAX_NS: u64 = 20_000_000;
 
 /// What the log counted during one wal run.
 #[derive(Debug, Clone, Copy)]
@@ -224,6 +280,7 @@ impl RunRecord {
             op: None,
             engine_workload: None,
             ratio_vs_engine: None,
+            during: None,
         }
     }
 
@@ -293,6 +350,7 @@ impl RunRecord {
             op: None,
             engine_workload: None,
             ratio_vs_engine: None,
+            during: None,
         }
     }
 
@@ -315,6 +373,33 @@ impl RunRecord {
         self.engine_workload = Some(engine.workload);
         if engine.ops_per_sec > 0.0 {
             self.ratio_vs_engine = Some(self.ops_per_sec / engine.ops_per_sec);
+        }
+    }
+
+    /// The record of a timed run: its ops are those measured, not a configured count.
+    pub(crate) fn timed(
+        config: &Config,
+        workload: Workload,
+        threads: usize,
+        measured: &Measured,
+        rss: PeakRssReport,
+    ) -> RunRecord {
+        let mut record = RunRecord::new(config, "inmem", workload, threads, measured, rss);
+        record.ops = measured.latency.count();
+        record.ops_per_sec = per_second(record.ops, record.seconds);
+        record.missed_reads = None;
+        record
+    }
+
+    /// Adds the ratios of this `--during` run's p99.9 and max to those of `quiet`, the
+    /// quiet run of the same workload, durability and thread count.
+    pub(crate) fn compare_with_quiet(&mut self, quiet: &RunRecord) {
+        debug_assert_eq!((self.workload, self.threads), (quiet.workload, quiet.threads));
+        let ratio = |this: u64, quiet: u64| (quiet > 0).then(|| this as f64 / quiet as f64);
+        let (p999, max) = (ratio(self.p999_ns, quiet.p999_ns), ratio(self.max_ns, quiet.max_ns));
+        if let Some(during) = &mut self.during {
+            during.p999_vs_quiet = p999;
+            during.max_vs_quiet = max;
         }
     }
 
@@ -353,11 +438,22 @@ impl<W: Write> Report<W> {
             serde_json::to_writer(&mut self.out, &record)?;
             writeln!(self.out)?;
         } else {
+            // A --during invocation writes nothing but --during rows, which have columns of
+            // their own (phase, max).
+            let during = record.during.is_some();
             if !self.header_written {
-                writeln!(self.out, "{}", table_header(self.with_ratio))?;
+                let header = match during {
+                    true => during_header(),
+                    false => table_header(self.with_ratio),
+                };
+                writeln!(self.out, "{header}")?;
                 self.header_written = true;
             }
-            writeln!(self.out, "{}", table_row(&record, self.with_ratio))?;
+            let row = match during {
+                true => during_row(&record),
+                false => table_row(&record, self.with_ratio),
+            };
+            writeln!(self.out, "{row}")?;
         }
         self.out.flush()?;
         self.records.push(record);
@@ -380,6 +476,9 @@ impl<W: Write> Report<W> {
         writeln!(self.out)?;
         writeln!(self.out, "{}", rss_note(&self.records))?;
         for line in ratio_summary(&self.records) {
+            writeln!(self.out, "{line}")?;
+        }
+        if let Some(line) = targets_summary(&self.records) {
             writeln!(self.out, "{line}")?;
         }
         self.out.flush()
@@ -435,6 +534,130 @@ fn table_row(record: &RunRecord, with_ratio: bool) -> String {
     line.trim_end().to_owned()
 }
 
+/// Lays out the twelve fixed columns of a `--during` table line.
+fn during_columns(cells: [&str; 12]) -> String {
+    let [workload, phase, engine, threads, ops, seconds, ops_per_sec, p50, p99, p999, max, rss] =
+        cells;
+    format!(
+        "{workload:<8}  {phase:<10}  {engine:<7}  {threads:>7}  {ops:>11}  {seconds:>8}  \
+         {ops_per_sec:>11}  {p50:>8}  {p99:>8}  {p999:>8}  {max:>8}  {rss:>10}"
+    )
+}
+
+/// The header line of a `--during` table.
+fn during_header() -> String {
+    let mut line = during_columns([
+        "workload", "phase", "engine", "threads", "ops", "seconds", "ops/s", "p50", "p99", "p99.9",
+        "max", "peak RSS",
+    ]);
+    line.push_str("  notes");
+    line
+}
+
+/// One `--during` record as a table line.
+fn during_row(record: &RunRecord) -> String {
+    let mut line = during_columns([
+        record.workload,
+        record.during.as_ref().map_or("?", |during| during.phase),
+        record.engine,
+        &record.threads.to_string(),
+        &thousands(record.ops),
+        &format!("{:.3}", record.seconds),
+        &thousands(record.ops_per_sec.round() as u64),
+        &nanos(record.p50_ns),
+        &nanos(record.p99_ns),
+        &nanos(record.p999_ns),
+        &nanos(record.max_ns),
+        &record.peak_rss_bytes.map_or_else(|| "?".to_owned(), mebibytes),
+    ]);
+    let notes = notes(record);
+    if !notes.is_empty() {
+        line.push_str("  ");
+        line.push_str(&notes);
+    }
+    line.trim_end().to_owned()
+}
+
+/// What a `--during` row says beyond the columns.
+fn during_notes(during: &DuringFigures, notes: &mut Vec<String>) {
+    if let Some(asked) = during.asked_durability {
+        notes.push(format!("(asked={asked}: checkpoint needs a log)"));
+    }
+    if let (Some(p999), Some(max)) = (during.p999_vs_quiet, during.max_vs_quiet) {
+        notes.push(format!("vs quiet p99.9={p999:.2}x max={max:.2}x"));
+    }
+    notes.push(format!("over_20ms={}", thousands(during.over_20ms)));
+    if let Some(calls) = during.driver_calls {
+        let calls = thousands(calls);
+        notes.push(match during.phase {
+            "gc" => format!("gc_passes={calls}"),
+            "checkpoint" => format!("checkpoints={calls}"),
+            "reap" => format!("reap_calls={calls}"),
+            _ => format!("driver_calls={calls}"),
+        });
+    }
+    if let Some(reclaimed) = during.versions_reclaimed {
+        notes.push(format!("reclaimed={}", thousands(reclaimed)));
+    }
+    if let Some(bytes) = during.checkpoint_bytes {
+        notes.push(format!("bytes={}", mebibytes(bytes).replace(' ', "")));
+    }
+    if let Some(reaped) = during.keys_reaped {
+        notes.push(format!("reaped={}", thousands(reaped)));
+    }
+    if let Some(seconds) = during.driver_seconds {
+        notes.push(format!("driver={seconds:.2}s"));
+    }
+    if let Some(superseded) = during.superseded_versions {
+        notes.push(format!("superseded={}", thousands(superseded)));
+    }
+    if let Some(expired) = during.expired_keys {
+        notes.push(format!("expired={}", thousands(expired)));
+    }
+}
+
+/// One line under a `--during` table: which rows miss the service targets (a p99.9 over
+/// [`TARGET_P999_VS_QUIET`] x quiet's, an operation over [`TARGET_MAX_NS`]), or that none
+/// does.
+fn targets_summary(records: &[RunRecord]) -> Option<String> {
+    let mut rows = 0;
+    let mut missed = Vec::new();
+    for record in records {
+        let Some(during) = &record.during else { continue };
+        rows += 1;
+        let mut why = Vec::new();
+        if let Some(ratio) = during.p999_vs_quiet.filter(|&ratio| ratio > TARGET_P999_VS_QUIET) {
+            why.push(format!("p99.9 {ratio:.2}x quiet"));
+        }
+        if during.over_20ms > 0 {
+            why.push(format!("over_20ms={}", thousands(during.over_20ms)));
+        }
+        if !why.is_empty() {
+            let durability = record.durability.unwrap_or("memory");
+            missed.push(format!(
+                "{} {} {durability} x{} ({})",
+                record.workload,
+                during.phase,
+                record.threads,
+                why.join(", ")
+            ));
+        }
+    }
+    let targets = format!(
+        "targets (p99.9 <= {TARGET_P999_VS_QUIET}x quiet's, no operation over {} ms)",
+        TARGET_MAX_NS / 1_000_000
+    );
+    match (rows, missed.is_empty()) {
+        (0, _) => None,
+        (_, true) => Some(format!("{targets}: met by every row")),
+        (_, false) => Some(format!(
+            "{targets}: missed by {} of {rows} rows: {}",
+            missed.len(),
+            missed.join("; ")
+        )),
+    }
+}
+
 /// What a row says beyond the columns.
 fn notes(record: &RunRecord) -> String {
     let mut notes = Vec::new();
@@ -443,6 +666,9 @@ fn notes(record: &RunRecord) -> String {
     }
     if let Some(durability) = record.durability {
         notes.push(format!("durability={durability}"));
+    }
+    if let Some(during) = &record.during {
+        during_notes(during, &mut notes);
     }
     if let (Some(workload), Some(ratio)) = (record.engine_workload, record.ratio_vs_engine) {
         notes.push(format!("vs {workload}={ratio:.2}x"));
@@ -667,6 +893,7 @@ mod tests {
             op: None,
             engine_workload: None,
             ratio_vs_engine: None,
+            during: None,
         };
         let row = table_row(&record, true);
         assert_eq!(header.find("vs base").map(|at| at + 7), row.find("0.50x").map(|at| at + 5));
@@ -775,5 +1002,65 @@ mod tests {
         );
         appends.remove(1);
         assert!(ratio_summary(&appends).is_empty(), "no reference, no line");
+    }
+
+    fn during_record(phase: &'static str, p999_ns: u64, max_ns: u64) -> RunRecord {
+        let mut record = fsync_record(1, 1);
+        record.workload = "commit";
+        record.engine = "inmem";
+        record.mode = None;
+        record.batch = None;
+        record.commits_per_sec = None;
+        record.fsyncs_per_sec = None;
+        record.durability = Some("sync");
+        record.p999_ns = p999_ns;
+        record.max_ns = max_ns;
+        let over_20ms = u64::from(max_ns > TARGET_MAX_NS);
+        record.during = Some(DuringFigures { phase, over_20ms, ..DuringFigures::default() });
+        record
+    }
+
+    #[test]
+    fn during_rows_have_a_max_column_and_compare_with_quiet() {
+        let quiet = during_record("quiet", 100_000, 1_000_000);
+        let mut gc = during_record("gc", 250_000, 30_000_000);
+        if let Some(during) = &mut gc.during {
+            during.driver_calls = Some(12);
+            during.versions_reclaimed = Some(5_000_000);
+            during.superseded_versions = Some(5_000_000);
+        }
+        gc.compare_with_quiet(&quiet);
+        let figures = gc.during.clone().unwrap_or_default();
+        assert_eq!((figures.p999_vs_quiet, figures.max_vs_quiet), (Some(2.5), Some(30.0)));
+        let header = during_header();
+        let row = during_row(&gc);
+        assert_eq!(header.find("  max").map(|at| at + 5), row.find("30.0ms").map(|at| at + 6));
+        assert!(row.starts_with("commit    gc          inmem"), "{row}");
+        assert!(
+            row.ends_with(
+                "durability=sync vs quiet p99.9=2.50x max=30.00x over_20ms=1 gc_passes=12 \
+                 reclaimed=5,000,000 superseded=5,000,000"
+            ),
+            "{row}"
+        );
+        assert!(during_row(&quiet).ends_with("durability=sync over_20ms=0"));
+        let json = serde_json::to_value(&gc).unwrap();
+        assert_eq!(json["phase"], "gc", "the figures are in the line itself: {json}");
+        assert_eq!(json["p999_vs_quiet"], 2.5);
+        assert_eq!(json["versions_reclaimed"], 5_000_000);
+        assert!(json.get("during").is_none() && json.get("keys_reaped").is_none(), "{json}");
+        assert!(serde_json::to_value(&quiet).unwrap().get("p999_vs_quiet").is_none());
+        assert_eq!(
+            targets_summary(&[quiet.clone(), gc]).as_deref(),
+            Some(
+                "targets (p99.9 <= 2x quiet's, no operation over 20 ms): missed by 1 of 2 rows: \
+                 commit gc sync x1 (p99.9 2.50x quiet, over_20ms=1)"
+            )
+        );
+        assert_eq!(
+            targets_summary(&[quiet]).as_deref(),
+            Some("targets (p99.9 <= 2x quiet's, no operation over 20 ms): met by every row")
+        );
+        assert_eq!(targets_summary(&[fsync_record(1, 1)]), None, "no --during rows, no line");
     }
 }

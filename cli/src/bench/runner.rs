@@ -10,6 +10,11 @@
 //! scheduled long after the barrier released it or the last worker ended. Operations are
 //! split evenly: worker `t` of `n` runs a contiguous share of the global operation
 //! indices.
+//!
+//! A timed run ([`run_window`], `--during`) instead has each worker run operations until
+//! its own window, measured from its release by the barrier, is over; a driver thread, if
+//! given, meets the workers at the same barrier, so that it starts with the window, and
+//! runs until the last worker's window is over, when it is joined.
 
 #![allow(
     clippy::disallowed_types,
@@ -17,6 +22,7 @@
 )]
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,6 +43,10 @@ const LATENCY_NS_MAX: u64 = 3_600 * 1_000_000_000;
 /// touched rarely.
 const PROGRESS_STEP: u64 = 4096;
 
+/// In a timed run, the first worker moves the bar (whose length is the window in
+/// milliseconds) every this many milliseconds.
+const PROGRESS_STEP_MS: u64 = 100;
+
 /// What one run is: which workload, by whom, how much.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunPlan {
@@ -46,7 +56,7 @@ pub(crate) struct RunPlan {
     pub(crate) workload: Workload,
     /// Worker threads.
     pub(crate) threads: usize,
-    /// Operations, over all threads.
+    /// Operations, over all threads (0 for a timed run: [`run_window`]).
     pub(crate) ops: u64,
     /// The benchmark's seed.
     pub(crate) seed: u64,
@@ -90,13 +100,15 @@ impl Tally {
     }
 }
 
-/// A histogram of per-operation latencies in nanoseconds.
-pub(crate) struct Latency(Histogram<u64>);
+/// A histogram of per-operation latencies in nanoseconds, and when the last timed
+/// operation ended (what a timed run checks its window against, so that it reads the
+/// clock no more often than a run by count does).
+pub(crate) struct Latency(Histogram<u64>, Option<Instant>);
 
 impl Latency {
     pub(crate) fn new() -> Result<Latency, BenchError> {
         Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3)
-            .map(Latency)
+            .map(|histogram| Latency(histogram, None))
             .map_err(|error| BenchError::Histogram(format!("{error:?}")))
     }
 
@@ -104,9 +116,30 @@ impl Latency {
     pub(crate) fn time<T>(&mut self, op: impl FnOnce() -> T) -> T {
         let start = Instant::now();
         let out = op();
-        let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let end = Instant::now();
+        let nanos = u64::try_from(end.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
         self.0.saturating_record(nanos);
+        self.1 = Some(end);
         out
+    }
+
+    /// When the last timed operation ended, or now if none was timed yet.
+    fn last_end(&self) -> Instant {
+        self.1.unwrap_or_else(Instant::now)
+    }
+
+    /// Operations recorded.
+    pub(crate) fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Operations that took longer than `ns` nanoseconds (to the histogram's precision of
+    /// 3 significant digits).
+    pub(crate) fn count_over_ns(&self, ns: u64) -> u64 {
+        if self.0.max() <= ns {
+            return 0;
+        }
+        self.0.count_between(ns.saturating_add(1), self.0.max())
     }
 
     /// The latency at `quantile` (0 to 1), in nanoseconds.
@@ -169,6 +202,40 @@ impl Worker {
             }
         }
         progress.inc(unreported);
+        Ok(())
+    }
+
+    /// Runs `op` on index after index until an operation ends at or after `deadline`
+    /// (`window` after `started`); the first worker moves `progress` by the milliseconds
+    /// gone.
+    fn run_until<F, E>(
+        &mut self,
+        started: Instant,
+        window: Duration,
+        op: &F,
+        progress: &ProgressBar,
+    ) -> Result<(), E>
+    where
+        F: Fn(&mut Worker, u64) -> Result<(), E>,
+    {
+        debug_assert_eq!(self.latency.0.len(), 0, "a worker runs once");
+        let deadline = started + window;
+        let mut next_tick_ms = PROGRESS_STEP_MS;
+        for index in 0.. {
+            op(self, index)?;
+            let end = self.latency.last_end();
+            if end >= deadline {
+                break;
+            }
+            if self.thread == 0 {
+                let gone_ms =
+                    u64::try_from(end.duration_since(started).as_millis()).unwrap_or(u64::MAX);
+                if gone_ms >= next_tick_ms {
+                    progress.set_position(gone_ms);
+                    next_tick_ms = gone_ms + PROGRESS_STEP_MS;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -255,7 +322,107 @@ where
             *opened = true;
         }
         let joined: Vec<_> = handles.into_iter().map(thread::ScopedJoinHandle::join).collect();
-        merge(plan, joined)
+        merge(plan, joined, Some(plan.ops))
+    })
+}
+
+/// A thread that runs beside a timed run's workers ([`run_window`]): given the flag that
+/// turns true once the last worker's window is over, it returns what it did.
+pub(crate) type Driver<'a, T> = &'a (dyn Fn(&AtomicBool) -> T + Sync);
+
+/// Counts down the workers still in their window; the last one out (however it leaves:
+/// done, failed or panicking) raises the driver's stop flag.
+struct Leaving<'a> {
+    running: &'a AtomicUsize,
+    stop: &'a AtomicBool,
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        // AcqRel/Release: the driver that sees the flag sees every worker done.
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.stop.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Runs `op` on `plan.threads` threads, each for `window` from the barrier's release, and
+/// `driver` (if any) on one more thread from the same release until the last worker's
+/// window is over; returns the workers' figures and what the driver returned.
+///
+/// # Errors
+/// As [`run_threads`]; [`BenchError::WorkerPanicked`] if the driver panicked too.
+pub(crate) fn run_window<F, E, T>(
+    plan: &RunPlan,
+    window: Duration,
+    progress: &ProgressBar,
+    op: F,
+    driver: Option<Driver<'_, T>>,
+) -> Result<(Measured, Option<T>), BenchError>
+where
+    F: Fn(&mut Worker, u64) -> Result<(), E> + Sync,
+    E: OpError,
+    T: Send,
+{
+    assert!(plan.threads > 0, "a run has at least one worker");
+    let barrier = Barrier::new(plan.threads + usize::from(driver.is_some()));
+    let gate = RwLock::new(false);
+    let running = AtomicUsize::new(plan.threads);
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let opened = gate.write();
+        let mut handles = Vec::with_capacity(plan.threads);
+        for thread in 0..plan.threads {
+            let mut worker = Worker::new(plan, thread)?;
+            let (barrier, gate, op) = (&barrier, &gate, &op);
+            let leaving = Leaving { running: &running, stop: &stop };
+            let spawned = thread::Builder::new()
+                .name(format!("bench-{}-{thread}", plan.workload))
+                .spawn_scoped(scope, move || {
+                    let _leaving = leaving;
+                    if !gate.read().is_ok_and(|open| *open) {
+                        return Ok::<_, E>(None);
+                    }
+                    barrier.wait();
+                    let started = Instant::now();
+                    worker.run_until(started, window, op, progress)?;
+                    Ok(Some(WorkerRun { worker, started, finished: Instant::now() }))
+                })
+                .map_err(BenchError::Spawn)?;
+            handles.push(spawned);
+        }
+        let driven = match driver {
+            Some(driver) => {
+                let (barrier, gate, stop) = (&barrier, &gate, &stop);
+                let spawned = thread::Builder::new()
+                    .name(format!("bench-{}-driver", plan.workload))
+                    .spawn_scoped(scope, move || {
+                        if !gate.read().is_ok_and(|open| *open) {
+                            return None;
+                        }
+                        barrier.wait();
+                        Some(driver(stop))
+                    })
+                    .map_err(BenchError::Spawn)?;
+                Some(spawned)
+            }
+            None => None,
+        };
+        if let Ok(mut opened) = opened {
+            *opened = true;
+        }
+        let joined: Vec<_> = handles.into_iter().map(thread::ScopedJoinHandle::join).collect();
+        let driven = match driven.map(thread::ScopedJoinHandle::join) {
+            None => None,
+            Some(Ok(Some(driven))) => Some(driven),
+            Some(Ok(None)) => {
+                return Err(BenchError::Spawn(std::io::Error::other("the driver was not started")))
+            }
+            Some(Err(_panic)) => {
+                return Err(BenchError::WorkerPanicked { workload: plan.workload.name() })
+            }
+        };
+        Ok((merge(plan, joined, None)?, driven))
     })
 }
 
@@ -268,8 +435,13 @@ struct WorkerRun {
 
 type Joined<E> = thread::Result<Result<Option<WorkerRun>, E>>;
 
-/// Merges the workers' figures, or returns the first failure.
-fn merge<E: OpError>(plan: &RunPlan, joined: Vec<Joined<E>>) -> Result<Measured, BenchError> {
+/// Merges the workers' figures, or returns the first failure; `ops`, if given, is how many
+/// operations they must have recorded.
+fn merge<E: OpError>(
+    plan: &RunPlan,
+    joined: Vec<Joined<E>>,
+    ops: Option<u64>,
+) -> Result<Measured, BenchError> {
     let mut latency = Latency::new()?;
     let mut tally = Tally::default();
     let mut span: Option<(Instant, Instant)> = None;
@@ -294,7 +466,10 @@ fn merge<E: OpError>(plan: &RunPlan, joined: Vec<Joined<E>>) -> Result<Measured,
             (started.min(run.started), finished.max(run.finished))
         }));
     }
-    debug_assert_eq!(latency.0.len(), plan.ops, "every operation's latency is recorded once");
+    debug_assert!(
+        ops.is_none_or(|ops| latency.0.len() == ops),
+        "every operation's latency is recorded once"
+    );
     let elapsed = span.map_or(Duration::ZERO, |(started, finished)| finished - started);
     Ok(Measured { elapsed, latency, tally })
 }
@@ -337,5 +512,43 @@ mod tests {
         let plan = plan(2, 10);
         let failed = run_threads(&plan, &ProgressBar::hidden(), |_, _| Err(inmem::Error::Poisoned));
         assert!(matches!(failed, Err(BenchError::Engine { engine: "test", workload: "get", .. })));
+    }
+
+    #[test]
+    fn a_timed_run_lasts_its_window_and_its_driver_runs_until_the_end() {
+        let plan = plan(2, 0);
+        let window = Duration::from_millis(50);
+        let driver = |stop: &AtomicBool| {
+            let started = Instant::now();
+            let mut calls = 0_u64;
+            while !stop.load(Ordering::Acquire) {
+                calls += 1;
+                thread::yield_now();
+            }
+            (calls, started.elapsed())
+        };
+        let (measured, driven) = run_window(
+            &plan,
+            window,
+            &ProgressBar::hidden(),
+            |worker, _| {
+                worker.latency.time(thread::yield_now);
+                Ok::<(), inmem::Error>(())
+            },
+            Some(&driver),
+        )
+        .unwrap();
+        assert!(measured.elapsed >= window, "{:?}", measured.elapsed);
+        assert!(measured.latency.count() >= 2, "each worker times at least one operation");
+        let (calls, driven_for) = driven.unwrap();
+        assert!(calls > 0 && driven_for >= window, "{calls} calls in {driven_for:?}");
+        let quiet = run_window(
+            &plan,
+            window,
+            &ProgressBar::hidden(),
+            |_, _| Err(inmem::Error::Poisoned),
+            None::<Driver<'_, ()>>,
+        );
+        assert!(matches!(quiet, Err(BenchError::Engine { .. })), "an error ends the run");
     }
 }

@@ -167,14 +167,33 @@ pub(crate) struct EngineStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl EngineStore {
+    /// The engine with `options`: in memory, or opened on a temporary directory with the
+    /// durability of `disk` (which replaces that of `options`).
+    ///
+    /// # Errors
+    /// As [`open_database`].
+    pub(crate) fn with_options(
+        disk: Option<&Disk>,
+        options: Options,
+    ) -> Result<EngineStore, inmem::Error> {
+        let (db, dir) = open_database(disk, options)?;
+        Ok(EngineStore { db, _dir: dir })
+    }
+
+    /// The database.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+}
+
 impl Store for EngineStore {
     const NAME: &'static str = "inmem";
     const LOGS: bool = true;
     const READS_SEE_OVERWRITTEN_KEYS: bool = true;
 
     fn create(disk: Option<&Disk>) -> Result<Self, inmem::Error> {
-        let (db, dir) = open_database(disk, Options::default())?;
-        Ok(EngineStore { db, _dir: dir })
+        EngineStore::with_options(disk, Options::default())
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), inmem::Error> {

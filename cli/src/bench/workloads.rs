@@ -62,6 +62,7 @@ pub(crate) fn run_workload<S: Store>(
     let measured = match plan.workload {
         Workload::Fill => run_threads(plan, progress, |w, index| fill(store, data, w, index)),
         Workload::Get => run_threads(plan, progress, |w, _| get(store, data, w)),
+        Workload::Commit => run_threads(plan, progress, |w, _| commit(store, data, w)),
         Workload::Mixed => run_threads(plan, progress, |w, _| mixed(store, data, w)),
         Workload::Scan => run_threads(plan, progress, |w, _| scan(store, data, w)),
         Workload::Txn => run_threads(plan, progress, |w, _| txn(store, data, w)),
@@ -90,12 +91,19 @@ fn fill<S: Store>(store: &S, data: &Dataset, w: &mut Worker, index: u64) -> inme
     w.latency.time(|| store.put(&w.key, value))
 }
 
-/// Reads a random loaded key.
-fn get<S: Store>(store: &S, data: &Dataset, w: &mut Worker) -> inmem::Result<()> {
+/// Reads a random loaded key; a miss counts as a wrong result.
+pub(crate) fn get<S: Store>(store: &S, data: &Dataset, w: &mut Worker) -> inmem::Result<()> {
     data.layout.write_key(w.rng.u64(0..data.layout.keys()), &mut w.key);
     let found = w.latency.time(|| store.get(&w.key))?;
     w.tally.wrong_ops += u64::from(!found);
     Ok(())
+}
+
+/// Overwrites a random loaded key with a random value, in a commit of its own.
+pub(crate) fn commit<S: Store>(store: &S, data: &Dataset, w: &mut Worker) -> inmem::Result<()> {
+    data.layout.write_key(w.rng.u64(0..data.layout.keys()), &mut w.key);
+    let value = data.values.value(w.rng.u64(..));
+    w.latency.time(|| store.put(&w.key, value))
 }
 
 /// Reads or (as often) overwrites a random loaded key.
