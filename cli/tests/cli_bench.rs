@@ -552,15 +552,15 @@ fn during_reports_each_workload_in_each_phase_with_what_the_driver_did() {
     for workload in ["commit", "get"] {
         let gc = row(workload, "gc");
         assert_eq!(u64_field(gc, "superseded_versions"), 5 * 2000, "5 overwrites a key: {gc}");
-        assert!(u64_field(gc, "versions_reclaimed") > 0, "the driver reclaims: {gc}");
         let reap = row(workload, "reap");
         assert_eq!(u64_field(reap, "expired_keys"), 2000, "every key expired: {reap}");
-        assert!(u64_field(reap, "keys_reaped") > 0, "the driver reaps: {reap}");
         let checkpoint = row(workload, "checkpoint");
         assert!(u64_field(checkpoint, "checkpoint_bytes") > 0, "{checkpoint}");
     }
     // Without commits in the window the engine never wakes its maintenance thread, so the
-    // driver alone reclaims every superseded version and reaps every expired key.
+    // driver alone reclaims every superseded version and reaps every expired key. (With
+    // commits, the engine's own early round races the driver for them: 2,000 keys may all
+    // go to it, so the commit rows promise only that the driver ran.)
     assert_eq!(u64_field(row("get", "gc"), "versions_reclaimed"), 5 * 2000);
     assert_eq!(u64_field(row("get", "reap"), "keys_reaped"), 2000);
     assert_left_nothing(&dir);

@@ -293,37 +293,8 @@ where
     F: Fn(&mut Worker, u64) -> Result<(), E> + Sync,
     E: OpError,
 {
-    assert!(plan.threads > 0, "a run has at least one worker");
-    let barrier = Barrier::new(plan.threads);
-    let gate = RwLock::new(false);
-    thread::scope(|scope| {
-        let opened = gate.write();
-        let mut handles = Vec::with_capacity(plan.threads);
-        for thread in 0..plan.threads {
-            let mut worker = Worker::new(plan, thread)?;
-            let (barrier, gate, op) = (&barrier, &gate, &op);
-            let ops = plan.share(thread);
-            let spawned = thread::Builder::new()
-                .name(format!("bench-{}-{thread}", plan.workload))
-                .spawn_scoped(scope, move || {
-                    // Blocks until the coordinator has spawned everyone (or given up).
-                    if !gate.read().is_ok_and(|open| *open) {
-                        return Ok::<_, E>(None);
-                    }
-                    barrier.wait();
-                    let started = Instant::now();
-                    worker.run(ops, op, progress)?;
-                    Ok(Some(WorkerRun { worker, started, finished: Instant::now() }))
-                })
-                .map_err(BenchError::Spawn)?;
-            handles.push(spawned);
-        }
-        if let Ok(mut opened) = opened {
-            *opened = true;
-        }
-        let joined: Vec<_> = handles.into_iter().map(thread::ScopedJoinHandle::join).collect();
-        merge(plan, joined, Some(plan.ops))
-    })
+    let measured = run_workers::<F, E, ()>(plan, Span::Ops, progress, op, None)?;
+    Ok(measured.0)
 }
 
 /// A thread that runs beside a timed run's workers ([`run_window`]): given the flag that
@@ -364,6 +335,32 @@ where
     E: OpError,
     T: Send,
 {
+    run_workers(plan, Span::Window(window), progress, op, driver)
+}
+
+/// How long each worker of a run works.
+#[derive(Clone, Copy)]
+enum Span {
+    /// Its share of `plan.ops` operations ([`run_threads`]).
+    Ops,
+    /// For this long from the barrier's release ([`run_window`]).
+    Window(Duration),
+}
+
+/// [`run_threads`] and [`run_window`]: `op` on `plan.threads` threads for `span`, and
+/// `driver` (if any) on one more thread from the same barrier until the last worker is done.
+fn run_workers<F, E, T>(
+    plan: &RunPlan,
+    span: Span,
+    progress: &ProgressBar,
+    op: F,
+    driver: Option<Driver<'_, T>>,
+) -> Result<(Measured, Option<T>), BenchError>
+where
+    F: Fn(&mut Worker, u64) -> Result<(), E> + Sync,
+    E: OpError,
+    T: Send,
+{
     assert!(plan.threads > 0, "a run has at least one worker");
     let barrier = Barrier::new(plan.threads + usize::from(driver.is_some()));
     let gate = RwLock::new(false);
@@ -385,7 +382,10 @@ where
                     }
                     barrier.wait();
                     let started = Instant::now();
-                    worker.run_until(started, window, op, progress)?;
+                    match span {
+                        Span::Ops => worker.run(plan.share(thread), op, progress)?,
+                        Span::Window(window) => worker.run_until(started, window, op, progress)?,
+                    }
                     Ok(Some(WorkerRun { worker, started, finished: Instant::now() }))
                 })
                 .map_err(BenchError::Spawn)?;
@@ -422,7 +422,11 @@ where
                 return Err(BenchError::WorkerPanicked { workload: plan.workload.name() })
             }
         };
-        Ok((merge(plan, joined, None)?, driven))
+        let ops = match span {
+            Span::Ops => Some(plan.ops),
+            Span::Window(_) => None,
+        };
+        Ok((merge(plan, joined, ops)?, driven))
     })
 }
 
