@@ -311,31 +311,30 @@ impl Hiding {
 
 /// The later of two start bounds (on a tie, the exclusive one).
 fn higher_start<'b>(a: &'b Bound<Bytes>, b: &'b Bound<Bytes>) -> &'b Bound<Bytes> {
-    match (a, b) {
-        (Bound::Unbounded, _) => b,
-        (_, Bound::Unbounded) => a,
-        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
-            match x.cmp(y) {
-                std::cmp::Ordering::Less => b,
-                std::cmp::Ordering::Greater => a,
-                std::cmp::Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
-                std::cmp::Ordering::Equal => b,
-            }
-        }
-    }
+    tighter(a, b, std::cmp::Ordering::Greater)
 }
 
 /// The earlier of two end bounds (on a tie, the exclusive one).
 fn lower_end<'b>(a: &'b Bound<Bytes>, b: &'b Bound<Bytes>) -> &'b Bound<Bytes> {
+    tighter(a, b, std::cmp::Ordering::Less)
+}
+
+/// Of two bounds on the same side, the one that admits fewer keys: `a` if its key compares
+/// to `b`'s as `a_tighter` (or, on equal keys, if it excludes its own), else `b`; an
+/// unbounded side never wins.
+fn tighter<'b>(
+    a: &'b Bound<Bytes>,
+    b: &'b Bound<Bytes>,
+    a_tighter: std::cmp::Ordering,
+) -> &'b Bound<Bytes> {
     match (a, b) {
         (Bound::Unbounded, _) => b,
         (_, Bound::Unbounded) => a,
         (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
             match x.cmp(y) {
-                std::cmp::Ordering::Less => a,
-                std::cmp::Ordering::Greater => b,
+                order if order == a_tighter => a,
                 std::cmp::Ordering::Equal if matches!(a, Bound::Excluded(_)) => a,
-                std::cmp::Ordering::Equal => b,
+                _ => b,
             }
         }
     }

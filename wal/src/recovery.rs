@@ -432,16 +432,14 @@ struct Listed {
 /// written to it, so one being created holds a header and zeroes, and removing it loses
 /// nothing.
 fn holds_more_than_a_header(io: &dyn Io, path: &Path) -> Result<bool> {
-    let mut bytes = SegmentBytes::open(io, path)?;
-    let len = bytes.len(path)?;
-    Ok(nonzero_span(&mut bytes, SEGMENT_HEADER_LEN, len, path)?.is_some())
+    holds_nonzero_from(io, path, SEGMENT_HEADER_LEN)
 }
 
-/// Whether the file at `path` holds any non-zero byte.
-fn holds_anything(io: &dyn Io, path: &Path) -> Result<bool> {
+/// Whether the file at `path` holds any non-zero byte at or after offset `from`.
+fn holds_nonzero_from(io: &dyn Io, path: &Path, from: u64) -> Result<bool> {
     let mut bytes = SegmentBytes::open(io, path)?;
     let len = bytes.len(path)?;
-    Ok(nonzero_span(&mut bytes, 0, len, path)?.is_some())
+    Ok(nonzero_span(&mut bytes, from, len, path)?.is_some())
 }
 
 /// The segment files of `dir`, and its spare segment file, checked.
@@ -473,7 +471,7 @@ fn list_segments(io: &dyn Io, dir: &Path) -> Result<Listed> {
         listed.names.insert(name);
     }
     if let Some(path) = listed.spare.take() {
-        if holds_anything(io, &path)? {
+        if holds_nonzero_from(io, &path, 0)? {
             // Renamed into place only after its header is written: a spare with a header
             // is a rotation a crash interrupted, an unfinished segment.
             listed.unfinished.push(path);

@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::format::{segment_file_name, SegmentHeader};
-use crate::io::{write_all_durably, Io, LogFile, Preallocation};
+use crate::io::{write_all_durably, write_zeros, Io, LogFile, Preallocation};
 use crate::options::WalOptions;
 use crate::stats::Counters;
 use crate::sync::{lock, Mutex, MutexGuard};
@@ -124,16 +124,10 @@ impl Segments {
         let Some(file) = self.take_spare() else {
             return self.create(header);
         };
-        let name = segment_file_name(header.first_position);
-        let path = self.dir.join(&name);
         let spare = self.dir.join(SPARE_FILE);
-        let block = header.encode();
-        write_all_durably(file.as_ref(), &[std::io::IoSlice::new(&block)], 0, true)
-            .map_err(|e| Error::io("write segment header", &spare, e))?;
-        self.io.rename(&spare, &path).map_err(|e| Error::io("rename segment", &path, e))?;
-        self.io.sync_dir(&self.dir).map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        let created = install_segment(self.io.as_ref(), &self.dir, file, &spare, header)?;
         self.stats.spare_used();
-        Ok((SegmentMeta { path, header }, file))
+        Ok(created)
     }
 
     /// The ready spare, after the thread making it (if any) has ended.
@@ -192,17 +186,30 @@ fn create_segment(
     options: &WalOptions,
 ) -> Result<(SegmentMeta, Box<dyn LogFile>)> {
     let name = segment_file_name(header.first_position);
-    let path = dir.join(&name);
     let unfinished = dir.join(format!("{name}{UNFINISHED_SUFFIX}"));
     let file = io
         .create(&unfinished, options.open_flags)
         .map_err(|e| Error::io("create segment", &unfinished, e))?;
     file.preallocate(header.size, options.preallocation)
         .map_err(|e| Error::io("preallocate segment", &unfinished, e))?;
+    install_segment(io, dir, file, &unfinished, header)
+}
+
+/// Makes `file`, preallocated and named `from` (an unfinished segment, or the spare), the
+/// segment `header` describes: its header written and synced, then the file renamed to
+/// the segment's name and the directory synced.
+fn install_segment(
+    io: &dyn Io,
+    dir: &Path,
+    file: Box<dyn LogFile>,
+    from: &Path,
+    header: SegmentHeader,
+) -> Result<(SegmentMeta, Box<dyn LogFile>)> {
+    let path = dir.join(segment_file_name(header.first_position));
     let block = header.encode();
     write_all_durably(file.as_ref(), &[std::io::IoSlice::new(&block)], 0, true)
-        .map_err(|e| Error::io("write segment header", &unfinished, e))?;
-    io.rename(&unfinished, &path).map_err(|e| Error::io("rename segment", &path, e))?;
+        .map_err(|e| Error::io("write segment header", from, e))?;
+    io.rename(from, &path).map_err(|e| Error::io("rename segment", &path, e))?;
     io.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
     Ok((SegmentMeta { path, header }, file))
 }
@@ -243,13 +250,9 @@ const SPARE_FILL_CHUNK: usize = 1 << 20;
 /// sync of the log, which the file system may make wait for other files' dirty data (ext4
 /// in `data=ordered` mode), never waits behind a whole segment of zeroes.
 fn zero_fill_paced(file: &dyn LogFile, len: u64) -> std::io::Result<()> {
-    let zeroes = vec![0u8; SPARE_FILL_CHUNK];
-    let mut offset = 0;
-    while offset < len {
-        let chunk = (len - offset).min(SPARE_FILL_CHUNK as u64);
-        let chunk = usize::try_from(chunk).unwrap_or(SPARE_FILL_CHUNK);
-        write_all_durably(file, &[std::io::IoSlice::new(&zeroes[..chunk])], offset, true)?;
-        offset += chunk as u64;
+    for from in (0..len).step_by(SPARE_FILL_CHUNK) {
+        write_zeros(file, from, (from + SPARE_FILL_CHUNK as u64).min(len))?;
+        file.sync_data()?;
     }
     Ok(())
 }
