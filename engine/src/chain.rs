@@ -48,8 +48,8 @@ use crate::version::{Origin, VersionNode};
 pub(crate) struct VersionChain {
     head: Atomic<VersionNode>,
     /// Bookkeeping, in one word: [`CREATION_CLAIMED`]; the garbage collector's
-    /// [`GC_QUEUED`] and [`GC_WAITING`]; and in the remaining bits the bytes open snapshots
-    /// keep alive (see `gc.rs`).
+    /// [`GC_QUEUED`], [`GC_WAITING`] and [`FORGOTTEN`]; and in the remaining bits the bytes
+    /// open snapshots keep alive (see `gc.rs`).
     gc: AtomicU64,
 }
 
@@ -59,8 +59,12 @@ const GC_QUEUED: u64 = 1 << 63;
 const GC_WAITING: u64 = 1 << 62;
 /// Set by the first caller that claims the chain's creation (`claim_creation`).
 const CREATION_CLAIMED: u64 = 1 << 61;
-/// The bits left for the pinned bytes (saturating there: 2 EiB).
-const GC_PINNED_BYTES: u64 = CREATION_CLAIMED - 1;
+/// Set, under the sequencer's lock, when the collector forgets the chain (dead for every
+/// reader): from then on no version is installed into it, and the index unlinks it, after
+/// the lock is released, or whoever meets it first does (see `index.rs`).
+const FORGOTTEN: u64 = 1 << 60;
+/// The bits left for the pinned bytes (saturating there: 1 EiB).
+const GC_PINNED_BYTES: u64 = FORGOTTEN - 1;
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<VersionChain>() == 16, "see the type's documentation");
@@ -266,6 +270,19 @@ impl VersionChain {
     pub(crate) fn claim_creation(&self) -> bool {
         self.gc.load(Ordering::Relaxed) & CREATION_CLAIMED == 0
             && self.gc.fetch_or(CREATION_CLAIMED, Ordering::Relaxed) & CREATION_CLAIMED == 0
+    }
+
+    /// Marks the chain forgotten (see [`FORGOTTEN`]); returns `true` if this call did.
+    /// Under the sequencer's lock only, so that a committer holding it sees a stable
+    /// answer. Release/Acquire with [`VersionChain::is_forgotten`]: a thread outside the
+    /// lock that sees the mark also sees the dead head the collector saw.
+    pub(crate) fn forget(&self) -> bool {
+        self.gc.fetch_or(FORGOTTEN, Ordering::AcqRel) & FORGOTTEN == 0
+    }
+
+    /// Whether the collector forgot the chain (see [`FORGOTTEN`]).
+    pub(crate) fn is_forgotten(&self) -> bool {
+        self.gc.load(Ordering::Acquire) & FORGOTTEN != 0
     }
 
     /// Clears the queued mark before the collector processes the chain.

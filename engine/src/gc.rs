@@ -18,8 +18,15 @@
 //!    never wait: they either stop before the cut or hold a guard that keeps the memory.
 //! 4. **Forget.** A chain whose newest version is a tombstone at or below the horizon is
 //!    deleted for every reader; under the sequencer's lock (so no commit installs into it
-//!    meanwhile), the collector checks that its head is unchanged and removes it from both
-//!    indexes.
+//!    meanwhile), the collector checks that its head is unchanged and marks it forgotten;
+//!    then, with the lock released, it unlinks it from both indexes (`index.rs`).
+//! 5. **Reclaim.** What the pass unlinked is freed through the epoch: crossbeam-epoch runs
+//!    deferred functions on whichever thread pins next, so left alone, a committing thread
+//!    would free a pass's skiplist entries (and their chains) in batches of hundreds, tens
+//!    of microseconds at a time. The collector instead keeps its own thread pinning and
+//!    collecting until a marker it deferred last has run, so the pass's garbage is freed
+//!    here, off the foreground (bounded by [`DRAIN_MAX`], in case a long reader holds the
+//!    epoch back).
 //!
 //! The collector also measures what open snapshots cost: the bytes of superseded versions
 //! that the retention policy would let go but the horizon keeps (see
@@ -29,6 +36,10 @@
 //! [`crate::Database::collect_garbage`] is called.
 
 use std::cmp::Reverse;
+#[cfg(not(loom))]
+use std::sync::Arc;
+#[cfg(not(loom))]
+use std::time::{Duration, Instant};
 
 use crate::chain::{Released, Retired};
 use crate::clock;
@@ -38,13 +49,18 @@ use crate::range_delete::Hiding;
 use crate::shared::{retention_keep_last, Shared};
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
+#[cfg(not(loom))]
+use crate::sync::{spin_wait, AtomicBool, Ordering};
 use crate::version::{CommitVersion, VersionNode};
 
-/// Dead chains removed per hold of the sequencer's lock, so commits wait at most that long.
-const REMOVALS_PER_LOCK_MAX: usize = 256;
-/// Deferred functions crossbeam-epoch runs per flush, at most (8 bags of 64); the collector
-/// flushes once more per this many keys it removed.
-const EPOCH_ITEMS_PER_FLUSH: u64 = 512;
+/// Dead chains forgotten per hold of the sequencer's lock (each a check and a flag; the
+/// unlinking that costs comes after the lock), so commits wait at most that long.
+const REMOVALS_PER_LOCK_MAX: usize = 64;
+/// How long a pass keeps collecting its own deferred functions at most (see the module's
+/// documentation, step 5): past that, a reader pinned all along holds the epoch back, and
+/// what is left is freed later, by whichever thread pins.
+#[cfg(not(loom))]
+const DRAIN_MAX: Duration = Duration::from_millis(50);
 
 /// The horizons of one pass.
 #[derive(Clone, Copy)]
@@ -71,8 +87,9 @@ struct Pass<'g> {
 }
 
 impl Shared {
-    /// Runs one collection pass.
+    /// Runs one collection pass, as one turn at the maintenance gate (`gate.rs`).
     pub(crate) fn collect_garbage(&self) -> GcReport {
+        let _turn = self.maintenance.enter();
         let mut gc = self.gc.state.lock();
         let visible = self.visible.load().get();
         let retention = gc.retention_horizon(self.options.retention, visible, clock::now_ms());
@@ -107,6 +124,9 @@ impl Shared {
         for batch in dead.chunks(REMOVALS_PER_LOCK_MAX) {
             pass.report.keys_removed += self.forget_dead(&mut gc, batch, pass.guard);
         }
+        // Released here, on this thread: a forgotten chain's last handle may be one of
+        // these, whose release defers the skiplist entry's destruction.
+        drop(dead);
         let Pass { report, retired, .. } = pass;
         retired.release_after_readers(&guard, &self.gc.released);
         self.range_deletes.collected_to(effective);
@@ -114,20 +134,24 @@ impl Shared {
         self.account(&gc, report)
     }
 
-    /// Frees what earlier passes released, then helps the epoch along: hands this thread's
-    /// deferred functions (this pass's retired versions, the index's removed entries) to
-    /// the global queue and collects what is due, more rounds the more keys were removed,
-    /// since each removed key defers its own skiplist entry.
+    /// Frees what earlier passes released, then hands this thread's deferred functions
+    /// (this pass's retired versions, the index's unlinked entries) to the global queue;
+    /// if the pass unlinked keys, it collects until they have run (module documentation,
+    /// step 5).
     fn reclaim(&self, guard: &mut Guard, keys_removed: u64) {
         let released = std::mem::take(&mut *self.gc.released.lock());
         let freed: u64 = released.iter().map(Released::versions).sum();
         drop(released);
         Counters::add(&self.counters.versions_freed, freed);
-        let rounds = 1 + keys_removed / EPOCH_ITEMS_PER_FLUSH;
-        for _ in 0..rounds {
-            guard.repin();
-            guard.flush();
+        guard.repin();
+        guard.flush();
+        #[cfg(not(loom))]
+        if keys_removed > 0 {
+            drain_deferred(guard);
         }
+        // Loom's epoch twin runs no deferred functions: there is nothing to drain.
+        #[cfg(loom)]
+        let _ = keys_removed;
     }
 
     fn account(&self, gc: &GcState, mut report: GcReport) -> GcReport {
@@ -176,27 +200,51 @@ impl Shared {
         }
     }
 
-    /// Removes dead chains from the index, under the sequencer's lock so that no commit
-    /// installs into one meanwhile. Returns how many it removed.
+    /// Forgets dead chains, under the sequencer's lock so that no commit installs into one
+    /// meanwhile, and then, with the lock released, unlinks them from the index (see
+    /// `index.rs`: the unlinking is what costs, and no commit waits for it). Returns how
+    /// many it forgot.
     fn forget_dead(
         &self,
         gc: &mut GcState,
         dead: &[(ChainRef, *const VersionNode)],
         guard: &Guard,
     ) -> u64 {
-        let _sequencer = self.sequencer.lock();
-        let mut removed = 0;
+        let sequencer = self.sequencer.lock();
+        let mut forgotten = Vec::with_capacity(dead.len());
         for (chain, head) in dead {
-            if chain.head_ptr(guard) != *head || !self.index.remove(chain, guard) {
+            if chain.head_ptr(guard) != *head || !self.index.is_linked(chain) || !chain.forget() {
                 continue;
             }
+            forgotten.push(chain);
             let footprint = chain.footprint(guard);
             Counters::sub(&self.counters.keys, 1);
             Counters::sub(&self.counters.versions, footprint.versions);
             Counters::sub(&self.counters.bytes, footprint.bytes + chain.key().len() as u64);
             gc.pinned_bytes -= chain.swap_gc_pinned_bytes(0);
-            removed += 1;
         }
-        removed
+        drop(sequencer);
+        for chain in &forgotten {
+            self.index.unlink_forgotten(chain, guard);
+        }
+        forgotten.len() as u64
+    }
+}
+
+/// Pins and collects on this thread until a marker deferred now has run: the global queue
+/// of deferred functions is first in, first out, so by then everything this thread deferred
+/// before it has run too, most of it here. Gives up after [`DRAIN_MAX`].
+#[cfg(not(loom))]
+fn drain_deferred(guard: &mut Guard) {
+    let ran = Arc::new(AtomicBool::new(false));
+    let marker = Arc::clone(&ran);
+    guard.defer(move || marker.store(true, Ordering::Release));
+    let give_up = Instant::now() + DRAIN_MAX;
+    let mut round = 0;
+    while !ran.load(Ordering::Acquire) && Instant::now() < give_up {
+        guard.repin();
+        guard.flush();
+        spin_wait(round);
+        round += 1;
     }
 }

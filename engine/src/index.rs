@@ -17,14 +17,19 @@
 //!
 //! A committer inserts the chains of its new keys, empty, into both before it takes the
 //! sequencer's lock (racing committers get the same chain: `get_or_insert`); only the
-//! sequencer's lock holder installs versions into them and removes chains: dead ones (see
-//! `gc.rs`), and empty ones a failed commit created. Everyone reads without locks. An empty
-//! chain reads as absent, as does a chain whose versions are all newer than the reader's
-//! snapshot, so the insert is invisible; a chain is in both before the commit that gives it
-//! a version becomes visible, and removed from both only when no reader can see any of its
-//! versions, so the two never disagree about anything a reader can observe. Because a
-//! removal may come between a committer's insert and its turn at the lock, the lock holder
-//! checks that each chain is still linked before installing into it (`is_linked`).
+//! sequencer's lock holder installs versions into them, removes the empty chains a failed
+//! commit created, and marks dead chains forgotten (see `gc.rs`). A forgotten chain is
+//! unlinked from both structures afterwards, outside the lock (a removal from the skiplist
+//! searches it, a few microseconds a key that no committer should wait behind), by the
+//! collector ([`KeyIndex::unlink_forgotten`]), or by whichever thread meets it first in
+//! [`KeyIndex::get_or_insert`], which must not hand it out. Everyone reads without locks. An
+//! empty chain reads as absent, as does a chain whose versions are all newer than the
+//! reader's snapshot, so the insert is invisible; a chain is in both before the commit that
+//! gives it a version becomes visible, and forgotten only when no reader can see any of its
+//! versions, so the two never disagree about anything a reader can observe, whether or not
+//! it is unlinked yet. Because a removal may come between a committer's insert and its turn
+//! at the lock, the lock holder checks that each chain is still linked, and not forgotten,
+//! before installing into it (`is_linked`).
 //!
 //! A skiplist entry (key and chain) lives as long as it is linked or any `ChainRef` counts
 //! it; once unlinked and uncounted, crossbeam-epoch frees it after every reader pinned
@@ -159,6 +164,16 @@ mod lock_free {
         }
     }
 
+    /// Entries the hash index retires per thread before it reclaims them as a batch.
+    ///
+    /// Reclaiming a batch starts with a process-wide memory barrier (seize's `membarrier`
+    /// strategy, which lets every read skip a fence): an interrupt on every core running
+    /// one of the process's threads, a few microseconds each on a virtual machine. At
+    /// seize's default of 32, a collection pass forgetting a million keys interrupted the
+    /// reading and committing threads some 30,000 times; at this size, about 250 times,
+    /// for at most this many removed entries a thread holds on to a little longer.
+    const RETIRE_BATCH: usize = 4096;
+
     /// The ordered index and the hash index over the same chains.
     ///
     /// Field order matters: `hashed` holds `ChainRef`s into `ordered`, and fields drop in
@@ -251,7 +266,10 @@ mod lock_free {
             KeyIndex {
                 key_hasher: KeyHasher::default(),
                 scan_only,
-                hashed: papaya::HashMap::builder().hasher(StoredHash).build(),
+                hashed: papaya::HashMap::builder()
+                    .hasher(StoredHash)
+                    .collector(seize::Collector::new().batch_size(RETIRE_BATCH))
+                    .build(),
                 ordered: Box::new(SkipList::new(crate::sync::epoch::default_collector().clone())),
             }
         }
@@ -319,22 +337,20 @@ mod lock_free {
         /// it, the one that claims the new chain first created it.
         pub(crate) fn get_or_insert(&self, key: &Bytes, guard: &Guard) -> (ChainRef, bool) {
             if !self.hashes(key.as_slice()) {
-                let entry = self.ordered.get_or_insert(key.clone(), VersionChain::new(), guard);
-                let chain = ChainRef::new(entry);
+                let chain = self.ordered_get_or_insert(key, guard);
                 let created = chain.claim_creation();
                 return (chain, created);
             }
             let hashed = self.hashed.guard();
             let probe = self.probe(key.as_slice());
             if let Some(held) = self.hashed.get(&probe, &hashed) {
-                if !held.entry().is_removed() {
+                if !held.entry().is_removed() && !held.is_forgotten() {
                     return (held.clone(), false);
                 }
                 let stale = held.clone();
                 let _ = self.hashed.remove_if(&probe, |_, held| held.same_chain(&stale), &hashed);
             }
-            let entry = self.ordered.get_or_insert(key.clone(), VersionChain::new(), guard);
-            let chain = ChainRef::new(entry);
+            let chain = self.ordered_get_or_insert(key, guard);
             let stored = HashedKey { hash: probe.hash, key: key.clone() };
             match self.hashed.try_insert(stored, chain.clone(), &hashed) {
                 // One caller's insert succeeds per chain: that caller created it. A stale
@@ -347,10 +363,38 @@ mod lock_free {
             }
         }
 
-        /// Whether `chain` is still in the index. Stable under the sequencer's lock, which
-        /// every removal holds.
+        /// The skiplist's chain of `key`, created empty if it holds none; a forgotten
+        /// chain met on the way is unlinked first (see the module's documentation).
+        fn ordered_get_or_insert(&self, key: &Bytes, guard: &Guard) -> ChainRef {
+            loop {
+                let entry = self.ordered.get_or_insert(key.clone(), VersionChain::new(), guard);
+                if !entry.value().is_forgotten() {
+                    return ChainRef::new(entry);
+                }
+                // Unlinked once, by this thread or the collector; the next round finds
+                // the key absent, or a new chain some other caller inserted meanwhile.
+                entry.remove(guard);
+            }
+        }
+
+        /// Whether `chain` is still in the index and not forgotten. Stable under the
+        /// sequencer's lock, which every removal and every forgetting holds.
         pub(crate) fn is_linked(&self, chain: &ChainRef) -> bool {
-            !chain.entry().is_removed()
+            !chain.is_forgotten() && !chain.entry().is_removed()
+        }
+
+        /// Unlinks a chain the collector forgot (under the sequencer's lock, before) from
+        /// both structures, whichever of them still holds it: any thread, no lock. Another
+        /// thread may be unlinking it too ([`KeyIndex::get_or_insert`]); each structure
+        /// removes it once, and a new chain of the same key is never touched.
+        pub(crate) fn unlink_forgotten(&self, chain: &ChainRef, guard: &Guard) {
+            debug_assert!(chain.is_forgotten(), "only forgotten chains are unlinked unlocked");
+            if self.hashes(chain.key().as_slice()) {
+                let hashed = self.hashed.guard();
+                let probe = self.probe(chain.key().as_slice());
+                let _ = self.hashed.remove_if(&probe, |_, held| held.same_chain(chain), &hashed);
+            }
+            chain.entry().remove(guard);
         }
 
         /// Removes `chain` if the index still maps its key to it. Commit sequencer only.
@@ -716,7 +760,7 @@ mod model {
 
         pub(crate) fn get_or_insert(&self, key: &Bytes, _guard: &Guard) -> (ChainRef, bool) {
             let mut chains = self.chains.lock();
-            if let Some(held) = chains.get(key.as_slice()) {
+            if let Some(held) = chains.get(key.as_slice()).filter(|held| !held.is_forgotten()) {
                 return (held.clone(), false);
             }
             let chain = ChainRef(Arc::new((key.clone(), VersionChain::new())));
@@ -725,10 +769,16 @@ mod model {
         }
 
         pub(crate) fn is_linked(&self, chain: &ChainRef) -> bool {
-            self.chains
-                .lock()
-                .get(chain.key().as_slice())
-                .is_some_and(|held| held.same_chain(chain))
+            !chain.is_forgotten()
+                && self
+                    .chains
+                    .lock()
+                    .get(chain.key().as_slice())
+                    .is_some_and(|held| held.same_chain(chain))
+        }
+
+        pub(crate) fn unlink_forgotten(&self, chain: &ChainRef, guard: &Guard) {
+            self.remove(chain, guard);
         }
 
         pub(crate) fn remove(&self, chain: &ChainRef, _guard: &Guard) -> bool {

@@ -61,6 +61,7 @@ mod dir;
 mod durable;
 mod error;
 mod expiry;
+mod gate;
 mod gc;
 mod gc_state;
 mod index;

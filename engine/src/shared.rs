@@ -7,6 +7,7 @@ use crate::clock;
 use crate::dir::Log;
 use crate::error::{Error, Limit, Result};
 use crate::expiry::Reaper;
+use crate::gate::MaintenanceGate;
 use crate::gc_state::GarbageCollector;
 use crate::index::KeyIndex;
 use crate::options::{Options, Retention};
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) sequencer: Sequencer,
     pub(crate) gc: GarbageCollector,
     pub(crate) reaper: Reaper,
+    /// One maintenance task at a time, whichever thread runs it (`gate.rs`).
+    pub(crate) maintenance: MaintenanceGate,
     pub(crate) range_deletes: RangeDeletes,
     pub(crate) counters: Counters,
     /// The order in which transactions that lost a key retry it (`turns.rs`).
@@ -58,6 +61,7 @@ impl Shared {
             sequencer: Sequencer::new(CommitVersion::ZERO),
             gc: GarbageCollector::new(),
             reaper: Reaper::new(),
+            maintenance: MaintenanceGate::new(),
             range_deletes: RangeDeletes::new(),
             counters: Counters::default(),
             turns: Turns::new(),

@@ -55,6 +55,19 @@ pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 #[cfg(loom)]
 pub(crate) use loom_mutex::{Mutex, MutexGuard};
 
+/// Unlocks `guard` and hands the lock to the thread that waited longest, if any, instead
+/// of letting this one take it again at once ([`parking_lot::MutexGuard::unlock_fair`]).
+#[cfg(not(loom))]
+pub(crate) fn unlock_fair<T>(guard: MutexGuard<'_, T>) {
+    MutexGuard::unlock_fair(guard);
+}
+
+/// Unlocks `guard` (loom explores every order of the waiters anyway).
+#[cfg(loom)]
+pub(crate) fn unlock_fair<T>(guard: MutexGuard<'_, T>) {
+    drop(guard);
+}
+
 /// Waits politely in a loop that expects another thread to make progress soon.
 #[cfg(not(loom))]
 pub(crate) fn spin_wait(round: u32) {

@@ -25,28 +25,59 @@ use crate::record;
 use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
+use crate::sync::Ordering;
 use crate::version::{Origin, VersionNode};
 
-/// Tombstones written per hold of the sequencer's lock, so commits wait at most that long.
-const REAPS_PER_COMMIT_MAX: usize = 1024;
+/// Tombstones written per hold of the sequencer's lock (one commit), so commits wait at
+/// most that long: each costs a check and a link, a few hundred nanoseconds.
+const REAPS_PER_COMMIT_MAX: usize = 16;
+/// Tombstones the reaper writes per turn at the maintenance gate (`gate.rs`).
+const REAPS_PER_SLICE: usize = 1024;
 
 impl Shared {
-    /// Replaces every expired newest version by a tombstone; returns how many.
+    /// Replaces every expired newest version by a tombstone, in slices of at most
+    /// [`REAPS_PER_SLICE`], one per turn at the maintenance gate; returns how many.
+    /// A call while another reaps waits for it (or takes over its remaining slices), so
+    /// on return every version due when it was called is reaped or replaced.
     pub(crate) fn reap_expired(&self) -> u64 {
-        let mut due = self.reaper.due.lock();
-        due.extend(std::mem::take(&mut self.sequencer.lock().expiries).into_iter().map(Reverse));
         let now_ms = clock::now_ms();
-        let guard = epoch::pin();
-        let mut expired = Vec::new();
-        while due.peek().is_some_and(|Reverse(next)| next.at_ms <= now_ms) {
-            let Some(Reverse(expiry)) = due.pop() else { break };
-            if is_still_newest(&expiry.chain, expiry.version, &guard) {
-                expired.push((expiry.chain, expiry.version));
-            }
+        // Nothing pushed and nothing due: no lock a committer needs (see `expiry::Reaper`).
+        if !self.reaper.may_have_due(now_ms) {
+            return 0;
         }
-        let reaped = self.commit_tombstones_batched(&expired, &guard);
-        Counters::add(&self.counters.expirations_reaped, reaped);
-        reaped
+        let mut reaped = 0;
+        loop {
+            let turn = self.maintenance.enter();
+            let mut due = self.reaper.due.lock();
+            if self.reaper.incoming.load(Ordering::Acquire) {
+                // Lowered before the sequencer's lock is taken: a push missed raises it.
+                self.reaper.incoming.store(false, Ordering::Release);
+                let pushed = std::mem::take(&mut self.sequencer.lock().expiries);
+                due.extend(pushed.into_iter().map(Reverse));
+            }
+            let guard = epoch::pin();
+            let mut expired = Vec::new();
+            while expired.len() < REAPS_PER_SLICE
+                && due.peek().is_some_and(|Reverse(next)| next.at_ms <= now_ms)
+            {
+                let Some(Reverse(expiry)) = due.pop() else { break };
+                if is_still_newest(&expiry.chain, expiry.version, &guard) {
+                    expired.push((expiry.chain, expiry.version));
+                }
+            }
+            let slice = self.commit_tombstones_batched(&expired, &guard);
+            Counters::add(&self.counters.expirations_reaped, slice);
+            reaped += slice;
+            if due.peek().is_none_or(|Reverse(next)| next.at_ms > now_ms) {
+                // Only now, under `due`'s lock: a call meanwhile waited for this one's
+                // tombstones instead of returning before they were written.
+                let next = due.peek().map_or(u64::MAX, |Reverse(next)| next.at_ms);
+                self.reaper.next_due_ms.store(next, Ordering::Release);
+                return reaped;
+            }
+            drop(due);
+            turn.hand_over();
+        }
     }
 
     /// Replaces, in commits of at most [`REAPS_PER_COMMIT_MAX`] (each fitting one log
@@ -134,11 +165,13 @@ impl Shared {
         self.range_deletes.retire_collected();
         let mut purged = 0;
         for _ in 0..steps {
+            let turn = self.maintenance.enter();
             let Some(walk) = self.range_deletes.next_walk() else { break };
             if self.check_not_poisoned().is_err() {
                 break;
             }
             purged += self.purge_step(&walk);
+            turn.hand_over();
         }
         purged
     }

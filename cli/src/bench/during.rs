@@ -9,8 +9,10 @@
 //!    phase, so that the phases differ only by the driver) and loaded, unmeasured, in
 //!    transactions of [`SETUP_BATCH`] keys in fill's order; then the phase's own setup
 //!    ([`Phase::Gc`]: every key overwritten [`GC_OVERWRITES`] times under an open
-//!    snapshot, so that nothing is reclaimed before the window; [`Phase::Reap`]: the keys
-//!    are written with a TTL that ends just before the window, none reaped yet, checked);
+//!    snapshot, so that nothing is reclaimed before the window; [`Phase::Reap`]: as many
+//!    keys again, each a loaded key with [`EXPIRING_SUFFIX`] appended, so that the workload
+//!    reads and overwrites the same live keys as in quiet, written with a TTL that ends just
+//!    before the window, none reaped yet, checked);
 //! 2. the database is left until its maintenance thread has been idle for
 //!    [`SETTLE_IDLE`] (the engine still wakes it after every 64Ki versions committed, as
 //!    it will in the window: that is the engine's, and the same in every phase);
@@ -62,11 +64,15 @@ const SETTLE_IDLE: Duration = Duration::from_millis(250);
 const SETTLE_POLL: Duration = Duration::from_millis(25);
 /// ...and is measured anyway after this long.
 const SETTLE_MAX: Duration = Duration::from_secs(10);
-/// The reap phase's keys expire this long after the setup was expected to end (at least).
+/// How long a driver waits after a call that found nothing to do.
+const IDLE_DRIVER_PAUSE: Duration = Duration::from_millis(1);
+/// The byte appended to a loaded key to make the reap phase's expiring twin of it: the
+/// twins sort among the live keys but are none of them, so the workload, which reads and
+/// writes only live keys, never meets one (a commit that re-created a reaped key would be
+/// an insert, dearer than the overwrites quiet measures).
+const EXPIRING_SUFFIX: u8 = 0xff;
+/// The reap phase's keys expire this long after their load was expected to end (at least).
 const EXPIRY_MARGIN: Duration = Duration::from_millis(300);
-/// Before any load was timed in the session, the reap phase expects its setup to take this
-/// long per key (a guess on the safe side; a late setup only makes keys expire earlier).
-const EXPECTED_LOAD_PER_KEY: Duration = Duration::from_micros(5);
 /// The reap phase waits at most this long after its keys' deadline for the last of them
 /// to expire.
 const EXPIRY_WAIT_MAX: Duration = Duration::from_secs(2);
@@ -89,7 +95,7 @@ pub(crate) fn run<W: std::io::Write>(
     report: &mut Report<W>,
 ) -> Result<(), BenchError> {
     let data = Dataset::new(config.layout, config.value_size, config.seed)?;
-    let mut session = Session { config, during, data: &data, progress, last_load: None };
+    let mut session = Session { config, during, data: &data, progress };
     let buffered_asked = config.durabilities.contains(&Some(DurabilityArg::Buffered));
     for &durability in &config.durabilities {
         let logless = matches!(durability, None | Some(DurabilityArg::None));
@@ -172,9 +178,6 @@ struct Session<'a> {
     during: &'a DuringConfig,
     data: &'a Dataset,
     progress: bool,
-    /// The last plain load timed (`--keys` keys, no TTL), and on which durability: what
-    /// the reap phase expects its own to take.
-    last_load: Option<(Option<DurabilityArg>, Duration)>,
 }
 
 /// The shape of a database when its window starts, as the record reports it.
@@ -218,13 +221,19 @@ type Driven = Result<DriverTally, inmem::Error>;
 
 /// A driver's loop: `call` back to back until `stop` says the last worker's window is
 /// over (a call under way finishes first), or until a call fails; each call returns what
-/// it did ([`DriverTally::amount`]).
+/// it did ([`DriverTally::amount`]). After a call that did nothing (all garbage collected,
+/// all expired keys reaped) it waits [`IDLE_DRIVER_PAUSE`] before the next: calling again
+/// at once would only measure a thread spinning on an empty queue, which no maintenance
+/// does.
 fn drive(stop: &AtomicBool, mut call: impl FnMut() -> inmem::Result<u64>) -> Driven {
     let mut tally = DriverTally::new();
     // Acquire: pairs with the release of the last worker out (`runner::Leaving`).
     while !stop.load(Ordering::Acquire) {
         let amount = call()?;
         tally.called(amount);
+        if amount == 0 {
+            std::thread::sleep(IDLE_DRIVER_PAUSE);
+        }
     }
     Ok(tally)
 }
@@ -250,8 +259,8 @@ impl Session<'_> {
 
         let (measured, driven, rss) = self.window(&store, run)?;
         let driven = driven.transpose().map_err(failed("during driver"))?;
-        // Reads of expired keys find nothing, as they must; anywhere else a miss is lost data.
-        if measured.tally.wrong_ops > 0 && run.phase != Phase::Reap {
+        // The workload reads only live keys, in every phase: a miss is lost data.
+        if measured.tally.wrong_ops > 0 {
             return Err(BenchError::WrongResults {
                 engine: "inmem",
                 workload: run.workload.name(),
@@ -335,32 +344,28 @@ impl Session<'_> {
             |source| BenchError::Engine { engine: "inmem", workload: "during setup", source };
         let passes = match run.phase {
             Phase::Gc => 1 + GC_OVERWRITES,
-            _ => 1,
+            Phase::Reap => 2,
+            Phase::Quiet | Phase::Checkpoint => 1,
         };
         let bar = progress::bar(self.progress, keys * passes, run.label("setup"));
         let mut shape = Shape::default();
         let mut pin = None;
+        let started = Instant::now();
+        self.write_all(db, 0, None, &bar).map_err(failed)?;
+        let load = started.elapsed();
         match run.phase {
-            Phase::Quiet | Phase::Checkpoint | Phase::Gc => {
-                let started = Instant::now();
-                self.write_all(db, 0, None, &bar).map_err(failed)?;
-                self.last_load = Some((run.durability, started.elapsed()));
-                if run.phase == Phase::Gc {
-                    pin = Some(db.snapshot());
-                    for pass in 1..passes {
-                        self.write_all(db, pass, None, &bar).map_err(failed)?;
-                    }
-                    let stats = db.stats();
-                    shape.superseded_versions = Some(stats.live_versions - stats.keys);
+            Phase::Quiet | Phase::Checkpoint => {}
+            Phase::Gc => {
+                pin = Some(db.snapshot());
+                for pass in 1..passes {
+                    self.write_all(db, pass, None, &bar).map_err(failed)?;
                 }
+                let stats = db.stats();
+                shape.superseded_versions = Some(stats.live_versions - stats.keys);
             }
             Phase::Reap => {
                 // Writes with a TTL take longer than plain ones (each queues an expiry).
-                let expected = match self.last_load {
-                    Some((durability, took)) if durability == run.durability => took * 2,
-                    _ => EXPECTED_LOAD_PER_KEY * u32::try_from(keys).unwrap_or(u32::MAX),
-                };
-                let expire_at = SystemTime::now() + expected + EXPIRY_MARGIN;
+                let expire_at = SystemTime::now() + load * 2 + EXPIRY_MARGIN;
                 self.write_all(db, 0, Some(expire_at), &bar).map_err(failed)?;
                 // Every key expires at `expire_at` (or 1 ms after its write, if the load
                 // ran late; no maintenance round reaped it meanwhile, see `write_all`):
@@ -368,7 +373,7 @@ impl Session<'_> {
                 // reading the clock and the engine's reading it, in `put_with_ttl`).
                 let wait = expire_at.duration_since(SystemTime::now()).unwrap_or_default();
                 std::thread::sleep(wait + Duration::from_millis(2));
-                shape.expired_keys = Some(wait_for_expiry(db));
+                shape.expired_keys = Some(wait_for_expiry(db, keys));
             }
         }
         bar.finish_and_clear();
@@ -376,8 +381,9 @@ impl Session<'_> {
     }
 
     /// Writes every key once, in fill's order, [`SETUP_BATCH`] to a transaction, with value
-    /// number `key + pass`; expiring at `expire_at` if given (at least 1 ms after the
-    /// write), and then with a collection pass after every
+    /// number `key + pass`; if `expire_at` is given, every key's expiring twin instead (the
+    /// key and [`EXPIRING_SUFFIX`]), expiring then (at least 1 ms after the write), with a
+    /// collection pass after every
     /// [`SETUP_WRITES_PER_COLLECTION`] writes, so that the engine never wakes its
     /// maintenance thread to reap keys that expire before the setup ends.
     fn write_all(
@@ -388,7 +394,11 @@ impl Session<'_> {
         bar: &ProgressBar,
     ) -> inmem::Result<()> {
         let data = self.data;
-        let mut key = vec![0; data.layout.key_size()];
+        let key_size = data.layout.key_size();
+        let mut key = vec![0; key_size + usize::from(expire_at.is_some())];
+        if expire_at.is_some() {
+            key[key_size] = EXPIRING_SUFFIX;
+        }
         let keys = data.layout.keys();
         let mut start = 0;
         let mut since_collection = 0;
@@ -397,7 +407,7 @@ impl Session<'_> {
             db.transaction(|txn| {
                 for index in start..end {
                     let key_index = data.fill_key(index);
-                    data.layout.write_key(key_index, &mut key);
+                    data.layout.write_key(key_index, &mut key[..key_size]);
                     let value = data.values.value(key_index.wrapping_add(pass));
                     match expire_at {
                         Some(at) => {
@@ -422,15 +432,15 @@ impl Session<'_> {
     }
 }
 
-/// Waits (at most [`EXPIRY_WAIT_MAX`]) until no key is readable any more, and returns how
-/// many keys have expired and are not reaped: those no snapshot reads, less those the
-/// reaper already replaced by a tombstone. (`Stats` counts every key with a version and the
-/// reaped ones, not the expired ones, so a scan finds what is readable.)
-fn wait_for_expiry(db: &Database) -> u64 {
+/// Waits (at most [`EXPIRY_WAIT_MAX`]) until only the `live` keys are readable, and
+/// returns how many keys have expired and are not reaped: those no snapshot reads, less
+/// those the reaper already replaced by a tombstone. (`Stats` counts every key with a
+/// version and the reaped ones, not the expired ones, so a scan finds what is readable.)
+fn wait_for_expiry(db: &Database, live: u64) -> u64 {
     let give_up = Instant::now() + EXPIRY_WAIT_MAX;
     loop {
         let readable = db.snapshot().range::<&[u8]>(..).count() as u64;
-        if readable == 0 || Instant::now() >= give_up {
+        if readable <= live || Instant::now() >= give_up {
             let stats = db.stats();
             return stats.keys.saturating_sub(readable).saturating_sub(stats.expirations_reaped);
         }

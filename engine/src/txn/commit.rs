@@ -244,6 +244,7 @@ impl Shared {
         let had_versions = chain.install(node, guard);
         if let Some((at_ms, version)) = expiry {
             state.expiries.push(Expiry { at_ms, version, chain: chain.clone() });
+            self.reaper.expiry_pushed();
         }
         // A lone tombstone (recovery links them: a checkpoint keeps a deleted key's
         // tombstone) is queued too, so that the collector forgets its key.
