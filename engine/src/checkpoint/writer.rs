@@ -25,6 +25,10 @@ use inmem_wal::LogPosition;
 /// synced meanwhile; synced as it goes, it leaves at most this much for them to wait on.
 pub(super) const SYNC_EVERY_BYTES: u64 = WRITE_CHUNK_BYTES as u64;
 
+/// Bytes written back to the disk at a time, each waited for before the next: a log sync
+/// that comes meanwhile waits behind at most this much of a checkpoint.
+const WRITE_BACK_SLICE: u64 = 32 * 1024;
+
 /// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose
 /// replay starts at `replay_from`, into `file` (synced every [`SYNC_EVERY_BYTES`], not at
 /// its end), as `pace` allows; returns its length and what its blocks hold.
@@ -163,14 +167,20 @@ impl Output<'_> {
     fn write_out(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let bufs = [IoSlice::new(&self.pending), IoSlice::new(bytes)];
         let written = (self.pending.len() + bytes.len()) as u64;
+        log_io::write_all_durably(self.file, &bufs, self.offset, false)?;
+        self.offset += written;
         self.unsynced += written;
-        let sync = self.unsynced >= SYNC_EVERY_BYTES;
-        log_io::write_all_durably(self.file, &bufs, self.offset, sync)?;
-        if sync {
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            let end = self.offset;
+            let mut from = end - self.unsynced;
+            while from < end {
+                let len = (end - from).min(WRITE_BACK_SLICE);
+                self.file.write_back(from, len)?;
+                from += len;
+            }
             self.pace.stretch_done(self.unsynced);
             self.unsynced = 0;
         }
-        self.offset += written;
         self.pending.clear();
         Ok(())
     }

@@ -88,6 +88,15 @@ pub trait LogFile: Send + Sync + fmt::Debug {
     fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize>;
     /// fdatasync.
     fn sync_data(&self) -> io::Result<()>;
+    /// Writes `[offset, offset + len)` back to the disk and waits for it, without making
+    /// it durable: no journal commit, no flush of the disk's cache (`sync_file_range(2)`).
+    /// A file written in stretches, each written back before the next, leaves the disk at
+    /// most a stretch of its dirty pages at any time, and one final [`LogFile::sync_data`]
+    /// little left to do. By default (backends without it): [`LogFile::sync_data`].
+    fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        self.sync_data()
+    }
     /// One vectored write at `offset`, then, if every byte was written, fdatasync; returns
     /// the bytes written (the sync ran if and only if that is all of them and `Ok`).
     /// io_uring submits both at once, linked.

@@ -153,4 +153,41 @@ impl LogFile for SyncFile {
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        write_back(&self.file, offset, len)
+    }
+}
+
+/// `sync_file_range(2)` of `[offset, offset + len)` with `WAIT_BEFORE | WRITE |
+/// WAIT_AFTER`: the range's dirty pages written back and waited for (see
+/// [`LogFile::write_back`]).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let invalid = |_| io::Error::new(io::ErrorKind::InvalidInput, "a range past i64::MAX");
+    let offset = i64::try_from(offset).map_err(invalid)?;
+    let len = i64::try_from(len).map_err(invalid)?;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    loop {
+        // SAFETY: a plain system call on a descriptor `file` keeps open for the call; it
+        // takes no pointer and touches no memory of this process.
+        let done = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+        if done == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Elsewhere: fdatasync (see [`LogFile::write_back`]).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn write_back(file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    file.sync_data()
 }

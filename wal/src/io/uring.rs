@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, squeue, types, IoUring, Probe};
 
-use super::sync::{open_file, preallocate, read_full, SyncIo};
+use super::sync::{open_file, preallocate, read_full, write_back, SyncIo};
 use super::{total_len, uring_refused_by_switch, Io, LogFile, OpenFlags, Preallocation};
 use crate::sync::{lock, Mutex};
 
@@ -383,6 +383,12 @@ impl LogFile for UringFile {
             return Err(io::Error::from_raw_os_error(-sync));
         }
         Ok(())
+    }
+
+    /// A system call of its own rather than a ring entry: it runs on a checkpoint's
+    /// thread, once a stretch, and waits anyway.
+    fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        write_back(&self.file, offset, len)
     }
 
     /// The write and the fdatasync in one submission, linked: the kernel starts the sync only
