@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::load::Loader;
 use crate::shared::Shared;
 use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
@@ -255,13 +256,15 @@ impl Checkpoints {
             return read_checkpoint(self.io.as_ref(), None, path);
         };
         let guard = epoch::pin();
+        let mut loader = Loader::new(shared);
         let mut link = |nodes: reader::Versions| {
-            let mut state = shared.sequencer.lock();
             for (key, node) in nodes {
-                shared.link(&mut state, key, Owned::new(node), &guard);
+                loader.link(key, Owned::new(node), &guard);
             }
         };
-        read_checkpoint(self.io.as_ref(), Some(&mut link), path)
+        let read = read_checkpoint(self.io.as_ref(), Some(&mut link), path);
+        loader.finish();
+        read
     }
 
     /// Writes the checkpoint of `shared` at `version`, whose replay starts at

@@ -22,11 +22,12 @@ use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
 use crate::checkpoint;
 use crate::dir::{Log, WAL_DIR};
 use crate::error::{Error, Result};
+use crate::load::{self, Loader};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
 use crate::recovery::{self, Recovery};
 use crate::shared::Shared;
-use crate::sync::epoch::{self, Owned};
+use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::{AtomicU64, Mutex};
 use crate::version::CommitVersion;
 
@@ -73,6 +74,7 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         }
     };
     let replayed = replay(&shared, &wal, &dir.join(WAL_DIR), base)?;
+    load::finish(&shared, load::threads());
     if options.durability == Durability::None {
         // Nothing this session commits is logged; the versions it hands out are never in
         // the log, and so never meet the orphans.
@@ -132,6 +134,8 @@ fn replay(
         wal.read_from(base.replay_from).map_err(|error| Error::log("reading the log", error))?;
     let mut applied = base.version;
     let mut waiting: BTreeMap<CommitVersion, DecodedCommit> = BTreeMap::new();
+    let guard = epoch::pin();
+    let mut loader = Loader::new(shared);
     for record in reader {
         let record = record.map_err(|error| Error::log("reading the log", error))?;
         let position = record.position;
@@ -145,9 +149,15 @@ fn replay(
             if commit.version <= applied || waiting.contains_key(&commit.version) {
                 return Err(corrupt("a version logged twice"));
             }
+            if waiting.is_empty() && commit.version == applied.next() {
+                // In order, as records mostly are: no need to wait in the map.
+                apply(shared, &mut loader, commit, &guard);
+                applied = applied.next();
+                continue;
+            }
             waiting.insert(commit.version, commit);
             while let Some(next) = waiting.remove(&applied.next()) {
-                apply(shared, next);
+                apply(shared, &mut loader, next, &guard);
                 applied = applied.next();
             }
         } else if record.kind == record::RESET {
@@ -160,16 +170,15 @@ fn replay(
             return Err(corrupt("an unknown record kind"));
         }
     }
+    loader.finish();
     Ok(Replayed { version: applied, orphans: waiting.len() })
 }
 
 /// Links a recovered commit's versions.
-fn apply(shared: &Shared, commit: DecodedCommit) {
-    let guard = epoch::pin();
-    let mut state = shared.sequencer.lock();
+fn apply(shared: &Shared, loader: &mut Loader<'_>, commit: DecodedCommit, guard: &Guard) {
     shared.range_deletes.install(&commit.prefixes, commit.version);
     for (key, node) in commit.writes {
-        shared.link(&mut state, key, Owned::new(node), &guard);
+        loader.link(key, Owned::new(node), guard);
     }
 }
 
