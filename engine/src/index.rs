@@ -161,7 +161,7 @@ mod lock_free {
 
     /// Fewer keys than this per thread are hashed by fewer threads: a thread costs more
     /// to start than it would save.
-    const HASH_KEYS_PER_THREAD_MIN: usize = 32 << 10;
+    pub(super) const HASH_KEYS_PER_THREAD_MIN: usize = 32 << 10;
 
     /// The ordered index and the hash index over the same chains.
     ///
@@ -405,6 +405,12 @@ mod lock_free {
                 fill(0);
             });
             debug_assert!(self.hashed.len() <= keys);
+        }
+
+        /// How many keys the hash index holds.
+        #[cfg(test)]
+        pub(crate) fn hashed_len_for_tests(&self) -> usize {
+            self.hashed.len()
         }
 
         /// Whether `chain` is still in the index. Stable under the sequencer's lock, which
@@ -868,6 +874,38 @@ mod tests {
         assert!(!index.remove(&chain, &guard), "removed once");
         assert_eq!(chain.key(), &Bytes::from("k"));
         assert!(chain.head(&guard).is_none());
+    }
+
+    #[test]
+    fn keys_loaded_into_the_skiplist_are_hashed_once_by_several_threads() {
+        fn scan_only(key: &[u8]) -> bool {
+            key.starts_with(b"scan/")
+        }
+        let index = KeyIndex::new(Some(scan_only));
+        let guard = epoch::pin();
+        // Enough keys for four threads to share the hashing.
+        let keys = 4 * lock_free::HASH_KEYS_PER_THREAD_MIN as u32;
+        let key = |n: u32| {
+            let kind = if n % 10 == 0 { "scan" } else { "point" };
+            Bytes::copy_from(format!("{kind}/{n:08}").as_bytes())
+        };
+        for n in 0..keys {
+            let (_, created) = index.load(key(n), &guard);
+            assert!(created);
+        }
+        assert!(!index.load(key(1), &guard).1, "found, not created again");
+        assert!(index.loaded(b"point/none", &guard).is_none());
+        index.hash_loaded(4);
+        let index_guard = index.guard();
+        let point_keys = (0..keys).filter(|n| n % 10 != 0).count();
+        assert_eq!(index.hashed_len_for_tests(), point_keys, "the point keys, each once");
+        let chains = (0..keys).filter(|&n| {
+            let key = key(n);
+            let found = index.get(key.as_slice(), &index_guard, &guard);
+            let ordered = index.loaded(key.as_slice(), &guard);
+            found.zip(ordered).is_some_and(|(found, ordered)| ordered.same_chain(found))
+        });
+        assert_eq!(chains.count(), keys as usize, "every key reaches its one chain");
     }
 
     #[test]
