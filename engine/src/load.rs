@@ -28,9 +28,13 @@ use crate::version::VersionNode;
 /// The most threads recovery runs at once.
 pub(crate) const LOAD_THREADS_MAX: usize = 16;
 
-/// How many threads recovery runs: one per core, at most [`LOAD_THREADS_MAX`].
+/// How many threads recovery runs: one per core, at most [`LOAD_THREADS_MAX`]. Asked once:
+/// the answer takes reading several files of the cgroup file system.
 pub(crate) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(LOAD_THREADS_MAX)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(LOAD_THREADS_MAX)
+    })
 }
 
 /// Links recovered versions into a keyspace not shared yet (see the module doc); one per
