@@ -394,6 +394,12 @@ fn recover_times_an_open_from_a_checkpoint_and_from_the_log() {
         assert_eq!(u64_field(line, "ops"), 500, "every key recovered: {line}");
         assert!(u64_field(line, "recovered_bytes") > 500 * 100, "{line}");
         assert!(f64_field(line, "mb_per_sec") > 0.0, "{line}");
+        // The first get comes after the open returned (`seconds`: the open's own time;
+        // the histogram's `max_ns` is rounded up).
+        assert!(
+            u64_field(line, "first_get_ns") as f64 >= f64_field(line, "seconds") * 1e9,
+            "{line}"
+        );
     }
     assert_left_nothing(&dir);
 }

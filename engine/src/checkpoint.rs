@@ -43,7 +43,6 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::shared::Shared;
-use crate::sync::epoch::{self, Owned};
 use crate::sync::Ordering;
 use crate::version::CommitVersion;
 use format::Counts;
@@ -251,17 +250,8 @@ impl Checkpoints {
     /// # Errors
     /// As [`read_checkpoint`].
     pub(crate) fn read(&self, shared: Option<&Shared>, path: &Path) -> Result<CheckpointInfo> {
-        let Some(shared) = shared else {
-            return read_checkpoint(self.io.as_ref(), None, path);
-        };
-        let guard = epoch::pin();
-        let mut link = |nodes: reader::Versions| {
-            let mut state = shared.sequencer.lock();
-            for (key, node) in nodes {
-                shared.link(&mut state, key, Owned::new(node), &guard);
-            }
-        };
-        read_checkpoint(self.io.as_ref(), Some(&mut link), path)
+        let into = shared.map(|shared| (shared, crate::load::threads()));
+        read_checkpoint(self.io.as_ref(), into, path)
     }
 
     /// Writes the checkpoint of `shared` at `version`, whose replay starts at
@@ -372,5 +362,7 @@ mod format;
 mod reader;
 mod writer;
 
+#[cfg(all(test, not(loom)))]
+mod load_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -16,17 +16,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
 
 use inmem_wal::{Durability as LogDurability, LogPosition, Wal, WalOptions};
 
 use crate::checkpoint;
 use crate::dir::{Log, WAL_DIR};
 use crate::error::{Error, Result};
+use crate::load::{self, Loader};
 use crate::options::{Durability, Options};
 use crate::record::{self, DecodedCommit};
 use crate::recovery::{self, Recovery};
 use crate::shared::Shared;
-use crate::sync::epoch::{self, Owned};
+use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::{AtomicU64, Mutex};
 use crate::version::CommitVersion;
 
@@ -73,6 +75,7 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         }
     };
     let replayed = replay(&shared, &wal, &dir.join(WAL_DIR), base)?;
+    load::finish(&shared, load::threads());
     if options.durability == Durability::None {
         // Nothing this session commits is logged; the versions it hands out are never in
         // the log, and so never meet the orphans.
@@ -130,46 +133,152 @@ fn replay(
     }
     let reader =
         wal.read_from(base.replay_from).map_err(|error| Error::log("reading the log", error))?;
-    let mut applied = base.version;
-    let mut waiting: BTreeMap<CommitVersion, DecodedCommit> = BTreeMap::new();
-    for record in reader {
-        let record = record.map_err(|error| Error::log("reading the log", error))?;
-        let position = record.position;
-        let corrupt = |reason| Error::CorruptRecord { position: position.get(), reason };
-        if record.kind == record::COMMIT {
-            let commit = record::decode(&record.payload, position)?;
-            if commit.version <= base.version {
-                // In the checkpoint already: logged after the position it starts replay at.
-                continue;
-            }
-            if commit.version <= applied || waiting.contains_key(&commit.version) {
-                return Err(corrupt("a version logged twice"));
-            }
-            waiting.insert(commit.version, commit);
-            while let Some(next) = waiting.remove(&applied.next()) {
-                apply(shared, next);
-                applied = applied.next();
-            }
-        } else if record.kind == record::RESET {
-            let version = record::decode_reset(&record.payload, position)?;
-            if version != applied {
-                return Err(corrupt("a reset to another version than the one recovered"));
-            }
-            waiting.clear();
-        } else {
-            return Err(corrupt("an unknown record kind"));
+    let guard = epoch::pin();
+    let mut replay = Replay {
+        shared,
+        loader: Loader::new(shared),
+        base: base.version,
+        applied: base.version,
+        waiting: BTreeMap::new(),
+    };
+    let long =
+        wal.end_position().get().saturating_sub(base.replay_from.get()) >= DECODE_AHEAD_BYTES_MIN;
+    if long && load::threads() > 1 {
+        replay.decoded_ahead(reader, &guard)?;
+    } else {
+        for record in reader {
+            replay.record(decode(record), &guard)?;
         }
     }
+    let Replay { loader, applied, waiting, .. } = replay;
+    loader.finish();
     Ok(Replayed { version: applied, orphans: waiting.len() })
 }
 
-/// Links a recovered commit's versions.
-fn apply(shared: &Shared, commit: DecodedCommit) {
-    let guard = epoch::pin();
-    let mut state = shared.sequencer.lock();
-    shared.range_deletes.install(&commit.prefixes, commit.version);
-    for (key, node) in commit.writes {
-        shared.link(&mut state, key, Owned::new(node), &guard);
+/// Logs shorter than this (from where replay starts) are read, decoded and applied in one
+/// thread: starting another costs more than it saves.
+const DECODE_AHEAD_BYTES_MIN: u64 = 4 << 20;
+/// Records decoded ahead in one batch, and batches in flight: what the applying thread may
+/// fall behind by.
+const DECODED_BATCH_RECORDS: usize = 256;
+const DECODED_BATCHES_QUEUED: usize = 4;
+
+/// A log record, read, verified and decoded.
+enum Decoded {
+    Commit(DecodedCommit, LogPosition),
+    Reset(CommitVersion, LogPosition),
+    /// A record of a kind the engine does not write.
+    Unknown(LogPosition),
+}
+
+/// Decodes a record the log read (or the error reading it).
+fn decode(record: inmem_wal::Result<inmem_wal::Record>) -> Result<Decoded> {
+    let record = record.map_err(|error| Error::log("reading the log", error))?;
+    let position = record.position;
+    if record.kind == record::COMMIT {
+        Ok(Decoded::Commit(record::decode(&record.payload, position)?, position))
+    } else if record.kind == record::RESET {
+        Ok(Decoded::Reset(record::decode_reset(&record.payload, position)?, position))
+    } else {
+        Ok(Decoded::Unknown(position))
+    }
+}
+
+/// A replay under way: commits applied in version order over a contiguous run from the
+/// checkpoint's version, those that came before their predecessor waiting for it.
+struct Replay<'s> {
+    shared: &'s Shared,
+    loader: Loader<'s>,
+    /// The checkpoint's version: commits at or below it are in it already.
+    base: CommitVersion,
+    applied: CommitVersion,
+    waiting: BTreeMap<CommitVersion, DecodedCommit>,
+}
+
+impl Replay<'_> {
+    /// Takes the next record of the log, in log order.
+    fn record(&mut self, decoded: Result<Decoded>, guard: &Guard) -> Result<()> {
+        let corrupt = |position: LogPosition, reason| Error::CorruptRecord {
+            position: position.get(),
+            reason,
+        };
+        match decoded? {
+            Decoded::Commit(commit, position) => {
+                if commit.version <= self.base {
+                    // In the checkpoint already: logged after the position it starts replay at.
+                    return Ok(());
+                }
+                if commit.version <= self.applied || self.waiting.contains_key(&commit.version) {
+                    return Err(corrupt(position, "a version logged twice"));
+                }
+                if self.waiting.is_empty() && commit.version == self.applied.next() {
+                    // In order, as records mostly are: no need to wait in the map.
+                    self.apply(commit, guard);
+                    return Ok(());
+                }
+                self.waiting.insert(commit.version, commit);
+                while let Some(next) = self.waiting.remove(&self.applied.next()) {
+                    self.apply(next, guard);
+                }
+                Ok(())
+            }
+            Decoded::Reset(version, position) => {
+                if version != self.applied {
+                    return Err(corrupt(
+                        position,
+                        "a reset to another version than the one recovered",
+                    ));
+                }
+                self.waiting.clear();
+                Ok(())
+            }
+            Decoded::Unknown(position) => Err(corrupt(position, "an unknown record kind")),
+        }
+    }
+
+    /// Links a recovered commit's versions: the next in version order.
+    fn apply(&mut self, commit: DecodedCommit, guard: &Guard) {
+        debug_assert_eq!(commit.version, self.applied.next(), "applied in version order");
+        self.shared.range_deletes.install(&commit.prefixes, commit.version);
+        for (key, node) in commit.writes {
+            self.loader.link(key, Owned::new(node), guard);
+        }
+        self.applied = commit.version;
+    }
+
+    /// Takes the records of `reader` read and decoded ahead by another thread, in batches,
+    /// so that reading, verifying and decoding the log overlaps with linking it. The
+    /// records arrive in log order and the decoding thread stops after the first error, so
+    /// the outcome is the one thread's.
+    fn decoded_ahead(&mut self, reader: inmem_wal::LogReader, guard: &Guard) -> Result<()> {
+        std::thread::scope(|scope| {
+            let (batches, decoded) = sync_channel::<Vec<Result<Decoded>>>(DECODED_BATCHES_QUEUED);
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(DECODED_BATCH_RECORDS);
+                for record in reader {
+                    let record = decode(record);
+                    let failed = record.is_err();
+                    batch.push(record);
+                    if failed || batch.len() == DECODED_BATCH_RECORDS {
+                        let full = std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(DECODED_BATCH_RECORDS),
+                        );
+                        // The applying thread stopped at an error: nothing more is needed.
+                        if batches.send(full).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+                let _ = batches.send(batch);
+            });
+            for batch in decoded {
+                for record in batch {
+                    self.record(record, guard)?;
+                }
+            }
+            Ok(())
+        })
     }
 }
 
@@ -220,6 +329,66 @@ mod tests {
         assert_eq!(db.visible_version().get(), 4);
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"four"[..]));
         assert_eq!(db.put(b"k", b"five again").unwrap().get(), 5);
+    }
+
+    /// Appends, without waiting, a commit record of `key` = `value` at `version`.
+    fn log_commit_unsynced(wal: &Wal, version: u64, key: &[u8], value: &[u8]) -> LogPosition {
+        let node = VersionNode::put(Bytes::copy_from(value), 0);
+        let mut payload = record::encode([(key, &node)].into_iter());
+        record::set_version(&mut payload, CommitVersion::new(version));
+        wal.append(record::COMMIT, &payload).expect("append")
+    }
+
+    #[test]
+    fn a_long_log_decoded_ahead_is_replayed_as_one_thread_replays_it() {
+        // Several MiB of log, so that another thread reads and decodes it ahead: records
+        // out of version order at many places (every 1000th pair swapped), then orphans
+        // (a gap), then, in a second directory, a version logged twice at the very end.
+        let value = [7u8; 200];
+        let versions = 30_000u64;
+        let order = |n: u64| {
+            if n % 1000 == 2 {
+                n + 1
+            } else if n % 1000 == 3 {
+                n - 1
+            } else {
+                n
+            }
+        };
+        for twice in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let wal = raw_log(dir.path());
+            for n in 1..=versions {
+                let key = format!("key/{:06}", order(n) % 7000);
+                log_commit_unsynced(&wal, order(n), key.as_bytes(), &value);
+            }
+            let last = if twice {
+                log_commit_unsynced(&wal, versions - 5, b"again", b"twice")
+            } else {
+                log_commit_unsynced(&wal, versions + 2, b"orphan", b"no predecessor")
+            };
+            assert!(wal.end_position().get() > DECODE_AHEAD_BYTES_MIN, "a long log");
+            wal.close().expect("close");
+            let opened = Database::open(dir.path(), Options::default());
+            if twice {
+                let error = opened.expect_err("refused");
+                assert!(
+                    matches!(error, Error::CorruptRecord { position, reason: "a version logged twice" } if position == last.get()),
+                    "{error}"
+                );
+                continue;
+            }
+            let db = opened.expect("open");
+            assert_eq!(db.visible_version().get(), versions, "the orphan is not applied");
+            assert_eq!(db.stats().keys, 7000);
+            let newest = |n: u64| db.history(format!("key/{n:06}"), 1, None).unwrap()[0].version;
+            // Version 28002 (logged after 28003) wrote key 2 last, 28003 key 3.
+            assert_eq!(newest(2).get(), 28_002);
+            assert_eq!(newest(3).get(), 28_003);
+            assert_eq!(db.history(b"key/000003", 8, None).unwrap().len(), 5, "3, ..., 28003");
+            assert!(db.get(b"orphan").unwrap().is_none());
+            assert_eq!(db.get(b"key/000005").unwrap().as_deref(), Some(&value[..]));
+        }
     }
 
     #[test]

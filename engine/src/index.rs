@@ -174,6 +174,10 @@ mod lock_free {
     /// for at most this many removed entries a thread holds on to a little longer.
     const RETIRE_BATCH: usize = 4096;
 
+    /// Fewer keys than this per thread are hashed by fewer threads: a thread costs more
+    /// to start than it would save.
+    pub(super) const HASH_KEYS_PER_THREAD_MIN: usize = 32 << 10;
+
     /// The ordered index and the hash index over the same chains.
     ///
     /// Field order matters: `hashed` holds `ChainRef`s into `ordered`, and fields drop in
@@ -375,6 +379,69 @@ mod lock_free {
                 // the key absent, or a new chain some other caller inserted meanwhile.
                 entry.remove(guard);
             }
+        }
+
+
+        /// The chain of `key` in the skiplist alone, found or created empty, and whether
+        /// this call created it. Recovery only, on an index nobody else uses yet: it fills
+        /// the skiplist (from several threads, each with its own keys), then the hash index
+        /// in one pass sized for every key ([`KeyIndex::hash_loaded`]), rather than growing
+        /// the hash table (and moving every entry) a size at a time as keys arrive.
+        pub(crate) fn load(&self, key: Bytes, guard: &Guard) -> (ChainRef, bool) {
+            let chain = ChainRef::new(self.ordered.get_or_insert(key, VersionChain::new(), guard));
+            let created = chain.claim_creation();
+            (chain, created)
+        }
+
+        /// The chain of `key` in the skiplist, if any: [`KeyIndex::get_ref`] while recovery
+        /// fills the index (before [`KeyIndex::hash_loaded`]).
+        pub(crate) fn loaded(&self, key: &[u8], guard: &Guard) -> Option<ChainRef> {
+            self.ordered.get(key, guard).and_then(|entry| entry.pin()).map(ChainRef::new)
+        }
+
+        /// Puts every hashed key of the skiplist into the hash index, after recovery filled
+        /// the skiplist alone ([`KeyIndex::load`]): the table is sized once for all of them,
+        /// and `threads` threads fill it, each the keys whose hash it owns. Recovery only,
+        /// before the index is shared; the hash index holds no key before.
+        pub(crate) fn hash_loaded(&self, threads: usize) {
+            debug_assert!(self.hashed.is_empty(), "the hash index is filled once, from empty");
+            let keys = self.ordered.len();
+            self.hashed.reserve(keys, &self.hashed.guard());
+            let threads = threads.clamp(1, keys.div_ceil(HASH_KEYS_PER_THREAD_MIN).max(1)) as u64;
+            let fill = |part: u64| {
+                let guard = crate::sync::epoch::pin();
+                let hashed = self.hashed.guard();
+                for entry in self.ordered.iter(&guard) {
+                    let key = entry.key();
+                    if !self.hashes(key.as_slice()) {
+                        continue;
+                    }
+                    let hash = self.key_hasher.hash_one(key.as_slice());
+                    // Nothing removes entries meanwhile, so each pins.
+                    let Some(entry) = entry.pin().filter(|_| hash % threads == part) else {
+                        continue;
+                    };
+                    let stored = HashedKey { hash, key: key.clone() };
+                    self.hashed.insert(stored, ChainRef::new(entry), &hashed);
+                }
+            };
+            if threads == 1 {
+                fill(0);
+                return;
+            }
+            std::thread::scope(|scope| {
+                for part in 1..threads {
+                    scope.spawn(move || fill(part));
+                }
+                fill(0);
+            });
+            debug_assert!(self.hashed.len() <= keys);
+        }
+
+        /// How many keys the hash index holds.
+        #[cfg(test)]
+        pub(crate) fn hashed_len_for_tests(&self) -> usize {
+            self.hashed.len()
         }
 
         /// Whether `chain` is still in the index and not forgotten. Stable under the
@@ -768,6 +835,17 @@ mod model {
             (chain, true)
         }
 
+        pub(crate) fn load(&self, key: Bytes, guard: &Guard) -> (ChainRef, bool) {
+            self.get_or_insert(&key, guard)
+        }
+
+        pub(crate) fn loaded(&self, key: &[u8], guard: &Guard) -> Option<ChainRef> {
+            self.get(key, &self.guard(), guard)
+        }
+
+        /// One map: nothing to fill.
+        pub(crate) fn hash_loaded(&self, _threads: usize) {}
+
         pub(crate) fn is_linked(&self, chain: &ChainRef) -> bool {
             !chain.is_forgotten()
                 && self
@@ -847,6 +925,38 @@ mod tests {
         assert!(!index.remove(&chain, &guard), "removed once");
         assert_eq!(chain.key(), &Bytes::from("k"));
         assert!(chain.head(&guard).is_none());
+    }
+
+    #[test]
+    fn keys_loaded_into_the_skiplist_are_hashed_once_by_several_threads() {
+        fn scan_only(key: &[u8]) -> bool {
+            key.starts_with(b"scan/")
+        }
+        let index = KeyIndex::new(Some(scan_only));
+        let guard = epoch::pin();
+        // Enough keys for four threads to share the hashing.
+        let keys = 4 * lock_free::HASH_KEYS_PER_THREAD_MIN as u32;
+        let key = |n: u32| {
+            let kind = if n % 10 == 0 { "scan" } else { "point" };
+            Bytes::copy_from(format!("{kind}/{n:08}").as_bytes())
+        };
+        for n in 0..keys {
+            let (_, created) = index.load(key(n), &guard);
+            assert!(created);
+        }
+        assert!(!index.load(key(1), &guard).1, "found, not created again");
+        assert!(index.loaded(b"point/none", &guard).is_none());
+        index.hash_loaded(4);
+        let index_guard = index.guard();
+        let point_keys = (0..keys).filter(|n| n % 10 != 0).count();
+        assert_eq!(index.hashed_len_for_tests(), point_keys, "the point keys, each once");
+        let chains = (0..keys).filter(|&n| {
+            let key = key(n);
+            let found = index.get(key.as_slice(), &index_guard, &guard);
+            let ordered = index.loaded(key.as_slice(), &guard);
+            found.zip(ordered).is_some_and(|(found, ordered)| ordered.same_chain(found))
+        });
+        assert_eq!(chains.count(), keys as usize, "every key reaches its one chain");
     }
 
     #[test]

@@ -66,6 +66,7 @@ mod gc;
 mod gc_state;
 mod index;
 mod inspection;
+mod load;
 mod options;
 mod range_delete;
 mod record;

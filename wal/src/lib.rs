@@ -60,6 +60,7 @@ mod segments;
 mod stats;
 mod sync;
 mod writer;
+mod zeroes;
 
 pub use error::{Error, Result};
 pub use format::FrameKind;

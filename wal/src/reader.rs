@@ -43,6 +43,11 @@ impl SegmentBytes {
         Ok(SegmentBytes { file, start: 0, bytes: Vec::new() })
     }
 
+    /// The file, to read it elsewhere than through the window.
+    pub(crate) fn file(&self) -> &dyn LogFile {
+        self.file.as_ref()
+    }
+
     /// The file's length.
     pub(crate) fn len(&self, path: &Path) -> Result<u64> {
         self.file.size().map_err(|e| Error::io("read the size of segment", path, e))

@@ -38,6 +38,7 @@ use crate::io::{write_all_durably, write_zeros, Io, OpenFlags};
 use crate::options::{RecoveryMode, WalOptions};
 use crate::reader::SegmentBytes;
 use crate::segments::{SegmentMeta, SPARE_FILE, UNFINISHED_SUFFIX};
+use crate::zeroes::nonzero_span;
 use crate::LogPosition;
 
 /// The suffix of a segment set aside by `PointInTime`.
@@ -1047,44 +1048,6 @@ fn read_header(io: &dyn Io, path: &Path) -> Result<SegmentHeader> {
     let block = bytes.at(0, SEGMENT_HEADER_LEN as usize, path)?;
     SegmentHeader::decode(block)
         .map_err(|reason| Error::BadSegmentHeader { path: path.into(), reason })
-}
-
-/// The offset of the first non-zero byte in `[from, to)` and the end of the last one, or
-/// `None` if all are zero (bytes past the end of the file count as zero).
-fn nonzero_span(
-    bytes: &mut SegmentBytes,
-    from: u64,
-    to: u64,
-    path: &Path,
-) -> Result<Option<(u64, u64)>> {
-    let mut span: Option<(u64, u64)> = None;
-    let mut at = from;
-    while at < to {
-        let len = usize::try_from((to - at).min(1 << 20)).unwrap_or(1 << 20);
-        let chunk = bytes.at(at, len, path)?;
-        if chunk.is_empty() {
-            break;
-        }
-        if all_zero(chunk) {
-            at += chunk.len() as u64;
-            continue;
-        }
-        if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
-            let first = chunk.iter().position(|&b| b != 0).map_or(last, |first| first);
-            let start = span.map_or(at + first as u64, |(start, _)| start);
-            span = Some((start, at + last as u64 + 1));
-        }
-        at += chunk.len() as u64;
-    }
-    Ok(span)
-}
-
-/// Whether every byte of `bytes` is zero. Most of what recovery reads is the zeroes
-/// preallocated after the newest segment's records: an OR over all of it, with no early
-/// exit, compiles to wide vector instructions, several times faster than looking for the
-/// first non-zero byte one byte at a time.
-fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().fold(0u8, |acc, &byte| acc | byte) == 0
 }
 
 /// The highest `synced` stamp of any frame (or trailer) that validates where it sits, at

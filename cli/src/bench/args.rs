@@ -199,6 +199,8 @@ Workloads:
   recover (not in the default set) times Database::open of --keys keys on disk (under --dir),
          from a checkpoint (mode checkpoint) and from the log alone (mode log); ops/s are
          records/s, and the notes (JSON mb_per_sec, recovered_bytes) the bytes read per second
+         and first_get (JSON first_get_ns) the time from calling open until a get of a
+         recovered key returned
 
   hot-run (not in the default set) EventLog::append from every thread to one and the same
          run, so that every append competes for the run's head record: appends/s on one

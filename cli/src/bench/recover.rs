@@ -4,7 +4,8 @@
 //! Each mode fills a fresh database in a temporary directory under `--dir` (`Buffered`, so
 //! that the fill is quick; unmeasured), checkpoints it (checkpoint mode only), closes it,
 //! and times one open. The row's ops are the keys recovered, ops/s records per second,
-//! and `mb_per_sec` the checkpoint's or the log's bytes per second.
+//! `mb_per_sec` the checkpoint's or the log's bytes per second, and `first_get_ns` the time
+//! from calling open until a `get` of a recovered key returned its value.
 
 use std::time::{Duration, Instant};
 
@@ -91,7 +92,19 @@ fn measure(config: &Config, source: Source) -> Result<RunRecord, BenchError> {
     let started = Instant::now();
     let db = latency.time(|| Database::open(dir.path(), options)).map_err(failed("recover"))?;
     let elapsed = started.elapsed();
+    // A key recovered from the middle of the key space: the time to first get runs from
+    // the call to open until its value is back.
+    config.layout.write_key(config.keys / 2, &mut key);
+    let found = db.get(&key).map_err(failed("recover"))?;
+    let first_get = started.elapsed();
     let rss = peak.finish();
+    if found.as_deref() != Some(values.value(config.keys / 2)) {
+        return Err(BenchError::WrongResults {
+            engine: "inmem",
+            workload: "recover",
+            wrong_ops: 1,
+        });
+    }
     let recovered = db.stats().keys;
     drop(db);
     if recovered != config.keys {
@@ -106,5 +119,6 @@ fn measure(config: &Config, source: Source) -> Result<RunRecord, BenchError> {
     record.mode = Some(source.name());
     record.recovered_bytes = Some(bytes);
     record.mb_per_sec = Some(bytes as f64 / 1e6 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE));
+    record.first_get_ns = Some(u64::try_from(first_get.as_nanos()).unwrap_or(u64::MAX));
     Ok(record)
 }

@@ -120,6 +120,11 @@ pub struct RunRecord {
     /// recover: those bytes per second, in MB (10^6 bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mb_per_sec: Option<f64>,
+    /// recover: nanoseconds from calling `Database::open` until a `get` of a recovered key
+    /// returned its value (time to first get; open is synchronous, so the open's time and
+    /// one get).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_get_ns: Option<u64>,
     /// primitives: the operation (`kv_get`, `kv_put`, `event_append`, `state_cas`,
     /// `trace_record` or `cross_txn`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,6 +282,7 @@ impl RunRecord {
             durability: None,
             recovered_bytes: None,
             mb_per_sec: None,
+            first_get_ns: None,
             op: None,
             engine_workload: None,
             ratio_vs_engine: None,
@@ -347,6 +353,7 @@ impl RunRecord {
             durability: None,
             recovered_bytes: None,
             mb_per_sec: None,
+            first_get_ns: None,
             op: None,
             engine_workload: None,
             ratio_vs_engine: None,
@@ -679,6 +686,9 @@ fn notes(record: &RunRecord) -> String {
     if let Some(mb) = record.mb_per_sec {
         notes.push(format!("MB/s={mb:.1}"));
     }
+    if let Some(ns) = record.first_get_ns {
+        notes.push(format!("first_get={}", nanos(ns)));
+    }
     if let Some(batch) = record.batch {
         notes.push(format!("batch={batch}"));
         if let (true, Some(commits)) = (batch > 1, record.commits_per_sec) {
@@ -890,6 +900,7 @@ mod tests {
             durability: None,
             recovered_bytes: None,
             mb_per_sec: None,
+            first_get_ns: None,
             op: None,
             engine_workload: None,
             ratio_vs_engine: None,

@@ -1,7 +1,16 @@
-//! Reading a checkpoint file back: every checksum and entry verified, its versions handed
-//! over block by block. Untrusted input throughout.
+//! Reading a checkpoint file back: every checksum and entry verified, its versions linked
+//! into a keyspace (recovery) or dropped (inspection). Untrusted input throughout.
+//!
+//! Recovery links from one thread per core: this thread reads the blocks and verifies
+//! their checksums, and hands them out in turn to the linking threads, each of which
+//! decodes its blocks and links their versions ([`crate::load`]). A key is whole in one
+//! block, so no key is linked by two threads. The damage reported is the first in the file,
+//! as a reading in one thread would find it: a thread stops at its first damaged block,
+//! this one at its first unreadable block, and only blocks before the earliest of these
+//! matter (every block before a damaged one was read, handed out and decoded).
 
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3};
 
@@ -11,27 +20,43 @@ use super::format::{
 };
 use crate::bytes::Bytes;
 use crate::error::{Error, Result};
+use crate::load::{self, Loader};
 use crate::record;
+use crate::shared::Shared;
+use crate::sync::epoch::{self, Owned};
 use crate::version::{CommitVersion, VersionNode};
 use inmem_wal::io::{Io, LogFile, OpenFlags};
 use inmem_wal::LogPosition;
 
-/// What a reader does with each verified block's versions (in key order, each key's
-/// oldest first): recovery links them, inspection drops them.
-pub(super) type Apply<'a> = Option<&'a mut dyn FnMut(Versions)>;
+/// Checkpoints smaller than this are linked by one thread: starting more costs more than
+/// they would save.
+pub(super) const PARALLEL_BYTES_MIN: u64 = 4 << 20;
+/// Blocks read ahead for each linking thread, at most: what a linking thread that falls
+/// behind holds up (64 KiB each, usually).
+const QUEUED_BLOCKS: usize = 8;
 
-/// A block's versions, in key order, each key's oldest first.
-pub(super) type Versions = Vec<(Bytes, VersionNode)>;
+/// A verified block: its offset, entry count and payload.
+type Block = (u64, u32, Vec<u8>);
+
+/// What the blocks held: keys and versions.
+type Linked = (u64, u64);
+
+/// The first damaged block a linking thread found: its offset and what is wrong.
+type Damaged = (u64, &'static str);
 
 /// Reads the checkpoint at `path` through `io`, verifying every checksum and entry, and
-/// hands each block's versions to `apply` if given. Untrusted input: no length makes it allocate
+/// links its versions into `into` if given: a keyspace nobody shares yet, through
+/// [`Loader`]s on up to the given number of threads (one for a small checkpoint); the
+/// caller ends the load with [`load::finish`]. Untrusted input: no length makes it allocate
 /// more than the file holds, and nothing panics.
 ///
 /// # Errors
-/// [`Error::CorruptCheckpoint`] naming the file, the offset and what is wrong; [`Error::Io`].
+/// [`Error::CorruptCheckpoint`] naming the file, the offset and what is wrong (the first
+/// damage in the file); [`Error::Io`]. `into` then holds some of the versions: the caller
+/// drops it.
 pub(super) fn read_checkpoint(
     io: &dyn Io,
-    mut apply: Apply<'_>,
+    into: Option<(&Shared, usize)>,
     path: &Path,
 ) -> Result<CheckpointInfo> {
     let file = io
@@ -51,18 +76,12 @@ pub(super) fn read_checkpoint(
     }
     let version = u64::from_le_bytes(word(&header[16..24]));
     let replay_from = u64::from_le_bytes(word(&header[24..32]));
-    let (mut keys, mut versions, mut blocks) = (0u64, 0u64, 0u64);
-    while let Some((at, count, payload)) = input.block(version)? {
-        let (block_keys, nodes) =
-            decode_block(&payload, count, version).map_err(|reason| input.corrupt(at, reason))?;
-        let block_versions = nodes.len() as u64;
-        if let Some(apply) = apply.as_mut() {
-            apply(nodes);
+    let (keys, versions, blocks) = match into {
+        Some((shared, threads)) if threads > 1 && size >= PARALLEL_BYTES_MIN => {
+            link_in_parallel(&mut input, version, shared, threads.min(load::LOAD_THREADS_MAX))?
         }
-        keys += block_keys;
-        versions += block_versions;
-        blocks += 1;
-    }
+        _ => link_here(&mut input, version, into.map(|(shared, _)| shared))?,
+    };
     let at = input.offset;
     let footer: [u8; FOOTER_LEN] = input.array("the footer is cut short")?;
     if footer[0..8] != END_MAGIC
@@ -88,15 +107,132 @@ pub(super) fn read_checkpoint(
     })
 }
 
-/// Decodes the entries of one verified block: its key count and its versions, or what is
-/// wrong with it.
+/// Reads, verifies and decodes every block up to the end block in this thread, linking
+/// their versions into `into` if given: keys, versions and blocks.
+fn link_here(
+    input: &mut Input<'_>,
+    version: u64,
+    into: Option<&Shared>,
+) -> Result<(u64, u64, u64)> {
+    let guard = epoch::pin();
+    let mut loader = into.map(Loader::new);
+    let (mut keys, mut versions, mut blocks) = (0u64, 0u64, 0u64);
+    let decoded = loop {
+        let (at, count, payload) = match input.block(version) {
+            Ok(Some(block)) => block,
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        };
+        let mut link = |key, node| {
+            if let Some(loader) = loader.as_mut() {
+                loader.link(key, Owned::new(node), &guard);
+            }
+        };
+        match decode_block(&payload, count, version, &mut link) {
+            Ok((block_keys, block_versions)) => {
+                keys += block_keys;
+                versions += block_versions;
+                blocks += 1;
+            }
+            Err(reason) => break Err(input.corrupt(at, reason)),
+        }
+    };
+    if let Some(loader) = loader {
+        loader.finish();
+    }
+    decoded.map(|()| (keys, versions, blocks))
+}
+
+/// Reads and verifies every block up to the end block in this thread, and hands them out in
+/// turn to `threads` threads that decode them and link their versions into `into` (see the
+/// module doc): keys, versions and blocks, or the first damage in the file.
+fn link_in_parallel(
+    input: &mut Input<'_>,
+    version: u64,
+    into: &Shared,
+    threads: usize,
+) -> Result<(u64, u64, u64)> {
+    debug_assert!(threads > 1);
+    std::thread::scope(|scope| {
+        let mut queues = Vec::with_capacity(threads);
+        let mut linking = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (queue, blocks) = sync_channel::<Block>(QUEUED_BLOCKS);
+            queues.push(queue);
+            linking.push(scope.spawn(move || link_blocks(&blocks, version, into)));
+        }
+        let mut blocks = 0u64;
+        let read = loop {
+            match input.block(version) {
+                Ok(Some(block)) => {
+                    let queue = usize::try_from(blocks).map_or(0, |n| n % threads);
+                    blocks += 1;
+                    // A thread that stopped at damage takes no more blocks: those after it
+                    // do not matter.
+                    if queues[queue].send(block).is_err() {
+                        break Ok(());
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        drop(queues);
+        let (mut keys, mut versions) = (0u64, 0u64);
+        let mut damaged: Option<Damaged> = None;
+        for thread in linking {
+            match thread.join() {
+                Ok(Ok((thread_keys, thread_versions))) => {
+                    keys += thread_keys;
+                    versions += thread_versions;
+                }
+                Ok(Err(found)) => damaged = Some(damaged.map_or(found, |first| first.min(found))),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        // A block a thread decoded was read before anything this thread failed to read.
+        if let Some((at, reason)) = damaged {
+            return Err(input.corrupt(at, reason));
+        }
+        read.map(|()| (keys, versions, blocks))
+    })
+}
+
+/// A linking thread: decodes the blocks it is handed, in order, and links their versions,
+/// until the reader is done or a block is damaged.
+fn link_blocks(
+    blocks: &Receiver<Block>,
+    version: u64,
+    into: &Shared,
+) -> std::result::Result<Linked, Damaged> {
+    let guard = epoch::pin();
+    let mut loader = Loader::new(into);
+    let mut link = |key, node| loader.link(key, Owned::new(node), &guard);
+    let (mut keys, mut versions) = (0u64, 0u64);
+    let linked = loop {
+        let Ok((at, count, payload)) = blocks.recv() else { break Ok((keys, versions)) };
+        match decode_block(&payload, count, version, &mut link) {
+            Ok((block_keys, block_versions)) => {
+                keys += block_keys;
+                versions += block_versions;
+            }
+            Err(reason) => break Err((at, reason)),
+        }
+    };
+    loader.finish();
+    linked
+}
+
+/// Decodes the entries of one verified block, handing each version to `link` (in key
+/// order, each key's oldest first): its key and version counts, or what is wrong with it.
 fn decode_block(
     payload: &[u8],
     count: u32,
     checkpoint_version: u64,
-) -> std::result::Result<(u64, Versions), &'static str> {
+    link: &mut dyn FnMut(Bytes, VersionNode),
+) -> std::result::Result<Linked, &'static str> {
     let mut reader = record::Reader::new(payload);
-    let mut nodes = Vec::new();
+    let mut versions = 0u64;
     for _ in 0..count {
         let key = reader.bytes().ok_or("a key longer than its block")?;
         let n = reader.u32().ok_or("an entry cut short")?;
@@ -113,13 +249,14 @@ fn decode_block(
             let op = reader.u8().ok_or("a version cut short")?;
             let mut node = record::read_node(op, &mut reader)?;
             node.set_version(CommitVersion::new(version));
-            nodes.push((Bytes::copy_from(key), node));
+            link(Bytes::copy_from(key), node);
+            versions += 1;
         }
     }
     if !reader.is_empty() {
         return Err("bytes after the block's last entry");
     }
-    Ok((u64::from(count), nodes))
+    Ok((u64::from(count), versions))
 }
 
 /// A checkpoint file read front to back, [`IO_CHUNK_BYTES`] at a time.

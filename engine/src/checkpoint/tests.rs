@@ -35,14 +35,14 @@ fn filled(keys: u32, value_bytes: usize) -> Database {
     db
 }
 
-fn contents(io: &dyn Io, path: &Path) -> Vec<u8> {
+pub(super) fn contents(io: &dyn Io, path: &Path) -> Vec<u8> {
     let file = io.open(path, false, OpenFlags::default()).unwrap_or_else(|e| panic!("{e}"));
     let mut bytes = vec![0u8; file.size().map_or(0, |size| size as usize)];
     assert_eq!(file.read_at(&mut bytes, 0).ok(), Some(bytes.len()));
     bytes
 }
 
-fn put_file(io: &dyn Io, path: &Path, bytes: &[u8]) {
+pub(super) fn put_file(io: &dyn Io, path: &Path, bytes: &[u8]) {
     let file = io.create(path, OpenFlags::default()).unwrap_or_else(|e| panic!("{e}"));
     log_io::write_all_durably(file.as_ref(), &[IoSlice::new(bytes)], 0, true)
         .unwrap_or_else(|e| panic!("{e}"));
