@@ -381,7 +381,6 @@ mod lock_free {
             }
         }
 
-
         /// The chain of `key` in the skiplist alone, found or created empty, and whether
         /// this call created it. Recovery only, on an index nobody else uses yet: it fills
         /// the skiplist (from several threads, each with its own keys), then the hash index

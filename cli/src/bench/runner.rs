@@ -522,14 +522,16 @@ mod tests {
     fn a_timed_run_lasts_its_window_and_its_driver_runs_until_the_end() {
         let plan = plan(2, 0);
         let window = Duration::from_millis(50);
+        // Before the common start: every worker's window begins after this, and the driver
+        // is stopped only once the last one is over.
+        let called = Instant::now();
         let driver = |stop: &AtomicBool| {
-            let started = Instant::now();
             let mut calls = 0_u64;
             while !stop.load(Ordering::Acquire) {
                 calls += 1;
                 thread::yield_now();
             }
-            (calls, started.elapsed())
+            (calls, Instant::now())
         };
         let (measured, driven) = run_window(
             &plan,
@@ -544,7 +546,8 @@ mod tests {
         .unwrap();
         assert!(measured.elapsed >= window, "{:?}", measured.elapsed);
         assert!(measured.latency.count() >= 2, "each worker times at least one operation");
-        let (calls, driven_for) = driven.unwrap();
+        let (calls, stopped) = driven.unwrap();
+        let driven_for = stopped.duration_since(called);
         assert!(calls > 0 && driven_for >= window, "{calls} calls in {driven_for:?}");
         let quiet = run_window(
             &plan,

@@ -105,10 +105,17 @@ fn a_checkpoint_is_written_and_read_in_chunks_not_per_record() {
     let write_chunks = written.bytes / format::WRITE_CHUNK_BYTES as u64 + 2;
     assert!(writes <= write_chunks, "{writes} writes for {} bytes", written.bytes);
     let chunks = written.bytes / IO_CHUNK_BYTES as u64 + 2;
-    // Synced as it is written, at most once per SYNC_EVERY_BYTES, and once at the end.
-    let syncs = faults.calls(Op::Sync);
-    let syncs_max = written.bytes / writer::SYNC_EVERY_BYTES + 1;
-    assert!((2..=syncs_max).contains(&syncs), "{syncs} syncs for {} bytes", written.bytes);
+    // Written back as it is written, in slices of WRITE_BACK_SLICE once a stretch of
+    // SYNC_EVERY_BYTES is written; synced once, at the end.
+    let write_backs = faults.calls(Op::WriteBack);
+    let stretches = written.bytes / writer::SYNC_EVERY_BYTES;
+    let slices_max = written.bytes / writer::WRITE_BACK_SLICE + stretches;
+    assert!(
+        (stretches..=slices_max).contains(&write_backs) && write_backs > 0,
+        "{write_backs} write-backs for {} bytes",
+        written.bytes
+    );
+    assert_eq!(faults.calls(Op::Sync), 1, "one sync, at the end");
     assert_eq!(faults.calls(Op::Rename), 1);
     let read = checkpoints.read(None, &written.path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((read.keys, read.versions, read.bytes), (1001, 3002, written.bytes));
@@ -177,10 +184,12 @@ fn an_unfinished_checkpoint_is_replaced_by_a_new_attempt_and_removed_at_open() {
 #[test]
 fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_it() {
     use inmem_wal::io::fault::{Fault, EIO, ENOSPC};
-    let db = filled(50, 16);
+    // Over one stretch of SYNC_EVERY_BYTES, so that a write-back comes before the sync.
+    let db = filled(300, 1024);
     let version = db.visible_version();
     let cases = [
         (Fault::error(Op::Write, ENOSPC), ENOSPC, "writing a checkpoint"),
+        (Fault::error(Op::WriteBack, EIO), EIO, "writing a checkpoint"),
         (Fault::error(Op::Sync, EIO), EIO, "syncing a checkpoint"),
         (Fault::error(Op::Rename, EIO), EIO, "renaming into place a checkpoint"),
     ];

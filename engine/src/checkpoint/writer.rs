@@ -18,20 +18,25 @@ use crate::version::{CommitVersion, VersionNode};
 use inmem_wal::io::{self as log_io, LogFile};
 use inmem_wal::LogPosition;
 
-/// Bytes a checkpoint writes between two syncs of its file. A sync of the log may have to
-/// wait for other files' dirty data to reach the disk (ext4 in `data=ordered` mode writes
-/// back data before the journal commit that the log's fdatasync waits for), so a
-/// checkpoint that left its whole file dirty until the end would stall every commit
-/// synced meanwhile; synced as it goes, it leaves at most this much for them to wait on.
+/// Bytes a checkpoint writes before it writes them back to the disk (the stretch its I/O
+/// budget paces). A sync of the log may have to wait for other files' dirty data to reach
+/// the disk (ext4 in `data=ordered` mode writes back data before the journal commit that
+/// the log's fdatasync waits for), so a checkpoint that left its whole file dirty until the
+/// end would stall every commit synced meanwhile. Written back as it goes
+/// ([`LogFile::write_back`]: no journal commit, no flush of the disk's cache, which an
+/// fdatasync of each stretch cost), it leaves at most a stretch for them to wait on; the
+/// file is synced once, at its end, before it is renamed into place.
 pub(super) const SYNC_EVERY_BYTES: u64 = WRITE_CHUNK_BYTES as u64;
 
 /// Bytes written back to the disk at a time, each waited for before the next: a log sync
-/// that comes meanwhile waits behind at most this much of a checkpoint.
-const WRITE_BACK_SLICE: u64 = 32 * 1024;
+/// that comes meanwhile waits behind at most this much of a checkpoint, not a whole
+/// stretch.
+pub(super) const WRITE_BACK_SLICE: u64 = 32 * 1024;
 
 /// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose
-/// replay starts at `replay_from`, into `file` (synced every [`SYNC_EVERY_BYTES`], not at
-/// its end), as `pace` allows; returns its length and what its blocks hold.
+/// replay starts at `replay_from`, into `file` (written back every [`SYNC_EVERY_BYTES`],
+/// not synced: the caller syncs it), as `pace` allows; returns its length and what its
+/// blocks hold.
 pub(super) fn fill(
     file: &dyn LogFile,
     index: &KeyIndex,
@@ -99,13 +104,13 @@ fn write_entries(
 }
 
 /// A checkpoint file written front to back, in writes of about [`WRITE_CHUNK_BYTES`],
-/// synced every [`SYNC_EVERY_BYTES`], paced.
+/// written back every [`SYNC_EVERY_BYTES`], paced.
 struct Output<'f> {
     file: &'f dyn LogFile,
     /// Bytes not yet written, to go at `offset`.
     pending: Vec<u8>,
     offset: u64,
-    /// Bytes written since the last sync.
+    /// Bytes written since the last write-back.
     unsynced: u64,
     pace: Pace<'f>,
 }

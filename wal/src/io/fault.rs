@@ -70,11 +70,13 @@ pub enum Op {
     /// [`LogFile::sync_data`], and the sync of [`LogFile::write_and_sync`] (which is
     /// attempted only after a write of every byte).
     Sync,
+    /// [`LogFile::write_back`].
+    WriteBack,
 }
 
 impl Op {
     /// Every op.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Create,
         Op::Open,
         Op::Remove,
@@ -86,6 +88,7 @@ impl Op {
         Op::Preallocate,
         Op::Write,
         Op::Sync,
+        Op::WriteBack,
     ];
 
     fn index(self) -> usize {
@@ -385,6 +388,11 @@ impl LogFile for FaultFile {
     fn sync_data(&self) -> io::Result<()> {
         check(lock(&self.plan).call(Op::Sync))?;
         self.inner.sync_data()
+    }
+
+    fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
+        check(lock(&self.plan).call(Op::WriteBack))?;
+        self.inner.write_back(offset, len)
     }
 
     /// A fault on the write means no sync; a fault on the sync hits only after a write of
