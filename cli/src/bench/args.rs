@@ -127,8 +127,8 @@ pub enum Phase {
     /// `Database::collect_garbage` in a loop, on a database whose every key was first
     /// overwritten 5 times (5 superseded versions per key to reclaim).
     Gc,
-    /// `Database::reap_expired` in a loop, on a database whose every key expired just
-    /// before the window.
+    /// `Database::reap_expired` in a loop, on a database whose every key has an expiring
+    /// twin that expired just before the window.
     Reap,
 }
 
@@ -231,7 +231,7 @@ of 4096 keys, in fill's order). Every phase's database is opened with its mainte
 thread idle (maintenance_interval 1 hour, checkpoint_log_bytes 0; the engine still wakes
 it early after every 64Ki versions committed), so the phases differ only by a driver
 thread that starts with the window and runs its maintenance back to back until the
-window ends (then it is joined):
+window ends (pausing 1 ms after a call that found nothing to do; then it is joined):
   quiet       no driver: the reference
   checkpoint  Database::checkpoint (needs a log: in memory or with durability none the
               phase runs on buffered, with a quiet run on buffered of its own to compare
@@ -239,10 +239,11 @@ window ends (then it is joined):
   gc          Database::collect_garbage; setup first overwrites every key 5 times while a
               snapshot keeps the collector from reclaiming anything, closed just before
               the window
-  reap        Database::reap_expired; setup writes every key with a TTL that ends before
-              the window (running a collection pass every 32Ki writes, so that the
-              engine's early round never reaps them first) and waits until no key is
-              readable
+  reap        Database::reap_expired; setup writes, beside the keys, an expiring twin of
+              each (the key and a byte 0xff: the workload reads and writes only the live
+              keys, as in quiet) with a TTL that ends before the window (running a
+              collection pass every 32Ki writes, so that the engine's early round never
+              reaps them first) and waits until only the live keys are readable
 Rows are written as measured, quiet first, with a phase and a max column; each notes
 over_20ms (ops slower than 20 ms), the others the ratio of p99.9 and max to quiet's of
 the same workload, durability and thread count (vs quiet p99.9=..x max=..x) and what the
