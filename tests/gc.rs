@@ -650,3 +650,63 @@ fn puts_racing_the_collector_keep_every_acknowledged_write(db: Database) {
     });
     assert!(db.stats().gc.keys_removed > 0, "the collector forgot keys meanwhile");
 }
+
+/// Writers delete and re-create their own keys while the collector forgets every dead one
+/// (marking it under the sequencer's lock, unlinking it after): a put that resolved a chain
+/// the collector then forgot must land in a new chain, where reads find it. Each writer
+/// reads its own write back at once, and every key's last write is there at the end.
+#[test]
+fn puts_racing_the_forgetting_of_their_deleted_keys_are_never_lost() {
+    const WRITERS: u64 = 3;
+    const KEYS_PER_WRITER: u64 = 8;
+    const ROUNDS: u64 = 20_000;
+    let db = open_quiet();
+    let done = AtomicBool::new(false);
+    let racing_key = |writer: u64, index: u64| format!("race/{writer}/{index}").into_bytes();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                db.collect_garbage();
+            }
+        });
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let (db, racing_key) = (&db, &racing_key);
+                scope.spawn(move || {
+                    for round in 0..ROUNDS {
+                        let index = round % KEYS_PER_WRITER;
+                        let key = racing_key(writer, index);
+                        db.delete(&key).expect("delete");
+                        let value = encode(round);
+                        db.put(&key, value).expect("put");
+                        let read = db.get(&key).expect("read");
+                        assert_eq!(
+                            read.as_deref(),
+                            Some(&value[..]),
+                            "round {round}: own put lost"
+                        );
+                    }
+                })
+            })
+            .collect();
+        // Every writer joined before the collector is stopped, failed or not, so that a
+        // failure is reported rather than left waiting on the collector.
+        let joined: Vec<_> = writers.into_iter().map(|writer| writer.join()).collect();
+        done.store(true, Ordering::Release);
+        for writer in joined {
+            writer.expect("writer");
+        }
+    });
+    db.collect_garbage();
+    for writer in 0..WRITERS {
+        for index in 0..KEYS_PER_WRITER {
+            let last = (0..ROUNDS).filter(|round| round % KEYS_PER_WRITER == index).max();
+            let read = db.get(racing_key(writer, index)).expect("read");
+            assert_eq!(
+                read.as_deref(),
+                last.map(encode).as_ref().map(|v| &v[..]),
+                "{writer}/{index}"
+            );
+        }
+    }
+}

@@ -29,7 +29,9 @@ use crate::sync::Ordering;
 use crate::version::{Origin, VersionNode};
 
 /// Tombstones written per hold of the sequencer's lock (one commit), so commits wait at
-/// most that long: each costs a check and a link, a few hundred nanoseconds.
+/// most that long: each costs a check and a link, a few hundred nanoseconds. (The MVCC
+/// reference model, `tests/model`, commits a purge in batches of the same size:
+/// `MAINTENANCE_COMMIT_KEYS_MAX`.)
 const REAPS_PER_COMMIT_MAX: usize = 16;
 /// Tombstones the reaper writes per turn at the maintenance gate (`gate.rs`).
 const REAPS_PER_SLICE: usize = 1024;

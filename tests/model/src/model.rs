@@ -13,6 +13,11 @@ use crate::span::Span;
 use crate::txn::TxnModel;
 use crate::{Entries, Key, State, Value};
 
+/// The most maintenance tombstones (a range delete's purge, the TTL reaper's) one commit of
+/// the engine writes: `REAPS_PER_COMMIT_MAX` in `engine/src/ttl.rs`, which holds the
+/// sequencer's lock for one such commit at a time.
+pub const MAINTENANCE_COMMIT_KEYS_MAX: usize = 16;
+
 /// The committed history of a database, and the rules that say what the engine must
 /// answer about it.
 #[derive(Debug, Clone)]
@@ -252,7 +257,8 @@ impl Model {
     /// ended at or below the published horizon, then walks the oldest unwalked ones, one a
     /// step (the harnesses' key spaces are far smaller than a step), each replacing every
     /// newest version of a key under its prefix that is older than it, and no tombstone, by
-    /// a maintenance tombstone, in one commit if there is any; returns how many it replaced.
+    /// a maintenance tombstone, in commits of at most [`MAINTENANCE_COMMIT_KEYS_MAX`] keys
+    /// in key order; returns how many it replaced.
     pub fn purge(&mut self, steps: usize) -> u64 {
         let horizon = self.oldest_available;
         for range_delete in &mut self.range_deletes {
@@ -277,13 +283,14 @@ impl Model {
                 })
                 .map(|(key, _)| key.clone())
                 .collect();
-            if !doomed.is_empty() {
+            // In key order, in commits of at most MAINTENANCE_COMMIT_KEYS_MAX keys each.
+            for batch in doomed.chunks(MAINTENANCE_COMMIT_KEYS_MAX) {
                 // Every reader at or after the range delete already reads these keys as
                 // absent: the state does not change. Each key's newest version is a put, so
                 // it has a chain, which the tombstone joins.
                 let version = self.visible() + 1;
                 self.states.push(self.state(self.visible()).clone());
-                for key in &doomed {
+                for key in batch {
                     let tombstone =
                         CommittedWrite { version, value: None, ttl: false, reaped: true };
                     self.writes.entry(key.clone()).or_default().push(tombstone);
