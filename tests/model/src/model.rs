@@ -257,7 +257,7 @@ impl Model {
     /// ended at or below the published horizon, then walks the oldest unwalked ones, one a
     /// step (the harnesses' key spaces are far smaller than a step), each replacing every
     /// newest version of a key under its prefix that is older than it, and no tombstone, by
-    /// a maintenance tombstone, in commits of at most [`MAINTENANCE_COMMIT_KEYS_MAX`] keys
+    /// a maintenance tombstone, in commits of at most `MAINTENANCE_COMMIT_KEYS_MAX` keys
     /// in key order; returns how many it replaced.
     pub fn purge(&mut self, steps: usize) -> u64 {
         let horizon = self.oldest_available;
