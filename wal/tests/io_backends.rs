@@ -106,6 +106,23 @@ fn bytes_written_at_an_offset_read_back_and_reads_stop_at_the_end_of_the_file() 
 }
 
 #[test]
+fn write_back_takes_any_range_within_the_file_system_limits_and_refuses_one_past_them() {
+    for io in backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = create(&*io, &dir.path().join("checkpoint"));
+        let data = vec![3u8; 100 << 10];
+        assert_eq!(file.write_at(&[IoSlice::new(&data)], 0).expect("write"), data.len());
+        let name = io.name();
+        file.write_back(0, 32 << 10).unwrap_or_else(|e| panic!("{name}: {e}"));
+        file.write_back(32 << 10, 68 << 10).unwrap_or_else(|e| panic!("{name}: {e}"));
+        file.write_back(1 << 20, 4096).unwrap_or_else(|e| panic!("{name}: past the end: {e}"));
+        let refused = file.write_back(u64::MAX - 1, 1).expect_err("an offset past i64::MAX");
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput, "{name}: {refused}");
+        assert_eq!(contents(&*file), data, "{name}: written back as written");
+    }
+}
+
+#[test]
 fn write_and_sync_of_several_slices_writes_them_back_to_back() {
     for io in backends() {
         let dir = tempfile::tempdir().expect("tempdir");
