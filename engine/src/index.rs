@@ -459,11 +459,18 @@ mod lock_free {
         pub(crate) fn unlink_forgotten(&self, chain: &ChainRef, guard: &Guard) {
             debug_assert!(chain.is_forgotten(), "only forgotten chains are unlinked unlocked");
             if self.hashes(chain.key().as_slice()) {
-                let hashed = self.hashed.guard();
-                let probe = self.probe(chain.key().as_slice());
-                let _ = self.hashed.remove_if(&probe, |_, held| held.same_chain(chain), &hashed);
+                self.unhash(chain);
             }
             chain.entry().remove(guard);
+        }
+
+        /// Takes `chain`'s entry out of the hash index if the index still maps its key to
+        /// it (never a newer chain of the same key); returns whether it did.
+        fn unhash(&self, chain: &ChainRef) -> bool {
+            let hashed = self.hashed.guard();
+            let probe = self.probe(chain.key().as_slice());
+            let removed = self.hashed.remove_if(&probe, |_, held| held.same_chain(chain), &hashed);
+            matches!(removed, Ok(Some(_)))
         }
 
         /// Removes `chain` if the index still maps its key to it. Commit sequencer only.
@@ -476,16 +483,7 @@ mod lock_free {
             if !self.hashes(chain.key().as_slice()) {
                 return chain.entry().remove(guard);
             }
-            let hashed = self.hashed.guard();
-            let removed = self.hashed.remove_if(
-                &self.probe(chain.key().as_slice()),
-                |_, held| held.same_chain(chain),
-                &hashed,
-            );
-            if !matches!(removed, Ok(Some(_))) {
-                return false;
-            }
-            chain.entry().remove(guard)
+            self.unhash(chain) && chain.entry().remove(guard)
         }
 
         /// Walks the first `limit` keys in `bounds` (in `direction`) under one guard, without

@@ -70,10 +70,10 @@ impl Shared {
             let slice = self.commit_tombstones_batched(&expired, &guard);
             Counters::add(&self.counters.expirations_reaped, slice);
             reaped += slice;
-            if due.peek().is_none_or(|Reverse(next)| next.at_ms > now_ms) {
+            let next = due.peek().map_or(u64::MAX, |Reverse(next)| next.at_ms);
+            if next > now_ms {
                 // Only now, under `due`'s lock: a call meanwhile waited for this one's
                 // tombstones instead of returning before they were written.
-                let next = due.peek().map_or(u64::MAX, |Reverse(next)| next.at_ms);
                 self.reaper.next_due_ms.store(next, Ordering::Release);
                 return reaped;
             }

@@ -95,7 +95,7 @@ pub(crate) fn run<W: std::io::Write>(
     report: &mut Report<W>,
 ) -> Result<(), BenchError> {
     let data = Dataset::new(config.layout, config.value_size, config.seed)?;
-    let mut session = Session { config, during, data: &data, progress };
+    let session = Session { config, during, data: &data, progress };
     let buffered_asked = config.durabilities.contains(&Some(DurabilityArg::Buffered));
     for &durability in &config.durabilities {
         let logless = matches!(durability, None | Some(DurabilityArg::None));
@@ -240,7 +240,7 @@ fn drive(stop: &AtomicBool, mut call: impl FnMut() -> inmem::Result<u64>) -> Dri
 
 impl Session<'_> {
     /// Sets up a fresh database for `run`, measures its window and returns its record.
-    fn measure(&mut self, run: &Run) -> Result<RunRecord, BenchError> {
+    fn measure(&self, run: &Run) -> Result<RunRecord, BenchError> {
         let config = self.config;
         let failed = |workload: &'static str| {
             move |source| BenchError::Engine { engine: "inmem", workload, source }
@@ -335,7 +335,7 @@ impl Session<'_> {
     /// Loads `db` as `run`'s phase needs it; returns its shape, and for gc the snapshot
     /// that keeps the superseded versions from the collector until the window starts.
     fn set_up<'db>(
-        &mut self,
+        &self,
         db: &'db Database,
         run: &Run,
     ) -> Result<(Shape, Option<inmem::Snapshot<'db>>), BenchError> {

@@ -106,9 +106,9 @@ fn a_checkpoint_is_written_and_read_in_chunks_not_per_record() {
     assert!(writes <= write_chunks, "{writes} writes for {} bytes", written.bytes);
     let chunks = written.bytes / IO_CHUNK_BYTES as u64 + 2;
     // Written back as it is written, in slices of WRITE_BACK_SLICE once a stretch of
-    // SYNC_EVERY_BYTES is written; synced once, at the end.
+    // STRETCH_BYTES is written; synced once, at the end.
     let write_backs = faults.calls(Op::WriteBack);
-    let stretches = written.bytes / writer::SYNC_EVERY_BYTES;
+    let stretches = written.bytes / writer::STRETCH_BYTES;
     let slices_max = written.bytes / writer::WRITE_BACK_SLICE + stretches;
     assert!(
         (stretches..=slices_max).contains(&write_backs) && write_backs > 0,
@@ -184,7 +184,7 @@ fn an_unfinished_checkpoint_is_replaced_by_a_new_attempt_and_removed_at_open() {
 #[test]
 fn a_failed_write_sync_or_rename_removes_the_temporary_file_and_the_error_names_it() {
     use inmem_wal::io::fault::{Fault, EIO, ENOSPC};
-    // Over one stretch of SYNC_EVERY_BYTES, so that a write-back comes before the sync.
+    // Over one stretch of STRETCH_BYTES, so that a write-back comes before the sync.
     let db = filled(300, 1024);
     let version = db.visible_version();
     let cases = [

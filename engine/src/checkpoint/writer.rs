@@ -26,7 +26,7 @@ use inmem_wal::LogPosition;
 /// ([`LogFile::write_back`]: no journal commit, no flush of the disk's cache, which an
 /// fdatasync of each stretch cost), it leaves at most a stretch for them to wait on; the
 /// file is synced once, at its end, before it is renamed into place.
-pub(super) const SYNC_EVERY_BYTES: u64 = WRITE_CHUNK_BYTES as u64;
+pub(super) const STRETCH_BYTES: u64 = WRITE_CHUNK_BYTES as u64;
 
 /// Bytes written back to the disk at a time, each waited for before the next: a log sync
 /// that comes meanwhile waits behind at most this much of a checkpoint, not a whole
@@ -34,7 +34,7 @@ pub(super) const SYNC_EVERY_BYTES: u64 = WRITE_CHUNK_BYTES as u64;
 pub(super) const WRITE_BACK_SLICE: u64 = 32 * 1024;
 
 /// Writes the checkpoint of `index` at `version` (leaving out what `hiding` hides), whose
-/// replay starts at `replay_from`, into `file` (written back every [`SYNC_EVERY_BYTES`],
+/// replay starts at `replay_from`, into `file` (written back every [`STRETCH_BYTES`],
 /// not synced: the caller syncs it), as `pace` allows; returns its length and what its
 /// blocks hold.
 pub(super) fn fill(
@@ -44,7 +44,7 @@ pub(super) fn fill(
     (version, replay_from): (CommitVersion, LogPosition),
     pace: Pace<'_>,
 ) -> std::io::Result<(u64, Counts)> {
-    let mut out = Output { file, pending: Vec::new(), offset: 0, unsynced: 0, pace };
+    let mut out = Output { file, pending: Vec::new(), offset: 0, in_stretch: 0, pace };
     out.put(&encode_header(version, replay_from))?;
     let version = version.get();
     let counts = write_entries(&mut out, index, hiding, version)?;
@@ -104,18 +104,18 @@ fn write_entries(
 }
 
 /// A checkpoint file written front to back, in writes of about [`WRITE_CHUNK_BYTES`],
-/// written back every [`SYNC_EVERY_BYTES`], paced.
+/// written back every [`STRETCH_BYTES`], paced.
 struct Output<'f> {
     file: &'f dyn LogFile,
     /// Bytes not yet written, to go at `offset`.
     pending: Vec<u8>,
     offset: u64,
     /// Bytes written since the last write-back.
-    unsynced: u64,
+    in_stretch: u64,
     pace: Pace<'f>,
 }
 
-/// A checkpoint's I/O budget: each synced stretch takes at least its bytes over
+/// A checkpoint's I/O budget: each stretch written back takes at least its bytes over
 /// `bytes_per_sec`, so that a checkpoint never takes more of the disk than that from the
 /// log, however fast the disk would take it (0: no budget). Once `hurry` is set (the
 /// database is closing, and waits for the checkpoint), the rest goes unpaced.
@@ -132,7 +132,7 @@ impl Pace<'_> {
         Pace { bytes_per_sec, hurry, since: Instant::now() }
     }
 
-    /// After a stretch of `bytes` is written and synced: waits out what is left of its
+    /// After a stretch of `bytes` is written and written back: waits out what is left of its
     /// share of time, then starts the next stretch.
     fn stretch_done(&mut self, bytes: u64) {
         if let Some(left) = self.wait_after(bytes, self.since.elapsed()) {
@@ -174,17 +174,17 @@ impl Output<'_> {
         let written = (self.pending.len() + bytes.len()) as u64;
         log_io::write_all_durably(self.file, &bufs, self.offset, false)?;
         self.offset += written;
-        self.unsynced += written;
-        if self.unsynced >= SYNC_EVERY_BYTES {
+        self.in_stretch += written;
+        if self.in_stretch >= STRETCH_BYTES {
             let end = self.offset;
-            let mut from = end - self.unsynced;
+            let mut from = end - self.in_stretch;
             while from < end {
                 let len = (end - from).min(WRITE_BACK_SLICE);
                 self.file.write_back(from, len)?;
                 from += len;
             }
-            self.pace.stretch_done(self.unsynced);
-            self.unsynced = 0;
+            self.pace.stretch_done(self.in_stretch);
+            self.in_stretch = 0;
         }
         self.pending.clear();
         Ok(())
