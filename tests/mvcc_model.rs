@@ -495,3 +495,24 @@ proptest! {
         run(ops, Variant::Collecting)?;
     }
 }
+
+/// A purge of more keys than one maintenance commit holds takes as many commits as the
+/// model says (`MAINTENANCE_COMMIT_KEYS_MAX`): the versions every later check compares.
+#[test]
+fn a_purge_commits_its_tombstones_in_the_models_batches() {
+    let options = Options::default().maintenance_interval(NO_MAINTENANCE);
+    let db = Database::with_options(options.clone()).expect("open");
+    let mut model = Model::new(&options);
+    let keys = inmem_model::MAINTENANCE_COMMIT_KEYS_MAX * 2 + 1;
+    for i in 0..keys {
+        let key = format!("p/{i:03}");
+        db.put(&key, b"v").expect("put");
+        model.one_shot(key.as_bytes(), Write::put(b"v".to_vec())).expect("model put");
+    }
+    db.delete_prefix("p/").expect("delete_prefix");
+    model.one_shot_delete_prefix(b"p/").expect("model delete_prefix");
+    assert_eq!(db.purge_range_deletes(1), keys as u64, "every key under the prefix purged");
+    assert_eq!(model.purge(1), keys as u64);
+    assert_eq!(db.snapshot().version().get(), model.visible(), "one commit per batch");
+    assert_eq!(model.visible(), keys as u64 + 1 + 3, "three batches after the puts and the delete");
+}

@@ -49,13 +49,15 @@ use crate::range_delete::Hiding;
 use crate::shared::{retention_keep_last, Shared};
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
+use crate::sync::unlock_fair;
 #[cfg(not(loom))]
 use crate::sync::{spin_wait, AtomicBool, Ordering};
 use crate::version::{CommitVersion, VersionNode};
 
 /// Dead chains forgotten per hold of the sequencer's lock (each a check and a flag; the
-/// unlinking that costs comes after the lock), so commits wait at most that long.
-const REMOVALS_PER_LOCK_MAX: usize = 64;
+/// unlinking that costs comes after the lock), so commits wait at most that long: short
+/// enough that a committer waiting for the lock is still spinning when it is released.
+const REMOVALS_PER_LOCK_MAX: usize = 16;
 /// How long a pass keeps collecting its own deferred functions at most (see the module's
 /// documentation, step 5): past that, a reader pinned all along holds the epoch back, and
 /// what is left is freed later, by whichever thread pins.
@@ -223,7 +225,7 @@ impl Shared {
             Counters::sub(&self.counters.bytes, footprint.bytes + chain.key().len() as u64);
             gc.pinned_bytes -= chain.swap_gc_pinned_bytes(0);
         }
-        drop(sequencer);
+        unlock_fair(sequencer);
         for chain in &forgotten {
             self.index.unlink_forgotten(chain, guard);
         }

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 pub use buffer::{Buffer, Write, Writes};
 pub use committed::{CommittedWrite, RangeDelete};
-pub use model::Model;
+pub use model::{Model, MAINTENANCE_COMMIT_KEYS_MAX};
 pub use span::{Overlap, Span};
 pub use txn::TxnModel;
 pub use verdict::Verdict;

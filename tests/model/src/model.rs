@@ -14,9 +14,9 @@ use crate::txn::TxnModel;
 use crate::{Entries, Key, State, Value};
 
 /// The most maintenance tombstones (a range delete's purge, the TTL reaper's) one commit of
-/// the engine writes: `REAPS_PER_COMMIT_MAX` in `engine/src/ttl.rs`, which holds the
-/// sequencer's lock for one such commit at a time.
-pub const MAINTENANCE_COMMIT_KEYS_MAX: usize = 16;
+/// an in-memory database writes (the model is of one): `REAPS_PER_COMMIT_MAX` in
+/// `engine/src/ttl.rs`, which holds the sequencer's lock for one such commit at a time.
+pub const MAINTENANCE_COMMIT_KEYS_MAX: usize = 4;
 
 /// The committed history of a database, and the rules that say what the engine must
 /// answer about it.
