@@ -49,7 +49,6 @@ use crate::range_delete::Hiding;
 use crate::shared::{retention_keep_last, Shared};
 use crate::stats::{Counters, GcReport};
 use crate::sync::epoch::{self, Guard};
-use crate::sync::unlock_fair;
 #[cfg(not(loom))]
 use crate::sync::{spin_wait, AtomicBool, Ordering};
 use crate::version::{CommitVersion, VersionNode};
@@ -225,7 +224,7 @@ impl Shared {
             Counters::sub(&self.counters.bytes, footprint.bytes + chain.key().len() as u64);
             gc.pinned_bytes -= chain.swap_gc_pinned_bytes(0);
         }
-        unlock_fair(sequencer);
+        drop(sequencer);
         for chain in &forgotten {
             self.index.unlink_forgotten(chain, guard);
         }

@@ -288,19 +288,28 @@ impl Shared {
         version: CommitVersion,
         durability: Durability,
     ) -> Result<()> {
-        if log.durability == Durability::Sync {
-            let parked = self.append_parked(log, record, version)?;
-            return self.finish_parked(log, parked);
-        }
         record::set_version(&mut record, version);
         let failed = |doing: &'static str, error: inmem_wal::Error| {
             self.poison();
             Error::log(doing, error)
         };
-        log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
-        self.visible.finish(version);
+        if log.durability == Durability::Sync {
+            // This thread waits for it, and so writes it or joins a batch: no hand-off to
+            // the background writer. Parked before the wait, the commit is made visible by
+            // whichever committer of its batch wakes first.
+            let position = log
+                .wal
+                .append_to_wait(record::COMMIT, &record)
+                .map_err(|error| failed("committing", error))?;
+            self.visible.park(version, LogPosition::new(position.get() + 1));
+            log.wal.wait_durable(position).map_err(|error| failed("committing", error))?;
+            self.visible.announce(|| log.wal.durable_position());
+        } else {
+            log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
+            self.visible.finish(version);
+        }
         self.wait_visible(version)?;
-        if durability == Durability::Sync {
+        if log.durability != Durability::Sync && durability == Durability::Sync {
             // Every commit up to this one is visible, so appended: waiting for the log's
             // end as it is now covers all of their records.
             let end: LogPosition = log.wal.end_position();
@@ -308,49 +317,4 @@ impl Shared {
         }
         Ok(())
     }
-
-    /// The first half of finishing commit `version` through a `Sync` log: appends its
-    /// record (version patched in) and parks the commit, to become visible once the log
-    /// is durable past it. The caller then calls [`Shared::finish_parked`] for it, or for
-    /// a later commit of its own (a maintenance commit waits for several at once; its
-    /// records are written meanwhile by any other committer's write, since the log is
-    /// written in order). A failure poisons the database.
-    pub(crate) fn append_parked(
-        &self,
-        log: &Log,
-        mut record: Vec<u8>,
-        version: CommitVersion,
-    ) -> Result<Parked> {
-        debug_assert_eq!(log.durability, Durability::Sync, "only a Sync log parks commits");
-        record::set_version(&mut record, version);
-        // This thread waits for it, and so writes it or joins a batch: no hand-off to the
-        // background writer. Parked before the wait, the commit is made visible by
-        // whichever committer of its batch wakes first.
-        let position = log.wal.append_to_wait(record::COMMIT, &record).map_err(|error| {
-            self.poison();
-            Error::log("committing", error)
-        })?;
-        self.visible.park(version, LogPosition::new(position.get() + 1));
-        Ok(Parked { position, version })
-    }
-
-    /// The second half: waits until `parked`'s record (and so every record before it) is
-    /// durable, then until its commit (and every commit before it) is visible. A failure
-    /// poisons the database.
-    pub(crate) fn finish_parked(&self, log: &Log, parked: Parked) -> Result<()> {
-        log.wal.wait_durable(parked.position).map_err(|error| {
-            self.poison();
-            Error::log("committing", error)
-        })?;
-        self.visible.announce(|| log.wal.durable_position());
-        self.wait_visible(parked.version)
-    }
-}
-
-/// A commit appended to a `Sync` log and parked ([`Shared::append_parked`]), not yet waited
-/// for.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Parked {
-    position: LogPosition,
-    version: CommitVersion,
 }
