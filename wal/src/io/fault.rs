@@ -418,6 +418,45 @@ impl LogFile for FaultFile {
         self.inner.sync_data()?;
         Ok(written)
     }
+
+    /// Each of the two writes is a call of [`Op::Write`], the sync one of [`Op::Sync`]:
+    /// with no fault due on any of them, the wrapped file's own `write_pair` runs (so an
+    /// io_uring backend still links the three).
+    fn write_pair(
+        &self,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+        then: &[u8],
+        then_offset: u64,
+        sync: bool,
+    ) -> io::Result<(usize, usize)> {
+        let total = total_len(bufs);
+        let mut plan = lock(&self.plan);
+        let write = plan.call(Op::Write);
+        if write.is_none() && !plan.is_due(Op::Write) && !(sync && plan.is_due(Op::Sync)) {
+            let (written, second) = self.inner.write_pair(bufs, offset, then, then_offset, sync)?;
+            if written == total {
+                plan.call_unfaulted(Op::Write);
+                if sync && second == then.len() {
+                    plan.call_unfaulted(Op::Sync);
+                }
+            }
+            return Ok((written, second));
+        }
+        let written = self.write_with(write, bufs, offset)?;
+        if written < total {
+            return Ok((written, 0));
+        }
+        let effect = plan.call(Op::Write);
+        let second = self.write_with(effect, &[IoSlice::new(then)], then_offset)?;
+        if !sync || second < then.len() {
+            return Ok((written, second));
+        }
+        check(plan.call(Op::Sync))?;
+        drop(plan);
+        self.inner.sync_data()?;
+        Ok((written, second))
+    }
 }
 
 #[cfg(test)]
