@@ -167,9 +167,9 @@ fn a_directory_of_the_previous_log_version_is_refused_and_left_unchanged() {
     copy_dir(&previous_fixture(), copy.path());
     let before = layout(copy.path());
     let segment = std::fs::read(copy.path().join("wal/00000000000000000000.wal")).expect("read");
-    let error = Database::open_with_log_options(copy.path(), options(), log_options())
-        .err()
-        .expect("a version 2 log is refused");
+    let Err(error) = Database::open_with_log_options(copy.path(), options(), log_options()) else {
+        panic!("a version 2 log is refused");
+    };
     let message = error.to_string();
     assert!(message.contains("format version 2"), "{message}");
     assert!(message.contains("this build reads only version 3"), "{message}");

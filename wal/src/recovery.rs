@@ -14,6 +14,9 @@
 //!   (`format.rs`, "What a frame proves"), the checkpointed position is not past it, and
 //!   nothing is written beyond what one write batch could leave. `TolerateTornTail` and
 //!   `PointInTime` cut it (after salvaging it); `Strict` refuses it.
+//! - **How far.** Written bytes after a segment's records are looked for only up to its
+//!   scan's end: its highest valid frontier plus one step (`format.rs`, "Frontier slots",
+//!   property P: nothing acknowledged lies past it), or its end if no slot is valid.
 //! - **Covered.** Damage wholly below [`WalOptions::checkpointed`] loses nothing: it is
 //!   reported and left in place (reading starts at the checkpointed position), except
 //!   under `Strict`, which refuses it.

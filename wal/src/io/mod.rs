@@ -1,7 +1,8 @@
 //! The one I/O trait through which every byte of the log goes, and its backends.
 //!
-//! - [`UringIo`](uring::UringIo): io_uring; a write and the fdatasync after it are linked in
-//!   one submission.
+//! - [`UringIo`](uring::UringIo): io_uring; a write and the fdatasync after it (and a
+//!   frontier slot's write between them, when a round has one) are linked in one
+//!   submission.
 //! - [`SyncIo`](sync::SyncIo): pwritev + fdatasync, with the same semantics; what
 //!   [`BackendChoice::Auto`] takes (measured faster for the log's writer, [`AUTO_REASON`]),
 //!   and the fallback where the kernel refuses io_uring.

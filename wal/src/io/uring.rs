@@ -1,6 +1,7 @@
 //! The io_uring backend: the writes and fdatasyncs of a backend's files go through one ring,
 //! and a write with the fdatasync after it is one submission of two linked entries
-//! (`IO_LINK`), so the sync runs only if the write wrote every byte.
+//! (`IO_LINK`), so the sync runs only if the write wrote every byte; a round that also
+//! writes a frontier slot (`LogFile::write_pair`) links the slot's write between them.
 //!
 //! Directory operations, `size`, `preallocate` and reads (recovery only) use std and rustix,
 //! exactly as the [sync backend](super::sync) does.
