@@ -2,25 +2,19 @@
 //! `M + S`, and the writer keeps property P, so that what it misses was never acknowledged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(
-    clippy::disallowed_types,
-    reason = "tests: std's Mutex records the reads of a wrapping backend"
-)]
 
 mod common;
 
-use std::ffi::OsString;
-use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use common::{offset_in, segments, zero_close_trailer};
 use inmem_wal::format::{
     highest_frontier, SegmentHeader, Slot, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP,
     SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
 };
+use inmem_wal::io::backend;
+use inmem_wal::io::fault::FaultIo;
 use inmem_wal::io::sim::{CrashMode, SimIo};
-use inmem_wal::io::{backend, Io, LogFile, OpenFlags, Preallocation};
 use inmem_wal::{
     BackendChoice, Durability, Error, FrameKind, LogPosition, RecoveryMode, Wal, WalOptions,
 };
@@ -210,87 +204,6 @@ fn a_segment_with_no_valid_slot_is_read_to_its_end_and_reported() {
     assert_eq!(read_all(&Wal::open(dir.path(), options()).unwrap()).len(), 30);
 }
 
-/// A backend that records the end of every read of a segment file (`*.wal`).
-#[derive(Debug)]
-struct ReadsRecorded {
-    inner: Arc<dyn Io>,
-    furthest: Arc<Mutex<Vec<(PathBuf, u64)>>>,
-}
-
-#[derive(Debug)]
-struct RecordedFile {
-    inner: Box<dyn LogFile>,
-    path: PathBuf,
-    furthest: Arc<Mutex<Vec<(PathBuf, u64)>>>,
-}
-
-impl ReadsRecorded {
-    fn wrap(&self, path: &Path, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
-        let furthest = Arc::clone(&self.furthest);
-        Box::new(RecordedFile { inner, path: path.to_path_buf(), furthest })
-    }
-
-    /// The end of the furthest read of `path`.
-    fn furthest(&self, path: &Path) -> u64 {
-        let reads = self.furthest.lock().unwrap();
-        reads.iter().filter(|(p, _)| p == path).map(|(_, end)| *end).max().unwrap_or(0)
-    }
-}
-
-impl Io for ReadsRecorded {
-    fn name(&self) -> String {
-        "reads-recorded".into()
-    }
-    fn create(&self, path: &Path, flags: OpenFlags) -> io::Result<Box<dyn LogFile>> {
-        Ok(self.wrap(path, self.inner.create(path, flags)?))
-    }
-    fn open(&self, path: &Path, writable: bool, flags: OpenFlags) -> io::Result<Box<dyn LogFile>> {
-        Ok(self.wrap(path, self.inner.open(path, writable, flags)?))
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
-        self.inner.list_dir(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-}
-
-impl LogFile for RecordedFile {
-    fn size(&self) -> io::Result<u64> {
-        self.inner.size()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let read = self.inner.read_at(buf, offset)?;
-        self.furthest.lock().unwrap().push((self.path.clone(), offset + read as u64));
-        Ok(read)
-    }
-    fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()> {
-        self.inner.preallocate(len, how)
-    }
-    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
-        self.inner.write_at(bufs, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-}
-
-fn recorded() -> Arc<ReadsRecorded> {
-    Arc::new(ReadsRecorded {
-        inner: backend(BackendChoice::Sync).unwrap(),
-        furthest: Arc::default(),
-    })
-}
-
 #[test]
 fn an_open_never_reads_past_the_frontier_plus_one_step() {
     for count in [0, 100] {
@@ -305,12 +218,12 @@ fn an_open_never_reads_past_the_frontier_plus_one_step() {
         // Written bytes past the bound are never read: they cannot be the writer's.
         edit(&segment, |bytes| bytes[bound as usize..bound as usize + 8].fill(0xEE));
         for crashed in [false, true] {
-            let io = recorded();
+            let io = FaultIo::new(backend(BackendChoice::Sync).unwrap());
             let wal = Wal::open(dir.path(), options().io(io.clone())).unwrap();
             assert_eq!(read_all(&wal).len(), count, "{count} records");
             let report = wal.recovery_report().clone();
             assert!(report.is_clean(), "{report:?}");
-            let furthest = io.furthest(&segment);
+            let furthest = io.read_end(&segment).unwrap_or(0);
             assert!(furthest <= bound && furthest < SEGMENT, "{count}: read up to {furthest}");
             assert_eq!(report.frontiers[0].scan_end, bound);
             wal.close().unwrap();
