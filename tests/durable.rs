@@ -63,6 +63,31 @@ fn a_database_reopens_with_its_commits_after_close_and_after_drop() {
 }
 
 #[test]
+fn an_empty_and_a_100_key_database_open_without_reading_their_segment_s_end() {
+    // The log's frontier slots bound how far recovery reads the newest segment (64 MiB):
+    // at most two frontier steps past its header here (the wal's own tests check a log
+    // left as a crash leaves it, too).
+    let bound = inmem_wal::format::SEGMENT_HEADER_LEN + 2 * inmem_wal::format::FRONTIER_STEP;
+    for keys in [0u32, 100] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), quiet()).expect("open");
+        for key in 0..keys {
+            db.put(key.to_le_bytes(), [7u8; 100]).expect("put");
+        }
+        db.close().expect("close");
+        let segment = dir.path().join("wal").join("00000000000000000000.wal");
+        assert_eq!(std::fs::metadata(&segment).expect("a segment").len(), 64 << 20);
+        let io = FaultIo::new(Arc::new(SyncIo::new()));
+        let log = WalOptions::default().io(io.clone());
+        let db = Database::open_with_log_options(dir.path(), quiet(), log).expect("reopen");
+        assert_eq!(contents(&db).len(), keys as usize);
+        let read = io.read_end(&segment).expect("the segment was read");
+        assert!(read <= bound, "{keys} keys: read up to {read}");
+        db.close().expect("close");
+    }
+}
+
+#[test]
 fn history_ttls_and_tombstones_are_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let options = quiet().retention(Retention::KeepAll);

@@ -1,4 +1,4 @@
-//! The format fixture: `tests/fixtures/log-v2-checkpoint-v1`, a small database directory
+//! The format fixture: `tests/fixtures/log-v3-checkpoint-v1`, a small database directory
 //! written by this version (`examples/format_fixture.rs`), opened from a copy and checked
 //! exactly.
 //!
@@ -23,6 +23,12 @@ use writer::{log_options, options};
 
 /// The fixture, as committed.
 fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v3-checkpoint-v1")
+}
+
+/// The fixture of the log's previous version (2, before the frontier slots), kept to check
+/// that this build refuses it.
+fn previous_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v2-checkpoint-v1")
 }
 
@@ -153,6 +159,23 @@ fn the_fixture_opens_with_exactly_what_was_committed() {
     // And the database goes on from there.
     assert_eq!(db.put("a/1", "next").expect("commit").get(), 15);
     db.close().expect("close");
+}
+
+#[test]
+fn a_directory_of_the_previous_log_version_is_refused_and_left_unchanged() {
+    let copy = tempfile::tempdir().expect("a temporary directory");
+    copy_dir(&previous_fixture(), copy.path());
+    let before = layout(copy.path());
+    let segment = std::fs::read(copy.path().join("wal/00000000000000000000.wal")).expect("read");
+    let Err(error) = Database::open_with_log_options(copy.path(), options(), log_options()) else {
+        panic!("a version 2 log is refused");
+    };
+    let message = error.to_string();
+    assert!(message.contains("format version 2"), "{message}");
+    assert!(message.contains("this build reads only version 3"), "{message}");
+    assert_eq!(layout(copy.path()), before);
+    let after = std::fs::read(copy.path().join("wal/00000000000000000000.wal")).expect("read");
+    assert_eq!(after, segment, "the segment is unchanged");
 }
 
 /// The files of the fixture.

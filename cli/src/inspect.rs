@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use inmem::engine::{inspect, Inspection, Recovery};
-use inmem::wal::RecoveryReport;
+use inmem::wal::{RecoveryReport, SegmentFrontier};
 use inmem::RecoveryMode;
 
 /// The directory to look at.
@@ -58,8 +58,39 @@ pub(crate) fn verify(args: &DirArgs) -> ExitCode {
             Err(error) => println!("DAMAGED: {error}"),
         }
     }
+    for line in frontier_lines(&inspection) {
+        println!("{line}");
+    }
     print_predictions(&inspection);
     exit(&inspection, || println!("no damage"))
+}
+
+/// The frontiers of the log's segments, as an open would read them (from the first mode
+/// whose open succeeds): a line each, naming the segment (`inmem_wal::format`, "Frontier
+/// slots").
+fn frontier_lines(inspection: &Inspection) -> Vec<String> {
+    let Some(recovery) = inspection.predictions.iter().find_map(|(_, p)| p.as_ref().ok()) else {
+        return Vec::new();
+    };
+    recovery.log.frontiers.iter().map(frontier_line).collect()
+}
+
+fn frontier_line(segment: &SegmentFrontier) -> String {
+    let name = segment.path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
+    let torn = match segment.invalid_slots {
+        0 => String::new(),
+        n => format!(", {n} invalid slot(s)"),
+    };
+    match segment.frontier {
+        Some(frontier) => format!(
+            "frontier: {name}: {frontier}{torn}; read up to offset {} of {}",
+            segment.scan_end, segment.size
+        ),
+        None => format!(
+            "DAMAGED: frontier: {name}: no valid frontier slot{torn}; read to its end ({} bytes)",
+            segment.size
+        ),
+    }
 }
 
 /// The exit code for what `inspection` found; `clean` runs when nothing is damaged.
@@ -172,6 +203,9 @@ fn print_inspection(dir: &Path, inspection: &Inspection) {
     for (path, size) in &inspection.segments {
         let name = path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
         println!("  {name}  {size} bytes");
+    }
+    for line in frontier_lines(inspection) {
+        println!("  {line}");
     }
     match inspection.prediction(RecoveryMode::TolerateTornTail) {
         Ok(recovery) => {

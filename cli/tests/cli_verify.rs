@@ -43,9 +43,9 @@ fn flip(path: &Path, offset: usize) {
 }
 
 #[test]
-fn a_clean_directory_verifies_and_inspects() {
+fn a_clean_directory_verifies_and_inspects_with_each_segment_s_frontier() {
     let dir = tempfile::tempdir().expect("tempdir");
-    database(dir.path());
+    let (_, segment) = database(dir.path());
     let verified = inmem(&["verify"], dir.path());
     assert!(verified.status.success(), "{}", stdout(&verified));
     assert!(stdout(&verified).ends_with("no damage\n"), "{}", stdout(&verified));
@@ -54,6 +54,24 @@ fn a_clean_directory_verifies_and_inspects() {
     let text = stdout(&inspected);
     assert!(text.contains("checkpoints (1):") && text.contains("segments (1):"), "{text}");
     assert!(text.contains("50 keys"), "{text}");
+    // A segment starts with its first slot one step past its header: read up to one more.
+    let name = segment.file_name().expect("name").to_string_lossy().into_owned();
+    let step = inmem::wal::format::FRONTIER_STEP;
+    let line =
+        format!("frontier: {name}: {}; read up to offset {} of ", 4096 + step, 4096 + 2 * step);
+    assert!(text.contains(&line), "inspect: {text}");
+    assert!(stdout(&verified).contains(&line), "verify: {}", stdout(&verified));
+    // With no valid slot, the segment is read to its end, and that is damage.
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[512..1024].fill(0);
+    std::fs::write(&segment, bytes).expect("write");
+    let before = std::fs::read(&segment).expect("read");
+    let verified = inmem(&["verify"], dir.path());
+    assert_eq!(verified.status.code(), Some(1));
+    let text = stdout(&verified);
+    let damaged = format!("DAMAGED: frontier: {name}: no valid frontier slot; read to its end");
+    assert!(text.contains(&damaged), "{text}");
+    assert_eq!(std::fs::read(&segment).expect("read"), before, "verify changes nothing");
 }
 
 #[test]

@@ -20,10 +20,17 @@
 //! - `seal_frame` over arbitrary bytes seals exactly when they hold the whole frame their
 //!   length field announces, and a sealed frame then fails only for its header or padding
 //!   (never its checksum, position or length);
-//! - a segment header decodes only from a block that re-encodes to the same bytes; encoded
+//! - a segment header decodes only from a block that re-encodes to the same bytes outside
+//!   its two frontier slot sectors (which the writer rewrites, and which never invalidate
+//!   the header); encoded
 //!   fields decode back exactly when they are valid (number at least 1, size above the
 //!   header, every position of the frame area below 2^64), and are refused as `BadFields`
 //!   otherwise;
+//! - a frontier slot's sector, whatever its bytes, decodes without panicking; one that
+//!   decodes as valid re-encodes to the same bytes; the slot the crate encodes decodes
+//!   back exactly when its sequence number is at least 1 and its frontier lies in the
+//!   segment; the scan's end is never past the segment, and never before the highest valid
+//!   frontier (or the segment's end, with none);
 //! - a segment file name parses only if it is the name of the position it parses to, and
 //!   every position's name parses back to it.
 
@@ -31,9 +38,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use inmem_wal::format::{
-    decode_frame, encode_frame, frame_len, parse_segment_file_name, seal_frame, segment_file_name,
-    Damage, Decoded, FrameKind, HeaderError, SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MAX,
-    TRAILER_LEN,
+    decode_frame, encode_frame, frame_len, highest_frontier, parse_segment_file_name, seal_frame,
+    segment_file_name, Damage, Decoded, FrameKind, FrontierSlot, HeaderError, SegmentHeader, Slot,
+    FRONTIER_SLOT_OFFSETS, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MAX, SLOT_SECTOR_LEN, TRAILER_LEN,
 };
 use inmem_wal::LogPosition;
 use libfuzzer_sys::fuzz_target;
@@ -107,6 +114,9 @@ struct Input {
     /// The start of a header block (the rest is zero), and one byte to poke into it.
     header_bytes: Vec<u8>,
     header_poke: Option<(u16, u8)>,
+    /// A slot's fields for the slot encoder, and bytes to decode as a slot's sector.
+    slot: (u64, u64),
+    slot_bytes: Vec<u8>,
     name: String,
     /// The bytes to decode as a frame: the rest of the input.
     bytes: Vec<u8>,
@@ -124,6 +134,9 @@ impl<'a> Arbitrary<'a> for Input {
         let header_len = u.int_in_range(0..=HEADER_BYTES_MAX)?;
         let header_bytes = u.bytes(header_len)?.to_vec();
         let header_poke = Option::<(u16, u8)>::arbitrary(u)?;
+        let slot = <(u64, u64)>::arbitrary(u)?;
+        let slot_len = u.int_in_range(0..=SLOT_SECTOR_LEN + 8)?;
+        let slot_bytes = u.bytes(slot_len)?.to_vec();
         let name_len = u.int_in_range(0..=32)?;
         let name = String::from_utf8_lossy(u.bytes(name_len)?).into_owned();
         let bytes = u.bytes(u.len())?.to_vec();
@@ -137,6 +150,8 @@ impl<'a> Arbitrary<'a> for Input {
             header,
             header_bytes,
             header_poke,
+            slot,
+            slot_bytes,
             name,
             bytes,
         })
@@ -244,13 +259,25 @@ fn check_header(input: &Input) {
     for bytes in [&block[..], &input.bytes[..]] {
         if let Ok(header) = SegmentHeader::decode(bytes) {
             let encoded = header.encode();
-            assert_eq!(encoded, bytes[..encoded.len()], "a decoded header re-encodes differently");
+            let outside_slots = |block: &[u8]| {
+                let slots = FRONTIER_SLOT_OFFSETS[0] as usize
+                    ..FRONTIER_SLOT_OFFSETS[1] as usize + SLOT_SECTOR_LEN;
+                let (before, after) = (&block[..slots.start], &block[slots.end..encoded.len()]);
+                [before.to_vec(), after.to_vec()].concat()
+            };
+            assert_eq!(
+                outside_slots(&encoded),
+                outside_slots(bytes),
+                "a decoded header re-encodes differently"
+            );
+            check_slots(&header, bytes, input);
         }
     }
     let (number, first, size) = input.header;
     let header = SegmentHeader { number, first_position: LogPosition::new(first), size };
     let block = header.encode();
     assert_eq!(block.len() as u64, SEGMENT_HEADER_LEN, "an encoded header is not one block");
+    check_slots(&header, &block, input);
     let decoded = SegmentHeader::decode(&block);
     let positions_fit = first.checked_add(size.saturating_sub(SEGMENT_HEADER_LEN)).is_some();
     let size_valid = size > SEGMENT_HEADER_LEN && size <= SEGMENT_SIZE_MAX && size % 4096 == 0;
@@ -258,6 +285,35 @@ fn check_header(input: &Input) {
         assert_eq!(decoded, Ok(header), "valid header fields do not round trip");
     } else {
         assert_eq!(decoded, Err(HeaderError::BadFields), "invalid header fields are accepted");
+    }
+}
+
+/// Decodes the slots of `block` and the input's slot bytes for `header`, and encodes the
+/// input's slot.
+fn check_slots(header: &SegmentHeader, block: &[u8], input: &Input) {
+    let slots = header.decode_slots(block);
+    let scan_end = header.scan_end(&slots);
+    assert!(scan_end <= header.size.max(SEGMENT_HEADER_LEN), "a scan past the segment");
+    match highest_frontier(&slots) {
+        Some(highest) => {
+            assert!(scan_end >= highest.frontier.min(header.size), "a scan short of M")
+        }
+        None => assert_eq!(scan_end, header.size, "no valid slot, yet a bounded scan"),
+    }
+    if let Slot::Valid(slot) = header.decode_slot(&input.slot_bytes) {
+        assert_eq!(
+            header.encode_slot(slot)[..],
+            input.slot_bytes[..],
+            "a slot re-encodes differently"
+        );
+    }
+    let (sequence, frontier) = input.slot;
+    let slot = FrontierSlot { sequence, frontier };
+    let decoded = header.decode_slot(&header.encode_slot(slot));
+    if sequence >= 1 && (SEGMENT_HEADER_LEN..=header.size).contains(&frontier) {
+        assert_eq!(decoded, Slot::Valid(slot), "a valid slot does not round trip");
+    } else {
+        assert_eq!(decoded, Slot::Invalid, "an invalid slot is accepted");
     }
 }
 

@@ -12,7 +12,8 @@
 //! encoders (`Wal` itself writes nothing before the damage); the mutations then cut,
 //! extend, flip, overwrite and zero bytes, copy frames elsewhere, forge valid frames (at
 //! the position they sit at, or another, with the file's seed or another), re-encode
-//! headers with other fields, remove, rename and add segment files, and add unfinished
+//! headers with other fields, write frontier slots (valid or not: any sequence number and
+//! frontier, sealed for the file's header), remove, rename and add segment files, and add unfinished
 //! (`.tmp`) ones. The files are written to a fresh directory (on tmpfs when there is one)
 //! for each recovery mode, and opened with `Wal::open`; everything is read back with
 //! `read_from`.

@@ -12,19 +12,73 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic, "INMEMWAL"
-//!      8     4  format version (2; a version 1 log is refused, naming the version)
+//!      8     4  format version (3; a log of another version is refused, naming the version)
 //!     12     4  header length in bytes (4096)
 //!     16     8  segment number: 1 for the first segment of a log, +1 for each next one
 //!     24     8  first position: the log position of the segment's first frame
 //!     32     8  segment size in bytes, header included
 //!     40     8  xxh3-64 (seed 0) of bytes 0..40
-//!     48  4048  zero (checked: a header with anything else there is refused)
+//!     48   464  zero (checked: a header with anything else there is refused)
+//!    512   512  frontier slot 0 (below), a sector of its own
+//!   1024   512  frontier slot 1
+//!   1536  2560  zero (checked)
 //! ```
 //!
 //! A header is valid only if its number is at least 1, its size is larger than the header,
 //! a multiple of 4096 and at most [`SEGMENT_SIZE_MAX`], and every position of its frame area
 //! fits in 64 bits: first position plus segment size minus header length is at most
-//! `u64::MAX`.
+//! `u64::MAX`. The header's checksum covers its fields only, and the zero check skips the
+//! two slot sectors: the writer rewrites a slot while the segment is in use, and neither a
+//! slot write nor a torn one can make the header invalid.
+//!
+//! # Frontier slots: how far recovery reads
+//!
+//! ```text
+//! offset  size  field (within the slot's sector)
+//!      0     8  sequence number: 1 for the slot a segment is created with, +1 each write
+//!      8     8  frontier: a file offset of this segment, SEGMENT_HEADER_LEN..=size
+//!     16     8  xxh3-64 of bytes 0..16, seeded with the segment number
+//!     24   488  zero
+//! ```
+//!
+//! A sector of zeroes is an empty slot; one whose checksum, zero bytes, sequence number (at
+//! least 1) or frontier (within the segment) is wrong is invalid (a torn slot write, or
+//! damage) and counts as empty. A slot is always written whole, a sector at a time, so a
+//! torn slot write can only invalidate that slot.
+//!
+//! The frontier bounds where the writer may have written. With `M` the highest frontier of
+//! the segment's valid slots and `S` = [`FRONTIER_STEP`], the writer keeps this property:
+//!
+//! > **P.** Every byte the writer ever wrote at an offset at or past `M + S` was written by
+//! > a round (a write, and its fdatasync if it has one) whose sync did not complete, even if
+//! > the newest slot write was lost: not persisted, torn, or zeroed while its sync reported
+//! > success.
+//!
+//! It holds because of three rules (`writer.rs`):
+//!
+//! 1. the writer writes a slot only into the slot that does not hold the *base*, the
+//!    highest frontier known durable (written, then synced); so a crash during a round
+//!    leaves the base's slot whole, and `M` is at least the base;
+//! 2. a slot write names at most base + `S`; no byte of a round lies at or past the
+//!    frontier its slot (or an earlier one since the base) names, so every byte a round
+//!    writes lies below base + `S` <= `M` + `S`; a batch that reaches further advances the
+//!    frontier in steps, each step's slot made durable by its own completed sync before any
+//!    byte passes it;
+//! 3. only a completed sync makes the newest slot the base.
+//!
+//! A slot write lost while its sync reported success leaves the previous slot value, at
+//! least the written one minus `S`: the bytes of the round, below the lost frontier, are
+//! still below `M + S`. `Durability::Buffered` writes rounds without a sync; its slot writes
+//! never move the base, so its unsynced rounds stay below base + `S` too, and passing it
+//! takes a sync (a Buffered log syncs at least once per `S` bytes written).
+//!
+//! So recovery reads a segment to `min(size, M + S)` wherever it looked for written bytes
+//! up to the segment's end (`recovery.rs`): after its records, its trailer, or a damaged
+//! frame. A segment with no valid slot (damage to both sectors) is read to its end.
+//!
+//! A segment is created with slot 0 holding frontier `SEGMENT_HEADER_LEN + S` (clamped to
+//! its size), durable with the header before the segment gets its name: its frame area is
+//! all zeroes then, so nothing lies past it.
 //!
 //! # Positions
 //!
@@ -86,14 +140,25 @@ use crate::LogPosition;
 /// The magic number at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"INMEMWAL";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The length of a segment header: one 4 KiB block, so that frames start block-aligned.
 pub const SEGMENT_HEADER_LEN: u64 = 4096;
 /// The largest segment a log writes or reads (1 GiB): a header naming a larger size is
 /// damage, so that no recovery step is sized by an unbounded field.
 pub const SEGMENT_SIZE_MAX: u64 = 1 << 30;
-/// The bytes of a segment header that carry fields (the rest is zero).
+/// The bytes of a segment header that carry fields.
 const HEADER_FIELDS_LEN: usize = 48;
+/// The unit a slot is written in: a slot has a sector of its own.
+pub const SLOT_SECTOR_LEN: usize = 512;
+/// The file offsets of the two frontier slots, each a [`SLOT_SECTOR_LEN`]-byte sector of the
+/// header block.
+pub const FRONTIER_SLOT_OFFSETS: [u64; 2] = [512, 1024];
+/// The bytes of a frontier slot that carry fields (the rest of its sector is zero).
+const SLOT_FIELDS_LEN: usize = 24;
+/// `S`: how far past the highest valid frontier the writer may have written (see
+/// "Frontier slots"), and so how far past it recovery reads. Part of the format: another
+/// step is another format version.
+pub const FRONTIER_STEP: u64 = 1 << 20;
 /// The bytes of a frame before its payload.
 pub const FRAME_HEADER_LEN: usize = 24;
 /// The bytes of a frame after its payload, before the padding.
@@ -192,8 +257,44 @@ pub enum HeaderError {
     BadFields,
 }
 
+/// The fields of a valid frontier slot.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FrontierSlot {
+    /// 1 for the slot a segment is created with, one more for each slot written after it.
+    pub sequence: u64,
+    /// The file offset the writer had not written at or past (see "Frontier slots").
+    pub frontier: u64,
+}
+
+/// What a frontier slot's sector holds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Zeroes: never written.
+    Empty,
+    /// A valid slot.
+    Valid(FrontierSlot),
+    /// Neither: a torn slot write, or damage; it counts as empty.
+    Invalid,
+}
+
+impl Slot {
+    /// The slot's fields, if it is valid.
+    pub fn valid(self) -> Option<FrontierSlot> {
+        match self {
+            Slot::Valid(slot) => Some(slot),
+            Slot::Empty | Slot::Invalid => None,
+        }
+    }
+}
+
+/// The valid slot with the highest frontier, if any (`M`, with its sequence number).
+pub fn highest_frontier(slots: &[Slot; 2]) -> Option<FrontierSlot> {
+    slots.iter().filter_map(|slot| slot.valid()).max_by_key(|slot| (slot.frontier, slot.sequence))
+}
+
 impl SegmentHeader {
-    /// The header block, [`SEGMENT_HEADER_LEN`] bytes.
+    /// The header block, [`SEGMENT_HEADER_LEN`] bytes, with slot 0 holding the frontier a
+    /// segment is created with ([`SegmentHeader::initial_frontier`], sequence number 1).
     pub fn encode(&self) -> Vec<u8> {
         let mut block = vec![0; SEGMENT_HEADER_LEN as usize];
         block[0..8].copy_from_slice(&SEGMENT_MAGIC);
@@ -204,7 +305,70 @@ impl SegmentHeader {
         block[32..40].copy_from_slice(&self.size.to_le_bytes());
         let checksum = xxh3_64(&block[0..40]);
         block[40..48].copy_from_slice(&checksum.to_le_bytes());
+        let first = FrontierSlot { sequence: 1, frontier: self.initial_frontier() };
+        let at = FRONTIER_SLOT_OFFSETS[0] as usize;
+        block[at..at + SLOT_SECTOR_LEN].copy_from_slice(&self.encode_slot(first));
         block
+    }
+
+    /// The frontier a segment is created with: its header's end plus [`FRONTIER_STEP`],
+    /// or its size if smaller.
+    pub fn initial_frontier(&self) -> u64 {
+        SEGMENT_HEADER_LEN.saturating_add(FRONTIER_STEP).min(self.size)
+    }
+
+    /// The sector of a frontier slot holding `slot`, sealed for this segment.
+    pub fn encode_slot(&self, slot: FrontierSlot) -> [u8; SLOT_SECTOR_LEN] {
+        let mut sector = [0; SLOT_SECTOR_LEN];
+        sector[0..8].copy_from_slice(&slot.sequence.to_le_bytes());
+        sector[8..16].copy_from_slice(&slot.frontier.to_le_bytes());
+        let checksum = xxh3_64_with_seed(&sector[0..16], self.number);
+        sector[16..24].copy_from_slice(&checksum.to_le_bytes());
+        sector
+    }
+
+    /// Reads the frontier slot in `sector` (a slot's sector of this segment's header block).
+    /// Never panics, whatever the bytes.
+    pub fn decode_slot(&self, sector: &[u8]) -> Slot {
+        if sector.iter().all(|&b| b == 0) {
+            return Slot::Empty;
+        }
+        let Some(fields) = sector.get(..SLOT_FIELDS_LEN) else { return Slot::Invalid };
+        let rest_zero =
+            sector.len() == SLOT_SECTOR_LEN && sector[SLOT_FIELDS_LEN..].iter().all(|&b| b == 0);
+        let slot =
+            FrontierSlot { sequence: le_u64(&fields[0..8]), frontier: le_u64(&fields[8..16]) };
+        let sealed = xxh3_64_with_seed(&fields[0..16], self.number) == le_u64(&fields[16..24]);
+        if !sealed
+            || !rest_zero
+            || slot.sequence == 0
+            || slot.frontier < SEGMENT_HEADER_LEN
+            || slot.frontier > self.size
+        {
+            return Slot::Invalid;
+        }
+        Slot::Valid(slot)
+    }
+
+    /// Both frontier slots of the header block `block` (fewer bytes read as empty sectors).
+    pub fn decode_slots(&self, block: &[u8]) -> [Slot; 2] {
+        FRONTIER_SLOT_OFFSETS.map(|offset| {
+            let from = offset as usize;
+            match block.get(from..from + SLOT_SECTOR_LEN) {
+                Some(sector) => self.decode_slot(sector),
+                None => Slot::Invalid,
+            }
+        })
+    }
+
+    /// Where recovery stops looking for written bytes in this segment, given its slots:
+    /// `min(size, M + S)` for `M` the highest valid frontier (see "Frontier slots"), or
+    /// the segment's size if no slot is valid.
+    pub fn scan_end(&self, slots: &[Slot; 2]) -> u64 {
+        match highest_frontier(slots) {
+            Some(slot) => slot.frontier.saturating_add(FRONTIER_STEP).min(self.size),
+            None => self.size,
+        }
     }
 
     /// Reads a header from the start of `bytes`.
@@ -215,7 +379,11 @@ impl SegmentHeader {
         let Some(block) = bytes.get(..SEGMENT_HEADER_LEN as usize) else {
             return Err(HeaderError::Truncated { len: bytes.len() });
         };
-        let (fields, padding) = block.split_at(HEADER_FIELDS_LEN);
+        let fields = &block[..HEADER_FIELDS_LEN];
+        // Everything but the fields and the two slot sectors, which are checked as slots.
+        let slots_from = FRONTIER_SLOT_OFFSETS[0] as usize;
+        let slots_to = FRONTIER_SLOT_OFFSETS[1] as usize + SLOT_SECTOR_LEN;
+        let mut padding = block[HEADER_FIELDS_LEN..slots_from].iter().chain(&block[slots_to..]);
         if fields[0..8] != SEGMENT_MAGIC {
             return Err(HeaderError::BadMagic);
         }
@@ -232,7 +400,7 @@ impl SegmentHeader {
             size: le_u64(&fields[32..40]),
         };
         if u64::from(le_u32(&fields[12..16])) != SEGMENT_HEADER_LEN
-            || padding.iter().any(|&b| b != 0)
+            || padding.any(|&b| b != 0)
             || header.size <= SEGMENT_HEADER_LEN
             || header.size > SEGMENT_SIZE_MAX
             || header.size % 4096 != 0
@@ -558,6 +726,72 @@ mod tests {
         block[20] ^= 1;
         assert_eq!(SegmentHeader::decode(&block), Err(HeaderError::BadChecksum));
         assert_eq!(SegmentHeader::decode(&block[..10]), Err(HeaderError::Truncated { len: 10 }));
+    }
+
+    #[test]
+    fn a_header_carries_its_first_frontier_slot_and_slots_round_trip() {
+        let header =
+            SegmentHeader { number: 9, first_position: LogPosition::new(64), size: 8 << 20 };
+        let block = header.encode();
+        let first = FrontierSlot { sequence: 1, frontier: SEGMENT_HEADER_LEN + FRONTIER_STEP };
+        assert_eq!(header.decode_slots(&block), [Slot::Valid(first), Slot::Empty]);
+        assert_eq!(
+            header.scan_end(&header.decode_slots(&block)),
+            SEGMENT_HEADER_LEN + 2 * FRONTIER_STEP
+        );
+        let slot = FrontierSlot { sequence: 7, frontier: 3 << 20 };
+        assert_eq!(header.decode_slot(&header.encode_slot(slot)), Slot::Valid(slot));
+        // Another segment's slot does not validate here.
+        let other = SegmentHeader { number: 10, ..header };
+        assert_eq!(header.decode_slot(&other.encode_slot(slot)), Slot::Invalid);
+        // The frontier is clamped to the segment, and a tiny segment's first slot fits it.
+        let tiny = SegmentHeader { size: 8192, ..header };
+        assert_eq!(tiny.initial_frontier(), 8192);
+        assert_eq!(tiny.scan_end(&tiny.decode_slots(&tiny.encode())), 8192);
+    }
+
+    #[test]
+    fn a_damaged_slot_is_invalid_and_never_invalidates_the_header() {
+        let header = SegmentHeader { number: 2, first_position: LogPosition::ZERO, size: 4 << 20 };
+        let block = header.encode();
+        let at = FRONTIER_SLOT_OFFSETS[0] as usize;
+        // Any single byte of the slot's sector changed: that slot invalid, the header valid.
+        for offset in at..at + SLOT_SECTOR_LEN {
+            let mut damaged = block.clone();
+            damaged[offset] ^= 0x10;
+            assert_eq!(SegmentHeader::decode(&damaged), Ok(header), "offset {offset}");
+            assert_eq!(header.decode_slots(&damaged)[0], Slot::Invalid, "offset {offset}");
+            assert_eq!(header.scan_end(&header.decode_slots(&damaged)), header.size);
+        }
+        // Checksummed, but not what a writer writes: sequence 0, a frontier in the header
+        // or past the segment.
+        for slot in [(0, 8192), (1, 4095), (1, (4 << 20) + 1)] {
+            let slot = FrontierSlot { sequence: slot.0, frontier: slot.1 };
+            assert_eq!(header.decode_slot(&header.encode_slot(slot)), Slot::Invalid, "{slot:?}");
+        }
+        assert_eq!(header.decode_slot(&[1; 10]), Slot::Invalid);
+        assert_eq!(header.decode_slot(&[0; 10]), Slot::Empty);
+        // A byte outside the fields and the slot sectors is still refused.
+        for offset in [48, 511, 1536, 4095] {
+            let mut damaged = block.clone();
+            damaged[offset] = 1;
+            assert_eq!(SegmentHeader::decode(&damaged), Err(HeaderError::BadFields), "{offset}");
+        }
+    }
+
+    #[test]
+    fn the_highest_valid_frontier_bounds_the_scan() {
+        let header = SegmentHeader { number: 1, first_position: LogPosition::ZERO, size: 64 << 20 };
+        let slot = |sequence, frontier| Slot::Valid(FrontierSlot { sequence, frontier });
+        for (slots, end) in [
+            ([slot(4, 5 << 20), slot(5, 6 << 20)], 7 << 20),
+            ([slot(5, 6 << 20), slot(4, 5 << 20)], 7 << 20),
+            ([Slot::Invalid, slot(4, 5 << 20)], 6 << 20),
+            ([slot(9, 64 << 20), Slot::Empty], 64 << 20),
+            ([Slot::Invalid, Slot::Empty], 64 << 20),
+        ] {
+            assert_eq!(header.scan_end(&slots), end, "{slots:?}");
+        }
     }
 
     #[test]

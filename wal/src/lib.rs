@@ -68,7 +68,7 @@ pub use io::{BackendChoice, BackendInUse, BackendReason, Preallocation};
 pub use log::{Survey, Wal};
 pub use options::{Durability, RecoveryMode, WalOptions};
 pub use reader::{LogReader, Record};
-pub use recovery::{RecoveryReport, TailCut, DROPPED_SUFFIX, SALVAGE_INFIX};
+pub use recovery::{RecoveryReport, SegmentFrontier, TailCut, DROPPED_SUFFIX, SALVAGE_INFIX};
 pub use segments::SPARE_FILE;
 pub use stats::WalStats;
 

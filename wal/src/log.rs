@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::format::{FrameKind, SegmentHeader};
+use crate::format::{FrameKind, SegmentHeader, Slot};
 use crate::group::{panic_message, GroupCommit, Pacing};
 use crate::io::{self, BackendInUse, BackendReason, Io, LogFile};
 use crate::options::{Durability, WalOptions};
@@ -84,13 +84,20 @@ impl Wal {
         let newest = recovered.segments.last().cloned();
         let segments = Arc::new(Segments::new(io, dir, options, recovered.segments));
         let options = &segments.options;
-        let (file, header): (Box<dyn LogFile>, SegmentHeader) = match newest {
+        let (file, header, slots): (Box<dyn LogFile>, SegmentHeader, [Slot; 2]) = match newest {
             Some(last) if !recovered.sealed => {
                 let file = segments
                     .io
                     .open(&last.path, true, options.open_flags)
                     .map_err(|e| Error::io("open segment", &last.path, e))?;
-                (file, last.header)
+                if !recovered.closed {
+                    // What recovery read may have come from the page cache of a process
+                    // that crashed before syncing it: made durable before anything is
+                    // written after it, the frontier slots the writer starts from included
+                    // (`writer.rs`), and the records new frames are stamped as durable.
+                    file.sync_data().map_err(|e| Error::io("fdatasync", &last.path, e))?;
+                }
+                (file, last.header, last.slots)
             }
             last => {
                 // A new log, or one whose newest segment is sealed: the next one is made.
@@ -99,12 +106,13 @@ impl Wal {
                 let header =
                     SegmentHeader { number, first_position: end, size: options.segment_size };
                 let (meta, file) = segments.create(header)?;
+                let slots = meta.slots;
                 segments.add(meta);
-                (file, header)
+                (file, header, slots)
             }
         };
         let group = Arc::new(GroupCommit::new(end, options.max_queued_bytes, pacing(options)));
-        group.install(Writer::new(Arc::clone(&segments), file, header, end));
+        group.install(Writer::new(Arc::clone(&segments), file, header, &slots, end));
         let background = Arc::clone(&group);
         let writer = std::thread::Builder::new()
             .name("inmem-wal-writer".into())

@@ -14,6 +14,9 @@
 //!   (`format.rs`, "What a frame proves"), the checkpointed position is not past it, and
 //!   nothing is written beyond what one write batch could leave. `TolerateTornTail` and
 //!   `PointInTime` cut it (after salvaging it); `Strict` refuses it.
+//! - **How far.** Written bytes after a segment's records are looked for only up to its
+//!   scan's end: its highest valid frontier plus one step (`format.rs`, "Frontier slots",
+//!   property P: nothing acknowledged lies past it), or its end if no slot is valid.
 //! - **Covered.** Damage wholly below [`WalOptions::checkpointed`] loses nothing: it is
 //!   reported and left in place (reading starts at the checkpointed position), except
 //!   under `Strict`, which refuses it.
@@ -31,8 +34,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_trailer, parse_segment_file_name, Damage, Decoded, HeaderError, SegmentHeader, Trailer,
-    FRAME_ALIGN, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, TRAILER_LEN,
+    encode_trailer, highest_frontier, parse_segment_file_name, Damage, Decoded, HeaderError,
+    SegmentHeader, Slot, Trailer, FRAME_ALIGN, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, TRAILER_LEN,
 };
 use crate::io::{write_all_durably, write_zeros, Io, OpenFlags};
 use crate::options::{RecoveryMode, WalOptions};
@@ -89,11 +92,33 @@ pub struct RecoveryReport {
     /// A segment file shorter than its header says was extended back to its size
     /// (`PointInTime`), the bytes it had kept.
     pub extended: Option<PathBuf>,
+    /// Each segment walked, with its frontier and how far recovery read it.
+    pub frontiers: Vec<SegmentFrontier>,
+}
+
+/// A segment's frontier, as recovery read it (`format.rs`, "Frontier slots").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentFrontier {
+    /// The segment.
+    pub path: PathBuf,
+    /// The highest frontier of its valid slots; `None` if neither slot is valid, which no
+    /// crash leaves (the slot holding the durable frontier is never rewritten): damage to
+    /// its header block, which loses nothing, as the segment is then read to its end.
+    pub frontier: Option<u64>,
+    /// How many of its two slots are invalid (neither zeroes nor a valid slot): one is what
+    /// a crash during a slot's write leaves (the other, durable, then bounds the scan), so
+    /// it is reported here, not as damage.
+    pub invalid_slots: usize,
+    /// Where recovery stopped looking for written bytes: the frontier plus
+    /// `FRONTIER_STEP`, or the segment's size.
+    pub scan_end: u64,
+    /// The segment's size.
+    pub size: u64,
 }
 
 impl RecoveryReport {
     /// Whether recovery found nothing to report: no cut, nothing set aside or removed, no
-    /// damage, covered or not.
+    /// damage, covered or not (a segment without a valid frontier slot included).
     pub fn is_clean(&self) -> bool {
         self.cut.is_none()
             && self.dropped.is_empty()
@@ -102,6 +127,7 @@ impl RecoveryReport {
             && self.stopped_at.is_none()
             && !self.successor_created
             && self.extended.is_none()
+            && self.frontiers.iter().all(|segment| segment.frontier.is_some())
     }
 }
 
@@ -131,6 +157,9 @@ pub(crate) struct Plan {
     pub(crate) end: LogPosition,
     /// Whether the newest kept segment is sealed: the next frame goes to a new segment.
     pub(crate) sealed: bool,
+    /// Whether the newest kept segment's records end in a close trailer: everything in it
+    /// was synced, its frontier slots included (`writer.rs`).
+    pub(crate) closed: bool,
     pub(crate) report: RecoveryReport,
     actions: Vec<Action>,
 }
@@ -192,6 +221,8 @@ pub(crate) fn survey(io: &dyn Io, dir: &Path, options: &WalOptions) -> Result<Pl
         unsealed: None,
         taken: listed.names,
         readable_from: LogPosition::ZERO,
+        frontiers: Vec::new(),
+        closed: None,
     };
     let mut removed = Vec::new();
     for path in &listed.unfinished {
@@ -526,6 +557,10 @@ struct Survey<'a> {
     /// Where the log can be read from: the checkpointed position once damage below it is
     /// found, else its first segment's start.
     readable_from: LogPosition,
+    /// Each segment walked, with its frontier.
+    frontiers: Vec<SegmentFrontier>,
+    /// The segment whose records end in a close trailer with nothing after it, if any.
+    closed: Option<PathBuf>,
 }
 
 /// Where a segment's frames stopped before their expected end.
@@ -574,6 +609,8 @@ enum Walked {
 struct Walking<'p> {
     at: &'p Place<'p>,
     header: SegmentHeader,
+    /// Its frontier slots.
+    slots: [Slot; 2],
     /// The file's length.
     len: u64,
     /// Wholly below the checkpointed position: its damage loses nothing.
@@ -586,7 +623,7 @@ impl Walking<'_> {
     }
 
     fn meta(&self) -> SegmentMeta {
-        SegmentMeta { path: self.at.path.to_path_buf(), header: self.header }
+        SegmentMeta { path: self.at.path.to_path_buf(), header: self.header, slots: self.slots }
     }
 
     fn inconsistent(&self, reason: String) -> Error {
@@ -645,12 +682,22 @@ impl Survey<'_> {
         };
         let mut bytes = SegmentBytes::open(self.io, at.path)?;
         let len = bytes.len(at.path)?;
-        let segment = Walking { at, header, len, covered };
+        let block = bytes.at(0, SEGMENT_HEADER_LEN as usize, at.path)?;
+        let slots = header.decode_slots(block);
+        let scan_end = header.scan_end(&slots);
+        self.frontiers.push(SegmentFrontier {
+            path: at.path.to_path_buf(),
+            frontier: highest_frontier(&slots).map(|slot| slot.frontier),
+            invalid_slots: slots.iter().filter(|slot| **slot == Slot::Invalid).count(),
+            scan_end,
+            size: header.size,
+        });
+        let segment = Walking { at, header, slots, len, covered };
         // Existing proves its predecessor synced to its first position.
         self.proven = self.proven.max(header.first_position);
         let mut start = header.first_position;
         loop {
-            match self.walk(&mut bytes, &header, start, at.next, at.path)? {
+            match self.walk(&mut bytes, &header, scan_end, start, at.next, at.path)? {
                 Walked::AtLimit { sealed, written_after } => {
                     return self.at_limit(&segment, sealed, written_after);
                 }
@@ -744,6 +791,9 @@ impl Survey<'_> {
         } else {
             None
         };
+        if problem.is_none() && trailer == Trailer::Close && at.next.is_none() {
+            self.closed = Some(at.path.to_path_buf());
+        }
         if let Some(reason) = problem {
             if !self.anomaly(segment.inconsistent(reason), segment.covered)? {
                 if at.next.is_none() && written_after.is_none() {
@@ -894,6 +944,7 @@ impl Survey<'_> {
             stopped_at: self.stop,
             successor_created: self.sealed,
             extended: self.extended,
+            frontiers: self.frontiers,
         };
         for action in &self.actions {
             match action {
@@ -903,7 +954,17 @@ impl Survey<'_> {
                 Action::RemoveUnfinished(_) | Action::Extend { .. } | Action::Seal { .. } => {}
             }
         }
-        Plan { segments: self.kept, end, sealed: self.sealed, report, actions: self.actions }
+        let closed = self.closed.is_some()
+            && self.kept.last().map(|segment| &segment.path) == self.closed.as_ref();
+        let cuts = self.actions.iter().any(|action| matches!(action, Action::Cut(_)));
+        Plan {
+            segments: self.kept,
+            end,
+            sealed: self.sealed,
+            closed: closed && !cuts,
+            report,
+            actions: self.actions,
+        }
     }
 
     /// The error for damage at `position` of the segment at `path`.
@@ -952,6 +1013,7 @@ impl Survey<'_> {
         &mut self,
         bytes: &mut SegmentBytes,
         header: &SegmentHeader,
+        scan_end: u64,
         start: LogPosition,
         limit: Option<LogPosition>,
         path: &Path,
@@ -972,7 +1034,7 @@ impl Survey<'_> {
                     };
                     let sealed = matches!(decoded, Decoded::Trailer(Trailer::Seal));
                     let after = if sealed { offset + TRAILER_LEN as u64 } else { offset };
-                    let written_after = nonzero_span(bytes, after, header.size, path)?;
+                    let written_after = nonzero_span(bytes, after, scan_end, path)?;
                     return Ok(Walked::AtLimit { sealed, written_after });
                 }
             }
@@ -992,20 +1054,23 @@ impl Survey<'_> {
                 }
                 Decoded::Trailer(trailer) => {
                     let after = offset + TRAILER_LEN as u64;
-                    let written_after = nonzero_span(bytes, after, header.size, path)?;
+                    let written_after = nonzero_span(bytes, after, scan_end, path)?;
                     return Ok(Walked::Trailer { trailer, position, written_after });
                 }
                 Decoded::Zeroed => None,
                 Decoded::Damaged(damage) => Some(damage),
             };
             let window = options.max_queued_bytes.saturating_add(options.max_frame_len());
-            let window_end = offset.saturating_add(window).min(header.size);
+            // Only up to the scan's end: nothing the writer wrote past it was acknowledged
+            // (`format.rs`, "Frontier slots").
+            let window_end = offset.saturating_add(window).min(scan_end);
             let in_window = nonzero_span(bytes, offset, window_end, path)?;
-            let beyond_window = nonzero_span(bytes, window_end, header.size, path)?;
+            let beyond_window = nonzero_span(bytes, window_end, scan_end, path)?;
             let proof_after = match in_window.or(beyond_window) {
                 Some((first, _)) => {
                     let from = offset.max(first - first % FRAME_ALIGN as u64);
-                    highest_proof_after(bytes, header, from.max(offset + 1), options, path)?
+                    let from = from.max(offset + 1);
+                    highest_proof_after(bytes, header, from, scan_end, options, path)?
                 }
                 None => None,
             };
@@ -1050,18 +1115,19 @@ fn read_header(io: &dyn Io, path: &Path) -> Result<SegmentHeader> {
         .map_err(|reason| Error::BadSegmentHeader { path: path.into(), reason })
 }
 
-/// The highest `synced` stamp of any frame (or trailer) that validates where it sits, at
-/// or after `from` in the segment.
+/// The highest `synced` stamp of any frame (or trailer) that validates where it sits,
+/// starting at or after `from` and before `scan_end` in the segment.
 fn highest_proof_after(
     bytes: &mut SegmentBytes,
     header: &SegmentHeader,
     from: u64,
+    scan_end: u64,
     options: &WalOptions,
     path: &Path,
 ) -> Result<Option<LogPosition>> {
     let mut highest: Option<LogPosition> = None;
     let mut offset = from.next_multiple_of(FRAME_ALIGN as u64);
-    while offset + (FRAME_HEADER_LEN as u64) <= header.size {
+    while offset + (FRAME_HEADER_LEN as u64) <= scan_end {
         let Some(position) = header.position_at(offset) else { break };
         let head = bytes.at(offset, FRAME_HEADER_LEN, path)?;
         if head.len() < FRAME_HEADER_LEN {

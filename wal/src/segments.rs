@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::format::{segment_file_name, SegmentHeader};
+use crate::format::{segment_file_name, SegmentHeader, Slot};
 use crate::io::{write_all_durably, write_zeros, Io, LogFile, Preallocation};
 use crate::options::WalOptions;
 use crate::stats::Counters;
@@ -169,6 +169,8 @@ impl Segments {
 pub(crate) struct SegmentMeta {
     pub(crate) path: PathBuf,
     pub(crate) header: SegmentHeader,
+    /// Its frontier slots, as read at open or written at its creation.
+    pub(crate) slots: [Slot; 2],
 }
 
 /// The suffix of a segment file being created: recovery removes any it finds.
@@ -206,12 +208,14 @@ fn install_segment(
     header: SegmentHeader,
 ) -> Result<(SegmentMeta, Box<dyn LogFile>)> {
     let path = dir.join(segment_file_name(header.first_position));
+    // The header carries the segment's first frontier slot (`format.rs`, "Frontier slots").
     let block = header.encode();
+    let slots = header.decode_slots(&block);
     write_all_durably(file.as_ref(), &[std::io::IoSlice::new(&block)], 0, true)
         .map_err(|e| Error::io("write segment header", from, e))?;
     io.rename(from, &path).map_err(|e| Error::io("rename segment", &path, e))?;
     io.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
-    Ok((SegmentMeta { path, header }, file))
+    Ok((SegmentMeta { path, header, slots }, file))
 }
 
 /// Makes the spare segment file in `dir`: preallocated as a segment is and synced, with

@@ -20,6 +20,12 @@ pub struct WalStats {
     /// Of those, segments made from a spare prepared ahead (`segments.rs`), so that the
     /// rotation wrote only a header.
     pub segments_from_spare: u64,
+    /// Frontier slots written (`format.rs`, "Frontier slots"): about one per
+    /// `FRONTIER_STEP` bytes of log, each in the round of the data that passed the frontier.
+    pub frontier_slots: u64,
+    /// Steps: synced rounds a write took before passing base + `FRONTIER_STEP` (a batch
+    /// larger than the step, or a `Buffered` log's unsynced writes reaching it).
+    pub frontier_steps: u64,
 }
 
 /// The live counters of [`WalStats`], bumped `Relaxed`: each is a tally, ordering nothing.
@@ -31,6 +37,8 @@ pub(crate) struct Counters {
     fsyncs: AtomicU64,
     segments_created: AtomicU64,
     segments_from_spare: AtomicU64,
+    frontier_slots: AtomicU64,
+    frontier_steps: AtomicU64,
 }
 
 impl Counters {
@@ -60,6 +68,16 @@ impl Counters {
         self.segments_from_spare.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A frontier slot written.
+    pub(crate) fn frontier_slot(&self) {
+        self.frontier_slots.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A step of the frontier: a synced round before a write passes base + `S`.
+    pub(crate) fn frontier_step(&self) {
+        self.frontier_steps.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts now.
     pub(crate) fn snapshot(&self) -> WalStats {
         WalStats {
@@ -69,6 +87,8 @@ impl Counters {
             fsyncs: self.fsyncs.load(Ordering::Relaxed),
             segments_created: self.segments_created.load(Ordering::Relaxed),
             segments_from_spare: self.segments_from_spare.load(Ordering::Relaxed),
+            frontier_slots: self.frontier_slots.load(Ordering::Relaxed),
+            frontier_steps: self.frontier_steps.load(Ordering::Relaxed),
         }
     }
 }

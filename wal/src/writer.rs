@@ -14,6 +14,17 @@
 //! Every frame is stamped with the end of what was durable when its batch was written
 //! (`format.rs`, "What a frame proves"), so recovery can tell a torn write from damage to
 //! synced data.
+//!
+//! Every write also keeps the segment's frontier slots (`format.rs`, "Frontier slots"), so
+//! that recovery reads only up to a bound near where the writer got: [`Frontier`] holds
+//! the rules. A round that would write past the frontier last written first writes a slot
+//! naming base + `S` (the base being the highest frontier known durable), into the slot
+//! that does not hold the base, with the data and in the same submission (write, slot,
+//! fdatasync, linked on io_uring): no extra sync. A write that would reach past base + `S`
+//! is split, each part's round synced before the next passes it (a step: only batches
+//! larger than `S`, or a `Buffered` log's unsynced writes, take one). A close trailer is
+//! written only when no slot write is unsynced and none is needed, so that a log that ends
+//! in one has durable slots.
 
 use std::io::IoSlice;
 use std::sync::Arc;
@@ -21,11 +32,12 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_trailer, seal_frame, SegmentHeader, Trailer, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    encode_trailer, highest_frontier, seal_frame, FrontierSlot, SegmentHeader, Slot, Trailer,
+    FRAME_HEADER_LEN, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
     TRAILER_LEN,
 };
 use crate::group::{Batch, Done, Work, Worker};
-use crate::io::{write_all_durably, write_zeros, LogFile};
+use crate::io::{write_round, write_zeros, LogFile};
 use crate::segments::Segments;
 use crate::LogPosition;
 
@@ -46,6 +58,83 @@ pub(crate) struct Writer {
     attempted: u64,
     /// Whether the spare for the next rotation was asked for during this segment.
     spare_asked: bool,
+    /// The current segment's frontier slots.
+    frontier: Frontier,
+}
+
+/// The frontier slots of the segment being written, and the rules that keep property P
+/// (`format.rs`, "Frontier slots").
+#[derive(Debug)]
+struct Frontier {
+    /// The highest frontier known durable: its slot written, then synced. For a segment
+    /// opened with no valid slot, the offset from which recovery found only zeroes (all it
+    /// wrote lies below it; if the first slot write is lost too, recovery reads the whole
+    /// segment again).
+    base: u64,
+    /// The slot that holds `base`, if one does.
+    base_slot: Option<usize>,
+    /// The frontier the latest slot write named, at least `base`: no byte is written at or
+    /// past it.
+    written: u64,
+    /// The slot written since the last completed sync, if any.
+    pending: Option<usize>,
+    /// The sequence number of the latest slot written.
+    sequence: u64,
+    /// The segment's size: no frontier is past it.
+    size: u64,
+}
+
+impl Frontier {
+    /// The frontier of `segment`, whose slots are `slots` (as read at open, or as its
+    /// creation wrote them, durable either way), written up to file offset `end`.
+    fn new(segment: &SegmentHeader, slots: &[Slot; 2], end: u64) -> Frontier {
+        let sequence = slots.iter().filter_map(|slot| slot.valid()).map(|s| s.sequence).max();
+        let highest = highest_frontier(slots);
+        let base_slot = highest.and_then(|high| slots.iter().position(|s| s.valid() == Some(high)));
+        let base = highest.map_or(end, |high| high.frontier);
+        Frontier {
+            base,
+            base_slot,
+            written: base,
+            pending: None,
+            sequence: sequence.unwrap_or(0),
+            size: segment.size,
+        }
+    }
+
+    /// The furthest a round may write before the next sync: base + `S`, within the segment.
+    fn reach(&self) -> u64 {
+        self.base.saturating_add(FRONTIER_STEP).min(self.size)
+    }
+
+    /// The slot (its offset and sector) a round writing up to `end` (at most
+    /// [`Frontier::reach`]) must write with its data: none while `end` is within the
+    /// frontier last written; else the slot that does not hold the base, naming the reach.
+    fn slot_for(
+        &mut self,
+        segment: &SegmentHeader,
+        end: u64,
+    ) -> Option<(u64, [u8; SLOT_SECTOR_LEN])> {
+        if end <= self.written {
+            return None;
+        }
+        let frontier = self.reach();
+        debug_assert!(end <= frontier, "a round stays within base + S");
+        let index = self.base_slot.map_or(0, |base| 1 - base);
+        self.sequence = self.sequence.saturating_add(1);
+        self.written = frontier;
+        self.pending = Some(index);
+        let sector = segment.encode_slot(FrontierSlot { sequence: self.sequence, frontier });
+        Some((FRONTIER_SLOT_OFFSETS[index], sector))
+    }
+
+    /// A sync completed: every slot write issued is durable, the latest is the base.
+    fn synced(&mut self) {
+        if let Some(index) = self.pending.take() {
+            self.base_slot = Some(index);
+        }
+        self.base = self.written;
+    }
 }
 
 impl Worker for Writer {
@@ -54,6 +143,7 @@ impl Worker for Writer {
             Work::Write { batch, sync } => self.write(batch, sync),
             Work::Sync { end } => match self.file.sync_data() {
                 Ok(()) => {
+                    self.frontier.synced();
                     self.segments.stats.fsync();
                     Ok(Done { written: end, durable: Some(end), buffer: None })
                 }
@@ -69,17 +159,19 @@ impl Worker for Writer {
 }
 
 impl Writer {
-    /// The writer of `segment`, open as `file`, whose log is durable up to `durable`.
+    /// The writer of `segment`, open as `file`, with its frontier slots `slots` durable,
+    /// whose log is durable up to `durable`.
     pub(crate) fn new(
         segments: Arc<Segments>,
         file: Box<dyn LogFile>,
         segment: SegmentHeader,
+        slots: &[Slot; 2],
         durable: LogPosition,
     ) -> Writer {
-        let mut writer =
-            Writer { segments, file, segment, durable, attempted: 0, spare_asked: false };
-        writer.attempted = writer.offset_of(durable.max(segment.first_position));
-        writer
+        let attempted = SEGMENT_HEADER_LEN
+            + (durable.max(segment.first_position).get() - segment.first_position.get());
+        let frontier = Frontier::new(&segment, slots, attempted);
+        Writer { segments, file, segment, durable, attempted, spare_asked: false, frontier }
     }
 
     /// After a failed write or sync (the log then fails): overwrites with zeros, and
@@ -138,13 +230,65 @@ impl Writer {
         }
         let offset = self.offset_of(position);
         debug_assert!(offset + bytes.len() as u64 <= self.segment.size, "a batch fits its segment");
-        self.attempted = self.attempted.max(offset + bytes.len() as u64);
+        self.put(bytes, offset, sync, if sync { "write and fdatasync" } else { "write" })
+    }
+
+    /// Writes `bytes` at file `offset` of the current segment, and syncs if `sync`, within
+    /// the frontier: a part that would pass base + `S` is preceded by a synced round (a
+    /// step) up to there.
+    fn put(&mut self, bytes: &[u8], offset: u64, sync: bool, op: &'static str) -> Result<()> {
+        let end = offset + bytes.len() as u64;
+        let mut at = offset;
+        loop {
+            let reach = self.frontier.reach();
+            let rest = &bytes[usize::try_from(at - offset).unwrap_or(bytes.len())..];
+            if end <= reach {
+                return self.round(rest, at, sync, op);
+            }
+            // A step: every byte up to the reach, and the slot naming it, made durable
+            // before any byte passes it. (Records recovered past the reach, which only a
+            // lost slot write and a crash together leave, take empty steps up to them.)
+            let part = usize::try_from(reach.saturating_sub(at)).unwrap_or(0).min(rest.len());
+            let from = at.min(reach);
+            self.round(&rest[..part], from, true, "write and fdatasync up to the frontier")?;
+            self.segments.stats.frontier_step();
+            at += part as u64;
+        }
+    }
+
+    /// One round: `bytes` at file `offset` (within [`Frontier::reach`]), the slot it needs,
+    /// and an fdatasync if `sync`.
+    fn round(&mut self, bytes: &[u8], offset: u64, sync: bool, op: &'static str) -> Result<()> {
+        let end = offset + bytes.len() as u64;
+        if !bytes.is_empty() {
+            self.attempted = self.attempted.max(end);
+        }
+        let slot = self.frontier.slot_for(&self.segment, end);
         // An O_DSYNC file makes each write durable before it returns: no fdatasync to add.
-        let fdatasync = sync && !self.segments.options.open_flags.dsync;
-        write_all_durably(self.file.as_ref(), &[IoSlice::new(bytes)], offset, fdatasync)
-            .map_err(|e| self.error(if sync { "write and fdatasync" } else { "write" }, e))?;
+        let dsync = self.segments.options.open_flags.dsync;
+        let fdatasync = sync && !dsync;
+        let slot_write = slot.as_ref().map(|(at, sector)| (&sector[..], *at));
+        write_round(self.file.as_ref(), &[IoSlice::new(bytes)], offset, slot_write, fdatasync)
+            .map_err(|e| self.error(op, e))?;
+        if slot.is_some() {
+            self.segments.stats.frontier_slot();
+        }
+        if sync || dsync {
+            self.frontier.synced();
+        }
         if sync {
             self.segments.stats.fsync();
+        }
+        Ok(())
+    }
+
+    /// Makes the frontier cover `end` with no slot write unsynced: slot-only rounds,
+    /// synced, until it does.
+    fn settle(&mut self, end: u64) -> Result<()> {
+        let end = end.min(self.segment.size);
+        while self.frontier.written < end || self.frontier.pending.is_some() {
+            let target = end.min(self.frontier.reach());
+            self.round(&[], target, true, "write and fdatasync a frontier slot")?;
         }
         Ok(())
     }
@@ -160,12 +304,12 @@ impl Writer {
         let bytes = encode_trailer(trailer, end, self.segment.frame_seed());
         let offset = self.offset_of(end);
         debug_assert!(offset + bytes.len() as u64 <= self.segment.size, "room kept for it");
-        self.attempted = self.attempted.max(offset + bytes.len() as u64);
-        let fdatasync = !self.segments.options.open_flags.dsync;
-        write_all_durably(self.file.as_ref(), &[IoSlice::new(&bytes)], offset, fdatasync)
-            .map_err(|e| self.error("write and fdatasync a trailer", e))?;
-        self.segments.stats.fsync();
-        Ok(())
+        if trailer == Trailer::Close {
+            // A log that ends in a close trailer has durable slots: recovery trusts them
+            // without a sync of its own (`log.rs`).
+            self.settle(offset + bytes.len() as u64)?;
+        }
+        self.put(&bytes, offset, true, "write and fdatasync a trailer")
     }
 
     /// After a clean close, with everything up to `end` durable: writes a close trailer,
@@ -193,6 +337,7 @@ impl Writer {
         let (meta, file) = self.segments.create_from_spare(header)?;
         // Sealed only once the successor is durable, and before anything is written to it.
         self.write_trailer(Trailer::Seal, first)?;
+        self.frontier = Frontier::new(&header, &meta.slots, SEGMENT_HEADER_LEN);
         self.segments.add(meta);
         self.segments.stats.segment_created();
         self.file = file;

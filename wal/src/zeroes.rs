@@ -1,10 +1,13 @@
 //! Finding written bytes among a segment's preallocated zeroes.
 //!
-//! Recovery reads the newest segment to its end: whatever follows the last record must be
-//! zeroes, or it is a torn write or damage (`recovery.rs`). That makes every open read the
-//! segment's whole size (64 MiB by default), mostly the kernel copying zeroes out of the
-//! page cache. A long stretch is therefore split into parts read and checked by one thread
-//! each, every part whole: the answer is the same as one thread's, only sooner.
+//! Recovery reads a segment past its last record, up to the bound its frontier slots give
+//! (`format.rs`, "Frontier slots": at most two frontier steps past where the writer got),
+//! or to its end when neither slot is valid: whatever follows the last record there must
+//! be zeroes, or it is a torn write or damage (`recovery.rs`). That is mostly the kernel
+//! copying zeroes out of the page cache. A long stretch (a segment read to its end, or an
+//! unfinished or spare segment checked whole) is therefore split into parts read and
+//! checked by one thread each, every part whole: the answer is the same as one thread's,
+//! only sooner.
 
 use std::path::Path;
 

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use inmem_wal::io::fault::{Fault, FaultIo, Op, EIO, ENOSPC};
+use inmem_wal::io::sim::SimIo;
 use inmem_wal::io::sync::SyncIo;
 use inmem_wal::io::{
-    backend, write_all_durably, BackendChoice, Io, LogFile, OpenFlags, Preallocation,
+    backend, write_all_durably, write_round, BackendChoice, Io, LogFile, OpenFlags, Preallocation,
 };
 
 /// Every backend this machine offers.
@@ -198,6 +199,66 @@ fn write_all_durably_completes_writes_cut_short_by_injected_faults() {
             );
             assert_eq!(io.armed(), 0);
         }
+    }
+}
+
+#[test]
+fn write_pair_writes_the_data_then_the_slot_and_syncs_only_when_asked() {
+    let mut all = backends();
+    all.extend(faulty_backends().into_iter().map(|io| io as Arc<dyn Io>));
+    all.push(SimIo::new());
+    for io in all {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("segment");
+        let file = create(&*io, &path);
+        file.preallocate(8192, Preallocation::Fallocate).expect("preallocate");
+        let slot = [9u8; 512];
+        for sync in [false, true] {
+            let data = vec![u8::from(sync) + 1; 3000];
+            let bufs = [IoSlice::new(&data[..1000]), IoSlice::new(&data[1000..])];
+            let written = file.write_pair(&bufs, 4096, &slot, 512, sync).expect("write_pair");
+            assert_eq!(written, (3000, 512), "{} sync {sync}", io.name());
+            let content = contents(&*file);
+            assert!(content[512..1024].iter().all(|&b| b == 9), "{}", io.name());
+            assert_eq!(&content[4096..7096], &data[..], "{} sync {sync}", io.name());
+            assert!(content[1024..4096].iter().all(|&b| b == 0), "{}", io.name());
+        }
+    }
+}
+
+#[test]
+fn write_pair_syncs_after_both_writes_and_counts_each_on_a_faulty_backend() {
+    for io in faulty_backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = create(&*io, &dir.path().join("segment"));
+        let written = file.write_pair(&[IoSlice::new(b"data")], 4096, b"slot", 512, true);
+        assert_eq!(written.expect("write_pair"), (4, 4), "{}", io.name());
+        assert_eq!((io.calls(Op::Write), io.calls(Op::Sync)), (2, 1), "{}", io.name());
+        // A failed slot write: the data is written, the slot not, nothing synced.
+        io.inject(Fault::error(Op::Write, EIO).after(1));
+        let failed = file.write_pair(&[IoSlice::new(b"more")], 4100, b"SLOT", 512, true);
+        assert_eq!(failed.map_err(|e| e.raw_os_error()), Err(Some(EIO)), "{}", io.name());
+        assert_eq!((io.calls(Op::Write), io.calls(Op::Sync)), (4, 1), "{}", io.name());
+        let content = contents(&*file);
+        assert_eq!((&content[512..516], &content[4096..4104]), (&b"slot"[..], &b"datamore"[..]));
+    }
+}
+
+#[test]
+fn write_round_completes_a_short_data_write_and_a_short_slot_write() {
+    for io in faulty_backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = create(&*io, &dir.path().join("segment"));
+        // The data cut short (then completed, the slot written with it), then the slot
+        // write cut short (then completed on its own, and synced).
+        io.inject(Fault::short_write(3));
+        io.inject(Fault::short_write(2).after(2));
+        let slot = Some((&b"SLOT"[..], 512));
+        write_round(&*file, &[IoSlice::new(b"abcdefgh")], 4096, slot, true).expect("round");
+        let content = contents(&*file);
+        assert_eq!((&content[512..516], &content[4096..4104]), (&b"SLOT"[..], &b"abcdefgh"[..]));
+        assert_eq!(io.fired(Op::Write), 2, "{}", io.name());
+        assert_eq!(io.calls(Op::Sync), 1, "{}", io.name());
     }
 }
 

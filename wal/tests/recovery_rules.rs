@@ -570,31 +570,35 @@ fn a_checkpointed_position_past_the_end_of_a_crashed_log_is_refused_by_every_mod
     }
 }
 
-/// Rewrites the header of `segment` as format version 1 would have it, checksum included.
-fn make_version_1(segment: &Path) {
+/// Rewrites the header of `segment` as format version `version` would have it (its
+/// fields, checksum included).
+fn make_version(segment: &Path, version: u32) {
     let mut bytes = std::fs::read(segment).unwrap();
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&version.to_le_bytes());
     let checksum = xxhash_rust::xxh3::xxh3_64(&bytes[0..40]);
     bytes[40..48].copy_from_slice(&checksum.to_le_bytes());
     std::fs::write(segment, bytes).unwrap();
 }
 
 #[test]
-fn a_version_1_segment_header_is_refused_naming_its_version_and_the_one_this_build_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), &small(), 5);
-    let segment = segments(dir.path()).pop().unwrap();
-    make_version_1(&segment);
-    for mode in REFUSING {
-        let error = refused_unchanged(dir.path(), &small().recovery(mode));
-        assert!(
-            matches!(&error, Error::BadSegmentHeader {
-                path, reason: HeaderError::UnsupportedVersion { found: 1 } } if *path == segment),
-            "{mode}: {error}"
-        );
-        let message = error.to_string();
-        assert!(message.contains("format version 1"), "{message}");
-        assert!(message.contains("this build reads only version 2"), "{message}");
+fn a_version_1_or_2_segment_header_is_refused_naming_its_version_and_the_one_this_build_reads() {
+    for version in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), &small(), 5);
+        let segment = segments(dir.path()).pop().unwrap();
+        make_version(&segment, version);
+        for mode in REFUSING {
+            let error = refused_unchanged(dir.path(), &small().recovery(mode));
+            assert!(
+                matches!(&error, Error::BadSegmentHeader {
+                    path, reason: HeaderError::UnsupportedVersion { found } }
+                    if *path == segment && *found == version),
+                "{mode}: {error}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(&format!("format version {version}")), "{message}");
+            assert!(message.contains("this build reads only version 3"), "{message}");
+        }
     }
 }
 
@@ -636,7 +640,7 @@ fn a_checkpoint_past_the_end(dir: &Path) -> WalOptions {
 
 fn a_version_1_header(dir: &Path) -> WalOptions {
     write_log(dir, &small(), 10);
-    make_version_1(&segments(dir)[0]);
+    make_version(&segments(dir)[0], 1);
     small()
 }
 

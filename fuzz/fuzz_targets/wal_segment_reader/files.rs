@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use inmem_wal::format::{
-    encode_frame, encode_trailer, frame_len, parse_segment_file_name, segment_file_name,
-    FrameKind, SegmentHeader, Trailer, FRAME_ALIGN, SEGMENT_HEADER_LEN, TRAILER_LEN,
+    encode_frame, encode_trailer, frame_len, parse_segment_file_name, segment_file_name, FrameKind,
+    FrontierSlot, SegmentHeader, Trailer, FRAME_ALIGN, FRONTIER_SLOT_OFFSETS, SEGMENT_HEADER_LEN,
+    TRAILER_LEN,
 };
 use inmem_wal::LogPosition;
 
@@ -57,8 +58,11 @@ fn payload(index: usize, len: usize) -> Vec<u8> {
 /// trailer: the image a crash after the last sync leaves.
 pub(crate) fn write_log(config: &Config, records: &Records) -> Written {
     let size = config.segment_size();
-    let mut header =
-        SegmentHeader { number: config.number.number(), first_position: config.first_position(), size };
+    let mut header = SegmentHeader {
+        number: config.number.number(),
+        first_position: config.first_position(),
+        size,
+    };
     let mut segments = vec![segment_file_name(header.first_position)];
     let mut contents = vec![header.encode()];
     let mut frames: Vec<WrittenFrame> = Vec::new();
@@ -268,6 +272,18 @@ pub(crate) fn mutate(files: &mut Files, written: &Written, config: &Config, muta
         Mutation::AddUnfinished { name, bytes } => {
             let name = format!("{}.tmp", name_of(files, *name));
             files.entry(name).or_insert_with(|| bytes.0.clone());
+        }
+        Mutation::WriteSlot { file, second, sequence, frontier } => {
+            let Some(name) = nth_name(files, *file) else { return };
+            let Some(bytes) = files.get_mut(&name) else { return };
+            let header = header_of(bytes).unwrap_or(SegmentHeader {
+                number: 0,
+                first_position: LogPosition::ZERO,
+                size: config.segment_size(),
+            });
+            let slot = FrontierSlot { sequence: *sequence, frontier: *frontier };
+            let offset = FRONTIER_SLOT_OFFSETS[usize::from(*second)] as usize;
+            write_at(bytes, offset, &header.encode_slot(slot));
         }
     }
 }

@@ -105,7 +105,8 @@ pub(crate) struct Config {
 }
 
 /// Record limits to choose from.
-pub(crate) const RECORD_LIMITS: [u64; 4] = [24, 200, 1000, 4096 - frame_len(0) as u64 - TRAILER_LEN as u64];
+pub(crate) const RECORD_LIMITS: [u64; 4] =
+    [24, 200, 1000, 4096 - frame_len(0) as u64 - TRAILER_LEN as u64];
 /// Queue bounds to choose from.
 pub(crate) const QUEUE_LIMITS: [u64; 3] = [8, 512, 4096];
 
@@ -270,4 +271,7 @@ pub(crate) enum Mutation {
     AddSegment { name: NameChoice, header: bool, file: u8, number_delta: i8, bytes: Chunk },
     /// Adds an unfinished segment file (`.tmp`) holding `bytes`.
     AddUnfinished { name: NameChoice, bytes: Chunk },
+    /// Writes frontier slot `second as usize` of a file's header block: sealed for the
+    /// file's header (or number 0 if it has none), with this sequence number and frontier.
+    WriteSlot { file: u8, second: bool, sequence: u64, frontier: u64 },
 }

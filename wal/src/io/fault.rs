@@ -30,10 +30,14 @@
 //! under it in one step, so the same sequence of calls always meets the same faults, whatever
 //! thread makes them. `write_and_sync` holds the mutex across its inner I/O, so its write and
 //! its sync are decided as one step too.
+//!
+//! It also keeps, for each file, the end of the furthest byte read ([`FaultIo::read_end`]):
+//! how far a recovery looked.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, IoSlice};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{total_len, Io, LogFile, OpenFlags, Preallocation};
@@ -181,6 +185,8 @@ struct Plan {
     armed: Vec<Armed>,
     calls: [u64; Op::ALL.len()],
     fired: [u64; Op::ALL.len()],
+    /// The end of the furthest byte read of each file.
+    read_ends: BTreeMap<PathBuf, u64>,
 }
 
 impl Plan {
@@ -270,8 +276,14 @@ impl FaultIo {
         check(lock(&self.plan).call(op))
     }
 
-    fn wrap(&self, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
-        Box::new(FaultFile { inner, plan: Arc::clone(&self.plan) })
+    /// The end of the furthest byte read of the file at `path` (as it was opened or
+    /// created), if any was read: what a recovery looked at.
+    pub fn read_end(&self, path: &Path) -> Option<u64> {
+        lock(&self.plan).read_ends.get(path).copied()
+    }
+
+    fn wrap(&self, path: &Path, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
+        Box::new(FaultFile { inner, path: path.to_path_buf(), plan: Arc::clone(&self.plan) })
     }
 }
 
@@ -282,12 +294,12 @@ impl Io for FaultIo {
 
     fn create(&self, path: &Path, flags: OpenFlags) -> io::Result<Box<dyn LogFile>> {
         self.call(Op::Create)?;
-        Ok(self.wrap(self.inner.create(path, flags)?))
+        Ok(self.wrap(path, self.inner.create(path, flags)?))
     }
 
     fn open(&self, path: &Path, writable: bool, flags: OpenFlags) -> io::Result<Box<dyn LogFile>> {
         self.call(Op::Open)?;
-        Ok(self.wrap(self.inner.open(path, writable, flags)?))
+        Ok(self.wrap(path, self.inner.open(path, writable, flags)?))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -320,6 +332,7 @@ impl Io for FaultIo {
 #[derive(Debug)]
 struct FaultFile {
     inner: Box<dyn LogFile>,
+    path: PathBuf,
     plan: Arc<Mutex<Plan>>,
 }
 
@@ -372,7 +385,14 @@ impl LogFile for FaultFile {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         check(lock(&self.plan).call(Op::Read))?;
-        self.inner.read_at(buf, offset)
+        let read = self.inner.read_at(buf, offset)?;
+        if read > 0 {
+            let end = offset.saturating_add(read as u64);
+            let mut plan = lock(&self.plan);
+            let furthest = plan.read_ends.entry(self.path.clone()).or_insert(0);
+            *furthest = (*furthest).max(end);
+        }
+        Ok(read)
     }
 
     fn preallocate(&self, len: u64, how: Preallocation) -> io::Result<()> {
@@ -417,6 +437,45 @@ impl LogFile for FaultFile {
         drop(plan);
         self.inner.sync_data()?;
         Ok(written)
+    }
+
+    /// Each of the two writes is a call of [`Op::Write`], the sync one of [`Op::Sync`]:
+    /// with no fault due on any of them, the wrapped file's own `write_pair` runs (so an
+    /// io_uring backend still links the three).
+    fn write_pair(
+        &self,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+        then: &[u8],
+        then_offset: u64,
+        sync: bool,
+    ) -> io::Result<(usize, usize)> {
+        let total = total_len(bufs);
+        let mut plan = lock(&self.plan);
+        let write = plan.call(Op::Write);
+        if write.is_none() && !plan.is_due(Op::Write) && !(sync && plan.is_due(Op::Sync)) {
+            let (written, second) = self.inner.write_pair(bufs, offset, then, then_offset, sync)?;
+            if written == total {
+                plan.call_unfaulted(Op::Write);
+                if sync && second == then.len() {
+                    plan.call_unfaulted(Op::Sync);
+                }
+            }
+            return Ok((written, second));
+        }
+        let written = self.write_with(write, bufs, offset)?;
+        if written < total {
+            return Ok((written, 0));
+        }
+        let effect = plan.call(Op::Write);
+        let second = self.write_with(effect, &[IoSlice::new(then)], then_offset)?;
+        if !sync || second < then.len() {
+            return Ok((written, second));
+        }
+        check(plan.call(Op::Sync))?;
+        drop(plan);
+        self.inner.sync_data()?;
+        Ok((written, second))
     }
 }
 

@@ -1,7 +1,8 @@
 //! The one I/O trait through which every byte of the log goes, and its backends.
 //!
-//! - [`UringIo`](uring::UringIo): io_uring; a write and the fdatasync after it are linked in
-//!   one submission.
+//! - [`UringIo`](uring::UringIo): io_uring; a write and the fdatasync after it (and a
+//!   frontier slot's write between them, when a round has one) are linked in one
+//!   submission.
 //! - [`SyncIo`](sync::SyncIo): pwritev + fdatasync, with the same semantics; what
 //!   [`BackendChoice::Auto`] takes (measured faster for the log's writer, [`AUTO_REASON`]),
 //!   and the fallback where the kernel refuses io_uring.
@@ -107,6 +108,30 @@ pub trait LogFile: Send + Sync + fmt::Debug {
         }
         Ok(written)
     }
+    /// One round of the log's writer that also writes a frontier slot
+    /// (`format.rs`, "Frontier slots"): one vectored write of `bufs` at `offset`; if it
+    /// wrote every byte, one write of `then` at `then_offset`; if that wrote every byte too
+    /// and `sync`, fdatasync. Returns the bytes each write wrote (the second's 0 if it did
+    /// not run); the sync ran if and only if both are whole and the result is `Ok`.
+    /// io_uring submits the three linked, so the slot costs no extra system call.
+    fn write_pair(
+        &self,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+        then: &[u8],
+        then_offset: u64,
+        sync: bool,
+    ) -> io::Result<(usize, usize)> {
+        let written = self.write_at(bufs, offset)?;
+        if written < total_len(bufs) {
+            return Ok((written, 0));
+        }
+        let second = self.write_at(&[IoSlice::new(then)], then_offset)?;
+        if sync && second == then.len() {
+            self.sync_data()?;
+        }
+        Ok((written, second))
+    }
 }
 
 /// The total length of `bufs`.
@@ -127,6 +152,51 @@ pub fn write_zeros(file: &dyn LogFile, from: u64, to: u64) -> io::Result<()> {
         at += len as u64;
     }
     Ok(())
+}
+
+/// Writes every byte of `bufs` at `offset` and, if `slot` is given, every byte of its
+/// bytes at its offset (a frontier slot's sector), retrying short writes, and, if `sync`,
+/// makes them durable: one [`LogFile::write_pair`] when nothing is short.
+///
+/// # Errors
+/// The first failed write or sync; a write that makes no progress (`WriteZero`).
+pub fn write_round(
+    file: &dyn LogFile,
+    bufs: &[IoSlice<'_>],
+    mut offset: u64,
+    slot: Option<(&[u8], u64)>,
+    sync: bool,
+) -> io::Result<()> {
+    let Some((then, then_offset)) = slot else {
+        return write_all_durably(file, bufs, offset, sync);
+    };
+    let mut owned: Vec<IoSlice<'_>> = bufs.iter().filter(|buf| !buf.is_empty()).copied().collect();
+    let mut remaining: &mut [IoSlice<'_>] = &mut owned;
+    if total_len(remaining) == 0 {
+        return write_all_durably(file, &[IoSlice::new(then)], then_offset, sync);
+    }
+    loop {
+        let want = total_len(remaining);
+        let (written, second) = file.write_pair(remaining, offset, then, then_offset, sync)?;
+        if written == want {
+            if second == then.len() {
+                return Ok(());
+            }
+            // The data is whole, the slot short: finish it (and sync) on its own.
+            let rest = then.get(second..).unwrap_or_default();
+            return write_all_durably(
+                file,
+                &[IoSlice::new(rest)],
+                then_offset + second as u64,
+                sync,
+            );
+        }
+        if written == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "the write made no progress"));
+        }
+        offset += written as u64;
+        IoSlice::advance_slices(&mut remaining, written);
+    }
 }
 
 /// Writes every byte of `bufs` at `offset` (retrying short writes) and, if `sync`, makes

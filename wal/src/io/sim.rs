@@ -12,8 +12,8 @@
 //!   gone, whatever was synced in it).
 //!
 //! [`SimIo::crash_image`] builds one image per [`CrashMode`]: unsynced writes dropped, all
-//! kept, the last one torn at sector granularity, or only the last one kept (the earlier
-//! ones reordered after it and lost). [`CrashImage::write_to`] puts an image in a real
+//! kept, the last one torn at sector granularity, only the last one kept (the earlier
+//! ones reordered after it and lost), or all kept but those to one region of the files. [`CrashImage::write_to`] puts an image in a real
 //! directory, for the code under test to open with a real backend.
 
 use std::collections::BTreeMap;
@@ -55,6 +55,14 @@ pub enum CrashMode {
     },
     /// Only the last did: the earlier ones were reordered after it and lost.
     OnlyLast,
+    /// All but those touching file offsets `from..to` did (in any file): the writes to
+    /// one region, such as a segment's header block, reordered after the others and lost.
+    DropUnsyncedIn {
+        /// The first offset of the region.
+        from: u64,
+        /// The end of the region.
+        to: u64,
+    },
 }
 
 /// The files and directories a crash leaves.
@@ -202,6 +210,13 @@ fn image_of(durable: &[u8], pending: &[(u64, Vec<u8>)], mode: CrashMode) -> Vec<
                 bytes
             }
         },
+        CrashMode::DropUnsyncedIn { from, to } => {
+            let outside = |(offset, data): &&(u64, Vec<u8>)| {
+                offset.saturating_add(data.len() as u64) <= from || *offset >= to
+            };
+            let kept: Vec<(u64, Vec<u8>)> = pending.iter().filter(outside).cloned().collect();
+            apply_all(durable, &kept)
+        }
         CrashMode::OnlyLast => match pending.last() {
             None => durable.to_vec(),
             Some((offset, data)) => {

@@ -1,6 +1,7 @@
 //! The io_uring backend: the writes and fdatasyncs of a backend's files go through one ring,
 //! and a write with the fdatasync after it is one submission of two linked entries
-//! (`IO_LINK`), so the sync runs only if the write wrote every byte.
+//! (`IO_LINK`), so the sync runs only if the write wrote every byte; a round that also
+//! writes a frontier slot (`LogFile::write_pair`) links the slot's write between them.
 //!
 //! Directory operations, `size`, `preallocate` and reads (recovery only) use std and rustix,
 //! exactly as the [sync backend](super::sync) does.
@@ -43,8 +44,9 @@ use crate::sync::{lock, Mutex};
 /// uses at most [`CHAIN_LEN_MAX`] of them; the rest is headroom.
 const RING_ENTRIES: u32 = 64;
 
-/// The most entries one operation submits: a write and its fdatasync.
-const CHAIN_LEN_MAX: usize = 2;
+/// The most entries one operation submits: a write, a frontier slot's write, and the
+/// fdatasync after them.
+const CHAIN_LEN_MAX: usize = 3;
 const _: () = assert!(CHAIN_LEN_MAX <= RING_ENTRIES as usize);
 
 /// The most iovecs one write may carry (Linux `UIO_MAXIOV`); a write given more writes only
@@ -420,6 +422,60 @@ impl LogFile for UringFile {
             return Err(io::Error::from_raw_os_error(-sync));
         }
         Ok(written)
+    }
+
+    /// The write, the slot's write and (if `sync`) the fdatasync in one submission, linked:
+    /// each starts only if the one before wrote every byte.
+    fn write_pair(
+        &self,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+        then: &[u8],
+        then_offset: u64,
+        sync: bool,
+    ) -> io::Result<(usize, usize)> {
+        if bufs.len() > IOV_MAX {
+            // Only the first IOV_MAX buffers can go: a short write, nothing after it.
+            return Ok((self.write_at(bufs, offset)?, 0));
+        }
+        let total = total_len(bufs);
+        let fd = self.file.as_fd();
+        let slot = [IoSlice::new(then)];
+        let data = RingOp::Write { fd, bufs, offset };
+        let second = RingOp::Write { fd, bufs: &slot, offset: then_offset };
+        let mut attempts = 0;
+        let (write, slot_write, synced) = loop {
+            let (write, slot_write, synced) = if sync {
+                let [write, slot_write, synced] =
+                    self.ring.run([data, second, RingOp::SyncData { fd }])?;
+                (write, slot_write, synced)
+            } else {
+                let [write, slot_write] = self.ring.run([data, second])?;
+                (write, slot_write, 0)
+            };
+            attempts += 1;
+            if !is_retryable(write) || attempts >= RETRY_MAX {
+                break (write, slot_write, synced);
+            }
+        };
+        let written = write_result(write, total)?;
+        if written < total {
+            // The short write severed the link: what follows was cancelled (or, on kernels
+            // that do not sever on short writes, ran); either way the caller goes on.
+            return Ok((written, 0));
+        }
+        if is_retryable(slot_write) {
+            // Nothing of the slot written, and the sync cancelled: the caller writes it.
+            return Ok((written, 0));
+        }
+        let second = write_result(slot_write, then.len())?;
+        if second < then.len() {
+            return Ok((written, second));
+        }
+        if synced < 0 {
+            return Err(io::Error::from_raw_os_error(-synced));
+        }
+        Ok((written, second))
     }
 }
 

@@ -1,0 +1,369 @@
+//! The frontier slots (`format.rs`, "Frontier slots"): recovery reads a segment only up to
+//! `M + S`, and the writer keeps property P, so that what it misses was never acknowledged.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{offset_in, segments, zero_close_trailer};
+use inmem_wal::format::{
+    highest_frontier, SegmentHeader, Slot, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP,
+    SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
+};
+use inmem_wal::io::backend;
+use inmem_wal::io::fault::FaultIo;
+use inmem_wal::io::sim::{CrashMode, SimIo};
+use inmem_wal::{
+    BackendChoice, Durability, Error, FrameKind, LogPosition, RecoveryMode, Wal, WalOptions,
+};
+
+const SEGMENT: u64 = 8 << 20;
+
+fn options() -> WalOptions {
+    WalOptions::default().segment_size(SEGMENT).max_record_bytes(4 << 20).max_queued_bytes(1 << 20)
+}
+
+/// The `index`th record: 64 KiB of a byte of its own, so that 17 of them pass the frontier a
+/// segment is created with.
+fn record(index: usize) -> Vec<u8> {
+    vec![u8::try_from(index % 251).unwrap() + 1; 64 << 10]
+}
+
+/// Appends `count` records, each synced; returns their positions and the end.
+fn write_log(dir: &Path, count: usize) -> (Vec<LogPosition>, LogPosition) {
+    let wal = Wal::open(dir, options()).unwrap();
+    let positions = (0..count).map(|i| wal.append_sync(FrameKind::RECORD, &record(i)).unwrap());
+    let positions: Vec<_> = positions.collect();
+    let end = wal.end_position();
+    wal.close().unwrap();
+    (positions, end)
+}
+
+fn header_and_slots(segment: &Path) -> (SegmentHeader, [Slot; 2]) {
+    let bytes = std::fs::read(segment).unwrap();
+    let header = SegmentHeader::decode(&bytes).unwrap();
+    let slots = header.decode_slots(&bytes[..SEGMENT_HEADER_LEN as usize]);
+    (header, slots)
+}
+
+/// The index of the valid slot with the highest frontier.
+fn newest_slot(slots: &[Slot; 2]) -> usize {
+    let highest = highest_frontier(slots).unwrap();
+    slots.iter().position(|slot| slot.valid() == Some(highest)).unwrap()
+}
+
+fn edit(path: &Path, change: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    change(&mut bytes);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn zero_slot(segment: &Path, index: usize) {
+    let at = FRONTIER_SLOT_OFFSETS[index] as usize;
+    edit(segment, |bytes| bytes[at..at + SLOT_SECTOR_LEN].fill(0));
+}
+
+fn read_all(wal: &Wal) -> Vec<Vec<u8>> {
+    wal.read_from(wal.first_position()).unwrap().map(|r| r.unwrap().payload).collect()
+}
+
+#[test]
+fn a_segment_is_created_with_one_slot_one_step_past_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), 3);
+    let segment = &segments(dir.path())[0];
+    let (header, slots) = header_and_slots(segment);
+    assert_eq!(slots[1], Slot::Empty);
+    let first = slots[0].valid().unwrap();
+    assert_eq!((first.sequence, first.frontier), (1, SEGMENT_HEADER_LEN + FRONTIER_STEP));
+    assert_eq!(header.scan_end(&slots), SEGMENT_HEADER_LEN + 2 * FRONTIER_STEP);
+}
+
+#[test]
+fn the_writer_alternates_slots_one_step_at_a_time_and_never_writes_past_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 records of 64 KiB: about 2.5 steps.
+    let (_, end) = write_log(dir.path(), 40);
+    let segment = &segments(dir.path())[0];
+    let (_, slots) = header_and_slots(segment);
+    let (a, b) = (slots[0].valid().unwrap(), slots[1].valid().unwrap());
+    assert_eq!(a.sequence.abs_diff(b.sequence), 1, "{slots:?}");
+    assert_eq!(a.frontier.abs_diff(b.frontier), FRONTIER_STEP, "{slots:?}");
+    let highest = a.frontier.max(b.frontier);
+    let written_end = offset_in(segment, end) as u64;
+    assert!(written_end < highest && highest <= written_end + 2 * FRONTIER_STEP, "{slots:?}");
+    let bytes = std::fs::read(segment).unwrap();
+    assert!(bytes[highest as usize..].iter().all(|&b| b == 0), "nothing past the frontier");
+}
+
+/// A log of `count` records whose newest slot names a frontier a step past the one before
+/// it, with that newest slot zeroed (its write lost, as a lying disk may) and every byte
+/// from where records stop to the older slot's frontier zeroed: the records left lie
+/// past the older frontier, within one step of it.
+fn lost_slot_and_a_zeroed_region(dir: &Path) -> (PathBuf, u64) {
+    let (positions, end) = write_log(dir, 40);
+    zero_close_trailer(dir, end);
+    let segment = segments(dir).pop().unwrap();
+    let (_, slots) = header_and_slots(&segment);
+    let newest = newest_slot(&slots);
+    let older = slots[1 - newest].valid().unwrap().frontier;
+    zero_slot(&segment, newest);
+    let from = offset_in(&segment, positions[5]);
+    assert!(
+        offset_in(&segment, end) as u64 > older + (64 << 10),
+        "records past the older frontier"
+    );
+    edit(&segment, |bytes| bytes[from..older as usize].fill(0));
+    (segment, from as u64)
+}
+
+#[test]
+fn frames_past_a_zeroed_region_within_one_step_of_the_frontier_are_found_though_the_newest_slot_was_lost(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (segment, from) = lost_slot_and_a_zeroed_region(dir.path());
+    let before = std::fs::read(&segment).unwrap();
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
+        let error = Wal::open(dir.path(), options().recovery(mode)).expect_err("refused");
+        assert!(
+            matches!(&error, Error::Inconsistent { path, reason }
+                if *path == segment && reason.contains(&format!("zeroed region at offset {from}"))),
+            "{mode}: {error}"
+        );
+        assert_eq!(std::fs::read(&segment).unwrap(), before, "{mode}: nothing changed");
+    }
+    // PointInTime keeps what came before the zeroed region and salvages the rest.
+    let wal = Wal::open(dir.path(), options().recovery(RecoveryMode::PointInTime)).unwrap();
+    assert_eq!(read_all(&wal).len(), 5);
+    let cut = wal.recovery_report().cut.clone().unwrap();
+    assert_eq!(cut.offset, from);
+    assert!(cut.offset + cut.bytes > from + FRONTIER_STEP / 2, "{cut:?}");
+}
+
+#[test]
+fn a_torn_newest_slot_counts_as_invalid_and_the_older_one_bounds_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = write_log(dir.path(), 40);
+    zero_close_trailer(dir.path(), end);
+    let segment = segments(dir.path()).pop().unwrap();
+    let (header, slots) = header_and_slots(&segment);
+    let newest = newest_slot(&slots);
+    let older = slots[1 - newest].valid().unwrap().frontier;
+    // Half a slot: its first 12 bytes written, the rest still the old slot's.
+    let at = FRONTIER_SLOT_OFFSETS[newest] as usize;
+    edit(&segment, |bytes| bytes[at + 12..at + 24].fill(0xA5));
+    let (_, torn) = header_and_slots(&segment);
+    assert_eq!(torn[newest], Slot::Invalid);
+    assert_eq!(header.scan_end(&torn), older + FRONTIER_STEP);
+    let wal = Wal::open(dir.path(), options()).unwrap();
+    assert_eq!(read_all(&wal), (0..40).map(record).collect::<Vec<_>>());
+    let report = wal.recovery_report().clone();
+    let frontier = report.frontiers.iter().find(|f| f.path == segment).unwrap();
+    assert_eq!(
+        (frontier.frontier, frontier.invalid_slots, frontier.scan_end),
+        (Some(older), 1, older + FRONTIER_STEP)
+    );
+    assert!(report.is_clean(), "a torn slot is what a crash leaves: {report:?}");
+    // The writer goes on with the older slot as its base, and rewrites the torn one.
+    for i in 40..60 {
+        wal.append_sync(FrameKind::RECORD, &record(i)).unwrap();
+    }
+    wal.close().unwrap();
+    let (_, slots) = header_and_slots(&segment);
+    assert!(slots.iter().all(|slot| slot.valid().is_some()), "{slots:?}");
+    let wal = Wal::open(dir.path(), options()).unwrap();
+    assert_eq!(read_all(&wal).len(), 60);
+}
+
+#[test]
+fn a_segment_with_no_valid_slot_is_read_to_its_end_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = write_log(dir.path(), 3);
+    zero_close_trailer(dir.path(), end);
+    let segment = segments(dir.path()).pop().unwrap();
+    zero_slot(&segment, 0);
+    // Written bytes near the segment's end, far past any frontier: found, as version 2 did.
+    edit(&segment, |bytes| bytes[SEGMENT as usize - 100] = 1);
+    let error = Wal::open(dir.path(), options()).expect_err("refused");
+    assert!(error.to_string().contains("written bytes at offsets"), "{error}");
+    edit(&segment, |bytes| bytes[SEGMENT as usize - 100] = 0);
+    let wal = Wal::open(dir.path(), options()).unwrap();
+    let report = wal.recovery_report().clone();
+    let frontier = report.frontiers.iter().find(|f| f.path == segment).unwrap();
+    assert_eq!((frontier.frontier, frontier.scan_end), (None, SEGMENT));
+    assert!(!report.is_clean(), "no valid slot is damage to the header block");
+    // The writer starts a frontier from where the records end.
+    for i in 3..30 {
+        wal.append_sync(FrameKind::RECORD, &record(i)).unwrap();
+    }
+    wal.close().unwrap();
+    let (_, slots) = header_and_slots(&segment);
+    assert!(highest_frontier(&slots).is_some(), "{slots:?}");
+    assert_eq!(read_all(&Wal::open(dir.path(), options()).unwrap()).len(), 30);
+}
+
+#[test]
+fn an_open_never_reads_past_the_frontier_plus_one_step() {
+    for count in [0, 100] {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), options()).unwrap();
+        for i in 0..count {
+            wal.append_sync(FrameKind::RECORD, format!("key {i}").as_bytes()).unwrap();
+        }
+        wal.close().unwrap();
+        let segment = segments(dir.path()).pop().unwrap();
+        let bound = SEGMENT_HEADER_LEN + 2 * FRONTIER_STEP;
+        // Written bytes past the bound are never read: they cannot be the writer's.
+        edit(&segment, |bytes| bytes[bound as usize..bound as usize + 8].fill(0xEE));
+        for crashed in [false, true] {
+            let io = FaultIo::new(backend(BackendChoice::Sync).unwrap());
+            let wal = Wal::open(dir.path(), options().io(io.clone())).unwrap();
+            assert_eq!(read_all(&wal).len(), count, "{count} records");
+            let report = wal.recovery_report().clone();
+            assert!(report.is_clean(), "{report:?}");
+            let furthest = io.read_end(&segment).unwrap_or(0);
+            assert!(furthest <= bound && furthest < SEGMENT, "{count}: read up to {furthest}");
+            assert_eq!(report.frontiers[0].scan_end, bound);
+            wal.close().unwrap();
+            if !crashed {
+                // The next round opens it as a crash leaves it: no close trailer.
+                let end = Wal::open(dir.path(), options()).unwrap().end_position();
+                zero_close_trailer(dir.path(), end);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_record_larger_than_the_step_advances_the_frontier_in_synced_steps() {
+    for durability in
+        [Durability::Sync, Durability::Buffered { interval: std::time::Duration::from_secs(60) }]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options().durability(durability).max_queued_bytes(8 << 20);
+        let wal = Wal::open(dir.path(), options.clone()).unwrap();
+        let big = vec![7u8; 3 << 20];
+        let position = wal.append(FrameKind::RECORD, &big).unwrap();
+        for i in 0..40 {
+            wal.append(FrameKind::RECORD, &record(i)).unwrap();
+        }
+        wal.wait_durable(position).unwrap();
+        let stats = wal.stats();
+        wal.close().unwrap();
+        assert!(stats.frontier_steps >= 2, "{durability:?}: {stats:?}");
+        let segment = segments(dir.path()).pop().unwrap();
+        let (header, slots) = header_and_slots(&segment);
+        let bytes = std::fs::read(&segment).unwrap();
+        let scan_end = header.scan_end(&slots) as usize;
+        assert!(bytes[scan_end..].iter().all(|&b| b == 0), "{durability:?}");
+        let wal = Wal::open(dir.path(), options).unwrap();
+        let read = read_all(&wal);
+        assert_eq!((read.len(), &read[0]), (41, &big), "{durability:?}");
+    }
+}
+
+/// Every image a power failure could leave while a log is written, whatever its records'
+/// sizes and its durability: property P, in its strong form (the simulated disk never lies:
+/// no byte at all lies past `M + S`), and in its weak form with the newest slot lost after
+/// its sync reported success (no synced byte lies past `M + S`).
+#[test]
+fn every_crash_image_keeps_property_p_even_with_the_newest_slot_lost() {
+    let buffered = Durability::Buffered { interval: std::time::Duration::from_secs(60) };
+    for (durability, queued) in [(Durability::Sync, 1 << 20), (buffered, 4 << 20)] {
+        let sim = SimIo::new();
+        let dir = Path::new("/sim/wal");
+        let options = WalOptions::default()
+            .segment_size(4 << 20)
+            .max_record_bytes(1536 << 10)
+            .max_queued_bytes(queued)
+            .durability(durability)
+            .io(sim.clone());
+        let wal = Wal::open(dir, options).unwrap();
+        for i in 0..24usize {
+            let len = [100, 40 << 10, 300 << 10, 1200 << 10][i % 4];
+            let payload = vec![u8::try_from(i).unwrap() + 1; len];
+            if i % 7 == 6 {
+                wal.append_sync(FrameKind::RECORD, &payload).unwrap();
+            } else {
+                wal.append(FrameKind::RECORD, &payload).unwrap();
+            }
+        }
+        drop(wal);
+        let events = sim.events();
+        let mut checked = 0;
+        for at in (0..=events).step_by(3) {
+            for mode in [
+                CrashMode::DropUnsynced,
+                CrashMode::KeepUnsynced,
+                CrashMode::TornLast { sectors: 0 },
+                CrashMode::TornLast { sectors: 1 },
+                CrashMode::OnlyLast,
+                // Every slot write since the last sync lost, the data kept.
+                CrashMode::DropUnsyncedIn { from: 0, to: SEGMENT_HEADER_LEN },
+            ] {
+                let image = sim.crash_image(at, mode);
+                for (path, bytes) in &image.files {
+                    if path.extension().is_none_or(|ext| ext != "wal") {
+                        continue;
+                    }
+                    let Ok(header) = SegmentHeader::decode(bytes) else { continue };
+                    let block = &bytes[..SEGMENT_HEADER_LEN as usize];
+                    let slots = header.decode_slots(block);
+                    let scan_end = header.scan_end(&slots) as usize;
+                    let past = bytes.get(scan_end..).unwrap_or_default();
+                    assert!(past.iter().all(|&b| b == 0), "{durability:?} {at} {mode:?} {path:?}");
+                    if mode == CrashMode::DropUnsynced {
+                        // Only synced bytes: the newest slot lost as well.
+                        if let Some(highest) = highest_frontier(&slots) {
+                            let newest = slots.iter().position(|s| s.valid() == Some(highest));
+                            let mut lost = slots;
+                            lost[newest.unwrap()] = Slot::Empty;
+                            if highest_frontier(&lost).is_some() {
+                                let scan_end = header.scan_end(&lost) as usize;
+                                let past = bytes.get(scan_end..).unwrap_or_default();
+                                assert!(
+                                    past.iter().all(|&b| b == 0),
+                                    "{durability:?} {at}: synced bytes past M + S with the newest slot lost"
+                                );
+                            }
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+}
+
+#[test]
+fn records_past_the_frontier_plus_a_step_are_kept_and_the_writer_steps_up_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = write_log(dir.path(), 45);
+    zero_close_trailer(dir.path(), end);
+    let segment = segments(dir.path()).pop().unwrap();
+    let (header, _) = header_and_slots(&segment);
+    // Both slots as if two slot writes had been lost: the frontier a segment starts with.
+    let low = header.encode_slot(inmem_wal::format::FrontierSlot {
+        sequence: 1,
+        frontier: SEGMENT_HEADER_LEN + FRONTIER_STEP,
+    });
+    edit(&segment, |bytes| {
+        let at = FRONTIER_SLOT_OFFSETS[0] as usize;
+        bytes[at..at + SLOT_SECTOR_LEN].copy_from_slice(&low);
+    });
+    zero_slot(&segment, 1);
+    assert!(offset_in(&segment, end) as u64 > SEGMENT_HEADER_LEN + 2 * FRONTIER_STEP);
+    let wal = Wal::open(dir.path(), options()).unwrap();
+    assert_eq!(read_all(&wal).len(), 45, "the records are walked past the scan's bound");
+    wal.append_sync(FrameKind::RECORD, &record(45)).unwrap();
+    let stats = wal.stats();
+    wal.close().unwrap();
+    assert!(stats.frontier_steps >= 1, "{stats:?}");
+    let (header, slots) = header_and_slots(&segment);
+    let bytes = std::fs::read(&segment).unwrap();
+    assert!(bytes[header.scan_end(&slots) as usize..].iter().all(|&b| b == 0));
+    assert_eq!(read_all(&Wal::open(dir.path(), options()).unwrap()).len(), 46);
+}
