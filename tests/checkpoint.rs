@@ -430,3 +430,42 @@ fn many_keys_reopened_are_each_found_by_a_point_read_at_their_newest_version() {
     let live = (0..checkpointed + logged).filter(|&n| expected(n).is_some()).count();
     assert_eq!(db.snapshot().prefix(b"key/").count(), live);
 }
+
+#[test]
+fn a_damaged_newest_checkpoint_whose_log_survey_ran_beside_its_load_is_passed_over_too() {
+    // Checkpoints of several MiB, so that open surveys the log while it loads each (from
+    // where the checkpoint's header says replay starts): the newest, damaged past its
+    // header, fails to load, and its survey is set aside for one from the older's position.
+    let dir = tempfile::tempdir().unwrap();
+    let options = quiet().durability(Durability::Buffered { interval: Duration::from_millis(5) });
+    // Small segments: the second checkpoint deletes those before the first's position,
+    // so only a survey from where the loaded checkpoint's replay starts accepts the log.
+    let open = || Database::open_with_log_options(dir.path(), options.clone(), small_segments());
+    let db = open().expect("open");
+    for index in 0u32..50_000 {
+        db.put(index.to_be_bytes(), [1u8; 100]).expect("put");
+    }
+    let older = db.checkpoint().expect("checkpoint");
+    assert!(older.bytes > 4 << 20, "{older:?}");
+    for index in 0u32..50_000 {
+        db.put(index.to_be_bytes(), [2u8; 100]).expect("put");
+    }
+    let newest = db.checkpoint().expect("checkpoint");
+    assert!(newest.segments_deleted >= 1, "{newest:?}");
+    db.put(b"after", b"both").expect("put");
+    let before = contents(&db);
+    let version = db.visible_version();
+    drop(db);
+    let mut bytes = std::fs::read(&newest.path).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&newest.path, &bytes).expect("write");
+
+    let db = open().expect("opens from the older checkpoint and the log since it");
+    assert_eq!(db.visible_version(), version);
+    assert_eq!(contents(&db), before);
+    let recovery = db.recovery().expect("a database on a directory");
+    assert_eq!(recovery.checkpoint.as_ref(), Some(&older.path));
+    assert_eq!(recovery.damaged_checkpoints.len(), 1);
+    assert!(recovery.log.is_clean(), "{:?}", recovery.log);
+}

@@ -97,11 +97,13 @@ pub(super) fn read_checkpoint(
 }
 
 /// Where replay starts after the checkpoint at `path`, as its header says, if the header
-/// can be read and verified; the rest of the file is not read. Only a forecast: it is what
-/// [`read_checkpoint`] reports if the whole file turns out whole.
+/// can be read and verified and the checkpoint is large enough to load on several threads
+/// (a smaller one loads faster than another thread starts); the rest of the file is not
+/// read. Only a forecast: it is what [`read_checkpoint`] reports if the whole file turns
+/// out whole.
 pub(super) fn read_replay_from(io: &dyn Io, path: &Path) -> Option<LogPosition> {
     let file = io.open(path, false, OpenFlags::default()).ok()?;
-    let size = file.size().ok()?;
+    let size = file.size().ok().filter(|size| *size >= PARALLEL_BYTES_MIN)?;
     let mut input = Input { file, ahead: Vec::new(), start: 0, offset: 0, size, path };
     let (_, replay_from) = input.header().ok()?;
     Some(LogPosition::new(replay_from))
