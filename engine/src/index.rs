@@ -86,35 +86,31 @@ mod lock_free {
     /// Hashes key bytes, once per operation on the hash index.
     type KeyHasher = foldhash::fast::RandomState;
 
-    /// An entry of the hash index: a handle on a key's skiplist entry, with the key's hash,
-    /// computed once when the key is inserted. The key's bytes are read where the skiplist
-    /// entry holds them (beside the chain a read goes on to anyway), so a hash-index entry
-    /// is 24 bytes, one allocation of the smallest size but one, rather than 56 with a
-    /// copy of the key.
+    /// A key of the hash index with its hash, computed once when the key is inserted.
     ///
     /// The hash index hashes its keys again each time it grows (it moves every entry to a
-    /// table twice the size): without the stored hash, each move would be a cache miss on
-    /// the key's bytes and a hash of them. With it, a move reads the entry alone.
-    /// (Measured: a third of the commit time of transactions that create keys went to
-    /// those moves.)
-    struct HashedChain {
+    /// table twice the size), and a key's bytes live in an allocation of their own: without
+    /// the stored hash, each move is a cache miss on those bytes and a hash of them. With it,
+    /// a move reads the entry alone. (Measured: a third of the commit time of transactions
+    /// that create keys went to those moves.)
+    struct HashedKey {
         hash: u64,
-        chain: ChainRef,
+        key: Bytes,
     }
 
-    impl std::hash::Hash for HashedChain {
+    impl std::hash::Hash for HashedKey {
         fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
             state.write_u64(self.hash);
         }
     }
 
-    impl PartialEq for HashedChain {
-        fn eq(&self, other: &HashedChain) -> bool {
-            self.hash == other.hash && self.chain.key() == other.chain.key()
+    impl PartialEq for HashedKey {
+        fn eq(&self, other: &HashedKey) -> bool {
+            self.hash == other.hash && self.key.as_slice() == other.key.as_slice()
         }
     }
 
-    impl Eq for HashedChain {}
+    impl Eq for HashedKey {}
 
     /// A key looked up in the hash index, with its hash. Not `Eq`: it compares with stored
     /// keys only through `Equivalent`.
@@ -129,13 +125,13 @@ mod lock_free {
         }
     }
 
-    impl papaya::Equivalent<HashedChain> for Probe<'_> {
-        fn equivalent(&self, stored: &HashedChain) -> bool {
-            self.hash == stored.hash && self.key == stored.chain.key().as_slice()
+    impl papaya::Equivalent<HashedKey> for Probe<'_> {
+        fn equivalent(&self, stored: &HashedKey) -> bool {
+            self.hash == stored.hash && self.key == stored.key.as_slice()
         }
     }
 
-    /// The hash index's hasher: the hash a [`HashedChain`] or [`Probe`] carries, as it is.
+    /// The hash index's hasher: the hash a [`HashedKey`] or [`Probe`] carries, as it is.
     #[derive(Clone, Default)]
     struct StoredHash;
 
@@ -194,6 +190,10 @@ mod lock_free {
     /// second-level cache holds) are filled without sorting the keys first.
     pub(super) const HASH_WINDOWS_SORTED_MIN: usize = 64;
 
+    /// How many keys ahead [`KeyIndex::hash_loaded`]'s inserts start loading the skiplist
+    /// entry they copy a key from.
+    const PREFETCH_AHEAD: usize = 8;
+
     /// The slots of the table papaya allocates for `keys` keys reserved in an empty map
     /// (`papaya::raw::probe::entries_for`: a load of at most three quarters, rounded up to
     /// a power of two). It only decides how [`KeyIndex::hash_loaded`] orders its inserts.
@@ -220,7 +220,7 @@ mod lock_free {
         key_hasher: KeyHasher,
         /// The keys kept out of the hash index ([`crate::Options::scan_only_keys`]).
         scan_only: Option<ScanOnlyKeys>,
-        hashed: papaya::HashMap<HashedChain, (), StoredHash>,
+        hashed: papaya::HashMap<HashedKey, ChainRef, StoredHash>,
         /// The keys recovery linked into the skiplist alone, handed over by each loader
         /// when it is done, until [`KeyIndex::hash_loaded`] hashes them.
         loaded: Mutex<Vec<LoadedKeys>>,
@@ -341,8 +341,7 @@ mod lock_free {
             guard: &'g Guard,
         ) -> Option<&'g VersionChain> {
             if self.hashes(key) {
-                let found = self.hashed.get_key_value(&self.probe(key), &index_guard.0);
-                found.map(|(stored, ())| &*stored.chain)
+                self.hashed.get(&self.probe(key), &index_guard.0).map(|chain| &**chain)
             } else {
                 self.ordered.get(key, guard).map(|entry| entry.value())
             }
@@ -361,8 +360,7 @@ mod lock_free {
             guard: &Guard,
         ) -> Option<ChainRef> {
             if self.hashes(key) {
-                let found = self.hashed.get_key_value(&self.probe(key), &index_guard.0);
-                found.map(|(stored, ())| stored.chain.clone())
+                self.hashed.get(&self.probe(key), &index_guard.0).cloned()
             } else {
                 self.ordered.get(key, guard).and_then(|entry| entry.pin()).map(ChainRef::new)
             }
@@ -394,32 +392,23 @@ mod lock_free {
             }
             let hashed = self.hashed.guard();
             let probe = self.probe(key.as_slice());
-            loop {
-                if let Some((held, ())) = self.hashed.get_key_value(&probe, &hashed) {
-                    let held = &held.chain;
-                    if !held.entry().is_removed() && !held.is_forgotten() {
-                        return (held.clone(), false);
-                    }
-                    let stale = held.clone();
-                    let _ = self.hashed.remove_if(
-                        &probe,
-                        |stored, ()| stored.chain.same_chain(&stale),
-                        &hashed,
-                    );
+            if let Some(held) = self.hashed.get(&probe, &hashed) {
+                if !held.entry().is_removed() && !held.is_forgotten() {
+                    return (held.clone(), false);
                 }
-                let chain = self.ordered_get_or_insert(key, guard);
-                let stored = HashedChain { hash: probe.hash, chain: chain.clone() };
-                if self.hashed.try_insert(stored, (), &hashed).is_ok() {
-                    // One caller's insert succeeds per chain: that caller created it. A
-                    // stale chain put back (see above) is not new: it has versions.
+                let stale = held.clone();
+                let _ = self.hashed.remove_if(&probe, |_, held| held.same_chain(&stale), &hashed);
+            }
+            let chain = self.ordered_get_or_insert(key, guard);
+            let stored = HashedKey { hash: probe.hash, key: key.clone() };
+            match self.hashed.try_insert(stored, chain.clone(), &hashed) {
+                // One caller's insert succeeds per chain: that caller created it. A stale
+                // chain put back (see above) is not new: it has versions.
+                Ok(_) => {
                     let created = chain.head_ptr(guard).is_null();
-                    return (chain, created);
+                    (chain, created)
                 }
-                // Another caller's chain is in: the one to return, unless a removal took
-                // it out again meanwhile, and then the next round starts over.
-                if let Some((held, ())) = self.hashed.get_key_value(&probe, &hashed) {
-                    return (held.chain.clone(), false);
-                }
+                Err(occupied) => (occupied.current.clone(), false),
             }
         }
 
@@ -553,9 +542,18 @@ mod lock_free {
         ) {
             let hashed = self.hashed.guard();
             for stretch in stretches {
-                for (hash, chain) in stretch.iter_mut() {
+                for at in 0..stretch.len() {
+                    // The key is copied from its skiplist entry: start loading the entry of
+                    // a key a few inserts ahead, so that its miss overlaps these inserts.
+                    if let Some((_, ahead)) = stretch.get(at + PREFETCH_AHEAD) {
+                        let key = std::ptr::from_ref(ahead.key()).cast::<u8>();
+                        crate::chain::prefetch(key);
+                        crate::chain::prefetch(key.wrapping_add(std::mem::size_of::<Bytes>() - 1));
+                    }
+                    let Some((hash, chain)) = stretch.get_mut(at) else { break };
                     let chain = chain.take();
-                    self.hashed.insert(HashedChain { hash: *hash, chain }, (), &hashed);
+                    let stored = HashedKey { hash: *hash, key: chain.key().clone() };
+                    self.hashed.insert(stored, chain, &hashed);
                 }
             }
         }
@@ -589,8 +587,7 @@ mod lock_free {
         fn unhash(&self, chain: &ChainRef) -> bool {
             let hashed = self.hashed.guard();
             let probe = self.probe(chain.key().as_slice());
-            let removed =
-                self.hashed.remove_if(&probe, |stored, ()| stored.chain.same_chain(chain), &hashed);
+            let removed = self.hashed.remove_if(&probe, |_, held| held.same_chain(chain), &hashed);
             matches!(removed, Ok(Some(_)))
         }
 
@@ -808,8 +805,8 @@ mod lock_free {
             let key = Bytes::from("k");
             let (old, _) = index.get_or_insert(&key, &guard);
             assert!(index.remove(&old, &guard));
-            let stored = HashedChain { hash: index.probe(b"k").hash, chain: old.clone() };
-            assert!(index.hashed.try_insert(stored, (), &index.hashed.guard()).is_ok());
+            let stored = HashedKey { hash: index.probe(b"k").hash, key: key.clone() };
+            assert!(index.hashed.try_insert(stored, old.clone(), &index.hashed.guard()).is_ok());
             assert!(index
                 .get(b"k", &index.guard(), &guard)
                 .is_some_and(|held| old.same_chain(held)));
