@@ -443,12 +443,12 @@ fn a_damaged_newest_checkpoint_whose_log_survey_ran_beside_its_load_is_passed_ov
     let open = || Database::open_with_log_options(dir.path(), options.clone(), small_segments());
     let db = open().expect("open");
     for index in 0u32..50_000 {
-        db.put(index.to_be_bytes(), [1u8; 100]).expect("put");
+        db.put(index.to_le_bytes(), [1u8; 100]).expect("put");
     }
     let older = db.checkpoint().expect("checkpoint");
     assert!(older.bytes > 4 << 20, "{older:?}");
     for index in 0u32..50_000 {
-        db.put(index.to_be_bytes(), [2u8; 100]).expect("put");
+        db.put(index.to_le_bytes(), [2u8; 100]).expect("put");
     }
     let newest = db.checkpoint().expect("checkpoint");
     assert!(newest.segments_deleted >= 1, "{newest:?}");

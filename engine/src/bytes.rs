@@ -123,6 +123,10 @@ impl Ord for Bytes {
 /// big-endian words: a skiplist insert compares its key with some 20-40 others, and for
 /// short keys a call to `memcmp` for each cost more than the comparison itself.
 #[inline]
+#[allow(
+    clippy::big_endian_bytes,
+    reason = "the order of eight bytes is the order of their big-endian value; nothing is stored"
+)]
 fn compare(mut a: &[u8], mut b: &[u8]) -> std::cmp::Ordering {
     while let (Some((x, a_rest)), Some((y, b_rest))) =
         (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
