@@ -254,6 +254,12 @@ impl Checkpoints {
         read_checkpoint(self.io.as_ref(), into, path)
     }
 
+    /// Where replay starts after the checkpoint at `path`, from its header alone, if that
+    /// can be read (see [`reader::read_replay_from`]).
+    pub(crate) fn replay_from(&self, path: &Path) -> Option<LogPosition> {
+        reader::read_replay_from(self.io.as_ref(), path)
+    }
+
     /// Writes the checkpoint of `shared` at `version`, whose replay starts at
     /// `replay_from`: into a temporary file, synced, then renamed into place and the
     /// directory synced. A temporary file of the same version left by a failed attempt is

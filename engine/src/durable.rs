@@ -51,12 +51,18 @@ pub(crate) fn open_log(dir: &Path, options: &Options, wal_options: WalOptions) -
         None => checkpoint::Checkpoints::on_file_system(checkpoint_dir),
     };
     let listed: Vec<PathBuf> = checkpoints.list()?.into_iter().map(|(_, path)| path).collect();
-    let decision =
-        recovery::decide(&dir.join(WAL_DIR), &listed, options.recovery, &wal_options, |path| {
+    let decision = recovery::decide(
+        &dir.join(WAL_DIR),
+        &listed,
+        options.recovery,
+        &wal_options,
+        |path| checkpoints.replay_from(path),
+        |path| {
             let shared = Shared::new(options.clone());
             let info = checkpoints.read(Some(&shared), path)?;
             Ok((info.covers(), shared))
-        })?;
+        },
+    )?;
     let recovery = decision.recovery();
     let recovery::Decision { checkpoint, log, log_options, .. } = decision;
     // A checkpoint left unfinished by a crash holds nothing the log does not.

@@ -66,10 +66,10 @@ pub(crate) type Batch<'a> = smallvec::SmallVec<[ChainWalk<'a>; BATCH_KEYS_MAX]>;
 pub(crate) type KeyBounds<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
 
 #[cfg(not(loom))]
-pub(crate) use lock_free::{ChainRef, KeyIndex};
+pub(crate) use lock_free::{ChainRef, KeyIndex, LoadedKeys};
 
 #[cfg(loom)]
-pub(crate) use model::{ChainRef, KeyIndex};
+pub(crate) use model::{ChainRef, KeyIndex, LoadedKeys};
 
 #[cfg(not(loom))]
 #[allow(unsafe_code)]
@@ -81,7 +81,7 @@ mod lock_free {
 
     use std::hash::BuildHasher as _;
 
-    use crate::sync::{AtomicUsize, Ordering};
+    use crate::sync::{AtomicUsize, Mutex, Ordering};
 
     /// Hashes key bytes, once per operation on the hash index.
     type KeyHasher = foldhash::fast::RandomState;
@@ -177,14 +177,41 @@ mod lock_free {
     /// slower p99.9 there.
     const RETIRE_BATCH: usize = 4096;
 
-    /// Fewer keys than this per thread are hashed by fewer threads: a thread costs more
+    /// Slots of the hash table in one window of [`KeyIndex::hash_loaded`]: 8 KiB of entry
+    /// pointers and 1 KiB of metadata bytes, which stay in the first-level cache while the
+    /// window's keys are inserted.
+    pub(super) const WINDOW_SLOTS: usize = 1024;
+
+    /// Fewer windows than this per thread are filled by fewer threads: a thread costs more
     /// to start than it would save.
-    pub(super) const HASH_KEYS_PER_THREAD_MIN: usize = 32 << 10;
+    pub(super) const HASH_WINDOWS_PER_THREAD_MIN: usize = 16;
+
+    /// Fewer windows than this (a table under 600 KiB, about 48,000 keys, that the
+    /// second-level cache holds) are filled without sorting the keys first.
+    pub(super) const HASH_WINDOWS_SORTED_MIN: usize = 64;
+
+    /// How many keys ahead [`KeyIndex::hash_loaded`]'s inserts start loading the skiplist
+    /// entry they copy a key from.
+    const PREFETCH_AHEAD: usize = 8;
+
+    /// The slots of the table papaya allocates for `keys` keys reserved in an empty map
+    /// (`papaya::raw::probe::entries_for`: a load of at most three quarters, rounded up to
+    /// a power of two). It only decides how [`KeyIndex::hash_loaded`] orders its inserts.
+    pub(super) fn table_slots(keys: usize) -> usize {
+        (keys.saturating_mul(8) / 6).next_power_of_two().max(WINDOW_SLOTS)
+    }
+
+    /// Which window of a table of `windows` windows the slot of `hash` lies in: papaya
+    /// starts a key's probe at its hash's low bits (`hash & mask`), as many as the table
+    /// has slots.
+    pub(super) fn slot_window(hash: u64, windows: usize) -> usize {
+        (hash as usize & (windows * WINDOW_SLOTS - 1)) / WINDOW_SLOTS
+    }
 
     /// The ordered index and the hash index over the same chains.
     ///
-    /// Field order matters: `hashed` holds `ChainRef`s into `ordered`, and fields drop in
-    /// declaration order, so every handle the hash index holds is released first.
+    /// Field order matters: `hashed` and `loaded` hold `ChainRef`s into `ordered`, and
+    /// fields drop in declaration order, so every handle they hold is released first.
     ///
     /// The skiplist is boxed because handles point into it (a `RefEntry` holds a reference
     /// to its skiplist): the index is built, and filled by recovery, before the database's
@@ -194,8 +221,16 @@ mod lock_free {
         /// The keys kept out of the hash index ([`crate::Options::scan_only_keys`]).
         scan_only: Option<ScanOnlyKeys>,
         hashed: papaya::HashMap<HashedKey, ChainRef, StoredHash>,
+        /// The keys recovery linked into the skiplist alone, handed over by each loader
+        /// when it is done, until [`KeyIndex::hash_loaded`] hashes them.
+        loaded: Mutex<Vec<LoadedKeys>>,
         ordered: Box<SkipList<Bytes, VersionChain>>,
     }
+
+    /// The keys one recovery thread created, with their hashes, waiting to be put into the
+    /// hash index ([`KeyIndex::hash_loaded`]); scan-only keys are left out.
+    #[derive(Default)]
+    pub(crate) struct LoadedKeys(Vec<(u64, ChainRef)>);
 
     /// Pins the hash index for point reads: the chains it returns stay valid while it lives.
     pub(crate) struct IndexGuard<'i>(papaya::LocalGuard<'i>);
@@ -225,6 +260,12 @@ mod lock_free {
                 >(entry)
             };
             ChainRef(Some(entry))
+        }
+
+        /// Takes the handle's count, leaving a handle that holds nothing: it may only be
+        /// dropped.
+        fn take(&mut self) -> ChainRef {
+            ChainRef(self.0.take())
         }
 
         fn entry(&self) -> &RefEntry<'static, Bytes, VersionChain> {
@@ -277,6 +318,7 @@ mod lock_free {
                     .hasher(StoredHash)
                     .collector(seize::Collector::new().batch_size(RETIRE_BATCH))
                     .build(),
+                loaded: Mutex::new(Vec::new()),
                 ordered: Box::new(SkipList::new(crate::sync::epoch::default_collector().clone())),
             }
         }
@@ -385,13 +427,25 @@ mod lock_free {
         }
 
         /// The chain of `key` in the skiplist alone, found or created empty, and whether
-        /// this call created it. Recovery only, on an index nobody else uses yet: it fills
-        /// the skiplist (from several threads, each with its own keys), then the hash index
-        /// in one pass sized for every key ([`KeyIndex::hash_loaded`]), rather than growing
-        /// the hash table (and moving every entry) a size at a time as keys arrive.
-        pub(crate) fn load(&self, key: Bytes, guard: &Guard) -> (ChainRef, bool) {
+        /// this call created it; a chain it creates for a hashed key goes to `loaded`, with
+        /// the key's hash. Recovery only, on an index nobody else uses yet: it fills the
+        /// skiplist (from several threads, each with its own keys), then the hash index
+        /// from what the threads hand over ([`KeyIndex::add_loaded`],
+        /// [`KeyIndex::hash_loaded`]), rather than growing the hash table (and moving every
+        /// entry) a size at a time as keys arrive.
+        pub(crate) fn load(
+            &self,
+            key: Bytes,
+            guard: &Guard,
+            loaded: &mut LoadedKeys,
+        ) -> (ChainRef, bool) {
+            let hashed = self.hashes(key.as_slice());
+            let hash = if hashed { self.key_hasher.hash_one(key.as_slice()) } else { 0 };
             let chain = ChainRef::new(self.ordered.get_or_insert(key, VersionChain::new(), guard));
             let created = chain.claim_creation();
+            if created && hashed {
+                loaded.0.push((hash, chain.clone()));
+            }
             (chain, created)
         }
 
@@ -401,43 +455,107 @@ mod lock_free {
             self.ordered.get(key, guard).and_then(|entry| entry.pin()).map(ChainRef::new)
         }
 
-        /// Puts every hashed key of the skiplist into the hash index, after recovery filled
-        /// the skiplist alone ([`KeyIndex::load`]): the table is sized once for all of them,
-        /// and `threads` threads fill it, each the keys whose hash it owns. Recovery only,
-        /// before the index is shared; the hash index holds no key before.
+        /// Takes the keys a recovery thread created, for [`KeyIndex::hash_loaded`].
+        pub(crate) fn add_loaded(&self, loaded: LoadedKeys) {
+            if !loaded.0.is_empty() {
+                self.loaded.lock().push(loaded);
+            }
+        }
+
+        /// Puts every key recovery created ([`KeyIndex::load`], handed over with
+        /// [`KeyIndex::add_loaded`]) into the hash index, once every thread that created
+        /// keys is done: the table is sized once for all of them, and `threads` threads fill
+        /// it. Recovery only, before the index is shared.
+        ///
+        /// An insert costs two cache misses where its key's slot lies in the table (the
+        /// slot's metadata byte and its pointer, in two arrays), at a random place for each
+        /// key; a million keys' table is far larger than the caches. So the keys are first
+        /// sorted, where they were handed over, by the window of the table their slots lie in
+        /// ([`slot_window`]); each thread then inserts the keys of a range of windows, one
+        /// window after the other, which stay in cache while they fill. Where a key lands is
+        /// the table's business: the sort only orders the inserts, so a table laid out
+        /// otherwise costs speed, never correctness.
         pub(crate) fn hash_loaded(&self, threads: usize) {
             debug_assert!(self.hashed.is_empty(), "the hash index is filled once, from empty");
-            let keys = self.ordered.len();
-            self.hashed.reserve(keys, &self.hashed.guard());
-            let threads = threads.clamp(1, keys.div_ceil(HASH_KEYS_PER_THREAD_MIN).max(1)) as u64;
-            let fill = |part: u64| {
-                let guard = crate::sync::epoch::pin();
-                let hashed = self.hashed.guard();
-                for entry in self.ordered.iter(&guard) {
-                    let key = entry.key();
-                    if !self.hashes(key.as_slice()) {
-                        continue;
-                    }
-                    let hash = self.key_hasher.hash_one(key.as_slice());
-                    // Nothing removes entries meanwhile, so each pins.
-                    let Some(entry) = entry.pin().filter(|_| hash % threads == part) else {
-                        continue;
-                    };
-                    let stored = HashedKey { hash, key: key.clone() };
-                    self.hashed.insert(stored, ChainRef::new(entry), &hashed);
-                }
-            };
-            if threads == 1 {
-                fill(0);
+            let mut loaded = std::mem::take(&mut *self.loaded.lock());
+            let keys: usize = loaded.iter().map(|keys| keys.0.len()).sum();
+            if keys == 0 {
                 return;
             }
+            self.hashed.reserve(keys, &self.hashed.guard());
+            let windows = table_slots(keys) / WINDOW_SLOTS;
+            let threads = threads.clamp(1, (windows / HASH_WINDOWS_PER_THREAD_MIN).max(1));
+            if windows < HASH_WINDOWS_SORTED_MIN {
+                self.insert_loaded(loaded.iter_mut().map(|keys| keys.0.as_mut_slice()));
+                return;
+            }
+            let window = |(hash, _): &(u64, ChainRef)| slot_window(*hash, windows);
+            // Runs of keys, each sorted by one thread: every thread sorts about as many.
+            let run_len = keys.div_ceil(threads);
+            let mut runs: Vec<&mut [(u64, ChainRef)]> =
+                loaded.iter_mut().flat_map(|keys| keys.0.chunks_mut(run_len)).collect();
+            let per_thread = runs.len().div_ceil(threads);
             std::thread::scope(|scope| {
-                for part in 1..threads {
-                    scope.spawn(move || fill(part));
+                let sort = |runs: &mut [&mut [(u64, ChainRef)]]| {
+                    for run in runs {
+                        run.sort_unstable_by_key(window);
+                    }
+                };
+                let mut parts = runs.chunks_mut(per_thread);
+                let here = parts.next();
+                for part in parts {
+                    scope.spawn(move || sort(part));
                 }
-                fill(0);
+                sort(here.unwrap_or_default());
             });
-            debug_assert!(self.hashed.len() <= keys);
+            // Thread `t` inserts the keys of windows `t * windows / threads` up to the next
+            // thread's first: from each sorted run, the stretch that holds those windows.
+            let mut stretches: Vec<Vec<&mut [(u64, ChainRef)]>> =
+                (0..threads).map(|_| Vec::with_capacity(runs.len())).collect();
+            for run in runs {
+                let mut rest = run;
+                for (thread, stretch) in stretches.iter_mut().enumerate() {
+                    let end = (thread + 1) * windows / threads;
+                    let below = rest.partition_point(|key| window(key) < end);
+                    let (mine, after) = std::mem::take(&mut rest).split_at_mut(below);
+                    stretch.push(mine);
+                    rest = after;
+                }
+            }
+            std::thread::scope(|scope| {
+                let mut parts = stretches.into_iter();
+                let here = parts.next();
+                for part in parts {
+                    scope.spawn(move || self.insert_loaded(part));
+                }
+                self.insert_loaded(here.into_iter().flatten());
+            });
+            debug_assert_eq!(self.hashed.len(), keys, "every created key, once");
+        }
+
+        /// Inserts the keys of `stretches` into the hash index, taking their handles (what
+        /// is left behind holds nothing). Nothing else inserts meanwhile, so every insert
+        /// adds its key.
+        fn insert_loaded<'k>(
+            &self,
+            stretches: impl IntoIterator<Item = &'k mut [(u64, ChainRef)]>,
+        ) {
+            let hashed = self.hashed.guard();
+            for stretch in stretches {
+                for at in 0..stretch.len() {
+                    // The key is copied from its skiplist entry: start loading the entry of
+                    // a key a few inserts ahead, so that its miss overlaps these inserts.
+                    if let Some((_, ahead)) = stretch.get(at + PREFETCH_AHEAD) {
+                        let key = std::ptr::from_ref(ahead.key()).cast::<u8>();
+                        crate::chain::prefetch(key);
+                        crate::chain::prefetch(key.wrapping_add(std::mem::size_of::<Bytes>() - 1));
+                    }
+                    let Some((hash, chain)) = stretch.get_mut(at) else { break };
+                    let chain = chain.take();
+                    let stored = HashedKey { hash: *hash, key: chain.key().clone() };
+                    self.hashed.insert(stored, chain, &hashed);
+                }
+            }
         }
 
         /// How many keys the hash index holds.
@@ -767,6 +885,10 @@ mod model {
     use super::*;
     use crate::sync::Mutex;
 
+    /// Nothing: a key loaded is in the one map at once.
+    #[derive(Default)]
+    pub(crate) struct LoadedKeys;
+
     /// A `Mutex<BTreeMap>` standing in for both indexes under loom.
     pub(crate) struct KeyIndex {
         chains: Mutex<BTreeMap<Bytes, ChainRef>>,
@@ -835,9 +957,17 @@ mod model {
             (chain, true)
         }
 
-        pub(crate) fn load(&self, key: Bytes, guard: &Guard) -> (ChainRef, bool) {
+        /// One map: the key is in it at once, and `loaded` stays empty.
+        pub(crate) fn load(
+            &self,
+            key: Bytes,
+            guard: &Guard,
+            _loaded: &mut LoadedKeys,
+        ) -> (ChainRef, bool) {
             self.get_or_insert(&key, guard)
         }
+
+        pub(crate) fn add_loaded(&self, _loaded: LoadedKeys) {}
 
         pub(crate) fn loaded(&self, key: &[u8], guard: &Guard) -> Option<ChainRef> {
             self.get(key, &self.guard(), guard)
@@ -927,26 +1057,33 @@ mod tests {
         assert!(chain.head(&guard).is_none());
     }
 
-    #[test]
-    fn keys_loaded_into_the_skiplist_are_hashed_once_by_several_threads() {
+    /// Loads `keys` keys (every tenth scan-only) as three recovery threads would, each
+    /// creating its share (the third none), hashes them with `threads` threads, and checks
+    /// that the hash index maps each point key, once, to the skiplist's chain.
+    fn load_and_hash(keys: u32, threads: usize) {
         fn scan_only(key: &[u8]) -> bool {
             key.starts_with(b"scan/")
         }
         let index = KeyIndex::new(Some(scan_only));
         let guard = epoch::pin();
-        // Enough keys for four threads to share the hashing.
-        let keys = 4 * lock_free::HASH_KEYS_PER_THREAD_MIN as u32;
         let key = |n: u32| {
             let kind = if n % 10 == 0 { "scan" } else { "point" };
             Bytes::copy_from(format!("{kind}/{n:08}").as_bytes())
         };
+        let mut loaders: [LoadedKeys; 3] = Default::default();
         for n in 0..keys {
-            let (_, created) = index.load(key(n), &guard);
+            let (_, created) = index.load(key(n), &guard, &mut loaders[(n % 2) as usize]);
             assert!(created);
         }
-        assert!(!index.load(key(1), &guard).1, "found, not created again");
+        if keys > 1 {
+            assert!(!index.load(key(1), &guard, &mut loaders[2]).1, "found, not created again");
+        }
         assert!(index.loaded(b"point/none", &guard).is_none());
-        index.hash_loaded(4);
+        assert!(index.get(b"point/00000001", &index.guard(), &guard).is_none(), "not yet");
+        for loaded in loaders {
+            index.add_loaded(loaded);
+        }
+        index.hash_loaded(threads);
         let index_guard = index.guard();
         let point_keys = (0..keys).filter(|n| n % 10 != 0).count();
         assert_eq!(index.hashed_len_for_tests(), point_keys, "the point keys, each once");
@@ -957,6 +1094,23 @@ mod tests {
             found.zip(ordered).is_some_and(|(found, ordered)| ordered.same_chain(found))
         });
         assert_eq!(chains.count(), keys as usize, "every key reaches its one chain");
+        assert!(index.get(b"point/none", &index_guard, &guard).is_none());
+    }
+
+    #[test]
+    fn a_few_keys_loaded_into_the_skiplist_are_hashed_at_once() {
+        load_and_hash(3000, 4);
+        load_and_hash(0, 4);
+    }
+
+    #[test]
+    fn many_keys_loaded_into_the_skiplist_are_hashed_by_window_by_several_threads() {
+        // Enough point keys for four threads, each with its windows of the table.
+        let keys = 70_000;
+        let windows = lock_free::table_slots(63_000) / lock_free::WINDOW_SLOTS;
+        assert!(windows >= 4 * lock_free::HASH_WINDOWS_PER_THREAD_MIN, "{windows} windows");
+        load_and_hash(keys, 4);
+        load_and_hash(keys, 1);
     }
 
     #[test]

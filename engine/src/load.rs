@@ -18,7 +18,7 @@
 
 use crate::bytes::Bytes;
 use crate::expiry::Expiry;
-use crate::index::ChainRef;
+use crate::index::{ChainRef, LoadedKeys};
 use crate::options::Retention;
 use crate::shared::Shared;
 use crate::stats::Counters;
@@ -43,6 +43,8 @@ pub(crate) struct Loader<'s> {
     shared: &'s Shared,
     gc_queue: Vec<ChainRef>,
     expiries: Vec<Expiry>,
+    /// The keys this loader created, for the hash index.
+    loaded: LoadedKeys,
     keys: u64,
     versions: u64,
     bytes: u64,
@@ -54,6 +56,7 @@ impl<'s> Loader<'s> {
             shared,
             gc_queue: Vec::new(),
             expiries: Vec::new(),
+            loaded: LoadedKeys::default(),
             keys: 0,
             versions: 0,
             bytes: 0,
@@ -71,7 +74,7 @@ impl<'s> Loader<'s> {
             chain
         } else {
             let key_bytes = key.len() as u64;
-            let (chain, created) = index.load(key, guard);
+            let (chain, created) = index.load(key, guard, &mut self.loaded);
             if created {
                 self.keys += 1;
                 self.bytes += key_bytes;
@@ -99,6 +102,7 @@ impl<'s> Loader<'s> {
 
     /// Hands what was linked to maintenance and the counters, under the sequencer's lock.
     pub(crate) fn finish(self) {
+        self.shared.index.add_loaded(self.loaded);
         let counters = &self.shared.counters;
         Counters::add(&counters.keys, self.keys);
         Counters::add(&counters.versions, self.versions);

@@ -89,6 +89,10 @@ impl<T> Decision<T> {
 /// Decides how the database whose log is in `wal_dir` and whose checkpoints are
 /// `checkpoints` (newest first) opens under `mode`, changing nothing. `load` reads a
 /// checkpoint (linking it into a keyspace, for an open; only verifying it, for `inspect`).
+/// `replay_from` forecasts, from a checkpoint's header alone, where its replay starts (or
+/// gives `None`): the log is then surveyed from there while the checkpoint loads, on
+/// another thread, and the survey is kept only if the checkpoint turns out whole with that
+/// position, as the survey taken after the load would have been (both only read).
 ///
 /// # Errors
 /// What the mode refuses: a damaged checkpoint under `Strict`, or with nothing to fall
@@ -98,14 +102,29 @@ pub(crate) fn decide<T>(
     checkpoints: &[PathBuf],
     mode: RecoveryMode,
     log_options: &WalOptions,
+    mut replay_from: impl FnMut(&Path) -> Option<LogPosition>,
     mut load: impl FnMut(&Path) -> Result<(Covers, T)>,
 ) -> Result<Decision<T>> {
     let mut damaged = Vec::new();
     for path in checkpoints {
-        match load(path) {
+        let forecast = replay_from(path);
+        let (loaded, surveyed) = std::thread::scope(|scope| {
+            let surveying = forecast.map(|position| {
+                scope.spawn(move || survey(wal_dir, &with(log_options, mode, position)))
+            });
+            let loaded = load(path);
+            let surveyed = surveying.map(|thread| {
+                thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            (loaded, surveyed)
+        });
+        match loaded {
             Ok((covers, loaded)) => {
                 let log_options = with(log_options, mode, covers.replay_from);
-                let log = survey(wal_dir, &log_options)?;
+                let log = match surveyed {
+                    Some(surveyed) if forecast == Some(covers.replay_from) => surveyed?,
+                    _ => survey(wal_dir, &log_options)?,
+                };
                 return Ok(Decision {
                     checkpoint: Some((covers, loaded)),
                     damaged,
@@ -146,11 +165,19 @@ pub(crate) fn predict(
 ) -> [(RecoveryMode, Result<Recovery>); 3] {
     let paths: Vec<PathBuf> = checkpoints.iter().map(|(path, _)| path.clone()).collect();
     MODES.map(|mode| {
-        let decided = decide(wal_dir, &paths, mode, log_options, |path| {
-            let read = checkpoints.iter().find(|(read, _)| read == path);
-            read.map_or_else(|| Err(missing(path)), |(_, covers)| covers.clone())
-                .map(|covers| (covers, ()))
-        });
+        // Each checkpoint was read already: nothing to overlap the survey with.
+        let decided = decide(
+            wal_dir,
+            &paths,
+            mode,
+            log_options,
+            |_| None,
+            |path| {
+                let read = checkpoints.iter().find(|(read, _)| read == path);
+                read.map_or_else(|| Err(missing(path)), |(_, covers)| covers.clone())
+                    .map(|covers| (covers, ()))
+            },
+        );
         (mode, decided.map(|decision| decision.recovery()))
     })
 }

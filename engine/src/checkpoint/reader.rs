@@ -64,18 +64,7 @@ pub(super) fn read_checkpoint(
         .map_err(|error| Error::io("opening the checkpoint", path, error))?;
     let size = file.size().map_err(|error| Error::io("reading the checkpoint", path, error))?;
     let mut input = Input { file, ahead: Vec::new(), start: 0, offset: 0, size, path };
-    let header: [u8; HEADER_LEN] = input.array("the header is cut short")?;
-    if header[0..8] != MAGIC {
-        return Err(input.corrupt(0, "not a checkpoint (bad magic)"));
-    }
-    if u64::from_le_bytes(word(&header[40..48])) != xxh3_64(&header[0..40]) {
-        return Err(input.corrupt(0, "the header's checksum does not match"));
-    }
-    if u32::from_le_bytes(half(&header[8..12])) != FORMAT_VERSION {
-        return Err(input.corrupt(8, "an unknown format version"));
-    }
-    let version = u64::from_le_bytes(word(&header[16..24]));
-    let replay_from = u64::from_le_bytes(word(&header[24..32]));
+    let (version, replay_from) = input.header()?;
     let (keys, versions, blocks) = match into {
         Some((shared, threads)) if threads > 1 && size >= PARALLEL_BYTES_MIN => {
             link_in_parallel(&mut input, version, shared, threads.min(load::LOAD_THREADS_MAX))?
@@ -105,6 +94,19 @@ pub(super) fn read_checkpoint(
         versions,
         bytes: size,
     })
+}
+
+/// Where replay starts after the checkpoint at `path`, as its header says, if the header
+/// can be read and verified and the checkpoint is large enough to load on several threads
+/// (a smaller one loads faster than another thread starts); the rest of the file is not
+/// read. Only a forecast: it is what [`read_checkpoint`] reports if the whole file turns
+/// out whole.
+pub(super) fn read_replay_from(io: &dyn Io, path: &Path) -> Option<LogPosition> {
+    let file = io.open(path, false, OpenFlags::default()).ok()?;
+    let size = file.size().ok().filter(|size| *size >= PARALLEL_BYTES_MIN)?;
+    let mut input = Input { file, ahead: Vec::new(), start: 0, offset: 0, size, path };
+    let (_, replay_from) = input.header().ok()?;
+    Some(LogPosition::new(replay_from))
 }
 
 /// Reads, verifies and decodes every block up to the end block in this thread, linking
@@ -272,6 +274,23 @@ struct Input<'p> {
 }
 
 impl Input<'_> {
+    /// The file's header, verified: the checkpoint's version and where replay starts.
+    fn header(&mut self) -> Result<(u64, u64)> {
+        let header: [u8; HEADER_LEN] = self.array("the header is cut short")?;
+        if header[0..8] != MAGIC {
+            return Err(self.corrupt(0, "not a checkpoint (bad magic)"));
+        }
+        if u64::from_le_bytes(word(&header[40..48])) != xxh3_64(&header[0..40]) {
+            return Err(self.corrupt(0, "the header's checksum does not match"));
+        }
+        if u32::from_le_bytes(half(&header[8..12])) != FORMAT_VERSION {
+            return Err(self.corrupt(8, "an unknown format version"));
+        }
+        let version = u64::from_le_bytes(word(&header[16..24]));
+        let replay_from = u64::from_le_bytes(word(&header[24..32]));
+        Ok((version, replay_from))
+    }
+
     /// The next block, verified against its checksum (seeded with the checkpoint's
     /// `version`): its offset, entry count and payload; `None` at the end block.
     fn block(&mut self, version: u64) -> Result<Option<(u64, u32, Vec<u8>)>> {
