@@ -208,6 +208,22 @@ mod lock_free {
         (hash as usize & (windows * WINDOW_SLOTS - 1)) / WINDOW_SLOTS
     }
 
+    /// Runs `work` on each of `parts`, each on a thread of its own: the first on the calling
+    /// thread, the others on scoped threads; returns once all are done.
+    fn each_on_a_thread<P: Send>(parts: impl IntoIterator<Item = P>, work: impl Fn(P) + Sync) {
+        let mut parts = parts.into_iter();
+        let here = parts.next();
+        std::thread::scope(|scope| {
+            for part in parts {
+                let work = &work;
+                scope.spawn(move || work(part));
+            }
+            if let Some(here) = here {
+                work(here);
+            }
+        });
+    }
+
     /// The ordered index and the hash index over the same chains.
     ///
     /// Field order matters: `hashed` and `loaded` hold `ChainRef`s into `ordered`, and
@@ -495,18 +511,10 @@ mod lock_free {
             let mut runs: Vec<&mut [(u64, ChainRef)]> =
                 loaded.iter_mut().flat_map(|keys| keys.0.chunks_mut(run_len)).collect();
             let per_thread = runs.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let sort = |runs: &mut [&mut [(u64, ChainRef)]]| {
-                    for run in runs {
-                        run.sort_unstable_by_key(window);
-                    }
-                };
-                let mut parts = runs.chunks_mut(per_thread);
-                let here = parts.next();
-                for part in parts {
-                    scope.spawn(move || sort(part));
+            each_on_a_thread(runs.chunks_mut(per_thread), |runs| {
+                for run in runs {
+                    run.sort_unstable_by_key(window);
                 }
-                sort(here.unwrap_or_default());
             });
             // Thread `t` inserts the keys of windows `t * windows / threads` up to the next
             // thread's first: from each sorted run, the stretch that holds those windows.
@@ -522,14 +530,7 @@ mod lock_free {
                     rest = after;
                 }
             }
-            std::thread::scope(|scope| {
-                let mut parts = stretches.into_iter();
-                let here = parts.next();
-                for part in parts {
-                    scope.spawn(move || self.insert_loaded(part));
-                }
-                self.insert_loaded(here.into_iter().flatten());
-            });
+            each_on_a_thread(stretches, |stretch| self.insert_loaded(stretch));
             debug_assert_eq!(self.hashed.len(), keys, "every created key, once");
         }
 

@@ -242,8 +242,6 @@ impl Shared {
     }
 }
 
-/// Whether `version` is still the newest of `chain`, and no tombstone (no write replaced
-/// it).
 /// How long the reaper leaves the sequencer's lock free between two of its commits.
 #[cfg(not(loom))]
 const LOCK_FREE_BETWEEN_COMMITS: std::time::Duration = std::time::Duration::from_micros(2);
@@ -262,6 +260,8 @@ fn leave_the_lock_free() {
     }
 }
 
+/// Whether `version` is still the newest of `chain`, and no tombstone (no write replaced
+/// it).
 fn is_still_newest(chain: &ChainRef, version: u64, guard: &Guard) -> bool {
     chain.head(guard).is_some_and(|head| head.version() == version && !head.is_tombstone())
 }
