@@ -26,7 +26,8 @@
 //!    of microseconds at a time. The collector instead keeps its own thread pinning and
 //!    collecting until a marker it deferred last has run, so the pass's garbage is freed
 //!    here, off the foreground (bounded by [`DRAIN_MAX`], in case a long reader holds the
-//!    epoch back).
+//!    epoch back). Dropping the database does the same for what is still left
+//!    ([`Shared::free_garbage_left_to_the_epoch`]).
 //!
 //! The collector also measures what open snapshots cost: the bytes of superseded versions
 //! that the retention policy would let go but the horizon keeps (see
@@ -62,6 +63,10 @@ const REMOVALS_PER_LOCK_MAX: usize = 16;
 /// what is left is freed later, by whichever thread pins.
 #[cfg(not(loom))]
 const DRAIN_MAX: Duration = Duration::from_millis(50);
+/// How long dropping a database waits at most for the epoch to run what its passes handed
+/// it (see [`Shared::free_garbage_left_to_the_epoch`]).
+#[cfg(not(loom))]
+const DRAIN_AT_DROP_MAX: Duration = Duration::from_secs(1);
 
 /// The horizons of one pass.
 #[derive(Clone, Copy)]
@@ -148,11 +153,23 @@ impl Shared {
         guard.flush();
         #[cfg(not(loom))]
         if keys_removed > 0 {
-            drain_deferred(guard);
+            drain_deferred(guard, DRAIN_MAX);
         }
         // Loom's epoch twin runs no deferred functions: there is nothing to drain.
         #[cfg(loom)]
         let _ = keys_removed;
+    }
+
+    /// Frees, on this thread, what this database's passes handed to the epoch and no thread
+    /// has freed yet; called when the database is dropped. Left to the epoch, it would be
+    /// freed by whichever thread of the process pins next, a reader of another database
+    /// perhaps, and all at once: the deferred functions that hold the released batches
+    /// hold the list of them too, and once the database is gone the last one to run drops
+    /// every batch in it.
+    pub(crate) fn free_garbage_left_to_the_epoch(&self) {
+        #[cfg(not(loom))]
+        drain_deferred(&mut epoch::pin(), DRAIN_AT_DROP_MAX);
+        drop(std::mem::take(&mut *self.gc.released.lock()));
     }
 
     fn account(&self, gc: &GcState, mut report: GcReport) -> GcReport {
@@ -234,13 +251,13 @@ impl Shared {
 
 /// Pins and collects on this thread until a marker deferred now has run: the global queue
 /// of deferred functions is first in, first out, so by then everything this thread deferred
-/// before it has run too, most of it here. Gives up after [`DRAIN_MAX`].
+/// before it has run too, most of it here. Gives up after `give_up_after`.
 #[cfg(not(loom))]
-fn drain_deferred(guard: &mut Guard) {
+fn drain_deferred(guard: &mut Guard, give_up_after: Duration) {
     let ran = Arc::new(AtomicBool::new(false));
     let marker = Arc::clone(&ran);
     guard.defer(move || marker.store(true, Ordering::Release));
-    let give_up = Instant::now() + DRAIN_MAX;
+    let give_up = Instant::now() + give_up_after;
     let mut round = 0;
     while !ran.load(Ordering::Acquire) && Instant::now() < give_up {
         guard.repin();
