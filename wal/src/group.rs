@@ -78,6 +78,10 @@ pub(crate) struct Pacing {
     /// take, either). Zero: sleep at once.
     #[cfg_attr(loom, allow(dead_code, reason = "loom models never spin: they yield"))]
     pub(crate) wait_spin: Duration,
+    /// Not `sync_every_batch`: the background writer writes at most once per round of this
+    /// long, gathering what is appended meanwhile ([`GroupCommit::round_left`]). Zero: it
+    /// writes as soon as anything is queued.
+    pub(crate) buffered_round: Duration,
 }
 
 /// The shared state of appenders, the writer and waiters.
@@ -137,6 +141,8 @@ struct State<W> {
     last_sync: Instant,
     /// While a batch gathers under `Sync`: when it is written even if not full.
     gather_until: Option<Instant>,
+    /// When the last write (of any writer) ended.
+    last_written_at: Option<Instant>,
 }
 
 /// What the writer is to do next.
@@ -222,6 +228,7 @@ impl<W: Worker> GroupCommit<W> {
                 background_wakes_at: None,
                 expected_records: 1,
                 gather_until: None,
+                last_written_at: None,
                 last_write: Duration::ZERO,
                 last_sync: Instant::now(),
             }),
@@ -301,6 +308,11 @@ impl<W: Worker> GroupCommit<W> {
             if state.pending.is_empty() || state.pending.len() as u64 + len <= self.max_queued_bytes
             {
                 break;
+            }
+            // A background writer gathering its round writes at once for a waiting appender
+            // (`round_left`): wake it.
+            if state.background_wakes_at.take().is_some() {
+                self.background_wake.notify_one();
             }
             state.space_waiters += 1;
             state = self.wait(&self.space, state);
@@ -507,6 +519,7 @@ impl<W: Worker> GroupCommit<W> {
             state.last_sync = Instant::now();
         }
         if records > 0 {
+            state.last_written_at = Some(Instant::now());
             state.expected_records = (records + state.pending_records).max(1);
             state.last_write = took;
             let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
@@ -585,6 +598,10 @@ impl<W: Worker> GroupCommit<W> {
                 // inside the window recovery may cut, whatever the durability.
                 return Plan::Work(Work::Sync { end: LogPosition::new(state.written) });
             }
+            if let Some(left) = self.round_left(state) {
+                // No append wakes it: the round's end, a waiting appender or closing does.
+                return Plan::Sleep { timeout: Some(left), wake_at: u64::MAX };
+            }
             if !sync_every_batch || state.closing {
                 let sync = sync_every_batch || state.closing;
                 return Plan::Work(Work::Write { batch: self.take_batch(state), sync });
@@ -609,6 +626,25 @@ impl<W: Worker> GroupCommit<W> {
         }
         // Closing, with everything written and synced.
         Plan::Stop
+    }
+
+    /// Under `Buffered`, while the background writer's round is not over: how long it still
+    /// gathers appends before it writes them. Nobody waits for those appends (a caller that
+    /// waits for one writes it itself, `lead`), so writing them at once buys nothing but a
+    /// wake-up of this thread per append; with a stream of small commits (the TTL reaper's)
+    /// that was thousands a second, each taking a core from a reader for the write. `None`
+    /// (write now): no round configured, closing, an appender waiting for room, the round
+    /// over, or the interval's sync due first.
+    fn round_left(&self, state: &State<W>) -> Option<Duration> {
+        if self.pacing.sync_every_batch || state.closing || state.space_waiters > 0 {
+            return None;
+        }
+        let since_write = state.last_written_at?.elapsed();
+        let mut left = self.pacing.buffered_round.checked_sub(since_write)?;
+        if state.written > state.durable {
+            left = left.min(self.pacing.interval.checked_sub(state.last_sync.elapsed())?);
+        }
+        Some(left).filter(|left| !left.is_zero())
     }
 
     fn take_batch(&self, state: &mut State<W>) -> Batch {
@@ -664,5 +700,109 @@ impl<W: Worker> GroupCommit<W> {
     /// then has it write its close trailer).
     pub(crate) fn retire(&self) -> Option<W> {
         self.lock().writer.take()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A fake disk that counts the batches written to it.
+    struct CountingDisk(Arc<AtomicU64>);
+
+    impl Worker for CountingDisk {
+        fn perform(&mut self, work: Work) -> Result<Done> {
+            match work {
+                Work::Write { batch, sync } => {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                    let end = batch.end();
+                    Ok(Done {
+                        written: end,
+                        durable: sync.then_some(end),
+                        buffer: Some(batch.bytes),
+                    })
+                }
+                Work::Sync { end } => Ok(Done { written: end, durable: Some(end), buffer: None }),
+            }
+        }
+    }
+
+    /// `Buffered` with a round and an interval far longer than any test.
+    const LONG_ROUNDS: Pacing = Pacing {
+        sync_every_batch: false,
+        interval: Duration::from_secs(600),
+        gather_max: Duration::ZERO,
+        wait_spin: Duration::ZERO,
+        buffered_round: Duration::from_secs(300),
+    };
+
+    /// A group commit over a counting disk, its background writer running.
+    fn buffered(
+        max_queued_bytes: u64,
+    ) -> (Arc<GroupCommit<CountingDisk>>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+        let group = Arc::new(GroupCommit::new(LogPosition::ZERO, max_queued_bytes, LONG_ROUNDS));
+        let batches = Arc::new(AtomicU64::new(0));
+        group.install(CountingDisk(Arc::clone(&batches)));
+        let background = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || group.run_background())
+        };
+        (group, batches, background)
+    }
+
+    /// Waits until `batches` reaches `at_least`, for at most a minute.
+    fn wait_for_batches(batches: &AtomicU64, at_least: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while batches.load(Ordering::SeqCst) < at_least {
+            assert!(Instant::now() < deadline, "the writer never wrote");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_buffered_writer_writes_the_appends_of_one_round_together() {
+        let (group, batches, background) = buffered(1 << 20);
+        // The first append after a quiet spell is written at once...
+        group.append(FrameKind::RECORD, b"first", false).expect("append");
+        wait_for_batches(&batches, 1);
+        // ...and those that follow within the round wait for its end, all together.
+        for _ in 0..100 {
+            group.append(FrameKind::RECORD, b"later", false).expect("append");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(batches.load(Ordering::SeqCst), 1, "an append of the round was written alone");
+        // Closing ends the round: everything is written.
+        group.close();
+        background.join().expect("background writer");
+        assert_eq!(batches.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn no_caller_waits_for_a_buffered_round() {
+        // Room for a few records only: the appends below outrun it.
+        let (group, batches, background) = buffered(256);
+        group.append(FrameKind::RECORD, b"first", false).expect("append");
+        wait_for_batches(&batches, 1);
+        // The writer wakes for this one, finds the round under way, and sleeps through it.
+        group.append(FrameKind::RECORD, b"second", false).expect("append");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(batches.load(Ordering::SeqCst), 1);
+        let started = Instant::now();
+        // An appender waiting for room has the round's batch written at once...
+        for _ in 0..100 {
+            group.append(FrameKind::RECORD, &[7; 40], false).expect("append");
+        }
+        // ...and so does a caller waiting for its record to be durable (it writes it).
+        let position = group.append(FrameKind::RECORD, b"waited for", false).expect("append");
+        group.wait_durable(position).expect("durable");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a caller waited for the round of 300 s"
+        );
+        group.close();
+        background.join().expect("background writer");
     }
 }

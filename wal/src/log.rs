@@ -17,7 +17,7 @@ use crate::reader::LogReader;
 use crate::recovery::{self as recover, RecoveryReport};
 use crate::segments::Segments;
 use crate::stats::WalStats;
-use crate::writer::{Writer, GATHER_MAX};
+use crate::writer::{Writer, BUFFERED_ROUND_MAX, GATHER_MAX};
 use crate::LogPosition;
 
 /// A write-ahead log in a directory: records go in, durable positions come out.
@@ -379,7 +379,13 @@ fn pacing(options: &WalOptions) -> Pacing {
         Durability::Sync => (true, std::time::Duration::ZERO),
         Durability::Buffered { interval } => (false, interval),
     };
-    Pacing { sync_every_batch, interval, gather_max: GATHER_MAX, wait_spin: options.wait_spin }
+    Pacing {
+        sync_every_batch,
+        interval,
+        gather_max: GATHER_MAX,
+        wait_spin: options.wait_spin,
+        buffered_round: BUFFERED_ROUND_MAX.min(interval / 4),
+    }
 }
 
 impl Drop for Wal {

@@ -43,6 +43,10 @@ use crate::LogPosition;
 
 /// The longest a batch waits for committers to join it under `Durability::Sync`.
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(500);
+/// The longest round in which a `Buffered` log's background writer gathers appends before
+/// it writes them (a quarter of the sync interval, if that is shorter): at most a thousand
+/// wake-ups of that thread a second, however many commits.
+pub(crate) const BUFFERED_ROUND_MAX: Duration = Duration::from_millis(1);
 
 /// The open segment and what writes to it.
 #[derive(Debug)]
