@@ -67,7 +67,8 @@ pub(crate) trait Worker: Send {
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Pacing {
     /// `Durability::Sync`: every batch is synced as it is written. Otherwise batches are
-    /// written at once and synced when someone waits, when closing, or every `interval`.
+    /// written once per `buffered_round` (at once when someone waits) and synced when
+    /// someone waits, when closing, or every `interval`.
     pub(crate) sync_every_batch: bool,
     /// The longest a written batch stays unsynced when not `sync_every_batch`.
     pub(crate) interval: Duration,
