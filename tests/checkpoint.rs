@@ -37,6 +37,33 @@ fn checkpoint_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Closes `db`, flips the byte at `offset` of its `newest` checkpoint, reopens it through
+/// `open`, and checks that the open passed the damaged checkpoint over for `older` (one
+/// damaged checkpoint reported) and replayed the log since it: the same version and
+/// contents. Returns the reopened database.
+fn reopen_past_a_damaged_newest_checkpoint(
+    db: Database,
+    newest: &inmem_engine::CheckpointReport,
+    offset: usize,
+    older: &inmem_engine::CheckpointReport,
+    open: impl Fn() -> inmem_engine::Result<Database>,
+) -> Database {
+    let before = contents(&db);
+    let version = db.visible_version();
+    drop(db);
+    let mut bytes = std::fs::read(&newest.path).expect("read");
+    bytes[offset] ^= 1;
+    std::fs::write(&newest.path, &bytes).expect("write");
+
+    let db = open().expect("opens from the older checkpoint and the log since it");
+    assert_eq!(db.visible_version(), version);
+    assert_eq!(contents(&db), before);
+    let recovery = db.recovery().expect("a database on a directory");
+    assert_eq!(recovery.checkpoint.as_ref(), Some(&older.path));
+    assert_eq!(recovery.damaged_checkpoints.len(), 1);
+    db
+}
+
 #[test]
 fn a_reopen_recovers_from_the_checkpoint_and_the_log_after_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,20 +222,9 @@ fn a_damaged_newest_checkpoint_is_passed_over_for_the_one_before_and_reported() 
     }
     let newest = db.checkpoint().expect("checkpoint");
     db.put(b"after", b"both").expect("put");
-    let before = contents(&db);
-    let version = db.visible_version();
-    drop(db);
-    let mut bytes = std::fs::read(&newest.path).expect("read");
-    bytes[60] ^= 1;
-    std::fs::write(&newest.path, &bytes).expect("write");
-
-    let db = open().expect("opens from the older checkpoint and the log since it");
-    assert_eq!(db.visible_version(), version);
-    assert_eq!(contents(&db), before);
+    let db = reopen_past_a_damaged_newest_checkpoint(db, &newest, 60, &older, open);
     let recovery = db.recovery().expect("a database on a directory");
-    assert_eq!(recovery.checkpoint.as_ref(), Some(&older.path));
     assert_eq!(recovery.checkpoint_version, older.version);
-    assert_eq!(recovery.damaged_checkpoints.len(), 1);
     assert!(matches!(
         &recovery.damaged_checkpoints[0],
         Error::CorruptCheckpoint { path, .. } if path == &newest.path
@@ -453,19 +469,9 @@ fn a_damaged_newest_checkpoint_whose_log_survey_ran_beside_its_load_is_passed_ov
     let newest = db.checkpoint().expect("checkpoint");
     assert!(newest.segments_deleted >= 1, "{newest:?}");
     db.put(b"after", b"both").expect("put");
-    let before = contents(&db);
-    let version = db.visible_version();
-    drop(db);
-    let mut bytes = std::fs::read(&newest.path).expect("read");
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 1;
-    std::fs::write(&newest.path, &bytes).expect("write");
-
-    let db = open().expect("opens from the older checkpoint and the log since it");
-    assert_eq!(db.visible_version(), version);
-    assert_eq!(contents(&db), before);
+    let middle = usize::try_from(std::fs::metadata(&newest.path).expect("stat").len() / 2)
+        .expect("a test checkpoint's size fits");
+    let db = reopen_past_a_damaged_newest_checkpoint(db, &newest, middle, &older, open);
     let recovery = db.recovery().expect("a database on a directory");
-    assert_eq!(recovery.checkpoint.as_ref(), Some(&older.path));
-    assert_eq!(recovery.damaged_checkpoints.len(), 1);
     assert!(recovery.log.is_clean(), "{:?}", recovery.log);
 }

@@ -520,7 +520,7 @@ impl<W: Worker> GroupCommit<W> {
             state.last_sync = Instant::now();
         }
         if records > 0 {
-            state.last_written_at = Some(Instant::now());
+            state.last_written_at = Some(started + took);
             state.expected_records = (records + state.pending_records).max(1);
             state.last_write = took;
             let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
