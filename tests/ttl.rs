@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{eventually, open, open_quiet, owned};
-use inmem_engine::{Bytes, Database, Isolation, Options, TransactionOptions};
+use inmem_engine::{Bytes, Database, Durability, Isolation, Options, TransactionOptions};
 
 /// Short enough to wait for, long enough that the reads right after the write come first.
 const SHORT_TTL: Duration = Duration::from_millis(40);
@@ -320,5 +320,40 @@ fn the_reaper_racing_with_writers_never_erases_a_newer_value_nor_causes_a_confli
     assert_eq!(db.snapshot().prefix(b"w").count() as u64, 2 * KEYS_PER_WRITER);
     for record in db.history(b"w0/00", 1, None).expect("history") {
         assert!(!record.reaped && record.expires_at_ms.is_none(), "the newest is the user's");
+    }
+}
+
+#[test]
+fn the_reaper_writes_a_slice_of_its_commits_to_the_log_at_once() {
+    let durabilities = [Durability::Sync, Durability::Buffered { interval: LONG_TTL }];
+    for durability in durabilities {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let options = Options::default()
+            .durability(durability)
+            .maintenance_interval(LONG_TTL)
+            .checkpoint_log_bytes(0);
+        let db = Database::open(dir.path(), options).expect("opens");
+        let keys: Vec<[u8; 8]> = (0..1_000_u64).map(u64::to_le_bytes).collect();
+        db.transaction(|txn| {
+            for key in &keys {
+                txn.put_with_ttl(key, b"v", SHORT_TTL)?;
+            }
+            Ok(())
+        })
+        .expect("commits");
+        for key in &keys {
+            wait_until_expired(&db, key);
+        }
+        let before = db.stats().log.expect("a log");
+        assert_eq!(db.reap_expired(), 1_000);
+        let after = db.stats().log.expect("a log");
+        // 1,000 tombstones, 16 to a commit, all in one slice: 63 records, one write.
+        assert_eq!(after.appends - before.appends, 63, "{durability:?}");
+        assert_eq!(after.batches - before.batches, 1, "{durability:?}: one write per slice");
+        let syncs = after.fsyncs - before.fsyncs;
+        match durability {
+            Durability::Sync => assert_eq!(syncs, 1, "one sync per slice"),
+            _ => assert_eq!(syncs, 0, "a Buffered log syncs with its interval"),
+        }
     }
 }

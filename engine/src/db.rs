@@ -135,6 +135,7 @@ impl Database {
     /// [`Error::InvalidOption`] if an option is out of range.
     pub fn with_options(options: Options) -> Result<Database> {
         options.validate()?;
+        crate::allocator::tune(&options);
         Database::start(Shared::new(options), None)
     }
 
@@ -181,6 +182,7 @@ impl Database {
         log_options: WalOptions,
     ) -> Result<Database> {
         options.validate()?;
+        crate::allocator::tune(&options);
         let one_key = options.limits.key_bytes_max as u64
             + (crate::record::HEADER_LEN + crate::record::WRITE_OVERHEAD) as u64;
         if log_options.max_record_bytes < one_key {
@@ -502,6 +504,7 @@ impl Database {
             expirations_reaped: Counters::get(&counters.expirations_reaped),
             background_checkpoints: Counters::get(&counters.checkpoints),
             background_checkpoint_failures: Counters::get(&counters.checkpoint_failures),
+            log: shared.log.as_ref().map(|log| log.wal.stats()),
         }
     }
 

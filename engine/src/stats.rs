@@ -74,6 +74,9 @@ pub struct Stats {
     pub background_checkpoints: u64,
     /// Background checkpoints that failed (each is tried again at the next round).
     pub background_checkpoint_failures: u64,
+    /// The log's counters since the database was opened (records, write batches,
+    /// fdatasyncs); `None` without a log.
+    pub log: Option<inmem_wal::WalStats>,
 }
 
 /// The oldest open snapshot, as [`Stats::oldest_snapshot`] reports it.

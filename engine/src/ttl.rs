@@ -11,6 +11,11 @@
 //! version is still the newest of its key (checked under the sequencer's lock, so any user
 //! write that got there first wins), and validation ignores its tombstones, so it never
 //! makes a user transaction conflict.
+//!
+//! With a log, it appends the records of a run of its commits and then waits once, for the
+//! last, writing them itself (`Shared::append_maintenance`): one write, and in a `Sync`
+//! database one sync, per run of [`LOGGED_COMMITS_PER_WAIT`] commits, and no other thread
+//! woken for them.
 
 use std::cmp::Reverse;
 use std::ops::ControlFlow;
@@ -26,7 +31,9 @@ use crate::shared::Shared;
 use crate::stats::Counters;
 use crate::sync::epoch::{self, Guard, Owned};
 use crate::sync::Ordering;
+use crate::txn::commit::Unsettled;
 use crate::version::{Origin, VersionNode};
+use crate::visible::COMMITS_IN_FLIGHT_MAX;
 
 /// Tombstones written per hold of the sequencer's lock (one commit) in memory, so commits
 /// wait at most that long: each costs a check and a link, a few hundred nanoseconds, and a
@@ -39,6 +46,20 @@ const REAPS_PER_COMMIT_MAX: usize = 4;
 const REAPS_PER_LOGGED_COMMIT_MAX: usize = 16;
 /// Tombstones the reaper writes per turn at the maintenance gate (`gate.rs`).
 const REAPS_PER_SLICE: usize = 1024;
+/// With a log, the reaper's commits appended before it waits for them, all at once: more
+/// than a slice takes (so one wait per slice), and a quarter of the commits the visible
+/// version lets be in flight, so that those of its own parked for their sync never fill
+/// them (the sequencer would wait for room that only their sync makes).
+const LOGGED_COMMITS_PER_WAIT: u64 = COMMITS_IN_FLIGHT_MAX / 4;
+
+/// Maintenance commits made and not yet waited for (with a log); their tombstones count
+/// once the wait returns.
+#[derive(Default)]
+struct Run {
+    tombstones: u64,
+    commits: u64,
+    last: Option<Unsettled>,
+}
 
 impl Shared {
     /// Replaces every expired newest version by a tombstone, in slices of at most
@@ -89,7 +110,8 @@ impl Shared {
     /// Replaces, in commits of at most [`REAPS_PER_COMMIT_MAX`] (with a log
     /// [`REAPS_PER_LOGGED_COMMIT_MAX`], each fitting one log record), every
     /// `(chain, version)` whose newest version is still `version` by a maintenance
-    /// tombstone; returns how many it wrote.
+    /// tombstone; returns how many it wrote, once they are as durable as the log makes
+    /// commits (waiting once per [`LOGGED_COMMITS_PER_WAIT`] commits).
     fn commit_tombstones_batched(&self, doomed: &[(ChainRef, u64)], guard: &Guard) -> u64 {
         // Each batch also fits one log record: a key's tombstone takes 5 bytes and the key
         // (the record's header, 12), and `Database::open` checks that the longest key fits.
@@ -97,6 +119,7 @@ impl Shared {
         let per_commit =
             if self.log.is_some() { REAPS_PER_LOGGED_COMMIT_MAX } else { REAPS_PER_COMMIT_MAX };
         let mut written = 0;
+        let mut run = Run::default();
         let mut rest = doomed;
         while !rest.is_empty() {
             let mut bytes = record::HEADER_LEN as u64;
@@ -110,20 +133,36 @@ impl Shared {
                 len += 1;
             }
             let (batch, later) = rest.split_at(len);
-            written += self.commit_tombstones(batch, guard);
+            self.commit_tombstones(batch, guard, &mut run);
+            if run.commits >= LOGGED_COMMITS_PER_WAIT {
+                written += self.settle(&mut run);
+            }
             rest = later;
             if !rest.is_empty() {
                 leave_the_lock_free();
             }
         }
-        written
+        written + self.settle(&mut run)
+    }
+
+    /// Waits for the commits of `run` (see `Shared::settle_maintenance`) and returns how
+    /// many tombstones they wrote: none if the wait failed (the database is poisoned).
+    fn settle(&self, run: &mut Run) -> u64 {
+        let Run { tombstones, last, .. } = std::mem::take(run);
+        let (Some(log), Some(last)) = (&self.log, last) else {
+            return tombstones;
+        };
+        match self.settle_maintenance(log, last) {
+            Ok(()) => tombstones,
+            Err(_) => 0,
+        }
     }
 
     /// Commits maintenance tombstones over the versions of `batch` that are still the
-    /// newest of their keys, in one commit; returns how many it wrote.
-    fn commit_tombstones(&self, batch: &[(ChainRef, u64)], guard: &Guard) -> u64 {
+    /// newest of their keys, in one commit, and adds it to `run`.
+    fn commit_tombstones(&self, batch: &[(ChainRef, u64)], guard: &Guard, run: &mut Run) {
         if self.check_not_poisoned().is_err() {
-            return 0;
+            return;
         }
         let tombstones: Vec<Owned<VersionNode>> =
             batch.iter().map(|_| Owned::new(VersionNode::tombstone(Origin::Reaper))).collect();
@@ -135,7 +174,7 @@ impl Shared {
             .map(|((chain, _), tombstone)| (chain, tombstone))
             .collect();
         if still.is_empty() {
-            return 0;
+            return;
         }
         let version = self.take_version(&mut state);
         let written = still.len() as u64;
@@ -148,24 +187,30 @@ impl Shared {
             }
             self.link(&mut state, key, tombstone, guard);
         }
+        run.commits += 1;
         let Some(log) = &self.log else {
             self.finish_in_memory(version);
             drop(state);
             // In memory, it finished under the lock: it is visible.
-            return written;
+            run.tombstones += written;
+            return;
         };
-        drop(state);
-        // Encoded after the sequencer: which keys it covers is known only under its lock.
+        // Encoded under the lock: which keys it covers is known only there. Appended under
+        // it too, so that every later commit's record comes after this one in the log: a
+        // `Sync` commit's own sync then covers it, and never waits for the reaper's wait
+        // to make it visible.
         keys.sort_unstable();
         let maintenance_tombstone = VersionNode::tombstone(Origin::Reaper);
         // Keys within the key limit, at most a thousand of them, fitting the record limit
         // (see `commit_tombstones_batched`).
         let record =
             record::encode(keys.iter().map(|key| (key.as_slice(), &maintenance_tombstone)));
+        let appended = self.append_maintenance(log, record, version);
+        drop(state);
         // A failure poisons the database: nothing more is reaped or committed.
-        match self.finish_logged(log, record, version, log.durability) {
-            Ok(()) => written,
-            Err(_) => 0,
+        if let Ok(appended) = appended {
+            run.tombstones += written;
+            run.last = Some(appended);
         }
     }
 

@@ -16,8 +16,14 @@
 //!   `Durability::Sync` a batch first fills, for a little while, with the committers a
 //!   steady load brings back ([`GroupCommit::still_gathering`]): its waiters yield and
 //!   look again, and the one that completes it, or finds the wait over, leads;
+//! - a caller that waits for its record to be *written* ([`GroupCommit::wait_written`]:
+//!   the engine's maintenance, a run of records at a time) leads the same way, but writes
+//!   without a sync under `Buffered`, leaving that to the interval (or syncing first, if
+//!   the unsynced bytes would pass one batch's worth);
 //! - the **background writer** thread does what no waiter asked for: appends nobody waits
-//!   on, `Buffered` writes and interval syncs, and the final flush when the log closes.
+//!   on, `Buffered` writes and interval syncs, a queue full of records whose appender has
+//!   yet to wait for them (an appender waits for room), and the final flush when the log
+//!   closes.
 //!
 //! An appender encodes its frame into `pending` under the lock and takes the next position;
 //! it waits on `space` while `pending` is full. It wakes the background writer when the
@@ -134,6 +140,9 @@ struct State<W> {
     /// While the background writer sleeps: how many queued records make an append wake it
     /// (1 when it is idle; the batch it gathers for when it waits for committers).
     background_wakes_at: Option<u64>,
+    /// While the background writer sleeps: whether on a timer, after which it looks at
+    /// the state again (and so finds an unsynced write without being woken for it).
+    background_timed: bool,
     /// Records expected in the next batch: those of the last one and those queued while it
     /// was written, which is how many committers a steady load brings back.
     expected_records: u64,
@@ -227,6 +236,7 @@ impl<W: Worker> GroupCommit<W> {
                 closing: false,
                 space_waiters: 0,
                 background_wakes_at: None,
+                background_timed: false,
                 expected_records: 1,
                 gather_until: None,
                 last_written_at: None,
@@ -383,6 +393,59 @@ impl<W: Worker> GroupCommit<W> {
         }
     }
 
+    /// Returns once the frame at `position`, which has been appended (to be waited for:
+    /// `then_wait`), is written, synced or not: the caller writes it itself when nobody
+    /// else is writing, so the background writer is not woken for it. Under `Sync` that
+    /// write is synced, as every batch is; otherwise it is synced with the next interval,
+    /// or first, if the unsynced bytes would exceed one batch's worth.
+    ///
+    /// For a caller with a stream of commits that must not wake a third thread: the TTL
+    /// reaper, whose records a background writer woken for each would take a core from
+    /// a reader every time.
+    pub(crate) fn wait_written(&self, position: LogPosition) -> Result<()> {
+        let needed = position.get();
+        loop {
+            let seen = self.durable_changed.epoch();
+            let mut state = self.lock();
+            if let Some(failure) = &state.failure {
+                return Err(Error::Failed { cause: Box::new(failure.clone()) });
+            }
+            if state.written > needed {
+                return Ok(());
+            }
+            if needed >= state.next {
+                return Err(Error::OutOfRange {
+                    position,
+                    first: LogPosition::ZERO,
+                    end: LogPosition::new(state.next),
+                });
+            }
+            let Some(writer) = state.writer.take() else {
+                // Its holder wakes the waiters when it hands the token back.
+                drop(state);
+                if !self.spin_until_moved(seen) {
+                    self.durable_changed.wait(seen);
+                }
+                continue;
+            };
+            let unsynced = state.written - state.durable;
+            let work = if !self.pacing.sync_every_batch
+                && unsynced > 0
+                && unsynced + state.pending.len() as u64 > self.max_queued_bytes
+            {
+                // The background writer's bound (`plan`): sync what is written first.
+                Work::Sync { end: LogPosition::new(state.written) }
+            } else {
+                Work::Write {
+                    batch: self.take_batch(&mut state),
+                    sync: self.pacing.sync_every_batch,
+                }
+            };
+            drop(state);
+            self.perform(writer, work);
+        }
+    }
+
     /// Yields the CPU until the durable end moves past epoch `seen` (or the log fails, or
     /// the token comes back), for no longer than two writes' time nor `wait_spin`. Says
     /// whether the epoch moved.
@@ -533,8 +596,14 @@ impl<W: Worker> GroupCommit<W> {
             }
         }
         state.writer = Some(writer);
-        let wake_background =
-            state.background_wakes_at.is_some() && Self::background_has_work(&state);
+        // A write left unsynced (`wait_written`) is the background writer's to sync with
+        // the interval: a timed sleep finds it; an untimed one must be woken.
+        let only_a_sync_due = !state.closing
+            && (state.pending.is_empty() || !state.pending_unwaited)
+            && state.background_timed;
+        let wake_background = state.background_wakes_at.is_some()
+            && Self::background_has_work(&state)
+            && !only_a_sync_due;
         if wake_background {
             state.background_wakes_at = None;
         }
@@ -546,11 +615,13 @@ impl<W: Worker> GroupCommit<W> {
     }
 
     /// Whether the background writer has something to do now or on a timer: appends nobody
-    /// waits for, syncs of written data, closing. (Appends whose callers wait are written by
-    /// those callers.)
+    /// waits for, syncs of written data, closing; and a full queue that an appender waits
+    /// for room in, whoever appended what it holds. (Appends whose callers wait are written
+    /// by those callers, but a caller may append a run of them before it waits, and then
+    /// itself wait for room: see [`GroupCommit::wait_written`].)
     fn background_has_work(state: &State<W>) -> bool {
         state.closing
-            || (!state.pending.is_empty() && state.pending_unwaited)
+            || (!state.pending.is_empty() && (state.pending_unwaited || state.space_waiters > 0))
             || state.written > state.durable
     }
 
@@ -563,6 +634,7 @@ impl<W: Worker> GroupCommit<W> {
                 Plan::Stop => return,
                 Plan::Sleep { timeout, wake_at } => {
                     state.background_wakes_at = Some(wake_at);
+                    state.background_timed = timeout.is_some();
                     state = self.wait_for(&self.background_wake, state, timeout);
                     state.background_wakes_at = None;
                 }
@@ -603,7 +675,8 @@ impl<W: Worker> GroupCommit<W> {
                 // No append wakes it: the round's end, a waiting appender or closing does.
                 return Plan::Sleep { timeout: Some(left), wake_at: u64::MAX };
             }
-            if !sync_every_batch || state.closing {
+            // An appender waiting for room is not kept waiting for a batch to fill.
+            if !sync_every_batch || state.closing || state.space_waiters > 0 {
                 let sync = sync_every_batch || state.closing;
                 return Plan::Work(Work::Write { batch: self.take_batch(state), sync });
             }
@@ -760,6 +833,127 @@ mod tests {
         while batches.load(Ordering::SeqCst) < at_least {
             assert!(Instant::now() < deadline, "the writer never wrote");
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A fake disk that keeps what a crash could tear (written, not synced) and checks,
+    /// at every write, that it stays within `bound`.
+    struct Ledger {
+        bound: u64,
+        unsynced: u64,
+        batches: Arc<AtomicU64>,
+    }
+
+    impl Worker for Ledger {
+        fn perform(&mut self, work: Work) -> Result<Done> {
+            match work {
+                Work::Write { batch, sync } => {
+                    self.batches.fetch_add(1, Ordering::SeqCst);
+                    self.unsynced = if sync { 0 } else { self.unsynced + batch.bytes.len() as u64 };
+                    assert!(self.unsynced <= self.bound, "{} bytes unsynced", self.unsynced);
+                    let end = batch.end();
+                    Ok(Done {
+                        written: end,
+                        durable: sync.then_some(end),
+                        buffer: Some(batch.bytes),
+                    })
+                }
+                Work::Sync { end } => {
+                    self.unsynced = 0;
+                    Ok(Done { written: end, durable: Some(end), buffer: None })
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_caller_that_waits_for_its_write_writes_it_itself_unsynced() {
+        // No background writer runs: only the caller can write.
+        let group = GroupCommit::new(LogPosition::ZERO, 1 << 20, LONG_ROUNDS);
+        let batches = Arc::new(AtomicU64::new(0));
+        group.install(Ledger { bound: 1 << 20, unsynced: 0, batches: Arc::clone(&batches) });
+        for round in 1..=3 {
+            let position = group.append(FrameKind::RECORD, b"tombstones", true).expect("append");
+            group.wait_written(position).expect("written");
+            assert_eq!(batches.load(Ordering::SeqCst), round);
+        }
+        assert_eq!(group.durable(), LogPosition::ZERO, "a Buffered write waits for its sync");
+    }
+
+    #[test]
+    fn a_caller_writing_itself_keeps_the_unsynced_bytes_within_one_batch() {
+        // Room for a few records: those written unsynced soon reach the bound, and the
+        // caller syncs them before it writes more (the `Ledger` checks every write).
+        let bound = 256;
+        let group = GroupCommit::new(LogPosition::ZERO, bound, LONG_ROUNDS);
+        let batches = Arc::new(AtomicU64::new(0));
+        group.install(Ledger { bound, unsynced: 0, batches: Arc::clone(&batches) });
+        for _ in 0..100 {
+            let position = group.append(FrameKind::RECORD, &[7; 40], true).expect("append");
+            group.wait_written(position).expect("written");
+        }
+        assert_eq!(batches.load(Ordering::SeqCst), 100);
+        assert!(group.durable() > LogPosition::ZERO, "nothing was synced");
+    }
+
+    #[test]
+    fn what_a_caller_wrote_itself_is_synced_with_the_interval() {
+        let pacing = Pacing { interval: Duration::from_millis(5), ..LONG_ROUNDS };
+        let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 1 << 20, pacing));
+        let batches = Arc::new(AtomicU64::new(0));
+        group.install(Ledger { bound: 1 << 20, unsynced: 0, batches: Arc::clone(&batches) });
+        let background = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || group.run_background())
+        };
+        // The background writer sleeps with nothing to do, and is woken by the write it
+        // must sync: none of these appends wakes it.
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..3 {
+            let position = group.append(FrameKind::RECORD, b"tombstones", true).expect("append");
+            group.wait_written(position).expect("written");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while group.durable() <= position {
+                assert!(Instant::now() < deadline, "a written record was never synced");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        group.close();
+        background.join().expect("background writer");
+    }
+
+    #[test]
+    fn a_queue_full_of_records_their_appender_has_yet_to_wait_for_is_written_for_room() {
+        for sync_every_batch in [true, false] {
+            // Room for a few records. One caller appends a run of records it means to wait
+            // for, all at once, later (as the reaper does): the queue fills with them while
+            // it still appends, and nobody else is there to write them.
+            let pacing = Pacing { sync_every_batch, ..LONG_ROUNDS };
+            let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 256, pacing));
+            let batches = Arc::new(AtomicU64::new(0));
+            group.install(CountingDisk(Arc::clone(&batches)));
+            let background = {
+                let group = Arc::clone(&group);
+                std::thread::spawn(move || group.run_background())
+            };
+            let (done, finished) = std::sync::mpsc::channel();
+            let appender = {
+                let group = Arc::clone(&group);
+                std::thread::spawn(move || {
+                    let mut last = LogPosition::ZERO;
+                    for _ in 0..100 {
+                        last = group.append(FrameKind::RECORD, &[7; 40], true).expect("append");
+                    }
+                    group.wait_written(last).expect("written");
+                    done.send(()).expect("the test waits");
+                })
+            };
+            let waited = finished.recv_timeout(Duration::from_secs(60));
+            assert!(waited.is_ok(), "the appender waited for room forever");
+            appender.join().expect("appender");
+            assert!(batches.load(Ordering::SeqCst) > 1, "the queue never filled");
+            group.close();
+            background.join().expect("background writer");
         }
     }
 

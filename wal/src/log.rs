@@ -200,6 +200,39 @@ impl Wal {
         self.group.wait_durable(position)
     }
 
+    /// Returns once the record at `position`, appended with [`Wal::append_to_wait`], is
+    /// written to the file, synced or not: the caller writes it itself if nobody else is
+    /// writing, so no thread is woken for it. Under [`Durability::Sync`] that write is
+    /// synced too; under [`Durability::Buffered`] it is synced with the interval, as an
+    /// [`Wal::append`]ed record would be.
+    ///
+    /// For a stream of appends whose caller would rather spend its own time writing them
+    /// than have the background writer woken (and take a core) for each: the engine's
+    /// TTL reaper.
+    ///
+    /// ```
+    /// # fn main() -> inmem_wal::Result<()> {
+    /// use std::time::Duration;
+    /// use inmem_wal::{Durability, FrameKind, Wal, WalOptions};
+    ///
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let options = WalOptions {
+    ///     durability: Durability::Buffered { interval: Duration::from_millis(10) },
+    ///     ..WalOptions::default()
+    /// };
+    /// let wal = Wal::open(dir.path(), options)?;
+    /// let position = wal.append_to_wait(FrameKind::RECORD, b"tombstones")?;
+    /// wal.wait_written(position)?;
+    /// assert_eq!(wal.stats().batches, 1, "written, by this thread");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Wal::wait_durable`].
+    pub fn wait_written(&self, position: LogPosition) -> Result<()> {
+        self.group.wait_written(position)
+    }
+
     /// Returns once everything appended before `end` (a [`Wal::end_position`] read
     /// earlier) is durable: the records of other appenders included.
     ///

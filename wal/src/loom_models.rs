@@ -5,7 +5,9 @@
 //! "disk" holds the log. Committers lead batches and the background writer runs beside
 //! them. The models check that no waiter is released before its position is on the disk,
 //! that no wake-up is lost (loom reports a deadlock if a waiter sleeps forever), and that
-//! after a failure nothing more is acknowledged.
+//! after a failure nothing more is acknowledged; and, under `Buffered`, that a caller
+//! writing its own record ([`GroupCommit::wait_written`]) is released only once it is
+//! written and leaves nothing unsynced when the log closes.
 
 use std::time::Duration;
 
@@ -26,6 +28,10 @@ const PACING: Pacing = Pacing {
     wait_spin: Duration::ZERO,
     buffered_round: Duration::ZERO,
 };
+
+/// `Durability::Buffered`, without rounds and with a zero interval (no timed sleep): every
+/// unsynced write is the background writer's to sync at once.
+const BUFFERED: Pacing = Pacing { sync_every_batch: false, ..PACING };
 
 /// A fake disk: an atomic that says how far it holds the log. Fails the `fail_batch`-th
 /// batch (counting from 1).
@@ -59,7 +65,14 @@ impl Worker for Disk {
 fn log(
     fail_batch: Option<u32>,
 ) -> (Arc<GroupCommit<Disk>>, Arc<AtomicU64>, loom::thread::JoinHandle<()>) {
-    let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 1 << 20, PACING));
+    paced(fail_batch, PACING)
+}
+
+fn paced(
+    fail_batch: Option<u32>,
+    pacing: Pacing,
+) -> (Arc<GroupCommit<Disk>>, Arc<AtomicU64>, loom::thread::JoinHandle<()>) {
+    let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 1 << 20, pacing));
     let disk = Arc::new(AtomicU64::new(0));
     group.install(Disk { disk: Arc::clone(&disk), fail_batch, batches: 0 });
     let background = {
@@ -133,5 +146,33 @@ fn loom_after_a_failed_write_nothing_more_is_acknowledged() {
             group.append(FrameKind::RECORD, b"y", false).is_err(),
             "a failed log takes appends"
         );
+    });
+}
+
+#[test]
+fn loom_a_caller_writing_its_own_record_is_released_once_it_is_written() {
+    loom::model(|| {
+        let (group, disk, background) = paced(None, BUFFERED);
+        // One caller writes its own record, the other waits for its to be durable.
+        let writers: Vec<_> = (0..2)
+            .map(|index| {
+                let (group, disk) = (Arc::clone(&group), Arc::clone(&disk));
+                loom::thread::spawn(move || {
+                    let position = group.append(FrameKind::RECORD, b"x", true)?;
+                    if index == 0 {
+                        group.wait_written(position)?;
+                    } else {
+                        group.wait_registered(position)?;
+                    }
+                    released(position, &disk)
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("caller").expect("written");
+        }
+        group.close();
+        background.join().expect("background writer");
+        assert_eq!(group.durable(), group.end(), "the log closed with writes unsynced");
     });
 }

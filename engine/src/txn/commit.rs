@@ -259,6 +259,17 @@ impl Shared {
     }
 }
 
+/// How long a run of maintenance commits in a `Sync` database waits for the application's
+/// commits to sync its records before syncing them itself.
+const MAINTENANCE_SYNC_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A maintenance commit whose record is appended to the log and not yet waited for
+/// ([`Shared::append_maintenance`]).
+pub(crate) struct Unsettled {
+    version: CommitVersion,
+    position: LogPosition,
+}
+
 /// The record of a commit, encoded before the sequencer.
 ///
 /// # Errors
@@ -316,5 +327,56 @@ impl Shared {
             log.wal.wait_durable_before(end).map_err(|error| failed("syncing a commit", error))?;
         }
         Ok(())
+    }
+
+    /// Appends the record of the engine's maintenance commit `version` (the reaper's
+    /// tombstones) without waiting for it: visible at once under `Buffered`, parked
+    /// until durable under `Sync`. Its committer appends a run of them, then waits once
+    /// for the last ([`Shared::settle_maintenance`]), writing the run itself: one write (and
+    /// one sync) per run instead of one per commit, and no other thread woken for them. A
+    /// stream of small commits handed to the log's background writer woke it again and
+    /// again, and each sync's completion is an interrupt: either takes a core from the
+    /// application's readers. A failure poisons the database.
+    pub(crate) fn append_maintenance(
+        &self,
+        log: &Log,
+        mut record: Vec<u8>,
+        version: CommitVersion,
+    ) -> Result<Unsettled> {
+        record::set_version(&mut record, version);
+        let position = log.wal.append_to_wait(record::COMMIT, &record).map_err(|error| {
+            self.poison();
+            Error::log("committing", error)
+        })?;
+        if log.durability == Durability::Sync {
+            self.visible.park(version, LogPosition::new(position.get() + 1));
+        } else {
+            self.visible.finish(version);
+        }
+        Ok(Unsettled { version, position })
+    }
+
+    /// Waits until every maintenance commit appended up to `last` is as durable as the log
+    /// makes commits (written under `Buffered`, synced under `Sync`) and visible; the
+    /// caller writes them itself if no one else is writing. A failure poisons the database.
+    pub(crate) fn settle_maintenance(&self, log: &Log, last: Unsettled) -> Result<()> {
+        let failed = |error: inmem_wal::Error| {
+            self.poison();
+            Error::log("committing", error)
+        };
+        if log.durability == Durability::Sync {
+            if log.wal.durable_position() <= last.position {
+                // Its records are queued ahead of every later commit's: an application
+                // committing meanwhile syncs them with its own, and then this sync, a
+                // flush of the disk's cache that the application's would queue behind,
+                // is not needed.
+                std::thread::sleep(MAINTENANCE_SYNC_PATIENCE);
+            }
+            log.wal.wait_durable(last.position).map_err(failed)?;
+            self.visible.announce(|| log.wal.durable_position());
+        } else {
+            log.wal.wait_written(last.position).map_err(failed)?;
+        }
+        self.wait_visible(last.version)
     }
 }
