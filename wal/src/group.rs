@@ -599,7 +599,7 @@ impl<W: Worker> GroupCommit<W> {
         // A write left unsynced (`wait_written`) is the background writer's to sync with
         // the interval: a timed sleep finds it; an untimed one must be woken.
         let only_a_sync_due = !state.closing
-            && (state.pending.is_empty() || !state.pending_unwaited)
+            && (state.pending.is_empty() || (!state.pending_unwaited && state.space_waiters == 0))
             && state.background_timed;
         let wake_background = state.background_wakes_at.is_some()
             && Self::background_has_work(&state)
