@@ -428,12 +428,7 @@ impl<W: Worker> GroupCommit<W> {
                 }
                 continue;
             };
-            let unsynced = state.written - state.durable;
-            let work = if !self.pacing.sync_every_batch
-                && unsynced > 0
-                && unsynced + state.pending.len() as u64 > self.max_queued_bytes
-            {
-                // The background writer's bound (`plan`): sync what is written first.
+            let work = if self.must_sync_before_writing(&state) {
                 Work::Sync { end: LogPosition::new(state.written) }
             } else {
                 Work::Write {
@@ -598,12 +593,9 @@ impl<W: Worker> GroupCommit<W> {
         state.writer = Some(writer);
         // A write left unsynced (`wait_written`) is the background writer's to sync with
         // the interval: a timed sleep finds it; an untimed one must be woken.
-        let only_a_sync_due = !state.closing
-            && (state.pending.is_empty() || (!state.pending_unwaited && state.space_waiters == 0))
-            && state.background_timed;
         let wake_background = state.background_wakes_at.is_some()
-            && Self::background_has_work(&state)
-            && !only_a_sync_due;
+            && (Self::background_has_work_now(&state)
+                || (state.written > state.durable && !state.background_timed));
         if wake_background {
             state.background_wakes_at = None;
         }
@@ -620,9 +612,14 @@ impl<W: Worker> GroupCommit<W> {
     /// by those callers, but a caller may append a run of them before it waits, and then
     /// itself wait for room: see [`GroupCommit::wait_written`].)
     fn background_has_work(state: &State<W>) -> bool {
+        Self::background_has_work_now(state) || state.written > state.durable
+    }
+
+    /// [`GroupCommit::background_has_work`] but the sync of written data, which can wait
+    /// for the interval.
+    fn background_has_work_now(state: &State<W>) -> bool {
         state.closing
             || (!state.pending.is_empty() && (state.pending_unwaited || state.space_waiters > 0))
-            || state.written > state.durable
     }
 
     /// Runs the background writer until the log closes or fails.
@@ -662,13 +659,7 @@ impl<W: Worker> GroupCommit<W> {
         }
         let sync_every_batch = self.pacing.sync_every_batch;
         if !state.pending.is_empty() {
-            let unsynced = state.written - state.durable;
-            if !sync_every_batch
-                && unsynced > 0
-                && unsynced + state.pending.len() as u64 > self.max_queued_bytes
-            {
-                // Never more than one batch's worth unsynced: what a crash can tear stays
-                // inside the window recovery may cut, whatever the durability.
+            if self.must_sync_before_writing(state) {
                 return Plan::Work(Work::Sync { end: LogPosition::new(state.written) });
             }
             if let Some(left) = self.round_left(state) {
@@ -700,6 +691,16 @@ impl<W: Worker> GroupCommit<W> {
         }
         // Closing, with everything written and synced.
         Plan::Stop
+    }
+
+    /// Whether what is written and unsynced must be synced before `pending` is written
+    /// unsynced after it: never more than one batch's worth unsynced, so that what a crash
+    /// can tear stays inside the window recovery may cut, whatever the durability.
+    fn must_sync_before_writing(&self, state: &State<W>) -> bool {
+        let unsynced = state.written - state.durable;
+        !self.pacing.sync_every_batch
+            && unsynced > 0
+            && unsynced + state.pending.len() as u64 > self.max_queued_bytes
     }
 
     /// Under `Buffered`, while the background writer's round is not over: how long it still

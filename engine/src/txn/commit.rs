@@ -300,10 +300,6 @@ impl Shared {
         durability: Durability,
     ) -> Result<()> {
         record::set_version(&mut record, version);
-        let failed = |doing: &'static str, error: inmem_wal::Error| {
-            self.poison();
-            Error::log(doing, error)
-        };
         if log.durability == Durability::Sync {
             // This thread waits for it, and so writes it or joins a batch: no hand-off to
             // the background writer. Parked before the wait, the commit is made visible by
@@ -311,12 +307,14 @@ impl Shared {
             let position = log
                 .wal
                 .append_to_wait(record::COMMIT, &record)
-                .map_err(|error| failed("committing", error))?;
+                .map_err(|error| self.log_failed("committing", error))?;
             self.visible.park(version, LogPosition::new(position.get() + 1));
-            log.wal.wait_durable(position).map_err(|error| failed("committing", error))?;
+            log.wal.wait_durable(position).map_err(|error| self.log_failed("committing", error))?;
             self.visible.announce(|| log.wal.durable_position());
         } else {
-            log.wal.append(record::COMMIT, &record).map_err(|error| failed("committing", error))?;
+            log.wal
+                .append(record::COMMIT, &record)
+                .map_err(|error| self.log_failed("committing", error))?;
             self.visible.finish(version);
         }
         self.wait_visible(version)?;
@@ -324,7 +322,9 @@ impl Shared {
             // Every commit up to this one is visible, so appended: waiting for the log's
             // end as it is now covers all of their records.
             let end: LogPosition = log.wal.end_position();
-            log.wal.wait_durable_before(end).map_err(|error| failed("syncing a commit", error))?;
+            log.wal
+                .wait_durable_before(end)
+                .map_err(|error| self.log_failed("syncing a commit", error))?;
         }
         Ok(())
     }
@@ -344,10 +344,10 @@ impl Shared {
         version: CommitVersion,
     ) -> Result<Unsettled> {
         record::set_version(&mut record, version);
-        let position = log.wal.append_to_wait(record::COMMIT, &record).map_err(|error| {
-            self.poison();
-            Error::log("committing", error)
-        })?;
+        let position = log
+            .wal
+            .append_to_wait(record::COMMIT, &record)
+            .map_err(|error| self.log_failed("committing", error))?;
         if log.durability == Durability::Sync {
             self.visible.park(version, LogPosition::new(position.get() + 1));
         } else {
@@ -360,10 +360,7 @@ impl Shared {
     /// makes commits (written under `Buffered`, synced under `Sync`) and visible; the
     /// caller writes them itself if no one else is writing. A failure poisons the database.
     pub(crate) fn settle_maintenance(&self, log: &Log, last: Unsettled) -> Result<()> {
-        let failed = |error: inmem_wal::Error| {
-            self.poison();
-            Error::log("committing", error)
-        };
+        let failed = |error| self.log_failed("committing", error);
         if log.durability == Durability::Sync {
             if log.wal.durable_position() <= last.position {
                 // Its records are queued ahead of every later commit's: an application
@@ -378,5 +375,13 @@ impl Shared {
             log.wal.wait_written(last.position).map_err(failed)?;
         }
         self.wait_visible(last.version)
+    }
+
+    /// The error of a failed log operation while `doing` a commit, after poisoning the
+    /// database: what the log could not make durable is never acknowledged, and nothing
+    /// more is committed.
+    fn log_failed(&self, doing: &'static str, error: inmem_wal::Error) -> Error {
+        self.poison();
+        Error::log(doing, error)
     }
 }
