@@ -1,4 +1,4 @@
-//! The format fixture: `tests/fixtures/log-v3-checkpoint-v1`, a small database directory
+//! The format fixture: `tests/fixtures/log-v4-checkpoint-v1`, a small database directory
 //! written by this version (`examples/format_fixture.rs`), opened from a copy and checked
 //! exactly.
 //!
@@ -23,13 +23,13 @@ use writer::{log_options, options};
 
 /// The fixture, as committed.
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v3-checkpoint-v1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v4-checkpoint-v1")
 }
 
-/// The fixture of the log's previous version (2, before the frontier slots), kept to check
-/// that this build refuses it.
+/// The fixture of the log's previous version (3, whose frontier slots carry no step), kept
+/// to check that this build refuses it.
 fn previous_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v2-checkpoint-v1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/log-v3-checkpoint-v1")
 }
 
 /// Copies the directory tree `from` into `to` (opening may change the files it opens).
@@ -168,11 +168,11 @@ fn a_directory_of_the_previous_log_version_is_refused_and_left_unchanged() {
     let before = layout(copy.path());
     let segment = std::fs::read(copy.path().join("wal/00000000000000000000.wal")).expect("read");
     let Err(error) = Database::open_with_log_options(copy.path(), options(), log_options()) else {
-        panic!("a version 2 log is refused");
+        panic!("a version 3 log is refused");
     };
     let message = error.to_string();
-    assert!(message.contains("format version 2"), "{message}");
-    assert!(message.contains("this build reads only version 3"), "{message}");
+    assert!(message.contains("format version 3"), "{message}");
+    assert!(message.contains("this build reads only version 4"), "{message}");
     assert_eq!(layout(copy.path()), before);
     let after = std::fs::read(copy.path().join("wal/00000000000000000000.wal")).expect("read");
     assert_eq!(after, segment, "the segment is unchanged");

@@ -12,7 +12,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic, "INMEMWAL"
-//!      8     4  format version (3; a log of another version is refused, naming the version)
+//!      8     4  format version (4; a log of another version is refused, naming the version)
 //!     12     4  header length in bytes (4096)
 //!     16     8  segment number: 1 for the first segment of a log, +1 for each next one
 //!     24     8  first position: the log position of the segment's first frame
@@ -37,17 +37,20 @@
 //! offset  size  field (within the slot's sector)
 //!      0     8  sequence number: 1 for the slot a segment is created with, +1 each write
 //!      8     8  frontier: a file offset of this segment, SEGMENT_HEADER_LEN..=size
-//!     16     8  xxh3-64 of bytes 0..16, seeded with the segment number
-//!     24   488  zero
+//!     16     8  step: how far past this frontier the next slot may name,
+//!                 FRONTIER_STEP..=FRONTIER_STEP_MAX
+//!     24     8  xxh3-64 of bytes 0..24, seeded with the segment number
+//!     32   480  zero
 //! ```
 //!
 //! A sector of zeroes is an empty slot; one whose checksum, zero bytes, sequence number (at
-//! least 1) or frontier (within the segment) is wrong is invalid (a torn slot write, or
-//! damage) and counts as empty. A slot is always written whole, a sector at a time, so a
+//! least 1), frontier (within the segment) or step (within its bounds) is wrong is invalid
+//! (a torn slot write, or damage) and counts as empty. A slot is always written whole, a sector at a time, so a
 //! torn slot write can only invalidate that slot.
 //!
 //! The frontier bounds where the writer may have written. With `M` the highest frontier of
-//! the segment's valid slots and `S` = [`FRONTIER_STEP`], the writer keeps this property:
+//! the segment's valid slots and `S` the step that slot carries, the writer keeps this
+//! property:
 //!
 //! > **P.** Every byte the writer ever wrote at an offset at or past `M + S` was written by
 //! > a round (a write, and its fdatasync if it has one) whose sync did not complete, even if
@@ -59,25 +62,33 @@
 //! 1. the writer writes a slot only into the slot that does not hold the *base*, the
 //!    highest frontier known durable (written, then synced); so a crash during a round
 //!    leaves the base's slot whole, and `M` is at least the base;
-//! 2. a slot write names at most base + `S`; no byte of a round lies at or past the
-//!    frontier its slot (or an earlier one since the base) names, so every byte a round
-//!    writes lies below base + `S` <= `M` + `S`; a batch that reaches further advances the
-//!    frontier in steps, each step's slot made durable by its own completed sync before any
-//!    byte passes it;
+//! 2. a slot write names at most base + the base slot's step; no byte of a round lies at or
+//!    past the frontier its slot (or an earlier one since the base) names, so every byte a
+//!    round writes lies below that, which is at most `M` + `S`; a batch that reaches
+//!    further advances the frontier in steps, each step's slot made durable by a completed
+//!    sync before any byte passes it;
 //! 3. only a completed sync makes the newest slot the base.
 //!
-//! A slot write lost while its sync reported success leaves the previous slot value, at
-//! least the written one minus `S`: the bytes of the round, below the lost frontier, are
-//! still below `M + S`. `Durability::Buffered` writes rounds without a sync; its slot writes
-//! never move the base, so its unsynced rounds stay below base + `S` too, and passing it
-//! takes a sync (a Buffered log syncs at least once per `S` bytes written).
+//! A slot write lost while its sync reported success leaves the previous slot value, whose
+//! frontier plus its step is at least the lost frontier: the bytes of the round, below the
+//! lost frontier, are still below `M + S`. `Durability::Buffered` writes rounds without a
+//! sync; its slot writes never move the base, so its unsynced rounds stay below base plus
+//! the base's step too, and passing it takes a sync (a Buffered log syncs at least once per
+//! step written).
+//!
+//! The step is the writer's to choose, per slot, between [`FRONTIER_STEP`] and
+//! [`FRONTIER_STEP_MAX`]: about what the log writes in [`FRONTIER_STEP_RUNWAY`] at the rate
+//! it wrote the last step (`writer.rs`). A slot's step is runway: how much the writer may
+//! write while the sync that makes the slot the base is in flight, so that a slow sync does
+//! not stop a busy log's writes. It is also what recovery reads past the frontier, so a
+//! log that writes little keeps the smallest step, and its open reads little.
 //!
 //! So recovery reads a segment to `min(size, M + S)` wherever it looked for written bytes
 //! up to the segment's end (`recovery.rs`): after its records, its trailer, or a damaged
 //! frame. A segment with no valid slot (damage to both sectors) is read to its end.
 //!
-//! A segment is created with slot 0 holding frontier `SEGMENT_HEADER_LEN + S` (clamped to
-//! its size), durable with the header before the segment gets its name: its frame area is
+//! A segment is created with slot 0 holding frontier `SEGMENT_HEADER_LEN + FRONTIER_STEP`
+//! (clamped to its size) and step [`FRONTIER_STEP`], durable with the header before the segment gets its name: its frame area is
 //! all zeroes then, so nothing lies past it.
 //!
 //! # Positions
@@ -140,7 +151,7 @@ use crate::LogPosition;
 /// The magic number at the start of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"INMEMWAL";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The length of a segment header: one 4 KiB block, so that frames start block-aligned.
 pub const SEGMENT_HEADER_LEN: u64 = 4096;
 /// The largest segment a log writes or reads (1 GiB): a header naming a larger size is
@@ -154,11 +165,18 @@ pub const SLOT_SECTOR_LEN: usize = 512;
 /// header block.
 pub const FRONTIER_SLOT_OFFSETS: [u64; 2] = [512, 1024];
 /// The bytes of a frontier slot that carry fields (the rest of its sector is zero).
-const SLOT_FIELDS_LEN: usize = 24;
-/// `S`: how far past the highest valid frontier the writer may have written (see
-/// "Frontier slots"), and so how far past it recovery reads. Part of the format: another
-/// step is another format version.
+const SLOT_FIELDS_LEN: usize = 32;
+/// The smallest step a frontier slot carries, and the one a segment is created with: how
+/// far past a slot's frontier the writer may write before the next slot (see "Frontier
+/// slots"), and so how far past it recovery reads.
 pub const FRONTIER_STEP: u64 = 1 << 20;
+/// The largest step a frontier slot carries.
+pub const FRONTIER_STEP_MAX: u64 = 16 << 20;
+/// The writer gives a slot the step the log writes in this long, at the rate it wrote the
+/// step before (within [`FRONTIER_STEP`]..=[`FRONTIER_STEP_MAX`]): runway for the writes
+/// made while the slot's sync is in flight. The slowest syncs measured on a busy virtual
+/// disk took 80-150 ms.
+pub const FRONTIER_STEP_RUNWAY: std::time::Duration = std::time::Duration::from_millis(250);
 /// The bytes of a frame before its payload.
 pub const FRAME_HEADER_LEN: usize = 24;
 /// The bytes of a frame after its payload, before the padding.
@@ -264,6 +282,8 @@ pub struct FrontierSlot {
     pub sequence: u64,
     /// The file offset the writer had not written at or past (see "Frontier slots").
     pub frontier: u64,
+    /// How far past `frontier` the next slot may name, and so recovery reads.
+    pub step: u64,
 }
 
 /// What a frontier slot's sector holds.
@@ -305,7 +325,8 @@ impl SegmentHeader {
         block[32..40].copy_from_slice(&self.size.to_le_bytes());
         let checksum = xxh3_64(&block[0..40]);
         block[40..48].copy_from_slice(&checksum.to_le_bytes());
-        let first = FrontierSlot { sequence: 1, frontier: self.initial_frontier() };
+        let first =
+            FrontierSlot { sequence: 1, frontier: self.initial_frontier(), step: FRONTIER_STEP };
         let at = FRONTIER_SLOT_OFFSETS[0] as usize;
         block[at..at + SLOT_SECTOR_LEN].copy_from_slice(&self.encode_slot(first));
         block
@@ -322,8 +343,9 @@ impl SegmentHeader {
         let mut sector = [0; SLOT_SECTOR_LEN];
         sector[0..8].copy_from_slice(&slot.sequence.to_le_bytes());
         sector[8..16].copy_from_slice(&slot.frontier.to_le_bytes());
-        let checksum = xxh3_64_with_seed(&sector[0..16], self.number);
-        sector[16..24].copy_from_slice(&checksum.to_le_bytes());
+        sector[16..24].copy_from_slice(&slot.step.to_le_bytes());
+        let checksum = xxh3_64_with_seed(&sector[0..24], self.number);
+        sector[24..32].copy_from_slice(&checksum.to_le_bytes());
         sector
     }
 
@@ -336,14 +358,18 @@ impl SegmentHeader {
         let Some(fields) = sector.get(..SLOT_FIELDS_LEN) else { return Slot::Invalid };
         let rest_zero =
             sector.len() == SLOT_SECTOR_LEN && sector[SLOT_FIELDS_LEN..].iter().all(|&b| b == 0);
-        let slot =
-            FrontierSlot { sequence: le_u64(&fields[0..8]), frontier: le_u64(&fields[8..16]) };
-        let sealed = xxh3_64_with_seed(&fields[0..16], self.number) == le_u64(&fields[16..24]);
+        let slot = FrontierSlot {
+            sequence: le_u64(&fields[0..8]),
+            frontier: le_u64(&fields[8..16]),
+            step: le_u64(&fields[16..24]),
+        };
+        let sealed = xxh3_64_with_seed(&fields[0..24], self.number) == le_u64(&fields[24..32]);
         if !sealed
             || !rest_zero
             || slot.sequence == 0
             || slot.frontier < SEGMENT_HEADER_LEN
             || slot.frontier > self.size
+            || !(FRONTIER_STEP..=FRONTIER_STEP_MAX).contains(&slot.step)
         {
             return Slot::Invalid;
         }
@@ -362,11 +388,11 @@ impl SegmentHeader {
     }
 
     /// Where recovery stops looking for written bytes in this segment, given its slots:
-    /// `min(size, M + S)` for `M` the highest valid frontier (see "Frontier slots"), or
-    /// the segment's size if no slot is valid.
+    /// `min(size, M + S)` for `M` the highest valid frontier and `S` its slot's step (see
+    /// "Frontier slots"), or the segment's size if no slot is valid.
     pub fn scan_end(&self, slots: &[Slot; 2]) -> u64 {
         match highest_frontier(slots) {
-            Some(slot) => slot.frontier.saturating_add(FRONTIER_STEP).min(self.size),
+            Some(slot) => slot.frontier.saturating_add(slot.step).min(self.size),
             None => self.size,
         }
     }
@@ -733,13 +759,17 @@ mod tests {
         let header =
             SegmentHeader { number: 9, first_position: LogPosition::new(64), size: 8 << 20 };
         let block = header.encode();
-        let first = FrontierSlot { sequence: 1, frontier: SEGMENT_HEADER_LEN + FRONTIER_STEP };
+        let first = FrontierSlot {
+            sequence: 1,
+            frontier: SEGMENT_HEADER_LEN + FRONTIER_STEP,
+            step: FRONTIER_STEP,
+        };
         assert_eq!(header.decode_slots(&block), [Slot::Valid(first), Slot::Empty]);
         assert_eq!(
             header.scan_end(&header.decode_slots(&block)),
             SEGMENT_HEADER_LEN + 2 * FRONTIER_STEP
         );
-        let slot = FrontierSlot { sequence: 7, frontier: 3 << 20 };
+        let slot = FrontierSlot { sequence: 7, frontier: 3 << 20, step: FRONTIER_STEP_MAX };
         assert_eq!(header.decode_slot(&header.encode_slot(slot)), Slot::Valid(slot));
         // Another segment's slot does not validate here.
         let other = SegmentHeader { number: 10, ..header };
@@ -764,9 +794,16 @@ mod tests {
             assert_eq!(header.scan_end(&header.decode_slots(&damaged)), header.size);
         }
         // Checksummed, but not what a writer writes: sequence 0, a frontier in the header
-        // or past the segment.
-        for slot in [(0, 8192), (1, 4095), (1, (4 << 20) + 1)] {
-            let slot = FrontierSlot { sequence: slot.0, frontier: slot.1 };
+        // or past the segment, a step out of its bounds.
+        let step = FRONTIER_STEP;
+        for slot in [
+            (0, 8192, step),
+            (1, 4095, step),
+            (1, (4 << 20) + 1, step),
+            (1, 8192, step - 1),
+            (1, 8192, FRONTIER_STEP_MAX + 1),
+        ] {
+            let slot = FrontierSlot { sequence: slot.0, frontier: slot.1, step: slot.2 };
             assert_eq!(header.decode_slot(&header.encode_slot(slot)), Slot::Invalid, "{slot:?}");
         }
         assert_eq!(header.decode_slot(&[1; 10]), Slot::Invalid);
@@ -782,11 +819,19 @@ mod tests {
     #[test]
     fn the_highest_valid_frontier_bounds_the_scan() {
         let header = SegmentHeader { number: 1, first_position: LogPosition::ZERO, size: 64 << 20 };
-        let slot = |sequence, frontier| Slot::Valid(FrontierSlot { sequence, frontier });
+        let slot = |sequence, frontier| {
+            Slot::Valid(FrontierSlot { sequence, frontier, step: FRONTIER_STEP })
+        };
+        // The highest frontier's own step, not the other slot's.
+        let wide = |sequence, frontier| {
+            Slot::Valid(FrontierSlot { sequence, frontier, step: FRONTIER_STEP_MAX })
+        };
         for (slots, end) in [
             ([slot(4, 5 << 20), slot(5, 6 << 20)], 7 << 20),
             ([slot(5, 6 << 20), slot(4, 5 << 20)], 7 << 20),
             ([Slot::Invalid, slot(4, 5 << 20)], 6 << 20),
+            ([wide(4, 5 << 20), slot(5, 6 << 20)], 7 << 20),
+            ([slot(4, 5 << 20), wide(5, 6 << 20)], 22 << 20),
             ([slot(9, 64 << 20), Slot::Empty], 64 << 20),
             ([Slot::Invalid, Slot::Empty], 64 << 20),
         ] {

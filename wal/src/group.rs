@@ -23,7 +23,18 @@
 //! - the **background writer** thread does what no waiter asked for: appends nobody waits
 //!   on, `Buffered` writes and interval syncs, a queue full of records whose appender has
 //!   yet to wait for them (an appender waits for room), and the final flush when the log
-//!   closes.
+//!   closes;
+//! - under `Buffered`, the background writer does not sync with the token: it asks the
+//!   worker for a **detached sync** ([`Worker::detach_sync`], under the lock, with the
+//!   token in place, so that the sync covers everything written so far and the frontier
+//!   slot pending then) and hands it to the **syncer** thread
+//!   ([`GroupCommit::run_syncer`]), which runs it with no lock and no token while the
+//!   writes go on. One is in flight at a time (`sync_in_flight`, its end); when it
+//!   completes the syncer raises `durable` to that end under the lock and gives the sync
+//!   back to the worker, at once if the token is in place, else through `sync_unapplied`,
+//!   which the holder applies when it hands the token back. A waiter whose position the
+//!   sync in flight covers waits for it rather than sync again; a failed one fails the log,
+//!   and the worker undoes its unsynced writes ([`Worker::abandon`]) wherever it is.
 //!
 //! An appender encodes its frame into `pending` under the lock and takes the next position;
 //! it waits on `space` while `pending` is full. It wakes the background writer when the
@@ -62,11 +73,46 @@ enum Lead {
 
 /// What does the log's I/O for the thread that holds the writer token.
 pub(crate) trait Worker: Send {
+    /// A sync that runs without the token ([`Worker::detach_sync`]).
+    type Detached: Send + std::fmt::Debug;
+
     /// Performs `work`; says what is written and durable after it.
     ///
     /// # Errors
     /// The failed write or sync; the log then fails.
     fn perform(&mut self, work: Work) -> Result<Done>;
+
+    /// A sync of everything written, up to `end`, that the syncer thread runs without the
+    /// token while writes go on; `None` if this worker has no means to (the sync then runs
+    /// with the token).
+    fn detach_sync(&mut self, end: LogPosition) -> Option<Self::Detached> {
+        let _ = end;
+        None
+    }
+
+    /// Runs `sync`, on the syncer's thread.
+    ///
+    /// # Errors
+    /// The failed sync; the log then fails.
+    fn run_detached(sync: &Self::Detached) -> Result<()> {
+        let _ = sync;
+        Ok(())
+    }
+
+    /// `sync`, detached from this worker, completed.
+    fn detached_synced(&mut self, sync: &Self::Detached) {
+        let _ = sync;
+    }
+
+    /// A detached sync failed and the log with it: undo what was written unsynced, as a
+    /// failed [`Worker::perform`] does.
+    fn abandon(&mut self) {}
+
+    /// Whether something written waits for a sync before the worker may write much more
+    /// (a frontier slot, `writer.rs`): a detached sync is worth starting now.
+    fn sync_wanted(&self) -> bool {
+        false
+    }
 }
 
 /// How the writer paces its work.
@@ -89,16 +135,21 @@ pub(crate) struct Pacing {
     /// long, gathering what is appended meanwhile ([`GroupCommit::round_left`]). Zero: it
     /// writes as soon as anything is queued.
     pub(crate) buffered_round: Duration,
+    /// Not `sync_every_batch`: the background writer's syncs run on the syncer thread
+    /// ([`GroupCommit::run_syncer`]), detached from the writer, which goes on writing.
+    pub(crate) detached_syncs: bool,
 }
 
 /// The shared state of appenders, the writer and waiters.
 #[derive(Debug)]
-pub(crate) struct GroupCommit<W> {
+pub(crate) struct GroupCommit<W: Worker> {
     state: Mutex<State<W>>,
     /// Wakes the background writer: something for it to do, the token back, or closing.
     background_wake: Condvar,
     /// Wakes appenders waiting for room in `pending`.
     space: Condvar,
+    /// Wakes the syncer thread: a detached sync to run, or closing.
+    syncer_wake: Condvar,
     /// Wakes waiters: the durable end moved, the token came back, or the log failed.
     durable_changed: Signal,
     /// The durable end, which waiters read without the lock; written only under the lock.
@@ -114,7 +165,7 @@ pub(crate) struct GroupCommit<W> {
 }
 
 #[derive(Debug)]
-struct State<W> {
+struct State<W: Worker> {
     /// The writer token: `None` while some thread writes.
     writer: Option<W>,
     /// Unsealed frames not yet taken by a writer, in position order from `pending_start`.
@@ -153,6 +204,13 @@ struct State<W> {
     gather_until: Option<Instant>,
     /// When the last write (of any writer) ended.
     last_written_at: Option<Instant>,
+    /// A detached sync asked for and not yet taken by the syncer thread.
+    sync_request: Option<W::Detached>,
+    /// While a detached sync is asked for or running: the end it makes durable.
+    sync_in_flight: Option<u64>,
+    /// A detached sync that completed while the token was out: its holder applies it
+    /// when it hands the token back.
+    sync_unapplied: Option<W::Detached>,
 }
 
 /// What the writer is to do next.
@@ -184,6 +242,18 @@ pub(crate) struct Batch {
     pub(crate) bytes: Vec<u8>,
     /// How many.
     pub(crate) records: u64,
+}
+
+/// A fake disk's view of a piece of work (`group.rs`'s tests, the loom models).
+#[cfg(any(test, loom))]
+impl Work {
+    /// The end it reaches, whether it syncs, and the batch's buffer to hand back.
+    pub(crate) fn into_parts(self) -> (LogPosition, bool, Option<Vec<u8>>) {
+        match self {
+            Work::Write { batch, sync } => (batch.end(), sync, Some(batch.bytes)),
+            Work::Sync { end } => (end, true, None),
+        }
+    }
 }
 
 impl Batch {
@@ -242,9 +312,13 @@ impl<W: Worker> GroupCommit<W> {
                 last_written_at: None,
                 last_write: Duration::ZERO,
                 last_sync: Instant::now(),
+                sync_request: None,
+                sync_in_flight: None,
+                sync_unapplied: None,
             }),
             background_wake: Condvar::new(),
             space: Condvar::new(),
+            syncer_wake: Condvar::new(),
             durable_changed: Signal::new(),
             durable: AtomicU64::new(end.get()),
             failed: AtomicBool::new(false),
@@ -420,15 +494,19 @@ impl<W: Worker> GroupCommit<W> {
                     end: LogPosition::new(state.next),
                 });
             }
-            let Some(writer) = state.writer.take() else {
-                // Its holder wakes the waiters when it hands the token back.
+            let must_sync = self.must_sync_before_writing(&state);
+            // A sync that must come first and is already in flight is waited for.
+            let may_lead = !must_sync || state.sync_in_flight.is_none();
+            let Some(writer) = state.writer.take().filter(|_| may_lead) else {
+                // Its holder wakes the waiters when it hands the token back, as the syncer
+                // does when the detached sync completes.
                 drop(state);
                 if !self.spin_until_moved(seen) {
                     self.durable_changed.wait(seen);
                 }
                 continue;
             };
-            let work = if self.must_sync_before_writing(&state) {
+            let work = if must_sync {
                 Work::Sync { end: LogPosition::new(state.written) }
             } else {
                 Work::Write {
@@ -496,6 +574,10 @@ impl<W: Worker> GroupCommit<W> {
         }
         if state.writer.is_some() && needed >= state.written && self.still_gathering(&mut state) {
             return Lead::Gathering;
+        }
+        // A detached sync in flight makes it durable: its completion wakes the caller.
+        if state.sync_in_flight.is_some_and(|end| end > needed) {
+            return Lead::Busy;
         }
         let Some(writer) = state.writer.take() else {
             return Lead::Busy;
@@ -570,9 +652,9 @@ impl<W: Worker> GroupCommit<W> {
         debug_assert!(done.written.get() <= state.pending_start);
         state.written = done.written.get();
         if let Some(durable) = done.durable {
-            debug_assert!(durable.get() >= state.durable && durable <= done.written);
-            state.durable = durable.get();
-            self.durable.store(durable.get(), Ordering::SeqCst);
+            debug_assert!(durable <= done.written);
+            // A detached sync may have completed meanwhile, never past what this work synced.
+            self.publish_durable(&mut state, durable.get());
         }
         if synced {
             state.last_sync = Instant::now();
@@ -589,6 +671,18 @@ impl<W: Worker> GroupCommit<W> {
             if state.spare.capacity() < buffer.capacity() {
                 state.spare = buffer;
             }
+        }
+        if state.failure.is_some() {
+            // A detached sync failed meanwhile: the log failed, and this writer undoes what
+            // it wrote unsynced, as after a failure of its own.
+            drop(state);
+            writer.abandon();
+            drop(writer);
+            self.wake_everyone();
+            return;
+        }
+        if let Some(sync) = state.sync_unapplied.take() {
+            writer.detached_synced(&sync);
         }
         state.writer = Some(writer);
         // A write left unsynced (`wait_written`) is the background writer's to sync with
@@ -658,8 +752,15 @@ impl<W: Worker> GroupCommit<W> {
             return Plan::IDLE;
         }
         let sync_every_batch = self.pacing.sync_every_batch;
+        if self.pacing.detached_syncs && !state.closing {
+            self.detach_sync_if_due(state);
+        }
         if !state.pending.is_empty() {
             if self.must_sync_before_writing(state) {
+                if state.sync_in_flight.is_some() {
+                    // No append wakes it: the detached sync's completion does.
+                    return Plan::Sleep { timeout: None, wake_at: u64::MAX };
+                }
                 return Plan::Work(Work::Sync { end: LogPosition::new(state.written) });
             }
             if let Some(left) = self.round_left(state) {
@@ -681,6 +782,10 @@ impl<W: Worker> GroupCommit<W> {
             return Plan::Work(Work::Write { batch: self.take_batch(state), sync: true });
         }
         if state.written > state.durable {
+            if state.sync_in_flight.is_some() {
+                // Its completion, or an append nobody waits for, wakes it.
+                return Plan::IDLE;
+            }
             let due = self.pacing.interval.checked_sub(state.last_sync.elapsed());
             return match due {
                 Some(due) if !state.closing && !due.is_zero() => {
@@ -691,6 +796,30 @@ impl<W: Worker> GroupCommit<W> {
         }
         // Closing, with everything written and synced.
         Plan::Stop
+    }
+
+    /// Asks the syncer thread for a sync of everything written, if none is in flight and
+    /// one is due: the interval is over, the unsynced bytes reach half of what may be
+    /// unsynced ([`GroupCommit::must_sync_before_writing`]), or the worker waits on one
+    /// before it may write much more ([`Worker::sync_wanted`]). Started early so that it
+    /// completes while the writer goes on writing, not when the writer must stop for it.
+    fn detach_sync_if_due(&self, state: &mut State<W>) {
+        if state.sync_in_flight.is_some() || state.written <= state.durable {
+            return;
+        }
+        let unsynced = state.written - state.durable;
+        let due = unsynced >= self.max_queued_bytes / 2
+            || state.last_sync.elapsed() >= self.pacing.interval;
+        let end = state.written;
+        let Some(writer) = state.writer.as_mut() else { return };
+        if !due && !writer.sync_wanted() {
+            return;
+        }
+        if let Some(sync) = writer.detach_sync(LogPosition::new(end)) {
+            state.sync_request = Some(sync);
+            state.sync_in_flight = Some(end);
+            self.syncer_wake.notify_one();
+        }
     }
 
     /// Whether what is written and unsynced must be synced before `pending` is written
@@ -746,12 +875,82 @@ impl<W: Worker> GroupCommit<W> {
             state.failure = Some(error);
         }
         self.failed.store(true, Ordering::SeqCst);
+        state.sync_in_flight = None;
         let writer = state.writer.take();
         drop(state);
-        drop(writer);
+        // A writer in hand failed nothing itself (a detached sync did, or a thread panicked):
+        // it undoes its unsynced writes here. One out in a holder's hands does so when the
+        // holder finds the failure (`perform`).
+        if let Some(mut writer) = writer {
+            writer.abandon();
+        }
+        self.wake_everyone();
+    }
+
+    /// Wakes every thread that sleeps on the state: it has failed or is closing.
+    fn wake_everyone(&self) {
         self.durable_changed.wake_all();
         self.space.notify_all();
         self.background_wake.notify_all();
+        self.syncer_wake.notify_all();
+    }
+
+    /// Raises the durable end to `durable` (never lowers it: a detached sync and the
+    /// token's holder each publish what they made durable).
+    fn publish_durable(&self, state: &mut State<W>, durable: u64) {
+        if durable > state.durable {
+            state.durable = durable;
+            self.durable.store(durable, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs the syncer thread until the log closes or fails: the detached syncs the
+    /// background writer asks for ([`Worker::detach_sync`]), each without the token, so
+    /// that a slow fdatasync (80-150 ms seen on a busy virtual disk) never stops the writes
+    /// behind it. Only `Buffered` logs detach their syncs: under `Sync` every batch's
+    /// committers wait for its sync anyway.
+    pub(crate) fn run_syncer(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.failure.is_some() {
+                return;
+            }
+            let Some(sync) = state.sync_request.take() else {
+                if state.closing {
+                    return;
+                }
+                state = self.wait(&self.syncer_wake, state);
+                continue;
+            };
+            let end = state.sync_in_flight.unwrap_or(0);
+            drop(state);
+            let run = std::panic::AssertUnwindSafe(|| W::run_detached(&sync));
+            let outcome = std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+                Err(Error::WriterPanicked { message: panic_message(panic.as_ref()) })
+            });
+            if let Err(error) = outcome {
+                self.fail(error);
+                return;
+            }
+            state = self.lock();
+            if state.failure.is_some() {
+                return;
+            }
+            state.sync_in_flight = None;
+            self.publish_durable(&mut state, end);
+            state.last_sync = Instant::now();
+            match state.writer.as_mut() {
+                Some(writer) => writer.detached_synced(&sync),
+                None => state.sync_unapplied = Some(sync),
+            }
+            let wake_background = state.background_wakes_at.take().is_some();
+            drop(state);
+            self.durable_changed.wake_all();
+            if wake_background {
+                self.background_wake.notify_one();
+            }
+            state = self.lock();
+        }
     }
 
     /// The failure that stopped the log, if any.
@@ -764,6 +963,7 @@ impl<W: Worker> GroupCommit<W> {
         self.lock().closing = true;
         self.background_wake.notify_all();
         self.space.notify_all();
+        self.syncer_wake.notify_all();
     }
 
     /// Hands the token to `writer`, before anyone appends.
@@ -789,6 +989,8 @@ mod tests {
     struct CountingDisk(Arc<AtomicU64>);
 
     impl Worker for CountingDisk {
+        type Detached = ();
+
         fn perform(&mut self, work: Work) -> Result<Done> {
             match work {
                 Work::Write { batch, sync } => {
@@ -812,6 +1014,7 @@ mod tests {
         gather_max: Duration::ZERO,
         wait_spin: Duration::ZERO,
         buffered_round: Duration::from_secs(300),
+        detached_syncs: false,
     };
 
     /// A group commit over a counting disk, its background writer running.
@@ -846,6 +1049,8 @@ mod tests {
     }
 
     impl Worker for Ledger {
+        type Detached = ();
+
         fn perform(&mut self, work: Work) -> Result<Done> {
             match work {
                 Work::Write { batch, sync } => {
@@ -1000,5 +1205,162 @@ mod tests {
         );
         group.close();
         background.join().expect("background writer");
+    }
+
+    /// A gate a detached sync waits at until the test opens it.
+    #[derive(Debug, Default)]
+    struct Gate(AtomicBool);
+
+    impl Gate {
+        fn open(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+
+        fn pass(&self) {
+            while !self.0.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// A fake disk whose detached syncs wait at a gate, then succeed or fail; it counts
+    /// the bytes written and whether it was told to undo its unsynced writes.
+    struct GatedDisk {
+        gate: Arc<Gate>,
+        fail: bool,
+        written: Arc<AtomicU64>,
+        abandoned: Arc<AtomicBool>,
+    }
+
+    #[derive(Debug)]
+    struct GatedSync {
+        gate: Arc<Gate>,
+        fail: bool,
+    }
+
+    impl Worker for GatedDisk {
+        type Detached = GatedSync;
+
+        fn perform(&mut self, work: Work) -> Result<Done> {
+            let (end, sync, buffer) = work.into_parts();
+            self.written.store(end.get(), Ordering::SeqCst);
+            Ok(Done { written: end, durable: sync.then_some(end), buffer })
+        }
+
+        fn detach_sync(&mut self, _end: LogPosition) -> Option<GatedSync> {
+            Some(GatedSync { gate: Arc::clone(&self.gate), fail: self.fail })
+        }
+
+        fn run_detached(sync: &GatedSync) -> Result<()> {
+            sync.gate.pass();
+            if sync.fail {
+                return Err(Error::Closed);
+            }
+            Ok(())
+        }
+
+        fn abandon(&mut self) {
+            self.abandoned.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A `Buffered` group over a gated disk whose syncs are detached and always due, with
+    /// its background writer and syncer running.
+    #[allow(clippy::type_complexity, reason = "a test's parts, used once each")]
+    fn gated(
+        fail: bool,
+    ) -> (
+        Arc<GroupCommit<GatedDisk>>,
+        Arc<Gate>,
+        Arc<AtomicU64>,
+        Arc<AtomicBool>,
+        [std::thread::JoinHandle<()>; 2],
+    ) {
+        let pacing = Pacing {
+            interval: Duration::ZERO,
+            buffered_round: Duration::ZERO,
+            detached_syncs: true,
+            ..LONG_ROUNDS
+        };
+        let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 64 << 10, pacing));
+        let gate = Arc::new(Gate::default());
+        let written = Arc::new(AtomicU64::new(0));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        group.install(GatedDisk {
+            gate: Arc::clone(&gate),
+            fail,
+            written: Arc::clone(&written),
+            abandoned: Arc::clone(&abandoned),
+        });
+        let background = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || group.run_background())
+        };
+        let syncer = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || group.run_syncer())
+        };
+        (group, gate, written, abandoned, [background, syncer])
+    }
+
+    /// Waits until `written` reaches `at_least`, for at most a minute.
+    fn wait_for_written(written: &AtomicU64, at_least: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while written.load(Ordering::SeqCst) < at_least {
+            assert!(Instant::now() < deadline, "the writes waited for the sync in flight");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn writes_go_on_while_a_detached_sync_is_in_flight_and_its_waiters_wait_for_it() {
+        let (group, gate, written, _, threads) = gated(false);
+        // The first write starts a sync, which stays in flight at the gate...
+        let first = group.append(FrameKind::RECORD, b"first", false).expect("append");
+        wait_for_written(&written, group.end().get());
+        // ...while the records after it are written all the same, none of them durable.
+        let mut last = first;
+        for _ in 0..50 {
+            last = group.append(FrameKind::RECORD, &[5; 200], false).expect("append");
+        }
+        wait_for_written(&written, group.end().get());
+        assert_eq!(group.durable(), LogPosition::ZERO, "durable before its sync completed");
+        // A waiter for the first record, which the sync in flight covers, waits for it
+        // rather than sync again; one for a later record syncs with the token.
+        let waiter = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || group.wait_durable(first))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!waiter.is_finished(), "released before its sync completed");
+        gate.open();
+        waiter.join().expect("waiter").expect("durable");
+        group.wait_durable(last).expect("durable");
+        assert!(group.durable() > last);
+        group.close();
+        for thread in threads {
+            thread.join().expect("a log thread");
+        }
+    }
+
+    #[test]
+    fn a_failed_detached_sync_fails_the_log_and_the_writer_undoes_its_unsynced_writes() {
+        let (group, gate, written, abandoned, threads) = gated(true);
+        let position = group.append(FrameKind::RECORD, b"lost", false).expect("append");
+        wait_for_written(&written, group.end().get());
+        let waiter = {
+            let group = Arc::clone(&group);
+            std::thread::spawn(move || group.wait_durable(position))
+        };
+        gate.open();
+        let outcome = waiter.join().expect("waiter");
+        assert!(matches!(outcome, Err(Error::Failed { .. })), "{outcome:?}");
+        assert!(abandoned.load(Ordering::SeqCst), "the unsynced write was left in place");
+        assert!(group.append(FrameKind::RECORD, b"more", false).is_err());
+        assert_eq!(group.durable(), LogPosition::ZERO);
+        group.close();
+        for thread in threads {
+            thread.join().expect("a log thread");
+        }
     }
 }

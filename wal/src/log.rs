@@ -33,6 +33,8 @@ pub struct Wal {
     group: Arc<GroupCommit<Writer>>,
     segments: Arc<Segments>,
     writer: Option<JoinHandle<()>>,
+    /// Under `Buffered`, the thread that runs the writer's syncs beside it.
+    syncer: Option<JoinHandle<()>>,
     report: RecoveryReport,
     backend: BackendInUse,
 }
@@ -112,21 +114,26 @@ impl Wal {
             }
         };
         let group = Arc::new(GroupCommit::new(end, options.max_queued_bytes, pacing(options)));
-        group.install(Writer::new(Arc::clone(&segments), file, header, &slots, end));
-        let background = Arc::clone(&group);
-        let writer = std::thread::Builder::new()
-            .name("inmem-wal-writer".into())
-            .spawn(move || {
-                // A panic here is a bug; it must still fail the waiters rather than leave
-                // them asleep forever.
-                let run = || background.run_background();
-                if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(run)) {
-                    let message = panic_message(panic.as_ref());
-                    background.fail(Error::WriterPanicked { message });
+        group.install(Writer::new(Arc::clone(&segments), file, header, &slots, end)?);
+        let writer =
+            spawn_log_thread("inmem-wal-writer", &segments.dir, &group, |g| g.run_background())?;
+        let syncer = match options.durability {
+            Durability::Buffered { .. } => {
+                let syncer =
+                    spawn_log_thread("inmem-wal-syncer", &segments.dir, &group, |g| g.run_syncer());
+                match syncer {
+                    Ok(syncer) => Some(syncer),
+                    Err(error) => {
+                        // The writer thread stops once the log is closed.
+                        group.close();
+                        let _ = writer.join();
+                        return Err(error);
+                    }
                 }
-            })
-            .map_err(|e| Error::io("start the writer thread for", &segments.dir, e))?;
-        Ok(Wal { group, segments, writer: Some(writer), report, backend })
+            }
+            Durability::Sync => None,
+        };
+        Ok(Wal { group, segments, writer: Some(writer), syncer, report, backend })
     }
 
     /// What recovery found when the log was opened.
@@ -342,9 +349,9 @@ impl Wal {
 
     fn stop(&mut self) {
         self.group.close();
-        if let Some(writer) = self.writer.take() {
-            // The writer catches nothing: a panic there is a bug, and the log is failed.
-            if writer.join().is_err() {
+        for thread in [self.writer.take(), self.syncer.take()].into_iter().flatten() {
+            // Each fails the log itself if it panics; this is a last resort.
+            if thread.join().is_err() {
                 self.group.fail(Error::Closed);
             }
         }
@@ -406,6 +413,26 @@ fn backend_for(options: &WalOptions, dir: &Path) -> Result<(Arc<dyn Io>, Backend
     })
 }
 
+/// Starts one of the log's threads, named `name`, running `run`: a panic there is a bug,
+/// and it fails the log rather than leave waiters asleep forever.
+fn spawn_log_thread(
+    name: &str,
+    dir: &Path,
+    group: &Arc<GroupCommit<Writer>>,
+    run: fn(&GroupCommit<Writer>),
+) -> Result<JoinHandle<()>> {
+    let group = Arc::clone(group);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| run(&group))) {
+                let message = panic_message(panic.as_ref());
+                group.fail(Error::WriterPanicked { message });
+            }
+        })
+        .map_err(|e| Error::io("start a thread of the log in", dir, e))
+}
+
 /// How the writer paces batches under the log's durability.
 fn pacing(options: &WalOptions) -> Pacing {
     let (sync_every_batch, interval) = match options.durability {
@@ -418,6 +445,7 @@ fn pacing(options: &WalOptions) -> Pacing {
         gather_max: GATHER_MAX,
         wait_spin: options.wait_spin,
         buffered_round: BUFFERED_ROUND_MAX.min(interval / 4),
+        detached_syncs: !sync_every_batch,
     }
 }
 

@@ -7,7 +7,9 @@
 //! that no wake-up is lost (loom reports a deadlock if a waiter sleeps forever), and that
 //! after a failure nothing more is acknowledged; and, under `Buffered`, that a caller
 //! writing its own record ([`GroupCommit::wait_written`]) is released only once it is
-//! written and leaves nothing unsynced when the log closes.
+//! written and leaves nothing unsynced when the log closes, and that a sync detached to
+//! the syncer thread ([`GroupCommit::run_syncer`]) releases a waiter only once it made the
+//! waiter's record durable, and after failing, nothing more.
 
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ const PACING: Pacing = Pacing {
     gather_max: Duration::ZERO,
     wait_spin: Duration::ZERO,
     buffered_round: Duration::ZERO,
+    detached_syncs: false,
 };
 
 /// `Durability::Buffered`, without rounds and with a zero interval (no timed sleep): every
@@ -42,6 +45,8 @@ struct Disk {
 }
 
 impl Worker for Disk {
+    type Detached = ();
+
     fn perform(&mut self, work: Work) -> Result<Done> {
         match work {
             Work::Write { batch, sync } => {
@@ -174,5 +179,128 @@ fn loom_a_caller_writing_its_own_record_is_released_once_it_is_written() {
         group.close();
         background.join().expect("background writer");
         assert_eq!(group.durable(), group.end(), "the log closed with writes unsynced");
+    });
+}
+
+/// A fake disk that tells written from durable, whose `Buffered` syncs are detached
+/// ([`Worker::detach_sync`]) and run by the syncer thread beside the writes. Fails the
+/// detached syncs if `fail_detached`.
+struct SplitDisk {
+    written: Arc<AtomicU64>,
+    durable: Arc<AtomicU64>,
+    fail_detached: bool,
+}
+
+/// A detached sync of a [`SplitDisk`]: what it makes durable.
+#[derive(Debug)]
+struct SplitSync {
+    written: Arc<AtomicU64>,
+    durable: Arc<AtomicU64>,
+    end: u64,
+    fail: bool,
+}
+
+impl Worker for SplitDisk {
+    type Detached = SplitSync;
+
+    fn perform(&mut self, work: Work) -> Result<Done> {
+        let (end, sync, buffer) = work.into_parts();
+        self.written.fetch_max(end.get(), Ordering::SeqCst);
+        if sync {
+            self.durable.fetch_max(end.get(), Ordering::SeqCst);
+        }
+        Ok(Done { written: end, durable: sync.then_some(end), buffer })
+    }
+
+    fn detach_sync(&mut self, end: LogPosition) -> Option<SplitSync> {
+        Some(SplitSync {
+            written: Arc::clone(&self.written),
+            durable: Arc::clone(&self.durable),
+            end: end.get(),
+            fail: self.fail_detached,
+        })
+    }
+
+    fn run_detached(sync: &SplitSync) -> Result<()> {
+        assert!(
+            sync.written.load(Ordering::SeqCst) >= sync.end,
+            "a detached sync was asked to make durable what was never written"
+        );
+        if sync.fail {
+            return Err(Error::Closed);
+        }
+        sync.durable.fetch_max(sync.end, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// `Buffered` with detached syncs and a zero interval: every write is the syncer's to sync
+/// at once.
+const DETACHED: Pacing = Pacing { detached_syncs: true, ..BUFFERED };
+
+/// A hand-off over a split disk, with its background writer and syncer running.
+#[allow(clippy::type_complexity, reason = "a model's parts, used once each")]
+fn detached(
+    fail_detached: bool,
+) -> (Arc<GroupCommit<SplitDisk>>, Arc<AtomicU64>, [loom::thread::JoinHandle<()>; 2]) {
+    let group = Arc::new(GroupCommit::new(LogPosition::ZERO, 1 << 20, DETACHED));
+    let durable = Arc::new(AtomicU64::new(0));
+    let written = Arc::new(AtomicU64::new(0));
+    group.install(SplitDisk { written, durable: Arc::clone(&durable), fail_detached });
+    let background = {
+        let group = Arc::clone(&group);
+        loom::thread::spawn(move || group.run_background())
+    };
+    let syncer = {
+        let group = Arc::clone(&group);
+        loom::thread::spawn(move || group.run_syncer())
+    };
+    (group, durable, [background, syncer])
+}
+
+/// One run of a log whose syncs are detached: an append nobody waits for (the background
+/// writer writes it, the syncer syncs it), and one whose caller waits for it to be durable,
+/// then the log closed; the waiter's outcome.
+fn detached_run(fail_detached: bool) -> (Arc<GroupCommit<SplitDisk>>, u64, Result<LogPosition>) {
+    let (group, durable, threads) = detached(fail_detached);
+    group.append(FrameKind::RECORD, b"x", false).expect("append");
+    let waiter = {
+        let (group, durable) = (Arc::clone(&group), Arc::clone(&durable));
+        loom::thread::spawn(move || {
+            let position = group.append(FrameKind::RECORD, b"y", false)?;
+            group.wait_durable(position)?;
+            released(position, &durable)
+        })
+    };
+    let outcome = waiter.join().expect("waiter");
+    group.close();
+    for thread in threads {
+        thread.join().expect("a log thread");
+    }
+    let on_disk = durable.load(Ordering::SeqCst);
+    (group, on_disk, outcome)
+}
+
+#[test]
+fn loom_a_detached_sync_releases_waiters_only_for_what_it_made_durable() {
+    loom::model(|| {
+        let (group, on_disk, outcome) = detached_run(false);
+        outcome.expect("durable");
+        assert_eq!(group.durable(), group.end(), "the log closed with writes unsynced");
+        assert_eq!(on_disk, group.end().get());
+    });
+}
+
+#[test]
+fn loom_after_a_failed_detached_sync_nothing_more_is_acknowledged() {
+    loom::model(|| {
+        // The waiter is acknowledged only if a sync made its record durable first
+        // (`released` checks it).
+        let (group, on_disk, _) = detached_run(true);
+        if group.failure().is_some() {
+            assert!(group.durable().get() <= on_disk, "published past what the disk holds");
+            let more = group.append(FrameKind::RECORD, b"z", false);
+            assert!(more.is_err(), "a failed log takes appends");
+        }
     });
 }

@@ -12,7 +12,9 @@
 //! Creating a segment preallocates it (by default writing zeroes over all of it and
 //! syncing them), which takes as long as writing the segment's size. Done when the writer
 //! rotates, that is a stall of every appender behind it. So once the open segment is half
-//! full the writer asks for a *spare*: a thread makes the file [`SPARE_FILE`], preallocated
+//! full, or as soon as a rotation started it (a log that fills whole segments: at
+//! 100 MB/s of log a spare asked for at half was not ready in time), the writer asks for a
+//! *spare*: a thread makes the file [`SPARE_FILE`], preallocated
 //! as segments are (zeroes written a chunk at a time, each chunk synced, so that the log's
 //! own syncs never queue behind a segment's worth of them) and synced, and no more. A
 //! rotation then takes the spare, writes the new segment's header into it (synced),

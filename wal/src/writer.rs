@@ -7,9 +7,10 @@
 //! the part before it is written and synced, a new segment is created (header durable,
 //! directory synced), the old one is sealed (a seal trailer, synced), and the rest goes
 //! there: a segment's frames always end where the next segment begins, and a sealed
-//! segment always has a successor. Once the open segment is half full, the writer asks for
-//! a spare segment to be made ahead (`segments.rs`), so that the rotation writes a header
-//! rather than a whole preallocated segment while appenders wait.
+//! segment always has a successor. Once the open segment is half full, or as soon as it is
+//! started by a rotation, the writer asks for a spare segment to be made ahead
+//! (`segments.rs`), so that the rotation writes a header rather than a whole preallocated
+//! segment while appenders wait.
 //!
 //! Every frame is stamped with the end of what was durable when its batch was written
 //! (`format.rs`, "What a frame proves"), so recovery can tell a torn write from damage to
@@ -22,24 +23,32 @@
 //! that does not hold the base, with the data and in the same submission (write, slot,
 //! fdatasync, linked on io_uring): no extra sync. A write that would reach past base + `S`
 //! is split, each part's round synced before the next passes it (a step: only batches
-//! larger than `S`, or a `Buffered` log's unsynced writes, take one). A close trailer is
+//! larger than `S`, or a `Buffered` log's writes that outrun its syncs, take one).
+//!
+//! Under `Buffered` the log's syncs are detached ([`DetachedSync`], run by the syncer
+//! thread, `group.rs`) and start as soon as a slot is written, so that they complete
+//! while the writer writes on within the step; each slot's step is sized to about a
+//! quarter second of the rate the log wrote the step before (`format.rs`,
+//! [`FRONTIER_STEP_RUNWAY`]), so that a slow sync (80-150 ms seen) does not make the
+//! writer stop at the frontier. Under `Sync` every slot is synced in its own round, and
+//! the step stays the smallest. A close trailer is
 //! written only when no slot write is unsynced and none is needed, so that a log that ends
 //! in one has durable slots.
 
 use std::io::IoSlice;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{
     encode_trailer, highest_frontier, seal_frame, FrontierSlot, SegmentHeader, Slot, Trailer,
-    FRAME_HEADER_LEN, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
-    TRAILER_LEN,
+    FRAME_HEADER_LEN, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX,
+    FRONTIER_STEP_RUNWAY, SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN, TRAILER_LEN,
 };
 use crate::group::{Batch, Done, Work, Worker};
 use crate::io::{write_round, write_zeros, LogFile};
 use crate::segments::Segments;
-use crate::LogPosition;
+use crate::{Durability, LogPosition};
 
 /// The longest a batch waits for committers to join it under `Durability::Sync`.
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(500);
@@ -64,28 +73,58 @@ pub(crate) struct Writer {
     spare_asked: bool,
     /// The current segment's frontier slots.
     frontier: Frontier,
+    /// The step of the last slot written in the previous segment: the first slot of this
+    /// one carries it.
+    carried_step: u64,
+    /// Under `Buffered`: the current segment opened a second time, for detached syncs
+    /// (see [`DetachedSync`]).
+    sync_file: Option<Arc<dyn LogFile>>,
 }
 
 /// The frontier slots of the segment being written, and the rules that keep property P
 /// (`format.rs`, "Frontier slots").
 #[derive(Debug)]
 struct Frontier {
+    /// The segment's number.
+    segment: u64,
     /// The highest frontier known durable: its slot written, then synced. For a segment
     /// opened with no valid slot, the offset from which recovery found only zeroes (all it
     /// wrote lies below it; if the first slot write is lost too, recovery reads the whole
     /// segment again).
     base: u64,
+    /// The step of the slot that holds `base` ([`FRONTIER_STEP`] if none does).
+    base_step: u64,
     /// The slot that holds `base`, if one does.
     base_slot: Option<usize>,
     /// The frontier the latest slot write named, at least `base`: no byte is written at or
     /// past it.
     written: u64,
+    /// The step the latest slot write carried.
+    written_step: u64,
     /// The slot written since the last completed sync, if any.
     pending: Option<usize>,
     /// The sequence number of the latest slot written.
     sequence: u64,
+    /// When the latest slot was written, and the frontier the writes then passed: the
+    /// rate the next slot's step is sized by.
+    last_slot: Option<(Instant, u64)>,
     /// The segment's size: no frontier is past it.
     size: u64,
+}
+
+/// A sync of the segment being written, run by the log's syncer thread while the writer
+/// goes on writing (`group.rs`, [`Worker::detach_sync`]): the file, opened a second time
+/// for it, and the slot the sync makes the base.
+#[derive(Debug)]
+pub(crate) struct DetachedSync {
+    file: Arc<dyn LogFile>,
+    path: std::path::PathBuf,
+    segment: u64,
+    /// The frontier the latest slot write named when the sync was asked for, its step and
+    /// slot, if one is pending.
+    slot: Option<(u64, u64, usize)>,
+    /// What is durable once it completes.
+    end: LogPosition,
 }
 
 impl Frontier {
@@ -96,19 +135,43 @@ impl Frontier {
         let highest = highest_frontier(slots);
         let base_slot = highest.and_then(|high| slots.iter().position(|s| s.valid() == Some(high)));
         let base = highest.map_or(end, |high| high.frontier);
+        let base_step = highest.map_or(FRONTIER_STEP, |high| high.step);
         Frontier {
+            segment: segment.number,
             base,
+            base_step,
             base_slot,
             written: base,
+            written_step: base_step,
             pending: None,
             sequence: sequence.unwrap_or(0),
+            last_slot: None,
             size: segment.size,
         }
     }
 
-    /// The furthest a round may write before the next sync: base + `S`, within the segment.
+    /// The furthest a round may write before the next sync: base + the base's step,
+    /// within the segment.
     fn reach(&self) -> u64 {
-        self.base.saturating_add(FRONTIER_STEP).min(self.size)
+        self.base.saturating_add(self.base_step).min(self.size)
+    }
+
+    /// The step for a slot written `now`: with `runway` (a log whose syncs are detached,
+    /// and so whose writes go on while a slot's sync is in flight), what the log writes in
+    /// [`FRONTIER_STEP_RUNWAY`] at the rate it passed the last step (the previous
+    /// segment's, for a segment's first slot: `carried`), within
+    /// [`FRONTIER_STEP`]..=[`FRONTIER_STEP_MAX`]; else the smallest, since every round
+    /// that writes a slot syncs it before the next round, and the step only bounds what
+    /// recovery reads.
+    fn next_step(&self, now: Instant, carried: u64, runway: bool) -> u64 {
+        if !runway {
+            return FRONTIER_STEP;
+        }
+        let Some((at, from)) = self.last_slot else { return carried };
+        let bytes = u128::from(self.written.saturating_sub(from));
+        let elapsed = now.saturating_duration_since(at).as_nanos().max(1);
+        let step = bytes.saturating_mul(FRONTIER_STEP_RUNWAY.as_nanos()) / elapsed;
+        u64::try_from(step).unwrap_or(u64::MAX).clamp(FRONTIER_STEP, FRONTIER_STEP_MAX)
     }
 
     /// The slot (its offset and sector) a round writing up to `end` (at most
@@ -118,18 +181,24 @@ impl Frontier {
         &mut self,
         segment: &SegmentHeader,
         end: u64,
+        carried: u64,
+        runway: bool,
     ) -> Option<(u64, [u8; SLOT_SECTOR_LEN])> {
         if end <= self.written {
             return None;
         }
         let frontier = self.reach();
         debug_assert!(end <= frontier, "a round stays within base + S");
+        let now = Instant::now();
+        let step = self.next_step(now, carried, runway);
         let index = self.base_slot.map_or(0, |base| 1 - base);
         self.sequence = self.sequence.saturating_add(1);
+        self.last_slot = Some((now, self.written));
         self.written = frontier;
+        self.written_step = step;
         self.pending = Some(index);
-        let sector = segment.encode_slot(FrontierSlot { sequence: self.sequence, frontier });
-        Some((FRONTIER_SLOT_OFFSETS[index], sector))
+        let slot = FrontierSlot { sequence: self.sequence, frontier, step };
+        Some((FRONTIER_SLOT_OFFSETS[index], segment.encode_slot(slot)))
     }
 
     /// A sync completed: every slot write issued is durable, the latest is the base.
@@ -138,10 +207,29 @@ impl Frontier {
             self.base_slot = Some(index);
         }
         self.base = self.written;
+        self.base_step = self.written_step;
+    }
+
+    /// A detached sync completed: the slot pending when it was asked for, if any, is
+    /// durable. A sync of another segment, or one a later sync of the writer's own
+    /// overtook, changes nothing.
+    fn detached_synced(&mut self, sync: &DetachedSync) {
+        let Some((frontier, step, index)) = sync.slot else { return };
+        if sync.segment != self.segment || frontier <= self.base {
+            return;
+        }
+        // No later slot can have been written: passing `frontier` takes it as the base.
+        debug_assert_eq!((self.written, self.pending), (frontier, Some(index)));
+        self.base = frontier;
+        self.base_step = step;
+        self.base_slot = Some(index);
+        self.pending = None;
     }
 }
 
 impl Worker for Writer {
+    type Detached = DetachedSync;
+
     fn perform(&mut self, work: Work) -> Result<Done> {
         let outcome = match work {
             Work::Write { batch, sync } => self.write(batch, sync),
@@ -155,27 +243,90 @@ impl Worker for Writer {
             },
         };
         match &outcome {
-            Ok(done) => self.durable = done.durable.unwrap_or(self.durable),
+            Ok(done) => self.durable = done.durable.unwrap_or(self.durable).max(self.durable),
             Err(_) => self.void_unsynced(),
         }
         outcome
+    }
+
+    fn detach_sync(&mut self, end: LogPosition) -> Option<DetachedSync> {
+        let frontier = &self.frontier;
+        Some(DetachedSync {
+            file: Arc::clone(self.sync_file.as_ref()?),
+            path: self.path(),
+            segment: self.segment.number,
+            slot: frontier.pending.map(|index| (frontier.written, frontier.written_step, index)),
+            end,
+        })
+    }
+
+    fn run_detached(sync: &DetachedSync) -> Result<()> {
+        sync.file.sync_data_alone().map_err(|e| Error::io("fdatasync", &sync.path, e))
+    }
+
+    fn detached_synced(&mut self, sync: &DetachedSync) {
+        self.frontier.detached_synced(sync);
+        self.durable = self.durable.max(sync.end);
+        self.segments.stats.fsync();
+    }
+
+    fn abandon(&mut self) {
+        self.void_unsynced();
+    }
+
+    fn sync_wanted(&self) -> bool {
+        self.frontier.pending.is_some()
     }
 }
 
 impl Writer {
     /// The writer of `segment`, open as `file`, with its frontier slots `slots` durable,
     /// whose log is durable up to `durable`.
+    ///
+    /// # Errors
+    /// Under `Buffered`, opening the segment a second time for detached syncs failed.
     pub(crate) fn new(
         segments: Arc<Segments>,
         file: Box<dyn LogFile>,
         segment: SegmentHeader,
         slots: &[Slot; 2],
         durable: LogPosition,
-    ) -> Writer {
+    ) -> Result<Writer> {
         let attempted = SEGMENT_HEADER_LEN
             + (durable.max(segment.first_position).get() - segment.first_position.get());
         let frontier = Frontier::new(&segment, slots, attempted);
-        Writer { segments, file, segment, durable, attempted, spare_asked: false, frontier }
+        let mut writer = Writer {
+            segments,
+            file,
+            segment,
+            durable,
+            attempted,
+            spare_asked: false,
+            frontier,
+            carried_step: FRONTIER_STEP,
+            sync_file: None,
+        };
+        writer.sync_file = writer.open_sync_file()?;
+        Ok(writer)
+    }
+
+    /// Under `Buffered`, the current segment opened a second time, for detached syncs:
+    /// opened before anything is written to it, so that its syncs report every write-back
+    /// error of what is written after (Linux reports such an error once to each open file,
+    /// so a sync on a file shared with the writer's own syncs could miss one).
+    fn open_sync_file(&self) -> Result<Option<Arc<dyn LogFile>>> {
+        if !matches!(self.segments.options.durability, Durability::Buffered { .. }) {
+            return Ok(None);
+        }
+        let path = self.path();
+        let file = self.segments.io.open(&path, false, self.segments.options.open_flags);
+        let file = file.map_err(|e| Error::io("open segment for syncs", &path, e))?;
+        Ok(Some(Arc::from(file)))
+    }
+
+    /// The current segment's path.
+    fn path(&self) -> std::path::PathBuf {
+        self.segments.dir.join(crate::format::segment_file_name(self.segment.first_position))
     }
 
     /// After a failed write or sync (the log then fails): overwrites with zeros, and
@@ -267,7 +418,8 @@ impl Writer {
         if !bytes.is_empty() {
             self.attempted = self.attempted.max(end);
         }
-        let slot = self.frontier.slot_for(&self.segment, end);
+        let runway = self.sync_file.is_some();
+        let slot = self.frontier.slot_for(&self.segment, end, self.carried_step, runway);
         // An O_DSYNC file makes each write durable before it returns: no fdatasync to add.
         let dsync = self.segments.options.open_flags.dsync;
         let fdatasync = sync && !dsync;
@@ -341,13 +493,20 @@ impl Writer {
         let (meta, file) = self.segments.create_from_spare(header)?;
         // Sealed only once the successor is durable, and before anything is written to it.
         self.write_trailer(Trailer::Seal, first)?;
+        // The new segment's first slot takes the step this one's writes had reached.
+        self.carried_step = self.frontier.written_step;
         self.frontier = Frontier::new(&header, &meta.slots, SEGMENT_HEADER_LEN);
         self.segments.add(meta);
         self.segments.stats.segment_created();
         self.file = file;
         self.segment = header;
         self.attempted = SEGMENT_HEADER_LEN;
-        self.spare_asked = false;
+        self.sync_file = self.open_sync_file()?;
+        // A log that fills whole segments asks for the next spare at once: made from the
+        // middle of the segment, it was not ready for a log writing 100 MB/s, and the
+        // rotation waited 46-97 ms for it.
+        self.spare_asked = true;
+        self.segments.prepare_spare();
         Ok(())
     }
 
@@ -356,9 +515,7 @@ impl Writer {
     }
 
     fn error(&self, op: &'static str, error: std::io::Error) -> Error {
-        let path =
-            self.segments.dir.join(crate::format::segment_file_name(self.segment.first_position));
-        Error::io(op, path, error)
+        Error::io(op, self.path(), error)
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::{offset_in, segments, zero_close_trailer};
 use inmem_wal::format::{
-    highest_frontier, SegmentHeader, Slot, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP,
+    highest_frontier, SegmentHeader, Slot, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX,
     SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
 };
 use inmem_wal::io::backend;
@@ -349,6 +349,7 @@ fn records_past_the_frontier_plus_a_step_are_kept_and_the_writer_steps_up_to_the
     let low = header.encode_slot(inmem_wal::format::FrontierSlot {
         sequence: 1,
         frontier: SEGMENT_HEADER_LEN + FRONTIER_STEP,
+        step: FRONTIER_STEP,
     });
     edit(&segment, |bytes| {
         let at = FRONTIER_SLOT_OFFSETS[0] as usize;
@@ -366,4 +367,40 @@ fn records_past_the_frontier_plus_a_step_are_kept_and_the_writer_steps_up_to_the
     let bytes = std::fs::read(&segment).unwrap();
     assert!(bytes[header.scan_end(&slots) as usize..].iter().all(|&b| b == 0));
     assert_eq!(read_all(&Wal::open(dir.path(), options()).unwrap()).len(), 46);
+}
+
+#[test]
+fn a_busy_buffered_log_takes_larger_steps_and_a_sync_log_keeps_the_smallest() {
+    let buffered = Durability::Buffered { interval: std::time::Duration::from_millis(10) };
+    for durability in [Durability::Sync, buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options().segment_size(64 << 20).max_queued_bytes(4 << 20);
+        let wal = Wal::open(dir.path(), options.clone().durability(durability)).unwrap();
+        // 24 MiB as fast as the log takes it: far more than a step in a quarter second.
+        let mut last = LogPosition::ZERO;
+        for i in 0..384 {
+            last = wal.append(FrameKind::RECORD, &record(i)).unwrap();
+        }
+        wal.wait_durable(last).unwrap();
+        // Crashed, not closed: the slots are as the writes left them.
+        let end = wal.end_position();
+        drop(wal);
+        zero_close_trailer(dir.path(), end);
+        let segment = segments(dir.path()).pop().unwrap();
+        let (header, slots) = header_and_slots(&segment);
+        let steps: Vec<u64> = slots.iter().filter_map(|s| s.valid()).map(|s| s.step).collect();
+        let highest = highest_frontier(&slots).unwrap();
+        if durability == Durability::Sync {
+            assert!(steps.iter().all(|&step| step == FRONTIER_STEP), "{slots:?}");
+        } else {
+            assert!(steps.iter().any(|&step| step > FRONTIER_STEP), "{slots:?}");
+            assert!(steps.iter().all(|&step| step <= FRONTIER_STEP_MAX), "{slots:?}");
+        }
+        // Recovery reads up to the highest frontier plus its own step, and finds it all.
+        let wal = Wal::open(dir.path(), options).unwrap();
+        let report = wal.recovery_report().clone();
+        let frontier = report.frontiers.iter().find(|f| f.path == segment).unwrap();
+        assert_eq!(frontier.scan_end, (highest.frontier + highest.step).min(header.size));
+        assert_eq!(read_all(&wal).len(), 384, "{durability:?}");
+    }
 }

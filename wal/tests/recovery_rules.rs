@@ -581,8 +581,8 @@ fn make_version(segment: &Path, version: u32) {
 }
 
 #[test]
-fn a_version_1_or_2_segment_header_is_refused_naming_its_version_and_the_one_this_build_reads() {
-    for version in [1, 2] {
+fn a_version_1_2_or_3_segment_header_is_refused_naming_its_version_and_the_one_this_build_reads() {
+    for version in [1, 2, 3] {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), &small(), 5);
         let segment = segments(dir.path()).pop().unwrap();
@@ -597,7 +597,7 @@ fn a_version_1_or_2_segment_header_is_refused_naming_its_version_and_the_one_thi
             );
             let message = error.to_string();
             assert!(message.contains(&format!("format version {version}")), "{message}");
-            assert!(message.contains("this build reads only version 3"), "{message}");
+            assert!(message.contains("this build reads only version 4"), "{message}");
         }
     }
 }

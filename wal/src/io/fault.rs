@@ -410,6 +410,11 @@ impl LogFile for FaultFile {
         self.inner.sync_data()
     }
 
+    fn sync_data_alone(&self) -> io::Result<()> {
+        check(lock(&self.plan).call(Op::Sync))?;
+        self.inner.sync_data_alone()
+    }
+
     fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
         check(lock(&self.plan).call(Op::WriteBack))?;
         self.inner.write_back(offset, len)

@@ -89,6 +89,13 @@ pub trait LogFile: Send + Sync + fmt::Debug {
     fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize>;
     /// fdatasync.
     fn sync_data(&self) -> io::Result<()>;
+    /// fdatasync run beside the log's writer (`group.rs`, the syncer thread): sharing
+    /// nothing the writer's own submissions wait on. By default [`LogFile::sync_data`];
+    /// io_uring makes it a plain system call rather than a submission to the ring, which
+    /// would hold the ring, and so every write, for as long as the sync takes.
+    fn sync_data_alone(&self) -> io::Result<()> {
+        self.sync_data()
+    }
     /// Writes `[offset, offset + len)` back to the disk and waits for it, without making
     /// it durable: no journal commit, no flush of the disk's cache (`sync_file_range(2)`).
     /// A file written in stretches, each written back before the next, leaves the disk at

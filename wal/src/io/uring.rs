@@ -387,6 +387,10 @@ impl LogFile for UringFile {
         Ok(())
     }
 
+    fn sync_data_alone(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// A system call of its own rather than a ring entry: it runs on a checkpoint's
     /// thread, once a stretch, and waits anyway.
     fn write_back(&self, offset: u64, len: u64) -> io::Result<()> {
