@@ -5,16 +5,18 @@
 
 mod common;
 
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::{offset_in, segments, zero_close_trailer};
 use inmem_wal::format::{
     highest_frontier, SegmentHeader, Slot, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX,
     SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
 };
-use inmem_wal::io::backend;
 use inmem_wal::io::fault::FaultIo;
 use inmem_wal::io::sim::{CrashMode, SimIo};
+use inmem_wal::io::{backend, Io, LogFile, OpenFlags, Preallocation};
 use inmem_wal::{
     BackendChoice, Durability, Error, FrameKind, LogPosition, RecoveryMode, Wal, WalOptions,
 };
@@ -403,4 +405,129 @@ fn a_busy_buffered_log_takes_larger_steps_and_a_sync_log_keeps_the_smallest() {
         assert_eq!(frontier.scan_end, (highest.frontier + highest.step).min(header.size));
         assert_eq!(read_all(&wal).len(), 384, "{durability:?}");
     }
+}
+
+/// A simulated disk whose detached syncs (`LogFile::sync_data_alone`) take a while, as a
+/// real one's do: the writes go on meanwhile, and a sync covers only what was written
+/// before it started (the simulated sync happens at the end of the wait).
+#[derive(Debug)]
+struct SlowSyncs(Arc<SimIo>);
+
+#[derive(Debug)]
+struct SlowSyncFile(Box<dyn LogFile>);
+
+/// How long a detached sync of [`SlowSyncs`] takes.
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(2);
+
+impl Io for SlowSyncs {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn create(&self, path: &Path, flags: OpenFlags) -> std::io::Result<Box<dyn LogFile>> {
+        Ok(Box::new(SlowSyncFile(self.0.create(path, flags)?)))
+    }
+    fn open(
+        &self,
+        path: &Path,
+        writable: bool,
+        flags: OpenFlags,
+    ) -> std::io::Result<Box<dyn LogFile>> {
+        Ok(Box::new(SlowSyncFile(self.0.open(path, writable, flags)?)))
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.0.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        self.0.list_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.0.sync_dir(dir)
+    }
+}
+
+impl LogFile for SlowSyncFile {
+    fn size(&self) -> std::io::Result<u64> {
+        self.0.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn preallocate(&self, len: u64, how: Preallocation) -> std::io::Result<()> {
+        self.0.preallocate(len, how)
+    }
+    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
+        self.0.write_at(bufs, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn sync_data_alone(&self) -> std::io::Result<()> {
+        std::thread::sleep(SLOW_SYNC);
+        self.0.sync_data_alone()
+    }
+}
+
+/// Every image a power failure could leave while a `Buffered` log writes, its syncs
+/// detached to the syncer thread (and slow) and its segments rotating: each record a
+/// `wait_durable` returned for before the failure is recovered, whole.
+#[test]
+fn every_crash_image_keeps_each_record_a_buffered_wait_acknowledged() {
+    let sim = SimIo::new();
+    let dir = Path::new("/sim/wal");
+    let buffered = Durability::Buffered { interval: std::time::Duration::from_millis(1) };
+    let options = WalOptions::default()
+        .segment_size(256 << 10)
+        .max_record_bytes(64 << 10)
+        .max_queued_bytes(64 << 10)
+        .durability(buffered);
+    let slow: Arc<dyn Io> = Arc::new(SlowSyncs(sim.clone()));
+    let wal = Wal::open(dir, options.clone().io(slow)).unwrap();
+    let payload = |i: usize| vec![u8::try_from(i % 251).unwrap() + 1; 6000 + i * 7];
+    // (events recorded when the wait returned, records acknowledged)
+    let mut acknowledged = Vec::new();
+    for round in 0..60 {
+        // A record, then a pause in which the interval passes and the syncer takes a sync
+        // of it; a second record, written while that sync is in flight; a pause in which
+        // the sync completes (it does not cover the second record); then a wait for the
+        // second record.
+        wal.append(FrameKind::RECORD, &payload(2 * round)).unwrap();
+        std::thread::sleep(SLOW_SYNC * 3 / 4);
+        let position = wal.append(FrameKind::RECORD, &payload(2 * round + 1)).unwrap();
+        std::thread::sleep(SLOW_SYNC * 2);
+        wal.wait_durable(position).unwrap();
+        acknowledged.push((sim.events(), 2 * round + 2));
+    }
+    let stats = wal.stats();
+    drop(wal);
+    assert!(stats.segments_created >= 3, "{stats:?}");
+    let events = sim.events();
+    let mut checked = 0;
+    for at in (0..=events).step_by(events / 60 + 1).chain([events]) {
+        let Some(&(_, owed)) = acknowledged.iter().rev().find(|(seen, _)| *seen <= at) else {
+            continue;
+        };
+        for mode in [
+            CrashMode::DropUnsynced,
+            CrashMode::TornLast { sectors: 1 },
+            CrashMode::DropUnsyncedIn { from: 0, to: SEGMENT_HEADER_LEN },
+        ] {
+            let target = tempfile::tempdir().unwrap();
+            sim.crash_image(at, mode).write_to(dir, target.path()).unwrap();
+            let wal = Wal::open(target.path(), options.clone())
+                .unwrap_or_else(|error| panic!("{at} {mode:?}: {error}"));
+            let read = read_all(&wal);
+            assert!(read.len() >= owed, "{at} {mode:?}: {} of {owed} acknowledged", read.len());
+            for (i, record) in read.iter().enumerate().take(owed) {
+                assert_eq!(record, &payload(i), "{at} {mode:?}: record {i}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
 }
