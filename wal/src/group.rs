@@ -672,6 +672,9 @@ impl<W: Worker> GroupCommit<W> {
                 state.spare = buffer;
             }
         }
+        if let Some(sync) = state.sync_unapplied.take() {
+            writer.detached_synced(&sync);
+        }
         if state.failure.is_some() {
             // A detached sync failed meanwhile: the log failed, and this writer undoes what
             // it wrote unsynced, as after a failure of its own.
@@ -680,9 +683,6 @@ impl<W: Worker> GroupCommit<W> {
             drop(writer);
             self.wake_everyone();
             return;
-        }
-        if let Some(sync) = state.sync_unapplied.take() {
-            writer.detached_synced(&sync);
         }
         state.writer = Some(writer);
         // A write left unsynced (`wait_written`) is the background writer's to sync with

@@ -48,6 +48,7 @@ use crate::format::{
 use crate::group::{Batch, Done, Work, Worker};
 use crate::io::{write_round, write_zeros, LogFile};
 use crate::segments::Segments;
+use crate::sync::{AtomicU64, Ordering};
 use crate::{Durability, LogPosition};
 
 /// The longest a batch waits for committers to join it under `Durability::Sync`.
@@ -79,6 +80,11 @@ pub(crate) struct Writer {
     /// Under `Buffered`: the current segment opened a second time, for detached syncs
     /// (see [`DetachedSync`]).
     sync_file: Option<Arc<dyn LogFile>>,
+    /// The end of what the detached syncs made durable, set by the syncer thread as each
+    /// completes, before the log acknowledges anything by it: what a failed write voids
+    /// ([`Writer::void_unsynced`]) starts past it even when the writer has yet to be told
+    /// of the sync ([`Worker::detached_synced`]), so that no acknowledged record is zeroed.
+    detached_durable: Arc<AtomicU64>,
 }
 
 /// The frontier slots of the segment being written, and the rules that keep property P
@@ -125,6 +131,8 @@ pub(crate) struct DetachedSync {
     slot: Option<(u64, u64, usize)>,
     /// What is durable once it completes.
     end: LogPosition,
+    /// The writer's [`Writer::detached_durable`], raised to `end` once it completes.
+    durable: Arc<AtomicU64>,
 }
 
 impl Frontier {
@@ -257,11 +265,14 @@ impl Worker for Writer {
             segment: self.segment.number,
             slot: frontier.pending.map(|index| (frontier.written, frontier.written_step, index)),
             end,
+            durable: Arc::clone(&self.detached_durable),
         })
     }
 
     fn run_detached(sync: &DetachedSync) -> Result<()> {
-        sync.file.sync_data_alone().map_err(|e| Error::io("fdatasync", &sync.path, e))
+        sync.file.sync_data_alone().map_err(|e| Error::io("fdatasync", &sync.path, e))?;
+        sync.durable.fetch_max(sync.end.get(), Ordering::SeqCst);
+        Ok(())
     }
 
     fn detached_synced(&mut self, sync: &DetachedSync) {
@@ -305,6 +316,7 @@ impl Writer {
             frontier,
             carried_step: FRONTIER_STEP,
             sync_file: None,
+            detached_durable: Arc::new(AtomicU64::new(0)),
         };
         writer.sync_file = writer.open_sync_file()?;
         Ok(writer)
@@ -335,6 +347,8 @@ impl Writer {
     /// zeroed region). Best effort: if this fails too, a reopen may find them (they were
     /// never acknowledged, so keeping them breaks no promise), or a torn tail to cut.
     fn void_unsynced(&mut self) {
+        let detached = LogPosition::new(self.detached_durable.load(Ordering::SeqCst));
+        self.durable = self.durable.max(detached);
         let from = self.offset_of(self.durable.max(self.segment.first_position));
         let len = self.attempted.saturating_sub(from);
         if len == 0 {

@@ -16,7 +16,7 @@ use inmem_wal::format::{
 };
 use inmem_wal::io::fault::FaultIo;
 use inmem_wal::io::sim::{CrashMode, SimIo};
-use inmem_wal::io::{backend, Io, LogFile, OpenFlags, Preallocation};
+use inmem_wal::io::{backend, Io, LogFile};
 use inmem_wal::{
     BackendChoice, Durability, Error, FrameKind, LogPosition, RecoveryMode, Wal, WalOptions,
 };
@@ -407,71 +407,8 @@ fn a_busy_buffered_log_takes_larger_steps_and_a_sync_log_keeps_the_smallest() {
     }
 }
 
-/// A simulated disk whose detached syncs (`LogFile::sync_data_alone`) take a while, as a
-/// real one's do: the writes go on meanwhile, and a sync covers only what was written
-/// before it started (the simulated sync happens at the end of the wait).
-#[derive(Debug)]
-struct SlowSyncs(Arc<SimIo>);
-
-#[derive(Debug)]
-struct SlowSyncFile(Box<dyn LogFile>);
-
-/// How long a detached sync of [`SlowSyncs`] takes.
+/// How long a detached sync takes in the power-loss test of detached syncs.
 const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(2);
-
-impl Io for SlowSyncs {
-    fn name(&self) -> String {
-        self.0.name()
-    }
-    fn create(&self, path: &Path, flags: OpenFlags) -> std::io::Result<Box<dyn LogFile>> {
-        Ok(Box::new(SlowSyncFile(self.0.create(path, flags)?)))
-    }
-    fn open(
-        &self,
-        path: &Path,
-        writable: bool,
-        flags: OpenFlags,
-    ) -> std::io::Result<Box<dyn LogFile>> {
-        Ok(Box::new(SlowSyncFile(self.0.open(path, writable, flags)?)))
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.0.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.0.rename(from, to)
-    }
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.0.create_dir_all(dir)
-    }
-    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-        self.0.list_dir(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.0.sync_dir(dir)
-    }
-}
-
-impl LogFile for SlowSyncFile {
-    fn size(&self) -> std::io::Result<u64> {
-        self.0.size()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.0.read_at(buf, offset)
-    }
-    fn preallocate(&self, len: u64, how: Preallocation) -> std::io::Result<()> {
-        self.0.preallocate(len, how)
-    }
-    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
-        self.0.write_at(bufs, offset)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.0.sync_data()
-    }
-    fn sync_data_alone(&self) -> std::io::Result<()> {
-        std::thread::sleep(SLOW_SYNC);
-        self.0.sync_data_alone()
-    }
-}
 
 /// Every image a power failure could leave while a `Buffered` log writes, its syncs
 /// detached to the syncer thread (and slow) and its segments rotating: each record a
@@ -486,7 +423,11 @@ fn every_crash_image_keeps_each_record_a_buffered_wait_acknowledged() {
         .max_record_bytes(64 << 10)
         .max_queued_bytes(64 << 10)
         .durability(buffered);
-    let slow: Arc<dyn Io> = Arc::new(SlowSyncs(sim.clone()));
+    // Detached syncs (`LogFile::sync_data_alone`) take a while, as a real disk's do: the
+    // writes go on meanwhile, and a sync covers only what was written before it started
+    // (the simulated sync happens at the end of the wait).
+    let cues = Cues { sync_delay: SLOW_SYNC, ..Cues::default() };
+    let slow = Choreo { inner: sim.clone(), cues: Arc::new(cues) }.io();
     let wal = Wal::open(dir, options.clone().io(slow)).unwrap();
     let payload = |i: usize| vec![u8::try_from(i % 251).unwrap() + 1; 6000 + i * 7];
     // (events recorded when the wait returned, records acknowledged)
@@ -530,4 +471,124 @@ fn every_crash_image_keeps_each_record_a_buffered_wait_acknowledged() {
         }
     }
     assert!(checked > 100, "{checked}");
+}
+
+/// A disk whose detached syncs (`LogFile::sync_data_alone`) take `sync_delay`, and, if
+/// `gate_syncs`, wait at a gate the test opens; and which fails the next write to a
+/// segment once armed, after the test releases it.
+#[derive(Debug)]
+struct Choreo {
+    inner: Arc<dyn Io>,
+    cues: Arc<Cues>,
+}
+
+#[derive(Debug, Default)]
+#[allow(clippy::disallowed_types, reason = "a test's cues, with no loom model")]
+struct Cues {
+    sync_delay: std::time::Duration,
+    gate_syncs: bool,
+    sync_gate_open: std::sync::atomic::AtomicBool,
+    syncs_waiting: std::sync::atomic::AtomicU32,
+    fail_armed: std::sync::atomic::AtomicBool,
+    writes_waiting: std::sync::atomic::AtomicU32,
+    fail_released: std::sync::atomic::AtomicBool,
+}
+
+#[allow(clippy::disallowed_types, reason = "a test's cues, with no loom model")]
+impl Cues {
+    fn wait_for(flag: &std::sync::atomic::AtomicBool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "a cue never came");
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ChoreoFile {
+    inner: Box<dyn LogFile>,
+    segment: bool,
+    cues: Arc<Cues>,
+}
+
+impl Choreo {
+    /// The backend: `inner`'s, each file wrapped with the cues.
+    fn io(self) -> Arc<dyn Io> {
+        let Choreo { inner, cues } = self;
+        let wrap = move |path: &Path, inner: Box<dyn LogFile>| -> Box<dyn LogFile> {
+            // A segment is created under a temporary name (`.wal.tmp`), then renamed.
+            let segment = path.to_string_lossy().contains(".wal");
+            Box::new(ChoreoFile { inner, segment, cues: Arc::clone(&cues) })
+        };
+        Arc::new(common::WrapIo { name: "choreo", inner, wrap })
+    }
+}
+
+impl LogFile for ChoreoFile {
+    pass_through_file_reads!();
+    fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.segment && self.cues.fail_armed.swap(false, SeqCst) {
+            self.cues.writes_waiting.fetch_add(1, SeqCst);
+            Cues::wait_for(&self.cues.fail_released);
+            return Err(std::io::Error::other("injected write failure"));
+        }
+        self.inner.write_at(bufs, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn sync_data_alone(&self) -> std::io::Result<()> {
+        std::thread::sleep(self.cues.sync_delay);
+        if self.cues.gate_syncs {
+            self.cues.syncs_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Cues::wait_for(&self.cues.sync_gate_open);
+        }
+        self.inner.sync_data_alone()
+    }
+}
+
+#[test]
+fn a_failed_write_never_zeroes_what_a_detached_sync_made_durable_and_the_log_acknowledged() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let sim = SimIo::new();
+    let dir = Path::new("/sim/wal");
+    // The failed write comes after a detached sync the writer has not yet been told of (it
+    // held the token throughout) made a record durable, and the log acknowledged it.
+    let cues = Arc::new(Cues { gate_syncs: true, ..Cues::default() });
+    let io = Choreo { inner: sim.clone(), cues: Arc::clone(&cues) }.io();
+    let buffered = Durability::Buffered { interval: std::time::Duration::from_millis(1) };
+    let options = WalOptions::default().durability(buffered);
+    let wal = Arc::new(Wal::open(dir, options.clone().io(io)).unwrap());
+    // A is written, and a detached sync of it held at the gate.
+    let a = wal.append(FrameKind::RECORD, b"acknowledged").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while cues.syncs_waiting.load(SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no detached sync");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    // B's write takes the token and waits, armed to fail.
+    cues.fail_armed.store(true, SeqCst);
+    wal.append(FrameKind::RECORD, b"never acknowledged").unwrap();
+    while cues.writes_waiting.load(SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "B was never written");
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    // The sync completes while the writer holds the token: A is acknowledged...
+    let waiter = {
+        let wal = Arc::clone(&wal);
+        std::thread::spawn(move || wal.wait_durable(a))
+    };
+    cues.sync_gate_open.store(true, SeqCst);
+    waiter.join().unwrap().expect("A acknowledged");
+    // ...and then B's write fails: the log voids what it wrote unsynced, not A.
+    cues.fail_released.store(true, SeqCst);
+    let failed = wal.wait_durable(LogPosition::new(wal.end_position().get() - 1));
+    assert!(failed.is_err(), "{failed:?}");
+    drop(wal);
+    let target = tempfile::tempdir().unwrap();
+    sim.crash_image(sim.events(), CrashMode::DropUnsynced).write_to(dir, target.path()).unwrap();
+    let reopened = Wal::open(target.path(), options).unwrap();
+    assert_eq!(read_all(&reopened).first().map(Vec::as_slice), Some(&b"acknowledged"[..]));
 }

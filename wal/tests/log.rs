@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use inmem_wal::io::fault::{Fault, FaultIo, Op, EIO, ENOSPC};
 use inmem_wal::io::sync::SyncIo;
-use inmem_wal::io::{uring_refused_by_switch, Io, LogFile, OpenFlags, Preallocation, AUTO_PREFERS};
+use inmem_wal::io::{uring_refused_by_switch, Io, LogFile, AUTO_PREFERS};
 use inmem_wal::{
     BackendChoice, BackendReason, Durability, Error, FrameKind, LogPosition, Record, Wal,
     WalOptions,
@@ -413,9 +413,15 @@ impl ProbeIo {
         }
     }
 
-    fn file(&self, inner: Box<dyn LogFile>) -> Box<dyn LogFile> {
-        let (armed, writers) = (Arc::clone(&self.armed), Arc::clone(&self.writers));
-        Box::new(ProbeFile { inner, armed, gate: Arc::clone(&self.gate), writers })
+    /// The backend: the sync backend's, each file a [`ProbeFile`].
+    fn io(self) -> Arc<dyn Io> {
+        let ProbeIo { inner, armed, gate, writers } = self;
+        let wrap = move |_: &Path, inner: Box<dyn LogFile>| -> Box<dyn LogFile> {
+            let (armed, writers, gate) =
+                (Arc::clone(&armed), Arc::clone(&writers), Arc::clone(&gate));
+            Box::new(ProbeFile { inner, armed, gate, writers })
+        };
+        Arc::new(common::WrapIo { name: "probe", inner: Arc::new(inner), wrap })
     }
 }
 
@@ -433,48 +439,8 @@ impl ProbeFile {
     }
 }
 
-impl Io for ProbeIo {
-    fn name(&self) -> String {
-        "probe".into()
-    }
-    fn create(&self, path: &Path, flags: OpenFlags) -> std::io::Result<Box<dyn LogFile>> {
-        Ok(self.file(self.inner.create(path, flags)?))
-    }
-    fn open(
-        &self,
-        path: &Path,
-        writable: bool,
-        flags: OpenFlags,
-    ) -> std::io::Result<Box<dyn LogFile>> {
-        Ok(self.file(self.inner.open(path, writable, flags)?))
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
-        self.inner.list_dir(dir)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-}
-
 impl LogFile for ProbeFile {
-    fn size(&self) -> std::io::Result<u64> {
-        self.inner.size()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn preallocate(&self, len: u64, how: Preallocation) -> std::io::Result<()> {
-        self.inner.preallocate(len, how)
-    }
+    pass_through_file_reads!();
     fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> std::io::Result<usize> {
         self.record_writer();
         self.inner.write_at(bufs, offset)
@@ -495,7 +461,7 @@ fn a_panic_while_writing_fails_the_waiters_instead_of_leaving_them_asleep() {
     let dir = tempfile::tempdir().unwrap();
     let probe = ProbeIo::new();
     let armed = Arc::clone(&probe.armed);
-    let io: Arc<dyn Io> = Arc::new(probe);
+    let io = probe.io();
     let wal = Wal::open(dir.path(), small().io(io)).expect("open");
     wal.append_sync(FrameKind::RECORD, b"before").expect("a write before the panic");
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -515,7 +481,7 @@ fn a_panic_while_writing_fails_the_waiters_instead_of_leaving_them_asleep() {
 fn probed_log(dir: &Path) -> (Wal, Writers, Gate) {
     let probe = ProbeIo::new();
     let (writers, gate) = (Arc::clone(&probe.writers), Arc::clone(&probe.gate));
-    let io: Arc<dyn Io> = Arc::new(probe);
+    let io = probe.io();
     let wal = Wal::open(dir, small().io(io)).expect("open");
     writers.lock().unwrap().clear();
     (wal, writers, gate)

@@ -78,3 +78,71 @@ pub fn zero_close_trailer(dir: &Path, end: LogPosition) {
     trailer.fill(0);
     std::fs::write(&newest, bytes).unwrap();
 }
+
+/// A backend that passes every operation to `inner` and wraps each file it opens or
+/// creates with `wrap` (its path, the inner file): the tests' probes and scripted disks.
+pub struct WrapIo<F> {
+    pub name: &'static str,
+    pub inner: std::sync::Arc<dyn inmem_wal::io::Io>,
+    pub wrap: F,
+}
+
+type FileBox = Box<dyn inmem_wal::io::LogFile>;
+
+impl<F> std::fmt::Debug for WrapIo<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapIo").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl<F> inmem_wal::io::Io for WrapIo<F>
+where
+    F: Fn(&Path, FileBox) -> FileBox + Send + Sync,
+{
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    fn create(&self, path: &Path, flags: inmem_wal::io::OpenFlags) -> std::io::Result<FileBox> {
+        Ok((self.wrap)(path, self.inner.create(path, flags)?))
+    }
+    fn open(
+        &self,
+        path: &Path,
+        writable: bool,
+        flags: inmem_wal::io::OpenFlags,
+    ) -> std::io::Result<FileBox> {
+        Ok((self.wrap)(path, self.inner.open(path, writable, flags)?))
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        self.inner.list_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+/// Inside an `impl LogFile` of a test's wrapping file (a struct with an `inner` file): the
+/// operations it passes through unchanged.
+#[macro_export]
+macro_rules! pass_through_file_reads {
+    () => {
+        fn size(&self) -> std::io::Result<u64> {
+            self.inner.size()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            self.inner.read_at(buf, offset)
+        }
+        fn preallocate(&self, len: u64, how: inmem_wal::io::Preallocation) -> std::io::Result<()> {
+            self.inner.preallocate(len, how)
+        }
+    };
+}
