@@ -28,8 +28,8 @@
 //!   otherwise;
 //! - a frontier slot's sector, whatever its bytes, decodes without panicking; one that
 //!   decodes as valid re-encodes to the same bytes; the slot the crate encodes decodes
-//!   back exactly when its sequence number is at least 1 and its frontier lies in the
-//!   segment; the scan's end is never past the segment, and never before the highest valid
+//!   back exactly when its sequence number is at least 1, its frontier lies in the
+//!   segment and its step within its bounds; the scan's end is never past the segment, and never before the highest valid
 //!   frontier (or the segment's end, with none);
 //! - a segment file name parses only if it is the name of the position it parses to, and
 //!   every position's name parses back to it.
@@ -40,7 +40,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use inmem_wal::format::{
     decode_frame, encode_frame, frame_len, highest_frontier, parse_segment_file_name, seal_frame,
     segment_file_name, Damage, Decoded, FrameKind, FrontierSlot, HeaderError, SegmentHeader, Slot,
-    FRONTIER_SLOT_OFFSETS, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MAX, SLOT_SECTOR_LEN, TRAILER_LEN,
+    FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MAX,
+    SLOT_SECTOR_LEN, TRAILER_LEN,
 };
 use inmem_wal::LogPosition;
 use libfuzzer_sys::fuzz_target;
@@ -115,7 +116,7 @@ struct Input {
     header_bytes: Vec<u8>,
     header_poke: Option<(u16, u8)>,
     /// A slot's fields for the slot encoder, and bytes to decode as a slot's sector.
-    slot: (u64, u64),
+    slot: (u64, u64, u64),
     slot_bytes: Vec<u8>,
     name: String,
     /// The bytes to decode as a frame: the rest of the input.
@@ -134,7 +135,7 @@ impl<'a> Arbitrary<'a> for Input {
         let header_len = u.int_in_range(0..=HEADER_BYTES_MAX)?;
         let header_bytes = u.bytes(header_len)?.to_vec();
         let header_poke = Option::<(u16, u8)>::arbitrary(u)?;
-        let slot = <(u64, u64)>::arbitrary(u)?;
+        let slot = <(u64, u64, u64)>::arbitrary(u)?;
         let slot_len = u.int_in_range(0..=SLOT_SECTOR_LEN + 8)?;
         let slot_bytes = u.bytes(slot_len)?.to_vec();
         let name_len = u.int_in_range(0..=32)?;
@@ -307,10 +308,13 @@ fn check_slots(header: &SegmentHeader, block: &[u8], input: &Input) {
             "a slot re-encodes differently"
         );
     }
-    let (sequence, frontier) = input.slot;
-    let slot = FrontierSlot { sequence, frontier };
+    let (sequence, frontier, step) = input.slot;
+    let slot = FrontierSlot { sequence, frontier, step };
     let decoded = header.decode_slot(&header.encode_slot(slot));
-    if sequence >= 1 && (SEGMENT_HEADER_LEN..=header.size).contains(&frontier) {
+    if sequence >= 1
+        && (SEGMENT_HEADER_LEN..=header.size).contains(&frontier)
+        && (FRONTIER_STEP..=FRONTIER_STEP_MAX).contains(&step)
+    {
         assert_eq!(decoded, Slot::Valid(slot), "a valid slot does not round trip");
     } else {
         assert_eq!(decoded, Slot::Invalid, "an invalid slot is accepted");

@@ -273,7 +273,7 @@ pub(crate) fn mutate(files: &mut Files, written: &Written, config: &Config, muta
             let name = format!("{}.tmp", name_of(files, *name));
             files.entry(name).or_insert_with(|| bytes.0.clone());
         }
-        Mutation::WriteSlot { file, second, sequence, frontier } => {
+        Mutation::WriteSlot { file, second, sequence, frontier, step } => {
             let Some(name) = nth_name(files, *file) else { return };
             let Some(bytes) = files.get_mut(&name) else { return };
             let header = header_of(bytes).unwrap_or(SegmentHeader {
@@ -281,7 +281,7 @@ pub(crate) fn mutate(files: &mut Files, written: &Written, config: &Config, muta
                 first_position: LogPosition::ZERO,
                 size: config.segment_size(),
             });
-            let slot = FrontierSlot { sequence: *sequence, frontier: *frontier };
+            let slot = FrontierSlot { sequence: *sequence, frontier: *frontier, step: *step };
             let offset = FRONTIER_SLOT_OFFSETS[usize::from(*second)] as usize;
             write_at(bytes, offset, &header.encode_slot(slot));
         }

@@ -272,6 +272,7 @@ pub(crate) enum Mutation {
     /// Adds an unfinished segment file (`.tmp`) holding `bytes`.
     AddUnfinished { name: NameChoice, bytes: Chunk },
     /// Writes frontier slot `second as usize` of a file's header block: sealed for the
-    /// file's header (or number 0 if it has none), with this sequence number and frontier.
-    WriteSlot { file: u8, second: bool, sequence: u64, frontier: u64 },
+    /// file's header (or number 0 if it has none), with this sequence number, frontier and
+    /// step.
+    WriteSlot { file: u8, second: bool, sequence: u64, frontier: u64, step: u64 },
 }
