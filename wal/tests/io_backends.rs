@@ -14,6 +14,7 @@ use inmem_wal::io::sync::SyncIo;
 use inmem_wal::io::{
     backend, write_all_durably, write_round, BackendChoice, Io, LogFile, OpenFlags, Preallocation,
 };
+use inmem_wal::{Durability, FrameKind, LogPosition, Wal, WalOptions};
 
 /// Every backend this machine offers.
 fn backends() -> Vec<Arc<dyn Io>> {
@@ -501,5 +502,50 @@ fn files_sharing_one_backend_write_from_several_threads_at_once() {
             assert_eq!(content.len() as u64, WRITES * 64, "{}", io.name());
             assert!(content.iter().all(|&byte| byte == thread), "{}", io.name());
         }
+    }
+}
+
+#[test]
+fn a_second_read_only_opening_syncs_alone_beside_the_first_ones_writes() {
+    for io in backends() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("segment");
+        let writer = create(io.as_ref(), &path);
+        let syncs = io.open(&path, false, OpenFlags::default()).expect("open a second time");
+        writer.write_at(&[IoSlice::new(b"first")], 0).expect("write");
+        // The second opening syncs on its own thread while the first writes on.
+        std::thread::scope(|scope| {
+            let sync = scope.spawn(|| syncs.sync_data_alone());
+            writer.write_at(&[IoSlice::new(b"second")], 5).expect("write beside the sync");
+            sync.join().expect("syncer").unwrap_or_else(|e| panic!("{}: {e}", io.name()));
+        });
+        writer.sync_data().expect("sync");
+        assert_eq!(contents(writer.as_ref()), b"firstsecond", "{}", io.name());
+    }
+}
+
+#[test]
+fn a_buffered_log_on_every_backend_syncs_beside_its_writes_and_reopens_whole() {
+    let buffered = Durability::Buffered { interval: std::time::Duration::from_millis(1) };
+    for io in backends() {
+        let name = io.name();
+        let dir = tempfile::tempdir().expect("dir");
+        let options = WalOptions::default().segment_size(1 << 20).max_record_bytes(64 << 10);
+        let options = options.durability(buffered);
+        let wal = Wal::open(dir.path(), options.clone().io(Arc::clone(&io))).expect("open");
+        let mut last = LogPosition::ZERO;
+        for i in 0..400u32 {
+            last = wal.append(FrameKind::RECORD, &[u8::try_from(i % 200).unwrap(); 5000]).unwrap();
+            if i % 50 == 49 {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        }
+        wal.wait_durable(last).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stats = wal.stats();
+        assert!(stats.fsyncs >= 2 && stats.segments_created >= 1, "{name}: {stats:?}");
+        wal.close().expect("close");
+        let wal = Wal::open(dir.path(), options.io(io)).expect("reopen");
+        let records = wal.read_from(wal.first_position()).expect("read").count();
+        assert_eq!(records, 400, "{name}");
     }
 }
