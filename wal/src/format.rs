@@ -77,8 +77,8 @@
 //! step written).
 //!
 //! The step is the writer's to choose, per slot, between [`FRONTIER_STEP`] and
-//! [`FRONTIER_STEP_MAX`]: about what the log writes in [`FRONTIER_STEP_RUNWAY`] at the rate
-//! it wrote the last step (`writer.rs`). A slot's step is runway: how much the writer may
+//! [`FRONTIER_STEP_MAX`]: about what the log writes in a quarter second at the rate it
+//! wrote the last step (`writer.rs`, `FRONTIER_STEP_RUNWAY`). A slot's step is runway: how much the writer may
 //! write while the sync that makes the slot the base is in flight, so that a slow sync does
 //! not stop a busy log's writes. It is also what recovery reads past the frontier, so a
 //! log that writes little keeps the smallest step, and its open reads little.
@@ -172,11 +172,6 @@ const SLOT_FIELDS_LEN: usize = 32;
 pub const FRONTIER_STEP: u64 = 1 << 20;
 /// The largest step a frontier slot carries.
 pub const FRONTIER_STEP_MAX: u64 = 16 << 20;
-/// The writer gives a slot the step the log writes in this long, at the rate it wrote the
-/// step before (within [`FRONTIER_STEP`]..=[`FRONTIER_STEP_MAX`]): runway for the writes
-/// made while the slot's sync is in flight. The slowest syncs measured on a busy virtual
-/// disk took 80-150 ms.
-pub const FRONTIER_STEP_RUNWAY: std::time::Duration = std::time::Duration::from_millis(250);
 /// The bytes of a frame before its payload.
 pub const FRAME_HEADER_LEN: usize = 24;
 /// The bytes of a frame after its payload, before the padding.

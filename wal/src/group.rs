@@ -1031,13 +1031,24 @@ mod tests {
         (group, batches, background)
     }
 
-    /// Waits until `batches` reaches `at_least`, for at most a minute.
-    fn wait_for_batches(batches: &AtomicU64, at_least: u64) {
+    /// Waits until `counter` reaches `at_least`, for at most a minute; else fails, saying
+    /// `never`.
+    fn wait_until_at_least(counter: &AtomicU64, at_least: u64, never: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while batches.load(Ordering::SeqCst) < at_least {
-            assert!(Instant::now() < deadline, "the writer never wrote");
+        while counter.load(Ordering::SeqCst) < at_least {
+            assert!(Instant::now() < deadline, "{never}");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// Waits until `batches` reaches `at_least`, for at most a minute.
+    fn wait_for_batches(batches: &AtomicU64, at_least: u64) {
+        wait_until_at_least(batches, at_least, "the writer never wrote");
+    }
+
+    /// Waits until `written` reaches `at_least`, for at most a minute.
+    fn wait_for_written(written: &AtomicU64, at_least: u64) {
+        wait_until_at_least(written, at_least, "the writes waited for the sync in flight");
     }
 
     /// A fake disk that keeps what a crash could tear (written, not synced) and checks,
@@ -1301,15 +1312,6 @@ mod tests {
             std::thread::spawn(move || group.run_syncer())
         };
         (group, gate, written, abandoned, [background, syncer])
-    }
-
-    /// Waits until `written` reaches `at_least`, for at most a minute.
-    fn wait_for_written(written: &AtomicU64, at_least: u64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while written.load(Ordering::SeqCst) < at_least {
-            assert!(Instant::now() < deadline, "the writes waited for the sync in flight");
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     #[test]

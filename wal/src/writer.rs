@@ -28,8 +28,8 @@
 //! Under `Buffered` the log's syncs are detached ([`DetachedSync`], run by the syncer
 //! thread, `group.rs`) and start as soon as a slot is written, so that they complete
 //! while the writer writes on within the step; each slot's step is sized to about a
-//! quarter second of the rate the log wrote the step before (`format.rs`,
-//! [`FRONTIER_STEP_RUNWAY`]), so that a slow sync (80-150 ms seen) does not make the
+//! quarter second of the rate the log wrote the step before ([`FRONTIER_STEP_RUNWAY`]),
+//! so that a slow sync (80-150 ms seen) does not make the
 //! writer stop at the frontier. Under `Sync` every slot is synced in its own round, and
 //! the step stays the smallest. A close trailer is
 //! written only when no slot write is unsynced and none is needed, so that a log that ends
@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::format::{
     encode_trailer, highest_frontier, seal_frame, FrontierSlot, SegmentHeader, Slot, Trailer,
-    FRAME_HEADER_LEN, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX,
-    FRONTIER_STEP_RUNWAY, SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN, TRAILER_LEN,
+    FRAME_HEADER_LEN, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX, SEGMENT_HEADER_LEN,
+    SLOT_SECTOR_LEN, TRAILER_LEN,
 };
 use crate::group::{Batch, Done, Work, Worker};
 use crate::io::{write_round, write_zeros, LogFile};
@@ -57,6 +57,11 @@ pub(crate) const GATHER_MAX: Duration = Duration::from_micros(500);
 /// it writes them (a quarter of the sync interval, if that is shorter): at most a thousand
 /// wake-ups of that thread a second, however many commits.
 pub(crate) const BUFFERED_ROUND_MAX: Duration = Duration::from_millis(1);
+/// A log whose syncs are detached gives a frontier slot the step it writes in this long, at
+/// the rate it wrote the step before (within [`FRONTIER_STEP`]..=[`FRONTIER_STEP_MAX`]):
+/// runway for the writes made while the slot's sync is in flight. The slowest syncs
+/// measured on a busy virtual disk took 80-150 ms.
+const FRONTIER_STEP_RUNWAY: Duration = Duration::from_millis(250);
 
 /// The open segment and what writes to it.
 #[derive(Debug)]
@@ -74,12 +79,9 @@ pub(crate) struct Writer {
     spare_asked: bool,
     /// The current segment's frontier slots.
     frontier: Frontier,
-    /// The step of the last slot written in the previous segment: the first slot of this
-    /// one carries it.
-    carried_step: u64,
     /// Under `Buffered`: the current segment opened a second time, for detached syncs
     /// (see [`DetachedSync`]).
-    sync_file: Option<Arc<dyn LogFile>>,
+    sync_file: Option<Arc<SyncFile>>,
     /// The end of what the detached syncs made durable, set by the syncer thread as each
     /// completes, before the log acknowledges anything by it: what a failed write voids
     /// ([`Writer::void_unsynced`]) starts past it even when the writer has yet to be told
@@ -114,8 +116,21 @@ struct Frontier {
     /// When the latest slot was written, and the frontier the writes then passed: the
     /// rate the next slot's step is sized by.
     last_slot: Option<(Instant, u64)>,
+    /// Whether slots' steps follow the write rate (a log whose syncs are detached, so whose
+    /// writes go on while a slot's sync is in flight); else every slot takes the smallest.
+    runway: bool,
+    /// The step the segment's first slot write carries: the one the previous segment's
+    /// writes had reached.
+    first_step: u64,
     /// The segment's size: no frontier is past it.
     size: u64,
+}
+
+/// A segment opened a second time, for detached syncs, and its path (for their errors).
+#[derive(Debug)]
+pub(crate) struct SyncFile {
+    file: Box<dyn LogFile>,
+    path: std::path::PathBuf,
 }
 
 /// A sync of the segment being written, run by the log's syncer thread while the writer
@@ -123,8 +138,7 @@ struct Frontier {
 /// for it, and the slot the sync makes the base.
 #[derive(Debug)]
 pub(crate) struct DetachedSync {
-    file: Arc<dyn LogFile>,
-    path: std::path::PathBuf,
+    file: Arc<SyncFile>,
     segment: u64,
     /// The frontier the latest slot write named when the sync was asked for, its step and
     /// slot, if one is pending.
@@ -137,8 +151,15 @@ pub(crate) struct DetachedSync {
 
 impl Frontier {
     /// The frontier of `segment`, whose slots are `slots` (as read at open, or as its
-    /// creation wrote them, durable either way), written up to file offset `end`.
-    fn new(segment: &SegmentHeader, slots: &[Slot; 2], end: u64) -> Frontier {
+    /// creation wrote them, durable either way), written up to file offset `end`; its
+    /// slots' steps follow the write rate if `runway`, starting at `first_step`.
+    fn new(
+        segment: &SegmentHeader,
+        slots: &[Slot; 2],
+        end: u64,
+        runway: bool,
+        first_step: u64,
+    ) -> Frontier {
         let sequence = slots.iter().filter_map(|slot| slot.valid()).map(|s| s.sequence).max();
         let highest = highest_frontier(slots);
         let base_slot = highest.and_then(|high| slots.iter().position(|s| s.valid() == Some(high)));
@@ -154,6 +175,8 @@ impl Frontier {
             pending: None,
             sequence: sequence.unwrap_or(0),
             last_slot: None,
+            runway,
+            first_step,
             size: segment.size,
         }
     }
@@ -164,18 +187,16 @@ impl Frontier {
         self.base.saturating_add(self.base_step).min(self.size)
     }
 
-    /// The step for a slot written `now`: with `runway` (a log whose syncs are detached,
-    /// and so whose writes go on while a slot's sync is in flight), what the log writes in
-    /// [`FRONTIER_STEP_RUNWAY`] at the rate it passed the last step (the previous
-    /// segment's, for a segment's first slot: `carried`), within
-    /// [`FRONTIER_STEP`]..=[`FRONTIER_STEP_MAX`]; else the smallest, since every round
-    /// that writes a slot syncs it before the next round, and the step only bounds what
-    /// recovery reads.
-    fn next_step(&self, now: Instant, carried: u64, runway: bool) -> u64 {
-        if !runway {
+    /// The step for a slot written `now`: with `runway`, what the log writes in
+    /// [`FRONTIER_STEP_RUNWAY`] at the rate it passed the last step (`first_step` for the
+    /// segment's first slot), within [`FRONTIER_STEP`]..=[`FRONTIER_STEP_MAX`]; else the
+    /// smallest, since every round that writes a slot syncs it before the next round, and
+    /// the step only bounds what recovery reads.
+    fn next_step(&self, now: Instant) -> u64 {
+        if !self.runway {
             return FRONTIER_STEP;
         }
-        let Some((at, from)) = self.last_slot else { return carried };
+        let Some((at, from)) = self.last_slot else { return self.first_step };
         let bytes = u128::from(self.written.saturating_sub(from));
         let elapsed = now.saturating_duration_since(at).as_nanos().max(1);
         let step = bytes.saturating_mul(FRONTIER_STEP_RUNWAY.as_nanos()) / elapsed;
@@ -189,8 +210,6 @@ impl Frontier {
         &mut self,
         segment: &SegmentHeader,
         end: u64,
-        carried: u64,
-        runway: bool,
     ) -> Option<(u64, [u8; SLOT_SECTOR_LEN])> {
         if end <= self.written {
             return None;
@@ -198,7 +217,7 @@ impl Frontier {
         let frontier = self.reach();
         debug_assert!(end <= frontier, "a round stays within base + S");
         let now = Instant::now();
-        let step = self.next_step(now, carried, runway);
+        let step = self.next_step(now);
         let index = self.base_slot.map_or(0, |base| 1 - base);
         self.sequence = self.sequence.saturating_add(1);
         self.last_slot = Some((now, self.written));
@@ -261,7 +280,6 @@ impl Worker for Writer {
         let frontier = &self.frontier;
         Some(DetachedSync {
             file: Arc::clone(self.sync_file.as_ref()?),
-            path: self.path(),
             segment: self.segment.number,
             slot: frontier.pending.map(|index| (frontier.written, frontier.written_step, index)),
             end,
@@ -270,7 +288,8 @@ impl Worker for Writer {
     }
 
     fn run_detached(sync: &DetachedSync) -> Result<()> {
-        sync.file.sync_data_alone().map_err(|e| Error::io("fdatasync", &sync.path, e))?;
+        let SyncFile { file, path } = &*sync.file;
+        file.sync_data_alone().map_err(|e| Error::io("fdatasync", path, e))?;
         sync.durable.fetch_max(sync.end.get(), Ordering::SeqCst);
         Ok(())
     }
@@ -305,7 +324,8 @@ impl Writer {
     ) -> Result<Writer> {
         let attempted = SEGMENT_HEADER_LEN
             + (durable.max(segment.first_position).get() - segment.first_position.get());
-        let frontier = Frontier::new(&segment, slots, attempted);
+        let runway = matches!(segments.options.durability, Durability::Buffered { .. });
+        let frontier = Frontier::new(&segment, slots, attempted, runway, FRONTIER_STEP);
         let mut writer = Writer {
             segments,
             file,
@@ -314,7 +334,6 @@ impl Writer {
             attempted,
             spare_asked: false,
             frontier,
-            carried_step: FRONTIER_STEP,
             sync_file: None,
             detached_durable: Arc::new(AtomicU64::new(0)),
         };
@@ -326,14 +345,14 @@ impl Writer {
     /// opened before anything is written to it, so that its syncs report every write-back
     /// error of what is written after (Linux reports such an error once to each open file,
     /// so a sync on a file shared with the writer's own syncs could miss one).
-    fn open_sync_file(&self) -> Result<Option<Arc<dyn LogFile>>> {
-        if !matches!(self.segments.options.durability, Durability::Buffered { .. }) {
+    fn open_sync_file(&self) -> Result<Option<Arc<SyncFile>>> {
+        if !self.frontier.runway {
             return Ok(None);
         }
         let path = self.path();
         let file = self.segments.io.open(&path, false, self.segments.options.open_flags);
         let file = file.map_err(|e| Error::io("open segment for syncs", &path, e))?;
-        Ok(Some(Arc::from(file)))
+        Ok(Some(Arc::new(SyncFile { file, path })))
     }
 
     /// The current segment's path.
@@ -432,8 +451,7 @@ impl Writer {
         if !bytes.is_empty() {
             self.attempted = self.attempted.max(end);
         }
-        let runway = self.sync_file.is_some();
-        let slot = self.frontier.slot_for(&self.segment, end, self.carried_step, runway);
+        let slot = self.frontier.slot_for(&self.segment, end);
         // An O_DSYNC file makes each write durable before it returns: no fdatasync to add.
         let dsync = self.segments.options.open_flags.dsync;
         let fdatasync = sync && !dsync;
@@ -508,8 +526,8 @@ impl Writer {
         // Sealed only once the successor is durable, and before anything is written to it.
         self.write_trailer(Trailer::Seal, first)?;
         // The new segment's first slot takes the step this one's writes had reached.
-        self.carried_step = self.frontier.written_step;
-        self.frontier = Frontier::new(&header, &meta.slots, SEGMENT_HEADER_LEN);
+        let (runway, first_step) = (self.frontier.runway, self.frontier.written_step);
+        self.frontier = Frontier::new(&header, &meta.slots, SEGMENT_HEADER_LEN, runway, first_step);
         self.segments.add(meta);
         self.segments.stats.segment_created();
         self.file = file;

@@ -9,7 +9,7 @@ use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{offset_in, segments, zero_close_trailer};
+use common::{eventually, offset_in, segments, zero_close_trailer};
 use inmem_wal::format::{
     highest_frontier, SegmentHeader, Slot, FRONTIER_SLOT_OFFSETS, FRONTIER_STEP, FRONTIER_STEP_MAX,
     SEGMENT_HEADER_LEN, SLOT_SECTOR_LEN,
@@ -494,17 +494,6 @@ struct Cues {
     fail_released: std::sync::atomic::AtomicBool,
 }
 
-#[allow(clippy::disallowed_types, reason = "a test's cues, with no loom model")]
-impl Cues {
-    fn wait_for(flag: &std::sync::atomic::AtomicBool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
-            assert!(std::time::Instant::now() < deadline, "a cue never came");
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-    }
-}
-
 #[derive(Debug)]
 struct ChoreoFile {
     inner: Box<dyn LogFile>,
@@ -531,7 +520,7 @@ impl LogFile for ChoreoFile {
         use std::sync::atomic::Ordering::SeqCst;
         if self.segment && self.cues.fail_armed.swap(false, SeqCst) {
             self.cues.writes_waiting.fetch_add(1, SeqCst);
-            Cues::wait_for(&self.cues.fail_released);
+            eventually("the failing write released", || self.cues.fail_released.load(SeqCst));
             return Err(std::io::Error::other("injected write failure"));
         }
         self.inner.write_at(bufs, offset)
@@ -540,10 +529,12 @@ impl LogFile for ChoreoFile {
         self.inner.sync_data()
     }
     fn sync_data_alone(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
         std::thread::sleep(self.cues.sync_delay);
         if self.cues.gate_syncs {
-            self.cues.syncs_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Cues::wait_for(&self.cues.sync_gate_open);
+            self.cues.syncs_waiting.fetch_add(1, SeqCst);
+            let cues = &self.cues;
+            eventually("the sync gate opened", || cues.sync_gate_open.load(SeqCst));
         }
         self.inner.sync_data_alone()
     }
@@ -563,18 +554,11 @@ fn a_failed_write_never_zeroes_what_a_detached_sync_made_durable_and_the_log_ack
     let wal = Arc::new(Wal::open(dir, options.clone().io(io)).unwrap());
     // A is written, and a detached sync of it held at the gate.
     let a = wal.append(FrameKind::RECORD, b"acknowledged").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while cues.syncs_waiting.load(SeqCst) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no detached sync");
-        std::thread::sleep(std::time::Duration::from_micros(200));
-    }
+    eventually("a detached sync", || cues.syncs_waiting.load(SeqCst) > 0);
     // B's write takes the token and waits, armed to fail.
     cues.fail_armed.store(true, SeqCst);
     wal.append(FrameKind::RECORD, b"never acknowledged").unwrap();
-    while cues.writes_waiting.load(SeqCst) == 0 {
-        assert!(std::time::Instant::now() < deadline, "B was never written");
-        std::thread::sleep(std::time::Duration::from_micros(200));
-    }
+    eventually("B written", || cues.writes_waiting.load(SeqCst) > 0);
     // The sync completes while the writer holds the token: A is acknowledged...
     let waiter = {
         let wal = Arc::clone(&wal);

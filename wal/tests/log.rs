@@ -23,7 +23,7 @@ use inmem_wal::{
 
 mod common;
 
-use common::{run_with_uring_refused, uring_or_skip};
+use common::{eventually, run_with_uring_refused, uring_or_skip};
 
 /// Small segments, so that a few records rotate them.
 fn small() -> WalOptions {
@@ -39,15 +39,6 @@ fn payload(thread: usize, index: usize) -> Vec<u8> {
 
 fn read_all(wal: &Wal) -> Vec<Record> {
     wal.read_from(wal.first_position()).expect("reader").collect::<Result<_, _>>().expect("read")
-}
-
-/// Polls `done` until it holds, failing the test after 30 s.
-fn eventually(what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]

@@ -295,27 +295,19 @@ impl Shared {
     pub(crate) fn finish_logged(
         &self,
         log: &Log,
-        mut record: Vec<u8>,
+        record: Vec<u8>,
         version: CommitVersion,
         durability: Durability,
     ) -> Result<()> {
-        record::set_version(&mut record, version);
         if log.durability == Durability::Sync {
             // This thread waits for it, and so writes it or joins a batch: no hand-off to
             // the background writer. Parked before the wait, the commit is made visible by
             // whichever committer of its batch wakes first.
-            let position = log
-                .wal
-                .append_to_wait(record::COMMIT, &record)
-                .map_err(|error| self.log_failed("committing", error))?;
-            self.visible.park(version, LogPosition::new(position.get() + 1));
+            let position = self.append_commit(log, record, version, true)?;
             log.wal.wait_durable(position).map_err(|error| self.log_failed("committing", error))?;
             self.visible.announce(|| log.wal.durable_position());
         } else {
-            log.wal
-                .append(record::COMMIT, &record)
-                .map_err(|error| self.log_failed("committing", error))?;
-            self.visible.finish(version);
+            self.append_commit(log, record, version, false)?;
         }
         self.wait_visible(version)?;
         if log.durability != Durability::Sync && durability == Durability::Sync {
@@ -340,20 +332,37 @@ impl Shared {
     pub(crate) fn append_maintenance(
         &self,
         log: &Log,
-        mut record: Vec<u8>,
+        record: Vec<u8>,
         version: CommitVersion,
     ) -> Result<Unsettled> {
+        let position = self.append_commit(log, record, version, true)?;
+        Ok(Unsettled { version, position })
+    }
+
+    /// Appends the record of commit `version` (version patched in), to be waited for by
+    /// its committer if `then_wait` (who then writes it if nobody else does), and makes
+    /// the commit visible as the log's durability says: at once under `Buffered`, parked
+    /// until its record is durable under `Sync`. A failure poisons the database.
+    fn append_commit(
+        &self,
+        log: &Log,
+        mut record: Vec<u8>,
+        version: CommitVersion,
+        then_wait: bool,
+    ) -> Result<LogPosition> {
         record::set_version(&mut record, version);
-        let position = log
-            .wal
-            .append_to_wait(record::COMMIT, &record)
-            .map_err(|error| self.log_failed("committing", error))?;
+        let appended = if then_wait {
+            log.wal.append_to_wait(record::COMMIT, &record)
+        } else {
+            log.wal.append(record::COMMIT, &record)
+        };
+        let position = appended.map_err(|error| self.log_failed("committing", error))?;
         if log.durability == Durability::Sync {
             self.visible.park(version, LogPosition::new(position.get() + 1));
         } else {
             self.visible.finish(version);
         }
-        Ok(Unsettled { version, position })
+        Ok(position)
     }
 
     /// Waits until every maintenance commit appended up to `last` is as durable as the log

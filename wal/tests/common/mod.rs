@@ -11,6 +11,15 @@ use inmem_wal::format::{SEGMENT_HEADER_LEN, TRAILER_LEN};
 use inmem_wal::io::{backend, URING_SWITCH, URING_SWITCH_REFUSE};
 use inmem_wal::{BackendChoice, LogPosition};
 
+/// Polls `done` until it holds, failing the test after 30 s.
+pub fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Whether io_uring can be set up here; where it cannot (a kernel or sandbox that refuses
 /// it, or `INMEM_IO_URING=refuse`), says on stderr that `what` is skipped and why.
 pub fn uring_or_skip(what: &str) -> bool {
